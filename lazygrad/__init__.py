@@ -1,0 +1,9 @@
+"""lazygrad: a lazy graph compiler for deep learning. Tensor code records a graph; realizing it schedules kernels,
+lowers them to block-level uops and runs them (numpy interpreter on the CPU, Triton on a GPU)."""
+from .tensor import Tensor, ShapeError, manual_seed, realize
+from .dtypes import DType, bool_, uint8, int32, int64, float16, bfloat16, float32, float64
+from .helpers import Context, counters, settings
+from . import dtypes
+
+__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context", "counters", "settings", "dtypes",
+           "bool_", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]

@@ -1,0 +1,94 @@
+"""Kernel AST: what one kernel computes, independent of how it is tiled.
+
+A kernel has one iteration space `shape` (output axes first, then `n_reduce` reduce axes). Its AST is a tree of
+`KNode`s: LOAD/VALID read through a ShapeTracker over the iteration space (size 1 on reduce axes after a
+reduction), CONST, ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
+roots. Buffers are numbered: 0..n_out-1 are written, the rest read."""
+from __future__ import annotations
+import weakref
+from dataclasses import dataclass
+from enum import Enum, auto
+from functools import cached_property
+from typing import Any
+from ..dtypes import DType
+from ..ir.ops import Op, REDUCE
+from ..ir.view import ShapeTracker
+
+
+class K(Enum):
+  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto()
+  def __repr__(self): return self.name
+
+
+class KNode:
+  """An AST node. Hash-consed: equal nodes are one object, so equality and hashing are by identity and never
+  recurse (an AST may be a 100,000-deep chain)."""
+  __slots__ = ("op", "dtype", "srcs", "arg", "locs", "__weakref__")
+  _cache: "weakref.WeakValueDictionary[tuple, KNode]" = weakref.WeakValueDictionary()
+
+  def __new__(cls, op: Op | K, dtype: DType, srcs: tuple = (), arg: Any = None, locs: tuple = ()):
+    key = (op, dtype, tuple(id(s) for s in srcs), arg)
+    if (hit := cls._cache.get(key)) is not None: return hit
+    self = super().__new__(cls)
+    self.op, self.dtype, self.srcs, self.arg, self.locs = op, dtype, tuple(srcs), arg, locs
+    cls._cache[key] = self
+    return self
+
+  def __repr__(self): return f"KNode({self.op.name}, {self.dtype.name}, arg={self.arg})"
+
+  def walk(self):
+    """Nodes below and including self, sources first, each once (iterative)."""
+    order, seen, stack = [], set(), [(self, False)]
+    while stack:
+      n, done = stack.pop()
+      if done: order.append(n); continue
+      if n in seen: continue
+      seen.add(n)
+      stack.append((n, True))
+      stack.extend((s, False) for s in reversed(n.srcs))
+    return order
+
+
+@dataclass(frozen=True)
+class BufSpec:
+  dtype: DType
+  size: int
+
+
+@dataclass(frozen=True)
+class Kernel:
+  name: str
+  shape: tuple            # iteration space: output axes, then reduce axes
+  n_reduce: int
+  bufs: tuple             # BufSpec per buffer slot; slots [0, n_out) are outputs
+  n_out: int
+  stores: tuple           # KNode STORE roots
+
+  @cached_property
+  def nodes(self) -> list[KNode]:
+    seen, out = set(), []
+    for s in self.stores:
+      for n in s.walk():
+        if n not in seen: seen.add(n); out.append(n)
+    return out
+
+  @property
+  def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE]
+
+  @cached_property
+  def text(self) -> str:
+    """Stable text form; also the cache key of the kernel's lowering."""
+    names, lines = {}, [f"kernel {self.name} shape={list(self.shape)} reduce_axes={self.n_reduce}",
+                        "  bufs: " + ", ".join(f"b{i}:{b.dtype.name}[{b.size}]{'*' if i < self.n_out else ''}"
+                                              for i, b in enumerate(self.bufs))]
+    for i, n in enumerate(self.nodes):
+      names[n] = f"%{i}"
+      srcs = " ".join(names[s] for s in n.srcs)
+      if n.op in (K.LOAD, K.STORE): arg = f"b{n.arg[0]} {n.arg[1]}"
+      elif n.op is K.CONST: arg = repr(n.arg)
+      elif n.op is Op.CAST: arg = ""
+      else: arg = "" if n.arg is None else str(n.arg)
+      lines.append("  " + " ".join(p for p in (f"%{i} = {n.op.name} {n.dtype.name}", srcs, arg) if p))
+    return "\n".join(lines)
+
+  def __str__(self): return self.text

@@ -1,0 +1,301 @@
+"""Linearizer: kernel AST -> block-level uops, for given block sizes.
+
+Output axes are split into blocks; one program computes one block of the output (the grid is the number of blocks,
+its index decomposed per axis). Reduce axes are either one whole tile, or walked by a loop with accumulators when a
+reduction's result is only used after it (never broadcast back). A sum of a product whose operands vary along
+different output axes becomes a DOT."""
+from __future__ import annotations
+from dataclasses import dataclass
+import math
+from ..dtypes import DType, bool_, int32, int64, float32, min_value
+from ..helpers import prod
+from ..ir.ops import Op, REDUCE
+from ..ir.symbolic import Lin, Var, Div, Mod, Cond
+from ..ir.view import ShapeTracker
+from .kernel import K, KNode, Kernel
+from .uops import U, UOp, Program
+
+
+@dataclass(frozen=True)
+class LoweringOptions:
+  """How a device wants kernels tiled. `whole`: one tile spans the iteration space (numpy). Otherwise blocks are
+  powers of two with at most `max_tile` elements, and `dot_blocks` (m, n, k) for contractions."""
+  whole: bool = True
+  max_tile: int = 4096
+  max_reduce_block: int = 1024
+  dot_blocks: tuple = (64, 64, 32)
+  blocks: tuple | None = None      # explicit block sizes (tests of tiling on the numpy interpreter)
+
+
+def _next_pow2(x: int) -> int: return 1 << max(0, (x - 1).bit_length())
+
+
+def needs_whole_reduce(k: Kernel) -> bool:
+  """A reduction whose result is broadcast back over the reduce axes needs them in one tile."""
+  store = k.stores[0]
+  if k.n_reduce and any(s != 1 for s in store.arg[1].shape[-k.n_reduce:]): return True
+  return any(r is not q and r in q.walk() for q in k.reduces for r in k.reduces)
+
+
+def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
+  if opts.blocks is not None: return tuple(opts.blocks)
+  if opts.whole: return tuple(k.shape)
+  n_out = len(k.shape) - k.n_reduce
+  blocks = [1] * len(k.shape)
+  whole_red = needs_whole_reduce(k)
+  budget = opts.max_tile
+  for a in range(len(k.shape) - 1, n_out - 1, -1):   # reduce axes, innermost first
+    b = _next_pow2(k.shape[a]) if whole_red else min(_next_pow2(k.shape[a]), opts.max_reduce_block, budget)
+    blocks[a], budget = b, max(1, budget // b)
+  if _dot_axes(k) is not None and not whole_red:
+    m, n, kk = _dot_axes(k)
+    bm, bn, bk = opts.dot_blocks
+    blocks[m], blocks[n], blocks[kk] = (max(16, min(bm, _next_pow2(k.shape[m]))), max(16, min(bn, _next_pow2(k.shape[n]))),
+                                        max(16, min(bk, _next_pow2(k.shape[kk]))))
+    return tuple(blocks)
+  for a in range(n_out - 1, -1, -1):                  # output axes, innermost first
+    b = min(_next_pow2(k.shape[a]), budget)
+    blocks[a], budget = b, max(1, budget // b)
+  return tuple(blocks)
+
+
+def _axes_of(node: KNode) -> set[int] | None:
+  """Kernel axes a value varies along; None if it contains a reduction."""
+  out = set()
+  for n in node.walk():
+    if n.op in REDUCE: return None
+    if n.op in (K.LOAD, K.VALID):
+      st: ShapeTracker = n.arg if n.op is K.VALID else n.arg[1]
+      idx, conds = st.index(_axis_vars(st.shape))
+      for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}: out.add(int(v.name[1:]))
+  return out
+
+
+def _strip_upcast(n: KNode) -> KNode:
+  return n.srcs[0] if n.op is Op.CAST and n.dtype == float32 and n.srcs[0].dtype.is_float else n
+
+
+def _dot_parts(k: Kernel, r: KNode):
+  """(a, b, (m, n, k)) when reduce `r` is a contraction, else None."""
+  if r.op is not Op.REDUCE_SUM or k.n_reduce != 1 or not r.dtype.is_float: return None
+  src = r.srcs[0]
+  if src.op is not Op.MUL: return None
+  a, b = (_strip_upcast(s) for s in src.srcs)
+  da, db = _axes_of(a), _axes_of(b)
+  kk = len(k.shape) - 1
+  if da is None or db is None or kk not in da or kk not in db: return None
+  ma, nb = da - db - {kk}, db - da - {kk}
+  if len(ma) != 1 or len(nb) != 1: return None
+  return a, b, (ma.pop(), nb.pop(), kk)
+
+
+def _dot_axes(k: Kernel):
+  parts = [_dot_parts(k, r) for r in k.reduces]
+  return parts[0][2] if len(parts) == 1 and parts[0] is not None else None
+
+
+def _axis_vars(shape) -> list[Lin]:
+  return [Lin.of(Var(f"i{d}", 0, s - 1)) if s > 1 else Lin.of(0) for d, s in enumerate(shape)]
+
+
+def _broadcast(*shapes) -> tuple:
+  shapes = [s for s in shapes if s]
+  if not shapes: return ()
+  return tuple(max(d) for d in zip(*shapes))
+
+
+class _Linearizer:
+  def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType):
+    self.k, self.blocks, self.idt = k, blocks, index_dtype
+    self.rank, self.n_out = len(k.shape), len(k.shape) - k.n_reduce
+    self.uops: list[UOp] = []
+    self.scopes: list[dict] = [{}]
+    self.axis_idx: dict[int, UOp] = {}
+    self.bounds: dict[int, UOp] = {}
+    self.memo: dict[KNode, UOp] = {}
+
+  # --- emission helpers
+  def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, locs=()) -> UOp:
+    if shape is None: shape = _broadcast(*(s.shape for s in srcs))
+    pure = op in (U.CONST, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST)
+    key = (op, dtype, tuple(id(s) for s in srcs), arg, shape)
+    if pure:
+      for scope in reversed(self.scopes):
+        if key in scope: return scope[key]
+    u = UOp(op, dtype, tuple(srcs), arg, shape, locs)
+    self.uops.append(u)
+    if pure: self.scopes[-1][key] = u
+    return u
+
+  def const(self, v, dtype: DType) -> UOp: return self.emit(U.CONST, dtype, (), v, ())
+  def alu(self, op: Op, dtype: DType, *srcs, locs=()) -> UOp: return self.emit(U.ALU, dtype, srcs, op, None, locs)
+
+  def lin(self, x: Lin) -> UOp:
+    acc = None
+    for atom, coef in x.terms:
+      t = self.atom(atom)
+      if coef != 1: t = self.alu(Op.MUL, self.idt, t, self.const(coef, self.idt))
+      acc = t if acc is None else self.alu(Op.ADD, self.idt, acc, t)
+    if acc is None: return self.const(x.const, self.idt)
+    return self.alu(Op.ADD, self.idt, acc, self.const(x.const, self.idt)) if x.const else acc
+
+  def atom(self, a) -> UOp:
+    if isinstance(a, Var): return self.axis_idx[int(a.name[1:])]
+    return self.alu(Op.IDIV if isinstance(a, Div) else Op.MOD, self.idt, self.lin(a.x), self.const(a.d, self.idt))
+
+  def cond(self, c: Cond) -> UOp:
+    x, parts = self.lin(c.x), []
+    if c.lo is not None: parts.append(self.alu(Op.CMPLT, bool_, self.const(c.lo - 1, self.idt), x))
+    if c.hi is not None: parts.append(self.alu(Op.CMPLT, bool_, x, self.const(c.hi, self.idt)))
+    return self.all_of(parts)
+
+  def all_of(self, masks) -> UOp | None:
+    out = None
+    for m in masks:
+      if m is not None: out = m if out is None else self.alu(Op.AND, bool_, out, m)
+    return out
+
+  def bounds_mask(self, axes) -> UOp | None:
+    return self.all_of(self.bounds.get(a) for a in sorted(axes))
+
+  # --- axes
+  def define_axes(self, axes, counter: UOp | None):
+    """Index tiles of `axes`: block index (decomposed from `counter`, last axis fastest) * block + arange."""
+    nblocks = {a: math.ceil(self.k.shape[a] / self.blocks[a]) for a in axes}
+    stride = 1
+    for a in reversed(axes):
+      blk = self.blocks[a]
+      base = None
+      if nblocks[a] > 1:
+        q = counter if stride == 1 else self.alu(Op.IDIV, self.idt, counter, self.const(stride, self.idt))
+        bi = q if stride * nblocks[a] == prod(nblocks.values()) else self.alu(Op.MOD, self.idt, q, self.const(nblocks[a], self.idt))
+        base = bi if blk == 1 else self.alu(Op.MUL, self.idt, bi, self.const(blk, self.idt))
+        stride *= nblocks[a]
+      if blk > 1:
+        shape = tuple(blk if d == a else 1 for d in range(self.rank))
+        ar = self.emit(U.ARANGE, self.idt, (), a, shape)
+        idx = ar if base is None else self.alu(Op.ADD, self.idt, base, ar)
+      else: idx = base if base is not None else self.const(0, self.idt)
+      self.axis_idx[a] = idx
+      if blk * nblocks[a] > self.k.shape[a]:
+        self.bounds[a] = self.alu(Op.CMPLT, bool_, idx, self.const(self.k.shape[a], self.idt))
+    return prod(nblocks.values())
+
+  # --- AST nodes
+  def access(self, st: ShapeTracker) -> tuple[Lin, list[Cond] | None, set]:
+    idx, conds = st.index(_axis_vars(st.shape))
+    used = {int(v.name[1:]) for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
+    return idx, conds, used
+
+  def value(self, root: KNode) -> UOp:
+    """Uops for `root`; a REDUCE is emitted by `partial`, which lowers its source itself (maybe as a DOT)."""
+    stack = [(root, False)]
+    while stack:
+      n, ready = stack.pop()
+      if n in self.memo: continue
+      kids = () if n.op in REDUCE else n.srcs
+      if not ready and any(s not in self.memo for s in kids):
+        stack.append((n, True))
+        stack.extend((s, False) for s in kids if s not in self.memo)
+        continue
+      self.memo[n] = self.node(n, [self.memo[s] for s in kids])
+    return self.memo[root]
+
+  def node(self, n: KNode, srcs: list[UOp]) -> UOp:
+    if n.op is K.CONST: return self.const(n.arg, n.dtype)
+    if n.op is K.LOAD:
+      slot, st = n.arg
+      idx, conds, used = self.access(st)
+      if conds is None: return self.const(False if n.dtype.is_bool else 0, n.dtype)
+      mask = self.all_of([self.bounds_mask(used)] + [self.cond(c) for c in conds])
+      srcs = (self.param(slot), self.lin(idx)) + ((mask,) if mask is not None else ())
+      return self.emit(U.LOAD, n.dtype, srcs, None, None, n.locs)
+    if n.op is K.VALID:
+      _, conds, _ = self.access(n.arg)
+      if conds is None: return self.const(False, bool_)
+      return self.all_of([self.cond(c) for c in conds]) or self.const(True, bool_)
+    if n.op in REDUCE: return self.partial(n)
+    return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n.locs)
+
+  def param(self, slot: int) -> UOp: return self.params[slot]
+
+  def reduce_axes(self): return tuple(range(self.n_out, self.rank))
+
+  def partial(self, r: KNode) -> UOp:
+    """One tile's worth of reduction `r` (inside the loop, or the whole reduction)."""
+    red_axes = self.reduce_axes()
+    mask = self.bounds_mask(red_axes)
+    if (parts := _dot_parts(self.k, r)) is not None:
+      a, b, axes = parts
+      av, bv = self.value(a), self.value(b)
+      if mask is not None:
+        av = self.alu(Op.WHERE, av.dtype, mask, av, self.const(0, av.dtype))
+      shape = tuple(1 if d == axes[2] else max(av.shape[d] if av.shape else 1, bv.shape[d] if bv.shape else 1)
+                    for d in range(self.rank))
+      return self.emit(U.DOT, r.dtype, (av, bv), axes, shape, r.locs)
+    x = self.value(r.srcs[0])
+    if mask is not None:
+      ident = 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype)
+      x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(ident, x.dtype))
+    if r.op is Op.REDUCE_SUM and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
+      # a value constant along a summed axis still counts once per element
+      full = tuple(self.blocks[d] if d in red_axes else (x.shape[d] if x.shape else 1) for d in range(self.rank))
+      x = self.emit(U.BROADCAST, x.dtype, (x,), None, full)
+    axes = tuple(a for a in red_axes if x.shape and x.shape[a] > 1)
+    if not axes: return x
+    shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
+    return self.emit(U.REDUCE, r.dtype, (x,), (r.op, axes), shape, r.locs)
+
+  def lower(self) -> tuple[list[UOp], int]:
+    k = self.k
+    self.params = {i: self.emit(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)}
+    out_axes = list(range(self.n_out))
+    n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
+    pid = self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None
+    self.define_axes(out_axes, pid)
+    red_axes = list(self.reduce_axes())
+    n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in red_axes)
+    if n_iter > 1:
+      if needs_whole_reduce(k):
+        raise ValueError(f"kernel {k.name}: a reduction broadcast back needs its axes in one tile; blocks {self.blocks}")
+      accs = {}
+      for r in k.reduces:
+        shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
+        ident = 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype)
+        accs[r] = self.emit(U.ACC, r.dtype, (), ident, shape)
+      rng = self.emit(U.RANGE, self.idt, (), n_iter, ())
+      self.scopes.append({})
+      outer_memo = self.memo
+      self.memo = dict(outer_memo)
+      self.define_axes(red_axes, rng)
+      for r, acc in accs.items():
+        comb = Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX
+        self.emit(U.ACC_UPDATE, r.dtype, (acc, self.alu(comb, r.dtype, acc, self.partial(r))), None, acc.shape)
+      self.emit(U.ENDRANGE, None, (rng,), None, ())
+      self.scopes.pop()
+      self.memo = outer_memo | {r: acc for r, acc in accs.items()}
+    else:
+      self.define_axes(red_axes, None)
+    for store in k.stores:
+      slot, st = store.arg
+      value = self.value(store.srcs[0])
+      idx, conds, used = self.access(st)
+      mask = self.all_of([self.bounds_mask(used | set(out_axes))] + [self.cond(c) for c in conds or []])
+      srcs = (self.params[slot], self.lin(idx), value) + ((mask,) if mask is not None else ())
+      self.emit(U.STORE, None, srcs, None, None, store.locs)
+    return _dead_code_eliminated(self.uops), n_prog
+
+
+def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
+  live: set = set()
+  for u in reversed(uops):
+    if u.op in (U.STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE) or id(u) in live: live |= {id(s) for s in u.srcs} | {id(u)}
+  return [u for u in uops if id(u) in live]
+
+
+def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions()) -> Program:
+  """Lower a kernel AST to block uops for the block sizes `opts` chooses."""
+  blocks = choose_blocks(k, opts)
+  index_dtype = int64 if max(b.size for b in k.bufs) >= 2**31 else int32
+  uops, grid = _Linearizer(k, blocks, index_dtype).lower()
+  return Program(k.name, uops, grid, blocks, k)

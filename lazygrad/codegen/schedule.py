@@ -1,0 +1,219 @@
+"""Schedule: cut the lazy graph into kernels.
+
+Every node that must exist in memory (the targets, `contiguous()`, reductions that cannot fuse) roots one kernel.
+A kernel pulls in everything below its root up to realized nodes: elementwise chains fuse, movement ops become views,
+and reductions fuse when their result is used
+  - element by element after them (a matmul followed by a bias and relu: the post-reduce part of the kernel), or
+  - broadcast back over the very axes they reduced (softmax, layernorm: the reduce axes then sit in one tile).
+A reduction that does not fit either pattern, or that two kernels need, is realized as a kernel of its own."""
+from __future__ import annotations
+from dataclasses import dataclass
+from ..dtypes import bool_
+from ..helpers import prod
+from ..ir.node import LazyNode, toposort
+from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
+from ..ir.view import ShapeTracker
+from .kernel import K, KNode, Kernel, BufSpec
+
+
+@dataclass
+class ScheduleItem:
+  kernel: Kernel
+  outputs: list[LazyNode]
+  inputs: list[LazyNode]
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+  max_fused_row: int | None = None   # most elements a broadcast-back reduction may span (None: no limit)
+
+
+def view_of(node_shape: tuple, path: tuple) -> ShapeTracker:
+  """The view a kernel sees of `node` after the movement ops in `path` (outermost first)."""
+  st = ShapeTracker.from_shape(node_shape)
+  for op, arg in reversed(path):
+    st = {Op.RESHAPE: st.reshape, Op.PERMUTE: st.permute, Op.EXPAND: st.expand, Op.PAD: st.pad,
+          Op.SHRINK: st.shrink, Op.FLIP: st.flip}[op](arg)
+  return st
+
+
+def _strip1(shape): return tuple(s for s in shape if s != 1)
+def _base(n: LazyNode) -> LazyNode: return n.srcs[0] if n.op is Op.CONTIGUOUS and not n.realized else n
+
+
+class _KernelBuilder:
+  """Builds the AST of the kernel rooted at `root`; records reductions it could not fuse in `unfusable`."""
+
+  def __init__(self, root: LazyNode, materialized: set, opts: ScheduleOptions):
+    self.root, self.materialized, self.opts = root, materialized, opts
+    self.inputs: dict[int, tuple[int, LazyNode]] = {}
+    self.unfusable: set[LazyNode] = set()
+    self.fused: set[LazyNode] = set()
+    self.full, self.axes = root.shape, None       # iteration space and reduce axes, fixed by the first reduction
+    self.broadcast_back = False
+    top = self._top_level_reduce()
+    self.has_top = top is not None
+    if top is not None: self.full, self.axes = top.srcs[0].shape, top.arg
+
+  def _top_level_reduce(self):
+    """First reduction reachable from the root through elementwise ops and size-1 reshapes only."""
+    stack, seen = [_base(self.root)], set()
+    while stack:
+      n = stack.pop()
+      if id(n) in seen or self._is_leaf(n): continue
+      seen.add(id(n))
+      if n.op in REDUCE:
+        if _strip1(n.shape) == _strip1(self.root.shape): return n
+      elif n.op in ALU or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
+        stack.extend(reversed(n.srcs))
+    return None
+
+  def _is_leaf(self, n): return n.realized or (id(n) in self.materialized and n is not self.root)
+
+  @property
+  def out_shape(self) -> tuple:
+    return tuple(1 if i in (self.axes or ()) else s for i, s in enumerate(self.full))
+
+  def build(self) -> tuple[KNode, tuple]:
+    # with a top-level reduction the root is computed in its output space (the full space, reduce axes size 1)
+    path = ((Op.RESHAPE, self.out_shape),) if self.has_top else ()
+    value = self._visit(_base(self.root), path, "O" if self.has_top else "F")
+    store_st = view_of(self.root.shape, path)
+    return KNode(K.STORE, self.root.dtype, (value,), (0, store_st), (self.root.loc,)), store_st
+
+  def _visit(self, node: LazyNode, path: tuple, region: str) -> KNode:
+    """AST of `node` seen through `path`; an explicit stack so chains of any length work."""
+    memo: dict = {}
+    stack = [(node, path, region, False)]
+    while stack:
+      n, p, r, ready = stack.pop()
+      key = (id(n), p, r)
+      if key in memo: continue
+      kids = self._children(n, p, r)
+      if not ready and any((id(c[0]), c[1], c[2]) not in memo for c in kids):
+        stack.append((n, p, r, True))
+        stack.extend((c[0], c[1], c[2], False) for c in kids)
+        continue
+      memo[key] = self._make(n, p, r, [memo[(id(c[0]), c[1], c[2])] for c in kids])
+    return memo[(id(node), path, region)]
+
+  def _children(self, n: LazyNode, path, region):
+    if self._is_leaf(n) or n.op in (Op.CONST, Op.BUFFER): return []
+    if n.op in MOVEMENT: return [(n.srcs[0], path + ((n.op, n.arg),), region)]
+    if n.op in REDUCE:
+      return [(n.srcs[0], (), "F")] if self._fuses(n, path, region) else []
+    if n.op is Op.CONTIGUOUS: return []   # a contiguous() below the root is materialized
+    return [(s, path, region) for s in n.srcs]
+
+  def _fuses(self, r: LazyNode, path, region) -> bool:
+    if r in self.fused: return True
+    if r in self.unfusable: return False
+    st = view_of(r.shape, path)
+    ok = r.srcs[0].shape == self.full and (self.axes is None or r.arg == self.axes)
+    if ok and region == "O": ok = st == ShapeTracker.from_shape(r.shape)
+    elif ok:   # broadcast back over the reduced axes: they must fit in one tile
+      ok = st == ShapeTracker.from_shape(r.shape).expand(self.full) and (
+        self.opts.max_fused_row is None or prod(self.full[a] for a in r.arg) <= self.opts.max_fused_row)
+      if ok: self.broadcast_back = True
+    if ok: self.axes = r.arg; self.fused.add(r)
+    else: self.unfusable.add(r)
+    return ok
+
+  def _load(self, n: LazyNode, path) -> KNode:
+    slot, _ = self.inputs.setdefault(id(n), (len(self.inputs) + 1, n))
+    return KNode(K.LOAD, n.dtype, (), (slot, view_of(n.shape, path)), (n.loc,))
+
+  def _make(self, n: LazyNode, path, region, srcs) -> KNode:
+    if n.op in MOVEMENT: return srcs[0]
+    if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS) or (n.op in REDUCE and not srcs):
+      return self._load(n, path)
+    if n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
+    elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
+    else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg, (n.loc,))
+    if any(op is Op.PAD for op, _ in path):
+      # a padded view of a computed value: outside the pad the value is 0, whatever the op makes of 0
+      st = view_of(n.shape, path)
+      if any(v.mask is not None for v in st.views):
+        valid = KNode(K.VALID, bool_, (), st)
+        out = KNode(Op.WHERE, n.dtype, (valid, out, KNode(K.CONST, n.dtype, (), False if n.dtype.is_bool else 0)),
+                    None, (n.loc,))
+    return out
+
+
+def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
+  """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously."""
+  axes = tuple(axes or ())
+  order = [i for i in range(len(full)) if i not in axes] + list(axes)
+  shape = [full[i] for i in order]
+  kinds = ["r" if i in axes else "o" for i in order]
+  sts = [(n.arg if n.op is K.VALID else n.arg[1]).permute(order) for n in store.walk()
+         if n.op in (K.LOAD, K.STORE, K.VALID)]
+  # groups of adjacent axes that merge
+  groups: list[list[int]] = []
+  for a in range(len(shape)):
+    if shape[a] == 1: continue
+    if groups and kinds[groups[-1][-1]] == kinds[a] and all(_mergeable(st, groups[-1][-1], a) for st in sts):
+      groups[-1].append(a)
+    else: groups.append([a])
+  new_shape = tuple(prod(shape[a] for a in g) for g in groups)
+  n_reduce = sum(1 for g in groups if kinds[g[0]] == "r")
+
+  def remap(st: ShapeTracker) -> ShapeTracker:
+    st = st.permute(order)
+    return st.reshape(tuple(prod(st.shape[a] for a in g) for g in groups))
+
+  memo: dict = {}
+  for n in store.walk():
+    srcs = tuple(memo[s] for s in n.srcs)
+    if n.op in (K.LOAD, K.STORE): arg = (n.arg[0], remap(n.arg[1]))
+    elif n.op is K.VALID: arg = remap(n.arg)
+    elif n.op in REDUCE: arg = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
+    else: arg = n.arg
+    memo[n] = KNode(n.op, n.dtype, srcs, arg, n.locs)
+  return memo[store], new_shape, n_reduce
+
+
+def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
+  v = st.views[-1]
+  if v.shape[a] == 1 and v.shape[b] == 1: return True
+  if v.mask is not None and (v.mask[a] != (0, v.shape[a]) or v.mask[b] != (0, v.shape[b])): return False
+  return v.strides[a] == v.strides[b] * v.shape[b]
+
+
+def _kernel_name(store: KNode, shape, n_reduce) -> str:
+  ops = []
+  for n in store.walk():
+    if n.op in REDUCE and (name := n.op.name[7:].lower()) not in ops: ops.append(name)
+  return ("r_" + "_".join(ops) if ops else "e") + "_" + "_".join(map(str, shape))
+
+
+def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions()) -> list[ScheduleItem]:
+  """Ordered kernels that compute `targets` (and any node they must materialize on the way)."""
+  order = toposort(targets)
+  pos = {id(n): i for i, n in enumerate(order)}
+  materialized = {id(n) for n in targets if not n.realized} | \
+                 {id(n) for n in order if n.op is Op.CONTIGUOUS and not n.realized}
+  while True:
+    builders = {}
+    owners: dict[int, int] = {}
+    extra: set[int] = set()
+    for n in order:
+      if id(n) not in materialized: continue
+      b = _KernelBuilder(n, materialized, opts)
+      b.ast = b.build()
+      builders[id(n)] = b
+      extra |= {id(r) for r in b.unfusable}
+      for r in b.fused:
+        if owners.setdefault(id(r), id(n)) != id(n): extra.add(id(r))   # two kernels need it: store it once
+    if not extra - materialized: break
+    materialized |= extra
+  items = []
+  for n in sorted((order[pos[i]] for i in materialized), key=lambda n: pos[id(n)]):
+    b = builders[id(n)]
+    store, _ = b.ast
+    inputs = [node for _, node in sorted(b.inputs.values(), key=lambda t: t[0])]
+    ast, shape, n_reduce = _canonicalize(store, b.full, b.axes)
+    bufs = (BufSpec(n.dtype, prod(n.shape)),) + tuple(BufSpec(i.dtype, prod(i.shape)) for i in inputs)
+    items.append(ScheduleItem(Kernel(_kernel_name(ast, shape, n_reduce), shape, n_reduce, bufs, 1, (ast,)),
+                              [n], inputs))
+  return items

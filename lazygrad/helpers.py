@@ -1,0 +1,72 @@
+"""Small shared utilities: settings from the environment, counters, the user's source line."""
+from __future__ import annotations
+import contextlib, functools, math, os, sys, threading
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def prod(xs) -> int:
+  return math.prod(xs)
+
+
+def getenv(key: str, default=0):
+  return type(default)(os.environ.get(key, default))
+
+
+class _Settings(threading.local):
+  """Debug knobs: read from the environment once, overridable with `Context`."""
+  def __init__(self):
+    self.DEBUG = getenv("DEBUG", 0)
+    self.CHECK = getenv("LAZYGRAD_CHECK", 0)
+
+
+settings = _Settings()
+
+
+@contextlib.contextmanager
+def Context(**kwargs):
+  """Temporarily change settings: `with Context(DEBUG=3): y.realize()`."""
+  old = {k: getattr(settings, k) for k in kwargs}
+  for k, v in kwargs.items():
+    if not hasattr(settings, k): raise AttributeError(f"Context: unknown setting {k!r}; known: {list(vars(settings))}")
+    setattr(settings, k, v)
+  try: yield
+  finally:
+    for k, v in old.items(): setattr(settings, k, v)
+
+
+class Counters:
+  """Public counters. `kernels`: kernels executed; `schedules`: graphs scheduled (cache misses);
+  `lowerings`: kernel ASTs lowered to uops (cache misses)."""
+  def __init__(self): self.reset()
+  def reset(self):
+    self.kernels = self.schedules = self.lowerings = 0
+  def __repr__(self): return f"Counters(kernels={self.kernels}, schedules={self.schedules}, lowerings={self.lowerings})"
+
+
+counters = Counters()
+
+
+def user_frame():
+  """(filename, lineno) of the innermost stack frame outside the lazygrad package."""
+  f = sys._getframe(1)
+  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR): f = f.f_back
+  return (f.f_code.co_filename, f.f_lineno) if f is not None else ("?", 0)
+
+
+def fmt_loc(loc) -> str:
+  return f"{os.path.basename(loc[0])}:{loc[1]}" if loc else "?"
+
+
+def all_same(xs) -> bool:
+  return all(x == xs[0] for x in xs)
+
+
+@functools.lru_cache(None)
+def strides_for(shape: tuple) -> tuple:
+  """Contiguous (row-major) strides; size-1 dims get stride 0 so views compare canonically."""
+  strides, acc = [], 1
+  for s in reversed(shape):
+    strides.append(acc if s != 1 else 0)
+    acc *= s
+  return tuple(reversed(strides))

@@ -1,0 +1,70 @@
+"""Lazy graph nodes: immutable and hash-consed, so equal subgraphs are one object."""
+from __future__ import annotations
+import weakref, itertools
+from typing import Any
+from ..dtypes import DType
+from ..helpers import user_frame, fmt_loc, prod
+from .ops import Op, MOVEMENT
+
+_cache: "weakref.WeakValueDictionary[tuple, LazyNode]" = weakref.WeakValueDictionary()
+_buffer_ids = itertools.count()
+
+
+class LazyNode:
+  """One node of the lazy graph: `(op, dtype, shape, srcs, arg)`.
+
+  `loc` is the user's file:line that created it. `buffer` is set once the node was realized: later schedules load
+  it instead of recomputing it."""
+  __slots__ = ("op", "dtype", "shape", "srcs", "arg", "loc", "buffer", "key", "__weakref__")
+
+  def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None):
+    key = (op, dtype, shape, tuple(id(s) for s in srcs), arg)
+    if op is not Op.BUFFER and (hit := _cache.get(key)) is not None: return hit
+    self = super().__new__(cls)
+    self.op, self.dtype, self.shape, self.srcs, self.arg = op, dtype, shape, srcs, arg
+    self.loc, self.buffer, self.key = loc or user_frame(), None, key
+    if op is not Op.BUFFER: _cache[key] = self
+    return self
+
+  @staticmethod
+  def from_buffer(buffer, shape: tuple) -> "LazyNode":
+    n = LazyNode(Op.BUFFER, buffer.dtype, shape, (), next(_buffer_ids))
+    n.buffer = buffer
+    return n
+
+  @property
+  def realized(self) -> bool: return self.buffer is not None
+  @property
+  def numel(self) -> int: return prod(self.shape)
+
+  def __repr__(self):
+    arg = "" if self.arg is None else f", arg={self.arg}"
+    return f"<{self.op.name} {self.dtype.name}{list(self.shape)}{arg} @{fmt_loc(self.loc)}>"
+
+
+def toposort(roots) -> list[LazyNode]:
+  """Nodes reachable from roots, sources first. Iterative: deep graphs never hit the recursion limit.
+  Realized nodes are leaves: what they were computed from is not visited."""
+  order, seen, stack = [], set(), [(r, False) for r in reversed(roots)]
+  while stack:
+    n, expanded = stack.pop()
+    if expanded: order.append(n); continue
+    if id(n) in seen: continue
+    seen.add(id(n))
+    stack.append((n, True))
+    if not n.realized: stack.extend((s, False) for s in reversed(n.srcs) if id(s) not in seen)
+  return order
+
+
+def graph_text(roots) -> str:
+  """Stable text form of a lazy graph: one line per node, `%i = OP dtype[shape] srcs arg  # user line`."""
+  order, names = toposort(roots), {}
+  lines = []
+  for i, n in enumerate(order):
+    names[id(n)] = f"%{i}"
+    srcs = " ".join(names[id(s)] for s in n.srcs) if not n.realized else ""
+    op = "BUFFER" if n.realized else n.op.name
+    arg = "" if n.arg is None or n.realized else f" {n.arg}"
+    lines.append(f"%{i} = {op} {n.dtype.name}{list(n.shape)} {srcs}{arg}  # {fmt_loc(n.loc)}".replace("  #", " #")
+                 .replace("  ", " "))
+  return "\n".join(lines)

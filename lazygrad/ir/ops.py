@@ -1,0 +1,33 @@
+"""The primitive operations of the lazy graph, grouped by how the compiler treats them."""
+from enum import Enum, auto
+
+
+class Op(Enum):
+  # sources
+  BUFFER = auto(); CONST = auto()
+  # unary ALU
+  NEG = auto(); RECIP = auto(); SQRT = auto(); EXP = auto(); LOG = auto(); SIN = auto(); TRUNC = auto(); NOT = auto()
+  # binary ALU
+  ADD = auto(); SUB = auto(); MUL = auto(); DIV = auto(); IDIV = auto(); MOD = auto(); MAX = auto()
+  CMPLT = auto(); CMPEQ = auto(); CMPNE = auto(); AND = auto(); OR = auto(); XOR = auto()
+  # ternary ALU
+  WHERE = auto()
+  CAST = auto()
+  # reductions over axes (keepdim: reduced axes become 1)
+  REDUCE_SUM = auto(); REDUCE_MAX = auto()
+  # movement: free, they become views
+  RESHAPE = auto(); PERMUTE = auto(); EXPAND = auto(); PAD = auto(); SHRINK = auto(); FLIP = auto()
+  # materialization
+  CONTIGUOUS = auto(); ASSIGN = auto()
+
+  def __repr__(self): return self.name
+
+
+UNARY = {Op.NEG, Op.RECIP, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC, Op.NOT}
+BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAX, Op.CMPLT, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR, Op.XOR}
+ALU = UNARY | BINARY | {Op.WHERE, Op.CAST}
+COMPARE = {Op.CMPLT, Op.CMPEQ, Op.CMPNE}
+REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX}
+MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP}
+# f(0) == 0: a zero-padded view may be pushed through these without masking the result
+ZERO_PRESERVING = {Op.NEG, Op.SQRT, Op.TRUNC, Op.ADD, Op.SUB, Op.MUL, Op.AND, Op.OR, Op.XOR, Op.CAST, Op.MAX}

@@ -1,0 +1,183 @@
+"""The numpy device: buffers are flat numpy arrays and kernels run by interpreting their uops on whole tiles.
+
+Index tiles stay in closed affine form (base + sum(stride * arange)) until an op needs the numbers, so a load through
+any strided view is one zero-copy `as_strided`, and a kernel over a whole iteration space is a handful of numpy calls.
+This is also the reference every other device is checked against."""
+from __future__ import annotations
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from ..dtypes import DType, bfloat16, float16, float32
+from ..ir.ops import Op
+from ..codegen.uops import U, UOp, Program
+from ..codegen.linearize import LoweringOptions, linearize
+
+
+class Affine:
+  """An integer tile `base + sum(strides[a] * arange(shape[a]))` kept symbolic."""
+  __slots__ = ("base", "strides", "shape")
+  def __init__(self, base, strides, shape): self.base, self.strides, self.shape = base, strides, shape
+
+  def materialize(self) -> np.ndarray:
+    out = np.asarray(self.base, dtype=np.int64).reshape((1,) * len(self.shape))
+    for a, (st, s) in enumerate(zip(self.strides, self.shape)):
+      if st and s > 1: out = out + np.arange(s, dtype=np.int64).reshape([s if d == a else 1 for d in range(len(self.shape))]) * st
+    return np.broadcast_to(out, self.shape)
+
+  def add(self, other):
+    if isinstance(other, Affine):
+      shape = tuple(max(a, b) for a, b in zip(self.shape, other.shape))
+      return Affine(self.base + other.base, tuple(a + b for a, b in zip(self.strides, other.strides)), shape)
+    return Affine(self.base + int(other), self.strides, self.shape)
+
+  def mul(self, k: int): return Affine(self.base * k, tuple(s * k for s in self.strides), self.shape)
+
+
+def _dense(x): return x.materialize() if isinstance(x, Affine) else x
+def _is_int_scalar(x): return isinstance(x, (int, np.integer))
+
+_LOW_PRECISION = (np.dtype(float16.np), np.dtype(bfloat16.np))
+
+_NP_ALU = {
+  Op.ADD: np.add, Op.SUB: np.subtract, Op.MUL: np.multiply, Op.DIV: np.divide, Op.MAX: np.maximum,
+  Op.CMPLT: np.less, Op.CMPEQ: np.equal, Op.CMPNE: np.not_equal, Op.NEG: np.negative, Op.SQRT: np.sqrt,
+  Op.EXP: np.exp, Op.LOG: np.log, Op.SIN: np.sin, Op.TRUNC: np.trunc, Op.NOT: np.logical_not,
+  Op.RECIP: lambda x: np.divide(1, x), Op.MOD: np.fmod, Op.WHERE: np.where,
+}
+
+
+def _idiv(a, b):
+  """C-style (truncating) integer division, as in Triton and CUDA."""
+  q = np.floor_divide(a, b)
+  return q + ((np.remainder(a, b) != 0) & ((np.asarray(a) < 0) != (np.asarray(b) < 0)))
+
+
+def _bitwise(op):
+  logical, bitwise = {Op.AND: (np.logical_and, np.bitwise_and), Op.OR: (np.logical_or, np.bitwise_or),
+                      Op.XOR: (np.logical_xor, np.bitwise_xor)}[op]
+  return lambda a, b: logical(a, b) if np.asarray(a).dtype == np.bool_ else bitwise(a, b)
+
+
+def _alu(op: Op, dtype: DType, srcs):
+  if op is Op.ADD and isinstance(srcs[0], Affine): return srcs[0].add(srcs[1])
+  if op is Op.ADD and isinstance(srcs[1], Affine) and not isinstance(srcs[0], np.ndarray): return srcs[1].add(srcs[0])
+  if op is Op.MUL and isinstance(srcs[0], Affine) and _is_int_scalar(srcs[1]): return srcs[0].mul(int(srcs[1]))
+  args = [_dense(s) for s in srcs]
+  if op is Op.CAST: return np.asarray(args[0]).astype(dtype.np)
+  if any(np.asarray(a).dtype in _LOW_PRECISION for a in args):   # compute in float32, round once, as the GPU does
+    args = [np.asarray(a, np.float32) if np.asarray(a).dtype in _LOW_PRECISION else a for a in args]
+  fn = _idiv if op is Op.IDIV else _bitwise(op) if op in (Op.AND, Op.OR, Op.XOR) else _NP_ALU[op]
+  if op is Op.DIV and dtype.is_int: fn = _idiv
+  out = fn(*args)
+  return out.astype(dtype.np, copy=False) if isinstance(out, np.ndarray) else dtype.np(out)
+
+
+def _dot(a, b, axes, dtype: DType):
+  m, n, k = axes
+  rank = max(np.ndim(a), np.ndim(b))
+  batch = [d for d in range(rank) if d not in axes]
+  A = np.transpose(np.asarray(a, dtype.np), batch + [n, m, k])[..., 0, :, :]
+  B = np.transpose(np.asarray(b, dtype.np), batch + [m, k, n])[..., 0, :, :]
+  out = np.matmul(A, B)[..., None]
+  return np.transpose(out, np.argsort(batch + [m, n, k]))
+
+
+class NumpyDevice:
+  name = "numpy"
+  lowering = LoweringOptions(whole=True)
+
+  def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
+  def from_numpy(self, arr: np.ndarray): return np.ascontiguousarray(arr).reshape(-1)
+  def to_numpy(self, buf): return buf.data
+
+  def compile(self, kernel, opts: LoweringOptions | None = None) -> "Interpreter":
+    return Interpreter(linearize(kernel, opts or self.lowering))
+
+  def synchronize(self): pass
+
+
+class Interpreter:
+  """Runs a Program's uops over numpy tiles, program by program."""
+  def __init__(self, prog: Program):
+    self.prog = prog
+    index = {u: i for i, u in enumerate(prog.uops)}
+    self.srcs = [tuple(index[x] for x in u.srcs) for u in prog.uops]
+    self.loop_end = {}
+    stack = []
+    for i, u in enumerate(prog.uops):
+      if u.op is U.RANGE: stack.append(i)
+      elif u.op is U.ENDRANGE: self.loop_end[stack.pop()] = i
+
+  def __call__(self, bufs: list):
+    for b in bufs: b.ensure()
+    with np.errstate(all="ignore"):
+      for pid in range(self.prog.grid): self._run_program(pid, bufs)
+
+  def _run_program(self, pid: int, bufs):
+    uops, srcidx = self.prog.uops, self.srcs
+    vals: list = [None] * len(uops)
+    loops = []   # (range uop position, counter)
+    pc = 0
+    while pc < len(uops):
+      u = uops[pc]
+      s = [vals[i] for i in srcidx[pc]]
+      op = u.op
+      if op is U.ALU: vals[pc] = _alu(u.arg, u.dtype, s)
+      elif op is U.LOAD: vals[pc] = self._load(bufs[u.srcs[0].arg].data, u, s)
+      elif op is U.ARANGE: vals[pc] = Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
+      elif op is U.CONST: vals[pc] = u.dtype.np(u.arg)
+      elif op is U.PARAM: vals[pc] = u.arg
+      elif op is U.PROGRAM_ID: vals[pc] = pid
+      elif op is U.REDUCE:
+        fn = np.sum if u.arg[0] is Op.REDUCE_SUM else np.max
+        vals[pc] = fn(_dense(s[0]), axis=u.arg[1], keepdims=True).astype(u.dtype.np, copy=False)
+      elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), u.arg, u.dtype)
+      elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s)
+      elif op is U.ACC: vals[pc] = np.full(u.shape, u.arg, dtype=u.dtype.np)
+      elif op is U.ACC_UPDATE: vals[srcidx[pc][0]] = np.broadcast_to(s[1], u.shape)
+      elif op is U.BROADCAST: vals[pc] = np.broadcast_to(_dense(s[0]), u.shape)
+      elif op is U.RANGE:
+        if u.arg == 0: pc = self.loop_end[pc] + 1; continue
+        loops.append(pc); vals[pc] = 0
+      elif op is U.ENDRANGE:
+        start = loops[-1]
+        vals[start] += 1
+        if vals[start] < uops[start].arg: pc = start + 1; continue
+        loops.pop()
+      pc += 1
+
+  @staticmethod
+  def _load(data: np.ndarray, u: UOp, s):
+    idx = s[1]
+    mask = s[2] if len(s) > 2 else None
+    if isinstance(idx, Affine) and mask is None:
+      if 0 in idx.shape: return np.empty(idx.shape, data.dtype)
+      return as_strided(data[idx.base:], idx.shape, tuple(st * data.itemsize for st in idx.strides), writeable=False)
+    idx = _dense(idx)
+    if mask is None: return data[idx]
+    mask = np.broadcast_to(_dense(mask), np.broadcast_shapes(np.shape(idx), np.shape(mask)))
+    idx = np.broadcast_to(idx, mask.shape)
+    if data.size == 0: return np.zeros(mask.shape, data.dtype)
+    return np.where(mask, data[np.where(mask, idx, 0)], data.dtype.type(0))
+
+  @staticmethod
+  def _store(buf, u: UOp, s):
+    data, idx, value = buf.data, s[1], s[2]
+    mask = s[3] if len(s) > 3 else None
+    if isinstance(idx, Affine) and mask is None:
+      if 0 in idx.shape: return
+      contiguous = idx.base == 0 and np.prod(idx.shape) == data.size and all(
+        st == int(np.prod(idx.shape[a + 1:])) or sz == 1 for a, (st, sz) in enumerate(zip(idx.strides, idx.shape)))
+      if contiguous and isinstance(value, np.ndarray) and value.flags.owndata and value.shape == idx.shape and \
+         value.dtype == data.dtype and value.flags.c_contiguous:
+        buf.data = value.reshape(-1)   # adopt the freshly computed array: no copy
+        return
+      view = as_strided(data[idx.base:], idx.shape, tuple(st * data.itemsize for st in idx.strides))
+      view[...] = value
+      return
+    idx = _dense(idx)
+    shape = np.broadcast_shapes(np.shape(idx), np.shape(value), np.shape(mask) if mask is not None else ())
+    idx, value = np.broadcast_to(idx, shape), np.broadcast_to(value, shape)
+    if mask is not None:
+      m = np.broadcast_to(_dense(mask), shape)
+      data[idx[m]] = value[m]
+    else: data[idx] = value

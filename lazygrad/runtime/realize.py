@@ -1,0 +1,93 @@
+"""The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report."""
+from __future__ import annotations
+import time
+from dataclasses import dataclass
+from ..helpers import settings, counters, prod
+from ..ir.node import LazyNode, toposort
+from ..ir.ops import Op, REDUCE
+from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
+from ..codegen.kernel import K, Kernel
+from .buffer import Buffer
+
+
+@dataclass
+class _Template:
+  """A schedule with its nodes replaced by their positions in the graph's topological order."""
+  kernels: list[Kernel]
+  outputs: list[list[int]]
+  inputs: list[list[int]]
+
+
+_schedule_cache: dict = {}
+_program_cache: dict = {}
+
+
+def _structure_key(order: list[LazyNode]) -> tuple:
+  pos, key = {}, []
+  for i, n in enumerate(order):
+    pos[id(n)] = i
+    if n.realized: key.append(("B", n.dtype, n.shape))
+    else: key.append((n.op, n.dtype, n.shape, n.arg, tuple(pos[id(s)] for s in n.srcs)))
+  return tuple(key)
+
+
+def get_schedule(targets: list[LazyNode], device) -> list[ScheduleItem]:
+  """The schedule of `targets`, from the cache when this graph structure was scheduled before."""
+  order = toposort(targets)
+  pos = {id(n): i for i, n in enumerate(order)}
+  key = (device.name, tuple(pos[id(t)] for t in targets), _structure_key(order))
+  if (tpl := _schedule_cache.get(key)) is None:
+    counters.schedules += 1
+    items = schedule(targets, getattr(device, "schedule_options", ScheduleOptions()))
+    tpl = _Template([it.kernel for it in items], [[pos[id(n)] for n in it.outputs] for it in items],
+                    [[pos[id(n)] for n in it.inputs] for it in items])
+    _schedule_cache[key] = tpl
+  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins])
+          for k, outs, ins in zip(tpl.kernels, tpl.outputs, tpl.inputs)]
+
+
+def get_program(kernel: Kernel, device):
+  key = (device.name, kernel.text)
+  if (prg := _program_cache.get(key)) is None:
+    counters.lowerings += 1
+    prg = _program_cache[key] = device.compile(kernel)
+  return prg
+
+
+def kernel_cost(k: Kernel) -> tuple[int, int]:
+  """(bytes moved, flops) estimates for DEBUG=2: every buffer once; per ALU op one flop per element of its space."""
+  nbytes = sum(b.size * b.dtype.itemsize for b in k.bufs)
+  out_elems = prod(k.shape[:len(k.shape) - k.n_reduce])
+  flops = 0
+  for r in k.reduces: flops += prod(k.shape) * (1 + sum(1 for n in r.srcs[0].walk() if isinstance(n.op, Op)))
+  flops += out_elems * sum(1 for n in k.nodes if isinstance(n.op, Op) and n.op not in REDUCE)
+  return nbytes, flops
+
+
+def run_schedule(items: list[ScheduleItem], device):
+  t_start = time.perf_counter()
+  for it in items:
+    for n in it.outputs:
+      if n.buffer is None: n.buffer = Buffer(device, n.dtype, prod(n.shape))
+    if any(prod(n.shape) == 0 for n in it.outputs): continue   # nothing to compute
+    prg = get_program(it.kernel, device)
+    bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
+    if settings.DEBUG >= 3: print(it.kernel.text)
+    if settings.DEBUG >= 4: print(prg.prog.text if hasattr(prg, "prog") else prg)
+    t0 = time.perf_counter()
+    prg(bufs)
+    if settings.DEBUG >= 2:
+      device.synchronize()
+      dt = time.perf_counter() - t0
+      nbytes, flops = kernel_cost(it.kernel)
+      print(f"  kernel {counters.kernels:5d} {it.kernel.name:<32s} {dt * 1e3:9.3f} ms {nbytes / dt / 1e9:8.2f} GB/s "
+            f"{flops / dt / 1e9:8.2f} GFLOP/s")
+    counters.kernels += 1
+  if settings.DEBUG >= 1:
+    print(f"realize: {len(items)} kernel{'s' if len(items) != 1 else ''} in {(time.perf_counter() - t_start) * 1e3:.3f} ms")
+
+
+def realize(nodes: list[LazyNode], device):
+  targets = list({id(n): n for n in nodes if not n.realized}.values())
+  if not targets: return
+  run_schedule(get_schedule(targets, device), device)

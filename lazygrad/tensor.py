@@ -1,0 +1,908 @@
+"""Tensor: the user-facing, PyTorch-like API. Every method checks its arguments at once and returns a Tensor
+wrapping a new lazy node; nothing runs until a value is needed (`realize`, `numpy`, `item`, `tolist`)."""
+from __future__ import annotations
+import math
+from typing import Sequence
+import numpy as np
+from . import dtypes
+from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bool_
+from .helpers import prod, user_frame, fmt_loc
+from .ir.node import LazyNode
+from .ir.ops import Op
+from .runtime.buffer import Buffer
+from .runtime.device import get_device
+from .runtime import realize as _engine
+
+
+class ShapeError(ValueError):
+  """A shape that an op cannot take; the message names the op, the shapes, the dimension and the fix."""
+
+
+def _err(cls, op: str, msg: str, fix: str = ""):
+  where = fmt_loc(user_frame())
+  return cls(f"{op}: {msg}" + (f". Fix: {fix}" if fix else "") + f" (at {where})")
+
+
+def _shape_str(s) -> str: return str(tuple(s))
+
+
+def _broadcast_shape(op: str, *shapes) -> tuple:
+  nd = max(len(s) for s in shapes)
+  padded = [(1,) * (nd - len(s)) + tuple(s) for s in shapes]
+  out = []
+  for d in range(nd):
+    sizes = {p[d] for p in padded} - {1}
+    if len(sizes) > 1:
+      raise _err(ShapeError, op, f"shapes {' and '.join(_shape_str(s) for s in shapes)} cannot broadcast: dimension "
+                 f"{d - nd} has sizes {' vs '.join(str(p[d]) for p in padded)}",
+                 "sizes must match or be 1 in every dimension, counted from the last; reshape or unsqueeze one operand")
+    out.append(sizes.pop() if sizes else 1)
+  return tuple(out)
+
+
+def _norm_dim(op: str, d: int, ndim: int, shape=None) -> int:
+  if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+    raise _err(TypeError, op, f"dim must be an int, got {type(d).__name__} {d!r}")
+  lo, hi = (-ndim, ndim - 1) if ndim else (-1, 0)
+  if not lo <= d <= hi:
+    raise _err(IndexError, op, f"dim {d} is out of range for a tensor of shape {_shape_str(shape or ())} "
+               f"(ndim {ndim})", f"use a dim in [{lo}, {hi}]")
+  return int(d) % max(ndim, 1)
+
+
+def _shape_arg(shape) -> tuple:
+  if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
+  return tuple(int(s) for s in shape)
+
+
+_rng = np.random.Generator(np.random.Philox(0))
+
+
+def manual_seed(seed: int):
+  """Seed the random generator. Random tensors are drawn on the host, so one seed gives the same values on
+  every device."""
+  global _rng
+  _rng = np.random.Generator(np.random.Philox(int(seed)))
+
+
+class Tensor:
+  """A lazily evaluated n-d array. See the package README for the supported API."""
+  __slots__ = ("node", "requires_grad", "grad", "_device")
+  __array_priority__ = 1000   # numpy scalars on the left defer to our operators
+
+  def __init__(self, data, dtype=None, requires_grad: bool = False, device: str | None = None):
+    self._device = get_device(device)
+    if isinstance(data, LazyNode): node = data
+    elif isinstance(data, Tensor): node = data.node if dtype is None else data.cast(dtype).node
+    else:
+      arr = data if isinstance(data, np.ndarray) else np.array(data)
+      if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
+      dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
+      if arr.dtype.kind not in "biuf": raise _err(TypeError, "Tensor", f"cannot make a tensor of numpy dtype {arr.dtype}")
+      arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
+      buf = Buffer(self._device, dt, arr.size, self._device.from_numpy(arr))
+      node = LazyNode.from_buffer(buf, arr.shape)
+    self.node, self.requires_grad, self.grad = node, requires_grad, None
+
+  # ---------------------------------------------------------------- properties
+  @property
+  def shape(self) -> tuple: return self.node.shape
+  @property
+  def dtype(self) -> DType: return self.node.dtype
+  @property
+  def ndim(self) -> int: return len(self.node.shape)
+  @property
+  def device(self) -> str: return self._device.name
+  def numel(self) -> int: return prod(self.shape)
+  def size(self, dim=None): return self.shape if dim is None else self.shape[_norm_dim("size", dim, self.ndim, self.shape)]
+  def __len__(self):
+    if not self.shape: raise _err(TypeError, "len", "len() of a 0-d tensor")
+    return self.shape[0]
+  def element_size(self) -> int: return self.dtype.itemsize
+
+  def __repr__(self):
+    body = np.array2string(self.numpy(), separator=", ") if self.node.realized or self.numel() <= 64 else "<lazy>"
+    return f"Tensor({body}, dtype={self.dtype.name})"
+
+  # ---------------------------------------------------------------- realization
+  def realize(self) -> "Tensor":
+    """Compute this tensor (one schedule for everything it needs) and keep the result."""
+    realize(self)
+    return self
+
+  def numpy(self) -> np.ndarray:
+    self.realize()
+    return np.array(self.node.buffer.numpy()[:self.numel()], copy=True).reshape(self.shape)
+
+  def item(self):
+    if self.numel() != 1:
+      raise _err(ValueError, "item", f"only a tensor with one element can be converted to a Python scalar, got shape "
+                 f"{_shape_str(self.shape)}", "index or reduce it first")
+    return self.numpy().reshape(()).item()
+
+  def tolist(self): return self.numpy().tolist()
+  def __float__(self): return float(self.item())
+  def __int__(self): return int(self.item())
+  def __bool__(self): return bool(self.item())
+  def __index__(self):
+    if not self.dtype.is_int: raise _err(TypeError, "__index__", f"only integer tensors can be used as an index, got {self.dtype.name}")
+    return int(self.item())
+
+  # ---------------------------------------------------------------- creation
+  @staticmethod
+  def _const(value, shape, dtype: DType) -> "Tensor":
+    value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
+    return Tensor(LazyNode(Op.CONST, dtype, tuple(shape), (), value))
+
+  @staticmethod
+  def full(shape, fill_value, dtype=None, **kw) -> "Tensor":
+    dt = to_dtype(dtype) if dtype is not None else bool_ if isinstance(fill_value, bool) else \
+      int64 if isinstance(fill_value, int) else float32
+    return Tensor._const(fill_value, _shape_arg((shape,) if isinstance(shape, int) else shape), dt)._with(**kw)
+
+  @staticmethod
+  def zeros(*shape, dtype=None, **kw) -> "Tensor": return Tensor.full(_shape_arg(shape), 0, dtype or float32, **kw)
+  @staticmethod
+  def ones(*shape, dtype=None, **kw) -> "Tensor": return Tensor.full(_shape_arg(shape), 1, dtype or float32, **kw)
+  @staticmethod
+  def empty(*shape, dtype=None, **kw) -> "Tensor":
+    dt = to_dtype(dtype or float32)
+    return Tensor(np.empty(_shape_arg(shape), dt.np), dtype=dt, **kw)
+
+  @staticmethod
+  def arange(start, end=None, step=1, dtype=None, **kw) -> "Tensor":
+    if end is None: start, end = 0, start
+    if step == 0: raise _err(ValueError, "arange", "step must be nonzero")
+    is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+    dt = to_dtype(dtype) if dtype is not None else int64 if is_int else float32
+    n = max(0, math.ceil((end - start) / step))
+    return Tensor((start + np.arange(n, dtype=np.float64 if not is_int else np.int64) * step).astype(dt.np), dtype=dt, **kw)
+
+  @staticmethod
+  def linspace(start, end, steps: int, dtype=None, **kw) -> "Tensor":
+    return Tensor(np.linspace(start, end, steps, dtype=np.float64), dtype=dtype or float32, **kw)
+
+  @staticmethod
+  def eye(n: int, m: int | None = None, dtype=None, **kw) -> "Tensor":
+    return Tensor(np.eye(n, m if m is not None else n), dtype=dtype or float32, **kw)
+
+  @staticmethod
+  def rand(*shape, dtype=None, **kw) -> "Tensor":
+    return Tensor(_rng.random(_shape_arg(shape), dtype=np.float32), dtype=dtype or float32, **kw)
+
+  @staticmethod
+  def randn(*shape, dtype=None, **kw) -> "Tensor":
+    return Tensor(_rng.standard_normal(_shape_arg(shape), dtype=np.float32), dtype=dtype or float32, **kw)
+
+  @staticmethod
+  def randint(low, high=None, size=(), dtype=None, **kw) -> "Tensor":
+    if high is None: low, high = 0, low
+    return Tensor(_rng.integers(low, high, _shape_arg((size,) if isinstance(size, int) else size)),
+                  dtype=dtype or int64, **kw)
+
+  def _like_kw(self, dtype): return {"dtype": dtype or self.dtype}
+  def zeros_like(self, dtype=None, **kw): return Tensor.zeros(self.shape, **self._like_kw(dtype), **kw)
+  def ones_like(self, dtype=None, **kw): return Tensor.ones(self.shape, **self._like_kw(dtype), **kw)
+  def full_like(self, fill_value, dtype=None, **kw): return Tensor.full(self.shape, fill_value, **self._like_kw(dtype), **kw)
+  def empty_like(self, dtype=None, **kw): return Tensor.empty(self.shape, **self._like_kw(dtype), **kw)
+  def rand_like(self, dtype=None, **kw): return Tensor.rand(self.shape, **self._like_kw(dtype), **kw)
+  def randn_like(self, dtype=None, **kw): return Tensor.randn(self.shape, **self._like_kw(dtype), **kw)
+
+  def _with(self, requires_grad=False, device=None) -> "Tensor":
+    if device is not None: self._device = get_device(device)
+    self.requires_grad = requires_grad
+    return self
+
+  # ---------------------------------------------------------------- graph building primitives
+  def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
+    t = Tensor.__new__(Tensor)
+    t.node = LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg)
+    t.requires_grad, t.grad, t._device = any(s.requires_grad for s in srcs), None, self._device
+    return t
+
+  def _alu(self, op: Op, *others: "Tensor", dtype: DType | None = None) -> "Tensor":
+    return self._new(op, (self,) + others, dtype or self.dtype, self.shape)
+
+  def _mov(self, op: Op, shape: tuple, arg) -> "Tensor":
+    if tuple(shape) == self.shape and op in (Op.RESHAPE, Op.EXPAND): return self
+    return self._new(op, (self,), self.dtype, shape, arg)
+
+  def cast(self, dtype) -> "Tensor":
+    dt = to_dtype(dtype)
+    return self if dt == self.dtype else self._alu(Op.CAST, dtype=dt)
+
+  def _operands(self, op: str, other, reverse=False, dtype_fn=promote) -> tuple["Tensor", "Tensor"]:
+    """Both operands as tensors of one dtype and one (broadcast) shape."""
+    if isinstance(other, Tensor):
+      dt = dtype_fn(self.dtype, other.dtype)
+      if (self.ndim == 0) != (other.ndim == 0):   # a 0-d tensor only promotes to a higher kind, like a scalar
+        dim_t, zero_t = (other, self) if self.ndim == 0 else (self, other)
+        dt = zero_t.dtype if dtypes.kind_order(zero_t.dtype) > dtypes.kind_order(dim_t.dtype) else dim_t.dtype
+      shape = _broadcast_shape(op, self.shape, other.shape)
+      a, b = self.cast(dt)._broadcast_to(shape), other.cast(dt)._broadcast_to(shape)
+    elif isinstance(other, (int, float, bool, np.number, np.bool_)):
+      dt = promote_scalar(self.dtype, other)
+      a, b = self.cast(dt), Tensor._const(other, self.shape, dt)._on(self)
+    else:
+      raise _err(TypeError, op, f"unsupported operand type {type(other).__name__}; use a Tensor or a Python number")
+    return (b, a) if reverse else (a, b)
+
+  def _on(self, ref: "Tensor") -> "Tensor":
+    self._device = ref._device
+    return self
+
+  def _broadcast_to(self, shape) -> "Tensor":
+    if self.shape == tuple(shape): return self
+    pre = (1,) * (len(shape) - self.ndim) + self.shape
+    return self.reshape(pre).expand(shape)
+
+  # ---------------------------------------------------------------- elementwise arithmetic
+  def add(self, other, reverse=False):
+    a, b = self._operands("add", other, reverse)
+    return a._alu(Op.OR if a.dtype.is_bool else Op.ADD, b)
+
+  def sub(self, other, reverse=False):
+    a, b = self._operands("sub", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "sub", "subtraction of bool tensors is not supported", "use logical_xor or cast to int")
+    return a._alu(Op.SUB, b)
+
+  def mul(self, other, reverse=False):
+    a, b = self._operands("mul", other, reverse)
+    return a._alu(Op.AND if a.dtype.is_bool else Op.MUL, b)
+
+  def div(self, other, reverse=False, rounding_mode=None):
+    """True division (integers become float32); rounding_mode 'floor' or 'trunc' as in torch.div."""
+    if rounding_mode == "floor": return self.floor_divide(other, reverse)
+    a, b = self._operands("div", other, reverse)
+    if rounding_mode == "trunc": return a._alu(Op.IDIV, b) if a.dtype.is_int else a._alu(Op.DIV, b).trunc()
+    if not a.dtype.is_float: a, b = a.cast(float32), b.cast(float32)
+    return a._alu(Op.DIV, b)
+
+  def floor_divide(self, other, reverse=False):
+    a, b = self._operands("floor_divide", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "floor_divide", "not supported on bool tensors", "cast to int first")
+    if a.dtype.is_float: return a._alu(Op.DIV, b).floor()
+    q = a._alu(Op.IDIV, b)   # truncates: step down where the signs differ and it was not exact
+    fix = (a._alu(Op.MOD, b) != 0).logical_and((a < 0) != (b < 0))
+    return fix.where(q - 1, q)
+
+  def remainder(self, other, reverse=False):
+    """Python/torch modulo: the result has the sign of the divisor."""
+    a, b = self._operands("remainder", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "remainder", "not supported on bool tensors", "cast to int first")
+    if a.dtype.is_float: return a - a._alu(Op.DIV, b).floor() * b
+    r = a._alu(Op.MOD, b)
+    return ((r != 0).logical_and((r < 0) != (b < 0))).where(r + b, r)
+
+  def pow(self, other, reverse=False):
+    if not reverse and isinstance(other, (int, float)) and not isinstance(other, bool):
+      if other == 2: return self * self
+      if other == 1: return self + 0 if not self.dtype.is_bool else self
+      if other == 0.5 and self.dtype.is_float: return self.sqrt()
+      if other == -1 and self.dtype.is_float: return self.reciprocal()
+    a, b = self._operands("pow", other, reverse)
+    if a.dtype.is_int or a.dtype.is_bool:
+      return a.cast(float32)._pow_float(b.cast(float32)).round().cast(a.dtype)
+    return a._pow_float(b)
+
+  def _pow_float(self, y: "Tensor") -> "Tensor":
+    x = self
+    mag = (y * x.abs().log()).exp()
+    y_int = y.trunc() == y
+    y_odd = y_int.logical_and((y.abs() % 2) == 1)
+    neg = y_int.where(y_odd.where(-mag, mag), x.isinf().logical_or(x == 0).where(mag, math.nan))
+    negative = (x < 0).logical_or((x == 0).logical_and(x.reciprocal() < 0))    # -0.0 counts as negative
+    out = negative.where(neg, mag)
+    one = (y == 0).logical_or(x == 1).logical_or((x == -1).logical_and(y.isinf()))
+    return one.where(1.0, out)
+
+  def __neg__(self):
+    if self.dtype.is_bool: raise _err(TypeError, "neg", "negation of a bool tensor is not supported", "use logical_not()")
+    return self._alu(Op.NEG)
+
+  __add__ = add
+  def __radd__(self, o): return self.add(o, True)
+  __sub__ = sub
+  def __rsub__(self, o): return self.sub(o, True)
+  __mul__ = mul
+  def __rmul__(self, o): return self.mul(o, True)
+  __truediv__ = div
+  def __rtruediv__(self, o): return self.div(o, True)
+  __floordiv__ = floor_divide
+  def __rfloordiv__(self, o): return self.floor_divide(o, True)
+  __mod__ = remainder
+  def __rmod__(self, o): return self.remainder(o, True)
+  __pow__ = pow
+  def __rpow__(self, o): return self.pow(o, True)
+  def __matmul__(self, o): return self.matmul(o)
+  def __rmatmul__(self, o): return Tensor(o).matmul(self) if not isinstance(o, Tensor) else o.matmul(self)
+
+  # comparisons and logic
+  def _cmp(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
+    a, b = self._operands(op, other, reverse)
+    return a._new(prim, (a, b), bool_, a.shape)
+
+  def __lt__(self, o): return self._cmp("lt", Op.CMPLT, o)
+  def __gt__(self, o): return self._cmp("gt", Op.CMPLT, o, reverse=True)
+  def __le__(self, o): return (self < o).logical_or(self == o)
+  def __ge__(self, o): return (self > o).logical_or(self == o)
+  def __eq__(self, o): return self._cmp("eq", Op.CMPEQ, o)   # type: ignore[override]
+  def __ne__(self, o): return self._cmp("ne", Op.CMPNE, o)   # type: ignore[override]
+  __hash__ = object.__hash__
+  lt, gt, le, ge, eq, ne = __lt__, __gt__, __le__, __ge__, __eq__, __ne__
+
+  def _bitwise(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
+    a, b = self._operands(op, other, reverse)
+    if a.dtype.is_float:
+      raise _err(TypeError, op, f"bitwise ops need bool or integer tensors, got {a.dtype.name}", "compare first, or cast to int")
+    return a._alu(prim, b)
+
+  def __and__(self, o): return self._bitwise("bitwise_and", Op.AND, o)
+  def __or__(self, o): return self._bitwise("bitwise_or", Op.OR, o)
+  def __xor__(self, o): return self._bitwise("bitwise_xor", Op.XOR, o)
+  def __rand__(self, o): return self._bitwise("bitwise_and", Op.AND, o, True)
+  def __ror__(self, o): return self._bitwise("bitwise_or", Op.OR, o, True)
+  def __rxor__(self, o): return self._bitwise("bitwise_xor", Op.XOR, o, True)
+  def __invert__(self):
+    if self.dtype.is_float: raise _err(TypeError, "bitwise_not", f"needs a bool or integer tensor, got {self.dtype.name}")
+    if self.dtype.is_bool: return self._alu(Op.NOT)
+    return self._alu(Op.XOR, Tensor._const(np.iinfo(self.dtype.np).max if self.dtype.kind == 'u' else -1, self.shape, self.dtype))
+  def logical_not(self): return self.cast(bool_)._alu(Op.NOT)
+  def _logical(self, op: str, prim: Op, other) -> "Tensor":
+    a, b = self.cast(bool_)._operands(op, other.cast(bool_) if isinstance(other, Tensor) else bool(other))
+    return a._alu(prim, b)
+  def logical_and(self, o): return self._logical("logical_and", Op.AND, o)
+  def logical_or(self, o): return self._logical("logical_or", Op.OR, o)
+  def logical_xor(self, o): return self._logical("logical_xor", Op.XOR, o)
+
+  def where(self, x, y) -> "Tensor":
+    """`cond.where(x, y)`: x where self is true, else y (also `Tensor.where(cond, x, y)`)."""
+    cond = self
+    xs, ys = [v if isinstance(v, Tensor) else None for v in (x, y)]
+    if xs is None and ys is None:
+      dt = float32 if any(isinstance(v, float) for v in (x, y)) else int64 if any(isinstance(v, int) and not isinstance(v, bool) for v in (x, y)) else bool_
+    elif xs is None: dt = promote_scalar(ys.dtype, x)
+    elif ys is None: dt = promote_scalar(xs.dtype, y)
+    else: dt = promote(xs.dtype, ys.dtype)
+    shape = _broadcast_shape("where", cond.shape, *(v.shape for v in (xs, ys) if v is not None))
+    def prep(v): return v.cast(dt)._broadcast_to(shape) if isinstance(v, Tensor) else Tensor._const(v, shape, dt)._on(cond)
+    return cond.cast(bool_)._broadcast_to(shape)._new(Op.WHERE, (cond.cast(bool_)._broadcast_to(shape), prep(x), prep(y)), dt, shape)
+
+  def masked_fill(self, mask: "Tensor", value) -> "Tensor":
+    if isinstance(mask, Tensor) and not mask.dtype.is_bool:
+      raise _err(TypeError, "masked_fill", f"mask must be a bool tensor, got {mask.dtype.name}", "compare to build a mask")
+    if _broadcast_shape("masked_fill", self.shape, mask.shape) != self.shape:
+      raise _err(ShapeError, "masked_fill", f"mask shape {_shape_str(mask.shape)} does not broadcast to the input "
+                 f"shape {_shape_str(self.shape)}", "the mask may only have size-1 dims where the input is larger")
+    return mask.where(value, self).cast(self.dtype)
+
+  def maximum(self, other):
+    a, b = self._operands("maximum", other)
+    return a._alu(Op.OR, b) if a.dtype.is_bool else a._alu(Op.MAX, b)
+
+  def minimum(self, other):
+    a, b = self._operands("minimum", other)
+    if a.dtype.is_bool: return a._alu(Op.AND, b)
+    if a.dtype == dtypes.uint8: return (a < b).where(a, b)
+    return -((-a)._alu(Op.MAX, -b))
+
+  def clamp(self, min=None, max=None):
+    if min is None and max is None: raise _err(ValueError, "clamp", "at least one of min and max must be given")
+    out = self
+    if min is not None: out = out.maximum(min)
+    if max is not None: out = out.minimum(max)
+    return out
+  clip = clamp
+
+  # ---------------------------------------------------------------- unary math
+  def _float(self) -> "Tensor": return self if self.dtype.is_float else self.cast(float32)
+  def exp(self): return self._float()._alu(Op.EXP)
+  def log(self): return self._float()._alu(Op.LOG)
+  def exp2(self): return (self._float() * math.log(2)).exp()
+  def log2(self): return self.log() * (1 / math.log(2))
+  def sqrt(self): return self._float()._alu(Op.SQRT)
+  def rsqrt(self): return self.sqrt().reciprocal()
+  def reciprocal(self): return self._float()._alu(Op.RECIP)
+  def sin(self): return self._float()._alu(Op.SIN)
+  def cos(self): return (math.pi / 2 - self._float()).sin()
+  def trunc(self): return self._alu(Op.TRUNC) if self.dtype.is_float else self
+  def floor(self):
+    if not self.dtype.is_float: return self
+    t = self.trunc()
+    return (self < t).where(t - 1, t)
+  def ceil(self):
+    if not self.dtype.is_float: return self
+    t = self.trunc()
+    return (self > t).where(t + 1, t)
+  def round(self):
+    """Round half to even, like torch.round."""
+    if not self.dtype.is_float: return self
+    f = self.floor()
+    diff = self - f
+    even = (f % 2) == 0
+    return (diff > 0.5).logical_or((diff == 0.5).logical_and(even.logical_not())).where(f + 1, f)
+  def abs(self):
+    if self.dtype.is_bool or self.dtype == dtypes.uint8: return self
+    return (self < 0).where(-self, self)
+  def sign(self): return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+  def isnan(self): return self != self
+  def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
+  def sigmoid(self): return (1 + (-self._float()).exp()).reciprocal()
+  def tanh(self): return 2 * (2 * self._float()).sigmoid() - 1
+  def relu(self): return self.maximum(0)
+  def silu(self): return self * self.sigmoid()
+  def erf(self):
+    """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), composed from primitives."""
+    x = self._float()
+    t = (1 + 0.3275911 * x.abs()).reciprocal()
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    y = 1 - poly * (-(x * x)).exp()
+    return (x < 0).where(-y, y)
+  def gelu(self, approximate: str = "none"):
+    if approximate == "tanh":
+      return 0.5 * self * (1 + (math.sqrt(2 / math.pi) * (self + 0.044715 * self * self * self)).tanh())
+    if approximate != "none": raise _err(ValueError, "gelu", f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * self * (1 + (self * (1 / math.sqrt(2))).erf())
+  def square(self): return self * self
+
+  def float(self): return self.cast(float32)
+  def half(self): return self.cast(dtypes.float16)
+  def bfloat16(self): return self.cast(dtypes.bfloat16)
+  def int(self): return self.cast(dtypes.int32)
+  def long(self): return self.cast(int64)
+  def bool(self): return self.cast(bool_)
+  def to(self, dtype=None, device=None):
+    out = self.cast(dtype) if dtype is not None else self
+    if device is not None and get_device(device) is not self._device:
+      out = Tensor(out.numpy(), dtype=out.dtype, device=device, requires_grad=out.requires_grad)
+    return out
+  def type(self, dtype): return self.cast(dtype)
+
+  # ---------------------------------------------------------------- movement
+  def reshape(self, *shape) -> "Tensor":
+    shape = _shape_arg(shape)
+    if shape.count(-1) > 1: raise _err(ShapeError, "reshape", f"only one dimension can be -1, got {shape}")
+    if -1 in shape:
+      known = prod(s for s in shape if s != -1)
+      if known == 0 or self.numel() % known:
+        raise _err(ShapeError, "reshape", f"shape {_shape_str(shape)} is invalid for a tensor of shape "
+                   f"{_shape_str(self.shape)} ({self.numel()} elements)", "the sizes must multiply to the same count")
+      shape = tuple(self.numel() // known if s == -1 else s for s in shape)
+    if any(s < 0 for s in shape): raise _err(ShapeError, "reshape", f"negative size in shape {_shape_str(shape)}")
+    if prod(shape) != self.numel():
+      raise _err(ShapeError, "reshape", f"shape {_shape_str(shape)} ({prod(shape)} elements) is invalid for a tensor of "
+                 f"shape {_shape_str(self.shape)} ({self.numel()} elements)", "the sizes must multiply to the same count")
+    return self._mov(Op.RESHAPE, shape, shape)
+  view = reshape
+
+  def permute(self, *dims) -> "Tensor":
+    dims = tuple(_norm_dim("permute", d, self.ndim, self.shape) for d in _shape_arg(dims))
+    if sorted(dims) != list(range(self.ndim)):
+      raise _err(ShapeError, "permute", f"dims {dims} are not a permutation of the {self.ndim} dims of shape "
+                 f"{_shape_str(self.shape)}", f"name each dim in 0..{self.ndim - 1} once")
+    if dims == tuple(range(self.ndim)): return self
+    return self._mov(Op.PERMUTE, tuple(self.shape[d] for d in dims), dims)
+
+  def transpose(self, dim0=-2, dim1=-1) -> "Tensor":
+    order = list(range(self.ndim))
+    a, b = _norm_dim("transpose", dim0, self.ndim, self.shape), _norm_dim("transpose", dim1, self.ndim, self.shape)
+    order[a], order[b] = order[b], order[a]
+    return self.permute(order)
+
+  @property
+  def T(self) -> "Tensor": return self.permute(tuple(range(self.ndim))[::-1])
+  @property
+  def mT(self) -> "Tensor": return self.transpose(-2, -1)
+
+  def expand(self, *sizes) -> "Tensor":
+    sizes = _shape_arg(sizes)
+    if len(sizes) < self.ndim:
+      raise _err(ShapeError, "expand", f"the number of sizes ({len(sizes)}) must be at least the number of dims of "
+                 f"shape {_shape_str(self.shape)}")
+    pre = (1,) * (len(sizes) - self.ndim) + self.shape
+    new = tuple(p if s == -1 else s for s, p in zip(sizes, pre))
+    for d, (p, s) in enumerate(zip(pre, new)):
+      if p != s and p != 1:
+        raise _err(ShapeError, "expand", f"cannot expand shape {_shape_str(self.shape)} to {_shape_str(sizes)}: "
+                   f"dimension {d} has size {p}, not 1", "only size-1 dims can expand")
+    return self.reshape(pre)._mov(Op.EXPAND, new, new)
+  def expand_as(self, other): return self.expand(other.shape)
+
+  def squeeze(self, dim=None) -> "Tensor":
+    if dim is None: return self.reshape(tuple(s for s in self.shape if s != 1))
+    dims = {_norm_dim("squeeze", d, self.ndim, self.shape) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
+
+  def unsqueeze(self, dim) -> "Tensor":
+    d = _norm_dim("unsqueeze", dim, self.ndim + 1, self.shape)
+    return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+  def flatten(self, start_dim=0, end_dim=-1) -> "Tensor":
+    if self.ndim == 0: return self.reshape(1)
+    s, e = _norm_dim("flatten", start_dim, self.ndim, self.shape), _norm_dim("flatten", end_dim, self.ndim, self.shape)
+    return self.reshape(self.shape[:s] + (prod(self.shape[s:e + 1]),) + self.shape[e + 1:])
+
+  def unflatten(self, dim, sizes) -> "Tensor":
+    d = _norm_dim("unflatten", dim, self.ndim, self.shape)
+    return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
+  def _pad_shrink(self, arg) -> "Tensor":
+    """Per-dim (before, after): positive pads with zeros, negative crops."""
+    shrink = tuple((max(0, -b), s - max(0, -a)) for (b, a), s in zip(arg, self.shape))
+    out = self
+    if any(lo != 0 or hi != s for (lo, hi), s in zip(shrink, self.shape)):
+      out = out._mov(Op.SHRINK, tuple(hi - lo for lo, hi in shrink), shrink)
+    pad = tuple((max(0, b), max(0, a)) for b, a in arg)
+    if any(b or a for b, a in pad):
+      out = out._mov(Op.PAD, tuple(s + b + a for s, (b, a) in zip(out.shape, pad)), pad)
+    return out
+
+  def pad(self, pad: Sequence[int], value=0.0, mode: str = "constant") -> "Tensor":
+    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last dim."""
+    if mode != "constant": raise _err(ValueError, "pad", f"only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > self.ndim:
+      raise _err(ShapeError, "pad", f"pad {tuple(pad)} must have an even length of at most 2*ndim = {2 * self.ndim} "
+                 f"for shape {_shape_str(self.shape)}")
+    arg = [(0, 0)] * self.ndim
+    for i in range(len(pad) // 2): arg[self.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    for d, ((b, a), s) in enumerate(zip(arg, self.shape)):
+      if s + b + a < 0: raise _err(ShapeError, "pad", f"pad {tuple(pad)} leaves dimension {d} of shape {_shape_str(self.shape)} with negative size")
+    out = self._pad_shrink(arg)
+    if value != 0 and out is not self:
+      inside = Tensor._const(True, self.shape, bool_)._on(self)._pad_shrink(arg)
+      out = inside.where(out, value).cast(self.dtype)
+    return out
+
+  def shrink(self, arg) -> "Tensor":
+    arg = tuple((0, s) if a is None else a for a, s in zip(arg, self.shape))
+    return self._pad_shrink([(-lo, hi - s) for (lo, hi), s in zip(arg, self.shape)])
+
+  def flip(self, dims) -> "Tensor":
+    dims = tuple(_norm_dim("flip", d, self.ndim, self.shape) for d in ((dims,) if isinstance(dims, int) else dims))
+    dims = tuple(d for d in dims if self.shape[d] > 1)
+    return self._mov(Op.FLIP, self.shape, dims) if dims else self
+
+  def contiguous(self) -> "Tensor":
+    """A tensor backed by its own contiguous buffer (a fusion boundary if it is not one yet)."""
+    if self.node.op is Op.BUFFER: return self
+    return self._new(Op.CONTIGUOUS, (self,), self.dtype, self.shape)
+
+  def repeat(self, *repeats) -> "Tensor":
+    repeats = _shape_arg(repeats)
+    if len(repeats) < self.ndim:
+      raise _err(ShapeError, "repeat", f"{len(repeats)} repeats for a tensor of shape {_shape_str(self.shape)}",
+                 f"give at least {self.ndim} repeat counts")
+    base = self.reshape((1,) * (len(repeats) - self.ndim) + self.shape)
+    inter = tuple(x for s in base.shape for x in (1, s))
+    exp = tuple(x for r, s in zip(repeats, base.shape) for x in (r, s))
+    return base.reshape(inter).expand(exp).reshape(tuple(r * s for r, s in zip(repeats, base.shape)))
+
+  @staticmethod
+  def cat(tensors: Sequence["Tensor"], dim: int = 0) -> "Tensor":
+    tensors = list(tensors)
+    if not tensors: raise _err(ValueError, "cat", "expected a non-empty list of tensors")
+    ref = tensors[0]
+    d = _norm_dim("cat", dim, ref.ndim, ref.shape)
+    for i, t in enumerate(tensors):
+      if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape)) if j != d):
+        bad = next((j for j in range(max(t.ndim, ref.ndim)) if j != d and (j >= t.ndim or j >= ref.ndim or t.shape[j] != ref.shape[j])), None)
+        raise _err(ShapeError, "cat", f"tensor 0 has shape {_shape_str(ref.shape)} but tensor {i} has shape "
+                   f"{_shape_str(t.shape)}: dimension {bad} differs", f"all sizes except dim {d} must match")
+    dt = ref.dtype
+    for t in tensors[1:]: dt = promote(dt, t.dtype)
+    total = sum(t.shape[d] for t in tensors)
+    out, offset = None, 0
+    for t in tensors:
+      arg = [(0, 0)] * ref.ndim
+      arg[d] = (offset, total - offset - t.shape[d])
+      offset += t.shape[d]
+      p = t.cast(dt)._pad_shrink(arg)
+      out = p if out is None else (out._alu(Op.OR, p) if dt.is_bool else out._alu(Op.ADD, p))
+    return out
+
+  @staticmethod
+  def stack(tensors: Sequence["Tensor"], dim: int = 0) -> "Tensor":
+    tensors = list(tensors)
+    if not tensors: raise _err(ValueError, "stack", "expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+      if t.shape != tensors[0].shape:
+        raise _err(ShapeError, "stack", f"tensor 0 has shape {_shape_str(tensors[0].shape)} but tensor {i} has shape "
+                   f"{_shape_str(t.shape)}", "stack needs tensors of one shape")
+    d = _norm_dim("stack", dim, tensors[0].ndim + 1, tensors[0].shape)
+    return Tensor.cat([t.unsqueeze(d) for t in tensors], d)
+
+  def split(self, split_size_or_sections, dim: int = 0) -> tuple["Tensor", ...]:
+    d = _norm_dim("split", dim, self.ndim, self.shape)
+    n = self.shape[d]
+    if isinstance(split_size_or_sections, int):
+      if split_size_or_sections <= 0: raise _err(ValueError, "split", f"split size must be positive, got {split_size_or_sections}")
+      sizes = [min(split_size_or_sections, n - i) for i in range(0, n, split_size_or_sections)] or [0]
+    else:
+      sizes = list(split_size_or_sections)
+      if sum(sizes) != n:
+        raise _err(ShapeError, "split", f"sections {sizes} sum to {sum(sizes)} but dimension {d} of shape "
+                   f"{_shape_str(self.shape)} has size {n}", "the sections must add up to the dimension's size")
+    out, start = [], 0
+    for s in sizes:
+      out.append(self.shrink(tuple((start, start + s) if i == d else None for i in range(self.ndim))))
+      start += s
+    return tuple(out)
+
+  def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
+    d = _norm_dim("chunk", dim, self.ndim, self.shape)
+    return self.split(max(1, math.ceil(self.shape[d] / chunks)), d)
+
+  # ---------------------------------------------------------------- indexing
+  def __getitem__(self, idx) -> "Tensor":
+    """ints, slices (positive steps), None, ... and integer tensors, with PyTorch's result layout."""
+    idx = list(idx) if isinstance(idx, tuple) else [idx]
+    if sum(1 for i in idx if i is Ellipsis) > 1: raise _err(IndexError, "getitem", "an index can only have one ellipsis")
+    n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
+    if n_real > self.ndim:
+      raise _err(IndexError, "getitem", f"too many indices ({n_real}) for a tensor of shape {_shape_str(self.shape)}")
+    if any(i is Ellipsis for i in idx):
+      e = next(k for k, i in enumerate(idx) if i is Ellipsis)
+      idx = idx[:e] + [slice(None)] * (self.ndim - n_real) + idx[e + 1:]
+    idx += [slice(None)] * (self.ndim - sum(1 for i in idx if i is not None))
+    shrink, steps, kinds, dim = [], [], [], 0   # kinds: the result's dims before advanced indexing
+    for i in idx:
+      if i is None: kinds.append(("new",)); continue
+      size = self.shape[dim]
+      if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+        if not -size <= i < size:
+          raise _err(IndexError, "getitem", f"index {i} is out of range for dimension {dim} with size {size} "
+                     f"(shape {_shape_str(self.shape)})", f"use an index in [{-size}, {size - 1}]")
+        shrink.append((int(i) % size, int(i) % size + 1)); steps.append(1); kinds.append(("drop",))
+      elif isinstance(i, slice):
+        start, stop, step = i.indices(size)
+        if step <= 0: raise _err(ValueError, "getitem", f"slice step must be positive, got {i.step}")
+        shrink.append((start, max(stop, start))); steps.append(step); kinds.append(("keep",))
+      elif isinstance(i, (Tensor, list, np.ndarray)):
+        t = i if isinstance(i, Tensor) else Tensor(np.asarray(i))
+        if not t.dtype.is_int:
+          raise _err(IndexError, "getitem", f"tensors used as indices must be integer tensors, got {t.dtype.name}")
+        shrink.append((0, size)); steps.append(1); kinds.append(("tensor", t))
+      else: raise _err(TypeError, "getitem", f"unsupported index {i!r}", "use ints, slices, None, ... or int tensors")
+      dim += 1
+    out = self.shrink(tuple(shrink)) if shrink else self
+    for d, st in enumerate(steps):
+      if st > 1: out = out._take_every(d, st)
+    sizes = iter(out.shape)
+    shape = [1 if k[0] == "new" else next(sizes) for k in kinds]
+    kept = [(k, s) for k, s in zip(kinds, shape) if k[0] != "drop"]
+    kinds, shape = [k for k, _ in kept], tuple(s for _, s in kept)
+    out = out.reshape(shape)
+    return out._advanced_index(list(kinds)) if any(k[0] == "tensor" for k in kinds) else out
+
+  def _take_every(self, d: int, step: int) -> "Tensor":
+    n = self.shape[d]
+    m = -(-n // step)
+    arg = [(0, 0)] * self.ndim
+    arg[d] = (0, m * step - n)
+    x = self._pad_shrink(arg).reshape(self.shape[:d] + (m, step) + self.shape[d + 1:])
+    x = x.shrink(tuple((0, 1) if i == d + 1 else None for i in range(x.ndim)))
+    return x.reshape(self.shape[:d] + (m,) + self.shape[d + 1:])
+
+  def _advanced_index(self, kinds: list) -> "Tensor":
+    """Index the dims marked ('tensor', t) with integer tensors. As in PyTorch, the broadcast index dims replace
+    the indexed dims where those are adjacent, and go first otherwise."""
+    tdims = [d for d, k in enumerate(kinds) if k[0] == "tensor"]
+    rest = [d for d in range(self.ndim) if d not in tdims]
+    bshape = _broadcast_shape("getitem", *(kinds[d][1].shape for d in tdims))
+    flat = None
+    for d in tdims:
+      s, t = self.shape[d], kinds[d][1].cast(int64)
+      t = (t < 0).where(t + s, t)._broadcast_to(bshape)
+      flat = t if flat is None else flat * s + t
+    x = self.permute(tdims + rest)
+    x = x.reshape((prod(self.shape[d] for d in tdims),) + x.shape[len(tdims):])
+    out = x._gather0(flat)                                   # bshape + rest dims
+    if tdims == list(range(tdims[0], tdims[-1] + 1)) and tdims[0] > 0:
+      nb, before = len(bshape), tdims[0]
+      out = out.permute(list(range(nb, nb + before)) + list(range(nb)) + list(range(nb + before, out.ndim)))
+    return out
+
+  def _gather0(self, index: "Tensor") -> "Tensor":
+    """out[j..., r...] = self[index[j...], r...] as a one-hot select-and-sum (lazy and differentiable)."""
+    n = self.shape[0]
+    rest = self.shape[1:]
+    ar = Tensor.arange(n, dtype=index.dtype)._on(self)
+    hit = index.reshape(index.shape + (1,)) == ar.reshape((1,) * index.ndim + (n,))          # j..., n
+    hit = hit.reshape(hit.shape + (1,) * len(rest))
+    src = self.reshape((1,) * index.ndim + (n,) + rest)
+    sel = hit.where(src, Tensor._const(0, (), self.dtype)._on(self))
+    out = sel.sum(index.ndim) if not self.dtype.is_bool else sel.cast(int64).sum(index.ndim).cast(bool_)
+    return out.cast(self.dtype)
+
+  def gather(self, dim: int, index: "Tensor") -> "Tensor":
+    """torch.gather: out[i][j] = self[i][index[i][j]] for dim=1."""
+    d = _norm_dim("gather", dim, self.ndim, self.shape)
+    if index.ndim != self.ndim:
+      raise _err(ShapeError, "gather", f"index shape {_shape_str(index.shape)} must have as many dims as input shape "
+                 f"{_shape_str(self.shape)}")
+    for k in range(self.ndim):
+      if k != d and index.shape[k] > self.shape[k]:
+        raise _err(ShapeError, "gather", f"index shape {_shape_str(index.shape)} is larger than input shape "
+                   f"{_shape_str(self.shape)} in dimension {k}")
+    n = self.shape[d]
+    x = self.shrink(tuple(None if k == d else (0, index.shape[k]) for k in range(self.ndim)))
+    hit = index.cast(int64).unsqueeze(-1) == Tensor.arange(n)._on(self)                 # index.shape + (n,)
+    src = x.permute([k for k in range(self.ndim) if k != d] + [d]).unsqueeze(d).expand(hit.shape)
+    return hit.where(src, Tensor._const(0, (), self.dtype)._on(self)).sum(-1).cast(self.dtype)
+
+  # ---------------------------------------------------------------- reductions
+  def _reduce_dims(self, op: str, dim) -> tuple:
+    if dim is None: return tuple(range(self.ndim))
+    dims = tuple(sorted({_norm_dim(op, d, self.ndim, self.shape) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}))
+    return dims if self.ndim else ()   # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
+
+  def _reduce(self, prim: Op, dims: tuple, keepdim: bool) -> "Tensor":
+    kept = tuple(1 if i in dims else s for i, s in enumerate(self.shape))
+    if any(self.shape[d] == 0 for d in dims):   # an empty sum is 0 (an empty max was refused before)
+      out = Tensor._const(0, kept, self.dtype)._on(self)
+    else: out = self._new(prim, (self,), self.dtype, kept, dims) if dims and self.ndim else self
+    return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in dims))
+
+  def sum(self, dim=None, keepdim=False, dtype=None, axis=None) -> "Tensor":
+    dims = self._reduce_dims("sum", axis if dim is None else dim)
+    out_dt = to_dtype(dtype) if dtype is not None else int64 if (self.dtype.is_int or self.dtype.is_bool) else self.dtype
+    acc_dt = float32 if out_dt in (dtypes.float16, dtypes.bfloat16) else out_dt
+    return self.cast(acc_dt)._reduce(Op.REDUCE_SUM, dims, keepdim).cast(out_dt)
+
+  def mean(self, dim=None, keepdim=False, axis=None) -> "Tensor":
+    if not self.dtype.is_float:
+      raise _err(TypeError, "mean", f"needs a floating point tensor, got {self.dtype.name}", "cast with .float() first")
+    dims = self._reduce_dims("mean", axis if dim is None else dim)
+    n = prod(self.shape[d] for d in dims)
+    s = self.sum(dims, keepdim)
+    return (s * (1 / n) if n else s / 0.0).cast(self.dtype)
+
+  def max(self, dim=None, keepdim=False, axis=None) -> "Tensor":
+    dims = self._reduce_dims("max", axis if dim is None else dim)
+    self._check_nonempty("max", dims)
+    return self._reduce(Op.REDUCE_MAX, dims, keepdim)
+
+  def min(self, dim=None, keepdim=False, axis=None) -> "Tensor":
+    dims = self._reduce_dims("min", axis if dim is None else dim)
+    self._check_nonempty("min", dims)
+    if self.dtype.is_bool: return self.logical_not()._reduce(Op.REDUCE_MAX, dims, keepdim).logical_not()
+    if self.dtype == dtypes.uint8: return 255 - (255 - self)._reduce(Op.REDUCE_MAX, dims, keepdim)
+    return -((-self)._reduce(Op.REDUCE_MAX, dims, keepdim))
+  amax, amin = max, min
+
+  def _check_nonempty(self, op, dims):
+    if any(self.shape[d] == 0 for d in dims):
+      raise _err(IndexError, op, f"cannot reduce over a zero-size dimension of shape {_shape_str(self.shape)}",
+                 "reduce over non-empty dims")
+
+  def _arg_reduce(self, op: str, dim, keepdim: bool, largest: bool) -> "Tensor":
+    if dim is None: return self.flatten()._arg_reduce(op, 0, False, largest).reshape((1,) * self.ndim if keepdim else ())
+    d = _norm_dim(op, dim, self.ndim, self.shape)
+    self._check_nonempty(op, (d,))
+    x = self if largest else (-self if not self.dtype.is_bool else self.logical_not())
+    m = x.max(d, keepdim=True)
+    hit = (x == m).logical_or(x.isnan()) if x.dtype.is_float else (x == m)
+    n = self.shape[d]
+    rev = Tensor.arange(n, 0, -1, dtype=int64)._on(self).reshape(tuple(n if i == d else 1 for i in range(self.ndim)))
+    first = hit.where(rev, 0).max(d, keepdim=keepdim)   # largest n-i is the first hit
+    return n - first
+
+  def argmax(self, dim=None, keepdim=False, axis=None): return self._arg_reduce("argmax", axis if dim is None else dim, keepdim, True)
+  def argmin(self, dim=None, keepdim=False, axis=None): return self._arg_reduce("argmin", axis if dim is None else dim, keepdim, False)
+
+  def var(self, dim=None, keepdim=False, correction=1, unbiased=None, axis=None) -> "Tensor":
+    if unbiased is not None: correction = int(unbiased)
+    dims = self._reduce_dims("var", axis if dim is None else dim)
+    n = prod(self.shape[d] for d in dims)
+    x = self._float()
+    diff = x - x.mean(dims, keepdim=True)
+    return (diff * diff).sum(dims, keepdim) / max(0, n - correction)
+
+  def std(self, dim=None, keepdim=False, correction=1, unbiased=None, axis=None) -> "Tensor":
+    return self.var(dim, keepdim, correction, unbiased, axis).sqrt()
+
+  def logsumexp(self, dim=None, keepdim=False, axis=None) -> "Tensor":
+    dims = self._reduce_dims("logsumexp", axis if dim is None else dim)
+    x = self._float()
+    if any(self.shape[d] == 0 for d in dims): return x.sum(dims, keepdim) - math.inf
+    m = x.max(dims, keepdim=True)
+    m = m.isinf().where(0.0, m)
+    out = (x - m).exp().sum(dims, keepdim=True).log() + m
+    return out if keepdim else out.squeeze(dims)
+
+  def softmax(self, dim=-1, dtype=None, axis=None) -> "Tensor":
+    x = self._float() if dtype is None else self.cast(dtype)
+    d = _norm_dim("softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
+    if x.numel() == 0: return x
+    e = (x - x.max(d, keepdim=True)).exp()
+    return e / e.sum(d, keepdim=True)
+
+  def log_softmax(self, dim=-1, dtype=None, axis=None) -> "Tensor":
+    x = self._float() if dtype is None else self.cast(dtype)
+    d = _norm_dim("log_softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
+    if x.numel() == 0: return x
+    return x - x.logsumexp(d, keepdim=True)
+
+  # ---------------------------------------------------------------- linear algebra and nn helpers
+  def matmul(self, other: "Tensor") -> "Tensor":
+    """torch.matmul: 1-D, 2-D, batched and broadcast. Lowered to a DOT by the compiler."""
+    a, b = self, other
+    if not isinstance(b, Tensor): b = Tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+      raise _err(ShapeError, "matmul", f"both arguments need at least 1 dimension, got shapes {_shape_str(a.shape)} and "
+                 f"{_shape_str(b.shape)}", "use * for scalars")
+    a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+    b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+      raise _err(ShapeError, "matmul", f"shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} cannot be multiplied: "
+                 f"inner dimensions {a2.shape[-1]} (dim -1 of the first) and {b2.shape[-2]} (dim "
+                 f"{-2 if b.ndim > 1 else -1} of the second) differ", "transpose or reshape so the inner sizes match")
+    batch = _broadcast_shape("matmul", a2.shape[:-2], b2.shape[:-2])
+    dt = promote(a.dtype, b.dtype)
+    acc = float32 if dt in (dtypes.float16, dtypes.bfloat16) else dt
+    m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
+    x = a2.cast(acc)._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))
+    y = b2.cast(acc)._broadcast_to(batch + (k, n)).transpose(-1, -2).reshape(batch + (1, n, k))
+    out = (x * y).sum(-1).cast(dt)
+    if a.ndim == 1: out = out.squeeze(-2)
+    if b.ndim == 1: out = out.squeeze(-1)
+    return out
+  dot = matmul
+
+  def linear(self, weight: "Tensor", bias: "Tensor | None" = None) -> "Tensor":
+    out = self.matmul(weight.T)
+    return out if bias is None else out + bias
+
+  def _tri(self, diagonal: int, lower: bool) -> "Tensor":
+    if self.ndim < 2: raise _err(ShapeError, "tril" if lower else "triu", f"needs at least 2 dims, got shape {_shape_str(self.shape)}")
+    r, c = self.shape[-2:]
+    rows = Tensor.arange(r)._on(self).reshape(r, 1)
+    cols = Tensor.arange(c)._on(self).reshape(1, c)
+    keep = (cols <= rows + diagonal) if lower else (cols >= rows + diagonal)
+    return keep.where(self, Tensor._const(0, (), self.dtype)._on(self)).cast(self.dtype)
+
+  def tril(self, diagonal: int = 0): return self._tri(diagonal, True)
+  def triu(self, diagonal: int = 0): return self._tri(diagonal, False)
+
+  def one_hot(self, num_classes: int = -1) -> "Tensor":
+    if not self.dtype.is_int: raise _err(TypeError, "one_hot", f"needs an integer tensor, got {self.dtype.name}")
+    if num_classes < 0: num_classes = int(self.max().item()) + 1
+    return (self.unsqueeze(-1) == Tensor.arange(num_classes)._on(self)).cast(int64)
+
+  def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
+                    label_smoothing: float = 0.0) -> "Tensor":
+    """torch.nn.functional.cross_entropy with class-index targets; classes on dim 1 (or dim 0 for 1-D input)."""
+    if weight is not None: raise _err(NotImplementedError, "cross_entropy", "class weights are not supported yet")
+    if reduction not in ("mean", "sum", "none"):
+      raise _err(ValueError, "cross_entropy", f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    logits = self if self.ndim != 1 else self.unsqueeze(0)
+    tgt = target if self.ndim != 1 else target.reshape(1)
+    if not tgt.dtype.is_int: raise _err(TypeError, "cross_entropy", f"target must hold class indices (an integer tensor), got {tgt.dtype.name}")
+    expect = (logits.shape[0],) + logits.shape[2:]
+    if tgt.shape != expect:
+      raise _err(ShapeError, "cross_entropy", f"input shape {_shape_str(self.shape)} needs target shape "
+                 f"{_shape_str(expect)}, got {_shape_str(target.shape)}")
+    c = logits.shape[1]
+    logp = logits.log_softmax(1)
+    logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))           # classes last
+    hit = tgt.unsqueeze(-1) == Tensor.arange(c)._on(self)
+    nll = -hit.where(logp, 0.0).sum(-1)
+    if label_smoothing:
+      nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+    valid = tgt != ignore_index
+    nll = valid.where(nll, 0.0)
+    if self.ndim == 1: nll = nll.reshape(())
+    if reduction == "none": return nll
+    if reduction == "sum": return nll.sum()
+    return nll.sum() / valid.cast(float32).sum()
+
+
+def realize(*tensors: Tensor):
+  """Realize several tensors in one schedule."""
+  nodes = [t.node for t in tensors]
+  devices = {t._device.name for t in tensors}
+  if len(devices) > 1: raise _err(RuntimeError, "realize", f"tensors on several devices {sorted(devices)}", "move them with .to(device)")
+  if not tensors: return
+  _engine.realize(nodes, tensors[0]._device)
+  for t in tensors:   # drop the graph: later graphs start from the buffer
+    if t.node.op is not Op.BUFFER: t.node = LazyNode.from_buffer(t.node.buffer, t.shape)
