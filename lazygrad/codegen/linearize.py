@@ -24,6 +24,7 @@ class LoweringOptions:
   max_tile: int = 4096
   max_reduce_block: int = 1024
   dot_blocks: tuple = (64, 64, 32)
+  min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
   blocks: tuple | None = None      # explicit block sizes (tests of tiling on the numpy interpreter)
 
 
@@ -50,8 +51,8 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
   if _dot_axes(k) is not None and not whole_red:
     m, n, kk = _dot_axes(k)
     bm, bn, bk = opts.dot_blocks
-    blocks[m], blocks[n], blocks[kk] = (max(16, min(bm, _next_pow2(k.shape[m]))), max(16, min(bn, _next_pow2(k.shape[n]))),
-                                        max(16, min(bk, _next_pow2(k.shape[kk]))))
+    for axis, want in ((m, bm), (n, bn), (kk, bk)):
+      blocks[axis] = max(opts.min_dot_block, min(want, _next_pow2(k.shape[axis])))
     return tuple(blocks)
   for a in range(n_out - 1, -1, -1):                  # output axes, innermost first
     b = min(_next_pow2(k.shape[a]), budget)

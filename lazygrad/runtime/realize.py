@@ -47,7 +47,7 @@ def get_schedule(targets: list[LazyNode], device) -> list[ScheduleItem]:
 
 
 def get_program(kernel: Kernel, device):
-  key = (device.name, kernel.text)
+  key = (device.name, device.lowering, kernel.text)
   if (prg := _program_cache.get(key)) is None:
     counters.lowerings += 1
     prg = _program_cache[key] = device.compile(kernel)
@@ -87,7 +87,16 @@ def run_schedule(items: list[ScheduleItem], device):
     print(f"realize: {len(items)} kernel{'s' if len(items) != 1 else ''} in {(time.perf_counter() - t_start) * 1e3:.3f} ms")
 
 
+def _share_reshaped_buffers(nodes: list[LazyNode]):
+  """A reshape of a realized node is the same memory: give it that buffer instead of a copy kernel."""
+  for n in nodes:
+    base = n
+    while base.op is Op.RESHAPE and not base.realized: base = base.srcs[0]
+    if base is not n and base.realized: n.buffer = base.buffer
+
+
 def realize(nodes: list[LazyNode], device):
+  _share_reshaped_buffers(nodes)
   targets = list({id(n): n for n in nodes if not n.realized}.values())
   if not targets: return
   run_schedule(get_schedule(targets, device), device)

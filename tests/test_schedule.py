@@ -1,0 +1,162 @@
+"""Scheduler, fusion, views, caching and tiling: kernel counts and lowered programs, checked against numpy."""
+import numpy as np
+import pytest
+import lazygrad
+from lazygrad import Tensor, counters
+from lazygrad.codegen.linearize import LoweringOptions
+from lazygrad.codegen.uops import U
+from lazygrad.runtime.device import get_device
+from lazygrad.runtime.realize import get_program, get_schedule
+
+rng = np.random.default_rng(0)
+def randn(*shape): return rng.standard_normal(shape).astype(np.float32)
+
+
+def kernels_for(*tensors) -> int:
+  before = counters.kernels
+  lazygrad.realize(*tensors)
+  return counters.kernels - before
+
+
+def programs_for(t: Tensor):
+  dev = get_device()
+  return [get_program(it.kernel, dev).prog for it in get_schedule([t.node], dev)]
+
+
+@pytest.mark.parametrize("name, build, budget", [
+  ("elementwise chain into a reduction", lambda a, b, c: ((a + b) * c).relu().sum(1), 1),
+  ("softmax over the last dim", lambda a, b, c: a.softmax(-1), 1),
+  ("log_softmax", lambda a, b, c: a.log_softmax(-1), 1),
+  ("matmul then bias and relu", lambda a, b, c: (a @ b.T + c[0, :6]).relu(), 1),
+  ("layernorm", lambda a, b, c: (a - a.mean(-1, keepdim=True)) / (a.var(-1, keepdim=True, correction=0) + 1e-5).sqrt(), 1),
+  ("var", lambda a, b, c: a.var(1), 1),
+  ("logsumexp", lambda a, b, c: a.logsumexp(1), 1),
+  ("movement ops then elementwise", lambda a, b, c: a.T.reshape(4, 12)[1:, ::2].flip(0) + 1, 1),
+  ("sum of a transposed matmul", lambda a, b, c: (a @ b.T).T.sum(1), 2),
+])
+def test_kernel_budget(name, build, budget):
+  a, b, c = (Tensor(randn(6, 8)) for _ in range(3))
+  out = build(a, b, c)
+  assert kernels_for(out) <= budget, name
+
+
+def test_building_runs_nothing_and_realize_runs_once():
+  a = Tensor(randn(4, 4))
+  before = counters.kernels
+  b = ((a + 1) * 2).sum(0).reshape(2, 2).T
+  assert counters.kernels == before
+  b.realize()
+  ran = counters.kernels - before
+  assert ran >= 1
+  b.realize(); b.numpy()
+  assert counters.kernels - before == ran
+
+
+def test_realized_tensor_is_not_recomputed():
+  a = Tensor(randn(8, 8))
+  mid = (a * 3).exp()
+  mid.realize()
+  assert kernels_for((mid + 1)) == 1
+  np.testing.assert_allclose((mid + 1).numpy(), np.exp(a.numpy() * 3) + 1, rtol=1e-6)
+
+
+def test_reduction_needed_by_two_kernels_is_stored_once_and_kept():
+  a = Tensor(randn(8, 8))
+  s = a.sum(1)
+  out1 = (a - s.reshape(8, 1) * 2).exp()     # fuses s as a broadcast-back reduction...
+  out2 = s.reshape(1, 8) * a                 # ...but this kernel needs it too: s is stored once
+  assert kernels_for(out1, out2) == 3
+  assert kernels_for(s) == 0                 # computed on the way, and kept
+  np.testing.assert_allclose(out2.numpy(), a.numpy().sum(1)[None, :] * a.numpy(), rtol=1e-5)
+
+
+def test_movement_ops_are_views():
+  a = Tensor(randn(4, 6))
+  views = [a.T, a.reshape(3, 8), a[1:3, ::2], a.flip(0), a.pad((1, 1)), a.unsqueeze(0).expand(2, 4, 6)]
+  before = counters.kernels
+  for v in views: v.shape
+  assert counters.kernels == before
+  # each consumer is a single kernel reading through the view
+  for v in views: assert kernels_for(v + 1) == 1
+
+
+def test_schedule_and_lowering_are_cached_by_structure():
+  x = randn(5, 7)
+  def step(arr): return (Tensor(arr) * 2 + 1).softmax(-1).sum(0)
+  step(x).realize()
+  s, l = counters.schedules, counters.lowerings
+  for _ in range(3): out = step(x + 1).realize()
+  assert counters.schedules == s and counters.lowerings == l
+  ref = np.exp((x + 1) * 2 + 1 - ((x + 1) * 2 + 1).max(-1, keepdims=True))
+  np.testing.assert_allclose(out.numpy(), (ref / ref.sum(-1, keepdims=True)).sum(0), rtol=1e-5)
+
+
+def test_matmul_lowers_to_one_dot():
+  a, b = Tensor(randn(16, 32)), Tensor(randn(32, 8))
+  (prog,) = programs_for(a @ b)
+  assert [u.op for u in prog.uops].count(U.DOT) == 1
+  assert not any(u.op is U.REDUCE for u in prog.uops)
+
+
+def test_batched_matmul_is_a_dot():
+  a, b = Tensor(randn(3, 4, 5)), Tensor(randn(3, 5, 6))
+  (prog,) = programs_for(a @ b)
+  assert any(u.op is U.DOT for u in prog.uops)
+  np.testing.assert_allclose((a @ b).numpy(), a.numpy() @ b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_loads_stay_affine_after_reshape_of_a_transpose():
+  # reshape, transpose, reshape: the views merge into one strided view, no div/mod in the index math
+  a = Tensor(randn(2, 3, 4))
+  (prog,) = programs_for(a.reshape(6, 4).T.reshape(4, 2, 3) * 2)
+  assert not any(u.op is U.ALU and u.arg.name in ("IDIV", "MOD") for u in prog.uops)
+
+
+TILED = LoweringOptions(whole=False, max_tile=8, max_reduce_block=4, dot_blocks=(4, 4, 4), min_dot_block=2)
+
+TILED_CASES = {
+  "sum_rows": (lambda a, b: a.sum(1), lambda a, b: a.sum(1)),
+  "sum_cols": (lambda a, b: a.sum(0), lambda a, b: a.sum(0)),
+  "sum_all": (lambda a, b: a.sum(), lambda a, b: a.sum()),
+  "max_rows": (lambda a, b: a.max(1), lambda a, b: a.max(1)),
+  "softmax": (lambda a, b: a.softmax(-1), lambda a, b: np.exp(a - a.max(-1, keepdims=True)) /
+              np.exp(a - a.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+  "matmul_bias": (lambda a, b: (a @ b.T + 1).relu(), lambda a, b: np.maximum(a @ b.T + 1, 0)),
+  "padded_flip": (lambda a, b: a.flip(1).pad((2, 1, 0, 3)) * 2, lambda a, b: np.pad(a[:, ::-1], ((0, 3), (2, 1))) * 2),
+  "exp_of_pad": (lambda a, b: a.exp().pad((1, 1)), lambda a, b: np.pad(np.exp(a), ((0, 0), (1, 1)))),
+  "broadcast": (lambda a, b: a[:, :1] * b[:1, :], lambda a, b: a[:, :1] * b[:1, :]),
+  "argmax": (lambda a, b: a.argmax(1), lambda a, b: a.argmax(1)),
+  "strided": (lambda a, b: a[::2, 1::3] + b[::2, 2::3], lambda a, b: a[::2, 1::3] + b[::2, 2::3]),
+}
+
+
+@pytest.mark.parametrize("case", list(TILED_CASES))
+def test_small_tiles_match_whole_tiles(case, monkeypatch):
+  """Lowering with small blocks (grids, masks, reduce loops, blocked DOT) computes what whole tiles compute."""
+  fn, ref = TILED_CASES[case]
+  x, y = randn(7, 13), randn(7, 13)
+  monkeypatch.setattr(get_device(), "lowering", TILED)
+  out = fn(Tensor(x), Tensor(y)).numpy()
+  np.testing.assert_allclose(out, ref(x, y), rtol=1e-5, atol=1e-6)
+
+
+def test_tiled_programs_loop_and_mask(monkeypatch):
+  monkeypatch.setattr(get_device(), "lowering", TILED)
+  (prog,) = programs_for(Tensor(randn(7, 13)).sum(1))
+  ops = [u.op for u in prog.uops]
+  assert U.RANGE in ops and U.ACC_UPDATE in ops and prog.grid == 4
+  assert any(u.op is U.LOAD and len(u.srcs) == 3 for u in prog.uops)   # masked
+
+
+def test_debug_text_is_stable(capsys):
+  """DEBUG=3 prints kernel ASTs and DEBUG=4 uops; the text is golden (tests/golden/debug_softmax.txt)."""
+  from pathlib import Path
+  a = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4))
+  with lazygrad.Context(DEBUG=4):
+    (a * 2).softmax(-1).realize()
+  lines = [l for l in capsys.readouterr().out.splitlines() if not l.lstrip().startswith(("kernel ", "realize:"))
+           or l.startswith("kernel ")]
+  golden = Path(__file__).parent / "golden" / "debug_softmax.txt"
+  text = "\n".join(lines) + "\n"
+  if not golden.exists(): golden.write_text(text)
+  assert text == golden.read_text()
