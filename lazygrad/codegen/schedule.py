@@ -44,14 +44,14 @@ def _base(n: LazyNode) -> LazyNode: return n.srcs[0] if n.op is Op.CONTIGUOUS an
 class _KernelBuilder:
   """Builds the AST of the kernel rooted at `root`; records reductions it could not fuse in `unfusable`."""
 
-  def __init__(self, root: LazyNode, materialized: set, opts: ScheduleOptions):
+  def __init__(self, root: LazyNode, materialized: set, opts: ScheduleOptions, use_top: bool = True):
     self.root, self.materialized, self.opts = root, materialized, opts
     self.inputs: dict[int, tuple[int, LazyNode]] = {}
     self.unfusable: set[LazyNode] = set()
     self.fused: set[LazyNode] = set()
     self.full, self.axes = root.shape, None       # iteration space and reduce axes, fixed by the first reduction
     self.broadcast_back = False
-    top = self._top_level_reduce()
+    top = self._top_level_reduce() if use_top else None
     self.has_top = top is not None
     if top is not None: self.full, self.axes = top.srcs[0].shape, top.arg
 
@@ -201,6 +201,12 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
       if id(n) not in materialized: continue
       b = _KernelBuilder(n, materialized, opts)
       b.ast = b.build()
+      if b.has_top and b.unfusable and _base(n).op not in REDUCE:
+        # a reduction feeding the root element by element may still be the wrong one to build the kernel around
+        # (softmax of a matmul): keep whichever choice leaves fewer reductions to materialize
+        alt = _KernelBuilder(n, materialized, opts, use_top=False)
+        alt.ast = alt.build()
+        if len(alt.unfusable) < len(b.unfusable): b = alt
       builders[id(n)] = b
       extra |= {id(r) for r in b.unfusable}
       for r in b.fused:

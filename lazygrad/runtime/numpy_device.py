@@ -57,7 +57,11 @@ def _bitwise(op):
   return lambda a, b: logical(a, b) if np.asarray(a).dtype == np.bool_ else bitwise(a, b)
 
 
-def _alu(op: Op, dtype: DType, srcs):
+_UFUNC_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.NEG, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC}
+
+
+def _alu(op: Op, dtype: DType, srcs, spare=()):
+  """One ALU uop. `spare`: temporaries that die here; a float result may be written into one (no allocation)."""
   if op is Op.ADD and isinstance(srcs[0], Affine): return srcs[0].add(srcs[1])
   if op is Op.ADD and isinstance(srcs[1], Affine) and not isinstance(srcs[0], np.ndarray): return srcs[1].add(srcs[0])
   if op is Op.MUL and isinstance(srcs[0], Affine) and _is_int_scalar(srcs[1]): return srcs[0].mul(int(srcs[1]))
@@ -67,18 +71,31 @@ def _alu(op: Op, dtype: DType, srcs):
     args = [np.asarray(a, np.float32) if np.asarray(a).dtype in _LOW_PRECISION else a for a in args]
   fn = _idiv if op is Op.IDIV else _bitwise(op) if op in (Op.AND, Op.OR, Op.XOR) else _NP_ALU[op]
   if op is Op.DIV and dtype.is_int: fn = _idiv
+  if op in _UFUNC_OPS and spare:
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    for t in spare:
+      if t.dtype == dtype.np and t.shape == shape and all(np.asarray(a).dtype == t.dtype for a in args):
+        return fn(*args, out=t)
   out = fn(*args)
   return out.astype(dtype.np, copy=False) if isinstance(out, np.ndarray) else dtype.np(out)
 
 
-def _dot(a, b, axes, dtype: DType):
+def _blas_ready(x: np.ndarray) -> np.ndarray:
+  """The same memory with plain strides: np.matmul is slower on views that only look contiguous (measured)."""
+  if x.flags.c_contiguous: return np.ascontiguousarray(x)
+  return np.asfortranarray(x) if x.flags.f_contiguous else x
+
+
+def _dot(a, b, axes, dtype: DType, shape: tuple):
+  """Contract axis k of tiles a (.., m, k) and b (.., n, k) with one np.matmul, written straight into a fresh
+  tile of `shape` (size 1 along k) so the store can adopt it."""
   m, n, k = axes
-  rank = max(np.ndim(a), np.ndim(b))
-  batch = [d for d in range(rank) if d not in axes]
-  A = np.transpose(np.asarray(a, dtype.np), batch + [n, m, k])[..., 0, :, :]
-  B = np.transpose(np.asarray(b, dtype.np), batch + [m, k, n])[..., 0, :, :]
-  out = np.matmul(A, B)[..., None]
-  return np.transpose(out, np.argsort(batch + [m, n, k]))
+  batch = [d for d in range(len(shape)) if d not in axes]
+  A = _blas_ready(np.transpose(np.asarray(a, dtype.np), batch + [n, m, k])[..., 0, :, :])
+  B = _blas_ready(np.transpose(np.asarray(b, dtype.np), batch + [m, k, n])[..., 0, :, :])
+  out = np.empty(shape, dtype.np)
+  np.matmul(A, B, out=np.transpose(out, batch + [m, n, k])[..., 0])
+  return out
 
 
 class NumpyDevice:
@@ -101,6 +118,16 @@ class Interpreter:
     self.prog = prog
     index = {u: i for i, u in enumerate(prog.uops)}
     self.srcs = [tuple(index[x] for x in u.srcs) for u in prog.uops]
+    # a temporary whose last use is an ALU in the same loop body can hold that ALU's result
+    region, loops, last_use = [], [], {}
+    for i, u in enumerate(prog.uops):
+      if u.op is U.ENDRANGE: loops.pop()
+      region.append(loops[-1] if loops else -1)
+      if u.op is U.RANGE: loops.append(i)
+      for j in self.srcs[i]: last_use[j] = i
+    fresh = (U.ALU, U.REDUCE, U.DOT)
+    self.dies_here = [tuple(j for j in dict.fromkeys(self.srcs[i]) if last_use[j] == i and region[j] == region[i]
+                            and prog.uops[j].op in fresh) for i in range(len(prog.uops))]
     self.loop_end = {}
     stack = []
     for i, u in enumerate(prog.uops):
@@ -121,7 +148,10 @@ class Interpreter:
       u = uops[pc]
       s = [vals[i] for i in srcidx[pc]]
       op = u.op
-      if op is U.ALU: vals[pc] = _alu(u.arg, u.dtype, s)
+      if op is U.ALU:
+        spare = [v for v in (vals[j] for j in self.dies_here[pc]) if isinstance(v, np.ndarray) and v.flags.owndata
+                 and v.flags.writeable]
+        vals[pc] = _alu(u.arg, u.dtype, s, spare)
       elif op is U.LOAD: vals[pc] = self._load(bufs[u.srcs[0].arg].data, u, s)
       elif op is U.ARANGE: vals[pc] = Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
       elif op is U.CONST: vals[pc] = u.dtype.np(u.arg)
@@ -130,8 +160,8 @@ class Interpreter:
       elif op is U.REDUCE:
         fn = np.sum if u.arg[0] is Op.REDUCE_SUM else np.max
         vals[pc] = fn(_dense(s[0]), axis=u.arg[1], keepdims=True).astype(u.dtype.np, copy=False)
-      elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), u.arg, u.dtype)
-      elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s)
+      elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), u.arg, u.dtype, u.shape)
+      elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s, adopt=self.srcidx_dies(pc, 2))
       elif op is U.ACC: vals[pc] = np.full(u.shape, u.arg, dtype=u.dtype.np)
       elif op is U.ACC_UPDATE: vals[srcidx[pc][0]] = np.broadcast_to(s[1], u.shape)
       elif op is U.BROADCAST: vals[pc] = np.broadcast_to(_dense(s[0]), u.shape)
@@ -159,15 +189,18 @@ class Interpreter:
     if data.size == 0: return np.zeros(mask.shape, data.dtype)
     return np.where(mask, data[np.where(mask, idx, 0)], data.dtype.type(0))
 
+  def srcidx_dies(self, pc: int, k: int) -> bool:
+    return self.srcs[pc][k] in self.dies_here[pc]
+
   @staticmethod
-  def _store(buf, u: UOp, s):
+  def _store(buf, u: UOp, s, adopt: bool):
     data, idx, value = buf.data, s[1], s[2]
     mask = s[3] if len(s) > 3 else None
     if isinstance(idx, Affine) and mask is None:
       if 0 in idx.shape: return
       contiguous = idx.base == 0 and np.prod(idx.shape) == data.size and all(
         st == int(np.prod(idx.shape[a + 1:])) or sz == 1 for a, (st, sz) in enumerate(zip(idx.strides, idx.shape)))
-      if contiguous and isinstance(value, np.ndarray) and value.flags.owndata and value.shape == idx.shape and \
+      if adopt and contiguous and isinstance(value, np.ndarray) and value.flags.owndata and value.shape == idx.shape and \
          value.dtype == data.dtype and value.flags.c_contiguous:
         buf.data = value.reshape(-1)   # adopt the freshly computed array: no copy
         return
