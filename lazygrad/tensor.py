@@ -12,6 +12,7 @@ from .ir.ops import Op
 from .runtime.buffer import Buffer
 from .runtime.device import get_device
 from .runtime import realize as _engine
+from . import autograd
 
 
 class ShapeError(ValueError):
@@ -67,7 +68,7 @@ def manual_seed(seed: int):
 
 class Tensor:
   """A lazily evaluated n-d array. See the package README for the supported API."""
-  __slots__ = ("node", "requires_grad", "grad", "_device")
+  __slots__ = ("node", "_requires_grad", "grad", "_device", "is_leaf", "__weakref__")
   __array_priority__ = 1000   # numpy scalars on the left defer to our operators
 
   def __init__(self, data, dtype=None, requires_grad: bool = False, device: str | None = None):
@@ -82,7 +83,82 @@ class Tensor:
       arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
       buf = Buffer(self._device, dt, arr.size, self._device.from_numpy(arr))
       node = LazyNode.from_buffer(buf, arr.shape)
-    self.node, self.requires_grad, self.grad = node, requires_grad, None
+    self.node, self.grad, self.is_leaf, self._requires_grad = node, None, True, False
+    self.requires_grad = requires_grad
+
+  @staticmethod
+  def _wrap(node: LazyNode, ref: "Tensor") -> "Tensor":
+    """A tensor for an existing node, on ref's device, not requiring grad."""
+    t = Tensor.__new__(Tensor)
+    t.node, t.grad, t._device, t.is_leaf, t._requires_grad = node, None, ref._device, True, False
+    return t
+
+  # ---------------------------------------------------------------- autograd
+  @property
+  def requires_grad(self) -> bool: return self._requires_grad
+
+  @requires_grad.setter
+  def requires_grad(self, flag: bool):
+    if flag and not (self.dtype.is_float):
+      raise _err(RuntimeError, "requires_grad", f"only floating point tensors can require gradients, this "
+                 f"{_shape_str(self.shape)} tensor is {self.dtype.name}", "cast with .float() first")
+    if not flag and not self.is_leaf:
+      raise _err(RuntimeError, "requires_grad", "you can only change requires_grad flags of leaf tensors",
+                 "use .detach() to get a tensor outside the graph")
+    self._requires_grad = bool(flag)
+    if flag and self.is_leaf: autograd.grad_leaves.add(self)
+    else: autograd.grad_leaves.discard(self)
+
+  def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    self.requires_grad = requires_grad
+    return self
+
+  def detach(self) -> "Tensor":
+    """The same values, outside the autograd graph."""
+    return Tensor._wrap(self.node if self.node.op is Op.BUFFER else
+                        LazyNode(Op.DETACH, self.dtype, self.shape, (self.node,)), self)
+
+  def _check_backward(self, op: str, gradient) -> "Tensor":
+    if not self.requires_grad:
+      raise _err(RuntimeError, op, f"this {self.node.op.name} tensor of shape {_shape_str(self.shape)} does not "
+                 "require grad and has no gradient function", "make a leaf with requires_grad=True before computing it")
+    if gradient is None:
+      if self.numel() != 1:
+        raise _err(RuntimeError, op, f"grad can be implicitly created only for scalar outputs, this {self.node.op.name} "
+                   f"tensor has shape {_shape_str(self.shape)}", "pass gradient= of the same shape, or reduce first")
+      return Tensor._const(1.0, self.shape, self.dtype)._on(self)
+    gradient = gradient if isinstance(gradient, Tensor) else Tensor(gradient)
+    if gradient.shape != self.shape:
+      raise _err(ShapeError, op, f"gradient shape {_shape_str(gradient.shape)} does not match the output shape "
+                 f"{_shape_str(self.shape)}")
+    return gradient.cast(self.dtype)
+
+  def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
+    """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (lazily: nothing runs yet)."""
+    g = self._check_backward("backward", gradient)
+    leaves = list(autograd.grad_leaves)
+    for leaf, lg in zip(leaves, autograd.gradients(self, leaves, g)):
+      if lg is None: continue
+      lg = lg.cast(leaf.dtype)
+      leaf.grad = lg if leaf.grad is None else leaf.grad + lg
+
+  def gradient(self, *targets: "Tensor", gradient: "Tensor | None" = None) -> list["Tensor"]:
+    """d(self)/d(target) for each target as new lazy tensors; `.grad` is left alone. Unused targets get zeros."""
+    g = self._check_backward("gradient", gradient)
+    grads = autograd.gradients(self, list(targets), g)
+    return [t.zeros_like() if gr is None else gr.cast(t.dtype) for t, gr in zip(targets, grads)]
+
+  def assign(self, value) -> "Tensor":
+    """In-place update: this tensor's buffer receives `value` when realized (how optimizers update weights)."""
+    if self.is_leaf and self.requires_grad and autograd.grad_mode.enabled:
+      raise _err(RuntimeError, "assign", f"a leaf tensor of shape {_shape_str(self.shape)} that requires grad is "
+                 "being used in an in-place operation", "wrap the update in `with lazygrad.no_grad():`")
+    value = value if isinstance(value, Tensor) else Tensor._const(value, self.shape, self.dtype)._on(self)
+    if value.shape != self.shape:
+      raise _err(ShapeError, "assign", f"value shape {_shape_str(value.shape)} does not match the tensor shape "
+                 f"{_shape_str(self.shape)}", "expand or reshape the value first")
+    self.node = LazyNode(Op.ASSIGN, self.dtype, self.shape, (self.node, value.cast(self.dtype).node))
+    return self
 
   # ---------------------------------------------------------------- properties
   @property
@@ -190,6 +266,7 @@ class Tensor:
 
   def _with(self, requires_grad=False, device=None) -> "Tensor":
     if device is not None: self._device = get_device(device)
+    self.is_leaf = True
     self.requires_grad = requires_grad
     return self
 
@@ -197,7 +274,8 @@ class Tensor:
   def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
     t = Tensor.__new__(Tensor)
     t.node = LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg)
-    t.requires_grad, t.grad, t._device = any(s.requires_grad for s in srcs), None, self._device
+    t.grad, t._device, t.is_leaf = None, self._device, False
+    t._requires_grad = autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
     return t
 
   def _alu(self, op: Op, *others: "Tensor", dtype: DType | None = None) -> "Tensor":
@@ -388,9 +466,9 @@ class Tensor:
 
   def clamp(self, min=None, max=None):
     if min is None and max is None: raise _err(ValueError, "clamp", "at least one of min and max must be given")
-    out = self
-    if min is not None: out = out.maximum(min)
-    if max is not None: out = out.minimum(max)
+    out = self   # where, not maximum: at the bounds the gradient flows to the input, as in torch
+    if min is not None: out = (out < min).where(min, out)
+    if max is not None: out = (out > max).where(max, out)
     return out
   clip = clamp
 
@@ -423,13 +501,13 @@ class Tensor:
     return (diff > 0.5).logical_or((diff == 0.5).logical_and(even.logical_not())).where(f + 1, f)
   def abs(self):
     if self.dtype.is_bool or self.dtype == dtypes.uint8: return self
-    return (self < 0).where(-self, self)
+    return self * self.sign()   # gradient sign(x): 0 at 0, as in torch
   def sign(self): return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def sigmoid(self): return (1 + (-self._float()).exp()).reciprocal()
   def tanh(self): return 2 * (2 * self._float()).sigmoid() - 1
-  def relu(self): return self.maximum(0)
+  def relu(self): return (self <= 0).where(0, self)   # gradient 0 at 0 and NaN kept, as in torch
   def silu(self): return self * self.sigmoid()
   def erf(self):
     """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), composed from primitives."""
@@ -904,5 +982,6 @@ def realize(*tensors: Tensor):
   if len(devices) > 1: raise _err(RuntimeError, "realize", f"tensors on several devices {sorted(devices)}", "move them with .to(device)")
   if not tensors: return
   _engine.realize(nodes, tensors[0]._device)
-  for t in tensors:   # drop the graph: later graphs start from the buffer
-    if t.node.op is not Op.BUFFER: t.node = LazyNode.from_buffer(t.node.buffer, t.shape)
+  for t in tensors:   # drop the graph (later graphs start from the buffer), unless autograd still needs it
+    if t.node.op is Op.ASSIGN or (t.node.op is not Op.BUFFER and not t.requires_grad):
+      t.node = LazyNode.from_buffer(t.node.buffer, t.shape)

@@ -38,7 +38,10 @@ def view_of(node_shape: tuple, path: tuple) -> ShapeTracker:
 
 
 def _strip1(shape): return tuple(s for s in shape if s != 1)
-def _base(n: LazyNode) -> LazyNode: return n.srcs[0] if n.op is Op.CONTIGUOUS and not n.realized else n
+def _base(n: LazyNode) -> LazyNode:
+  """What a materialized node's kernel computes: the value under a contiguous() or an assign()."""
+  if n.realized: return n
+  return n.srcs[0] if n.op is Op.CONTIGUOUS else n.srcs[1] if n.op is Op.ASSIGN else n
 
 
 class _KernelBuilder:
@@ -64,7 +67,7 @@ class _KernelBuilder:
       seen.add(id(n))
       if n.op in REDUCE:
         if _strip1(n.shape) == _strip1(self.root.shape): return n
-      elif n.op in ALU or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
+      elif n.op in ALU or n.op is Op.DETACH or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
         stack.extend(reversed(n.srcs))
     return None
 
@@ -100,9 +103,10 @@ class _KernelBuilder:
   def _children(self, n: LazyNode, path, region):
     if self._is_leaf(n) or n.op in (Op.CONST, Op.BUFFER): return []
     if n.op in MOVEMENT: return [(n.srcs[0], path + ((n.op, n.arg),), region)]
+    if n.op is Op.DETACH: return [(n.srcs[0], path, region)]
     if n.op in REDUCE:
       return [(n.srcs[0], (), "F")] if self._fuses(n, path, region) else []
-    if n.op is Op.CONTIGUOUS: return []   # a contiguous() below the root is materialized
+    if n.op in (Op.CONTIGUOUS, Op.ASSIGN): return []   # materialized below the root
     return [(s, path, region) for s in n.srcs]
 
   def _fuses(self, r: LazyNode, path, region) -> bool:
@@ -124,8 +128,8 @@ class _KernelBuilder:
     return KNode(K.LOAD, n.dtype, (), (slot, view_of(n.shape, path)), (n.loc,))
 
   def _make(self, n: LazyNode, path, region, srcs) -> KNode:
-    if n.op in MOVEMENT: return srcs[0]
-    if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS) or (n.op in REDUCE and not srcs):
+    if n.op in MOVEMENT or n.op is Op.DETACH: return srcs[0]
+    if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.ASSIGN) or (n.op in REDUCE and not srcs):
       return self._load(n, path)
     if n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
     elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
@@ -192,7 +196,8 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
   order = toposort(targets)
   pos = {id(n): i for i, n in enumerate(order)}
   materialized = {id(n) for n in targets if not n.realized} | \
-                 {id(n) for n in order if n.op is Op.CONTIGUOUS and not n.realized}
+                 {id(n) for n in order if n.op in (Op.CONTIGUOUS, Op.ASSIGN) and not n.realized} | \
+                 {id(n.srcs[0]) for n in order if n.op is Op.ASSIGN and not n.realized and not n.srcs[0].realized}
   while True:
     builders = {}
     owners: dict[int, int] = {}
@@ -207,6 +212,7 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
         alt = _KernelBuilder(n, materialized, opts, use_top=False)
         alt.ast = alt.build()
         if len(alt.unfusable) < len(b.unfusable): b = alt
+      if n.op is Op.ASSIGN and _reads_target_elsewhere(b, n): extra.add(id(n.srcs[1]))
       builders[id(n)] = b
       extra |= {id(r) for r in b.unfusable}
       for r in b.fused:
@@ -222,4 +228,26 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
     bufs = (BufSpec(n.dtype, prod(n.shape)),) + tuple(BufSpec(i.dtype, prod(i.shape)) for i in inputs)
     items.append(ScheduleItem(Kernel(_kernel_name(ast, shape, n_reduce), shape, n_reduce, bufs, 1, (ast,)),
                               [n], inputs))
-  return items
+  return _order_assigns(items)
+
+
+def _reads_target_elsewhere(b: _KernelBuilder, assign: LazyNode) -> bool:
+  """An in-place kernel may read the buffer it writes only at the element it writes."""
+  store, store_st = b.ast
+  slot = b.inputs.get(id(assign.srcs[0]), (None,))[0]
+  return any(k.op is K.LOAD and k.arg[0] == slot and k.arg[1] != store_st for k in store.walk())
+
+
+def _order_assigns(items: list[ScheduleItem]) -> list[ScheduleItem]:
+  """Topological order in which an assign's kernel runs after every kernel that reads the old buffer."""
+  producer = {id(o): i for i, it in enumerate(items) for o in it.outputs}
+  deps = [{producer[id(x)] for x in it.inputs if id(x) in producer} for it in items]
+  for i, it in enumerate(items):
+    for o in it.outputs:
+      if o.op is Op.ASSIGN:
+        deps[i] |= {j for j, other in enumerate(items) if j != i and any(x is o.srcs[0] for x in other.inputs)}
+  done, out = set(), []
+  while len(out) < len(items):
+    ready = next(i for i in range(len(items)) if i not in done and deps[i] <= done)
+    done.add(ready); out.append(items[ready])
+  return out

@@ -42,9 +42,9 @@ class LazyNode:
     return f"<{self.op.name} {self.dtype.name}{list(self.shape)}{arg} @{fmt_loc(self.loc)}>"
 
 
-def toposort(roots) -> list[LazyNode]:
+def toposort(roots, through_realized: bool = False) -> list[LazyNode]:
   """Nodes reachable from roots, sources first. Iterative: deep graphs never hit the recursion limit.
-  Realized nodes are leaves: what they were computed from is not visited."""
+  Realized nodes are leaves (what they were computed from is not visited) unless `through_realized`."""
   order, seen, stack = [], set(), [(r, False) for r in reversed(roots)]
   while stack:
     n, expanded = stack.pop()
@@ -52,7 +52,7 @@ def toposort(roots) -> list[LazyNode]:
     if id(n) in seen: continue
     seen.add(id(n))
     stack.append((n, True))
-    if not n.realized: stack.extend((s, False) for s in reversed(n.srcs) if id(s) not in seen)
+    if through_realized or not n.realized: stack.extend((s, False) for s in reversed(n.srcs) if id(s) not in seen)
   return order
 
 

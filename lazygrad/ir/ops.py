@@ -19,6 +19,8 @@ class Op(Enum):
   RESHAPE = auto(); PERMUTE = auto(); EXPAND = auto(); PAD = auto(); SHRINK = auto(); FLIP = auto()
   # materialization
   CONTIGUOUS = auto(); ASSIGN = auto()
+  # identity for the compiler, a wall for gradients
+  DETACH = auto()
 
   def __repr__(self): return self.name
 

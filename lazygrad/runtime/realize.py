@@ -67,8 +67,8 @@ def kernel_cost(k: Kernel) -> tuple[int, int]:
 def run_schedule(items: list[ScheduleItem], device):
   t_start = time.perf_counter()
   for it in items:
-    for n in it.outputs:
-      if n.buffer is None: n.buffer = Buffer(device, n.dtype, prod(n.shape))
+    for n in it.outputs:   # an assign writes into the buffer of its target
+      if n.buffer is None: n.buffer = n.srcs[0].buffer if n.op is Op.ASSIGN else Buffer(device, n.dtype, prod(n.shape))
     if any(prod(n.shape) == 0 for n in it.outputs): continue   # nothing to compute
     prg = get_program(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]

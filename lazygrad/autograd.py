@@ -1,0 +1,86 @@
+"""Reverse-mode autodiff on the lazy graph: one rule per primitive, each building more lazy nodes, so backward
+is scheduled together with forward (and with the optimizer's update) and fuses like any other code."""
+from __future__ import annotations
+import contextlib, threading, weakref
+from typing import TYPE_CHECKING
+from .ir.node import LazyNode, toposort
+from .ir.ops import Op
+if TYPE_CHECKING: from .tensor import Tensor
+
+
+class _GradMode(threading.local):
+  enabled = True
+
+
+grad_mode = _GradMode()
+grad_leaves: "weakref.WeakSet[Tensor]" = weakref.WeakSet()   # leaf tensors that require grad: where .grad lands
+
+
+class no_grad(contextlib.ContextDecorator):
+  """Context manager and decorator: tensors made inside do not require grad (like torch.no_grad)."""
+  def __enter__(self):
+    self.prev, grad_mode.enabled = grad_mode.enabled, False
+  def __exit__(self, *exc):
+    grad_mode.enabled = self.prev
+
+
+def _inverse(perm): return tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
+
+
+def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
+  """Gradients of n's sources given the gradient g of n (None: no gradient flows there)."""
+  src = [T(s) for s in n.srcs]
+  out = T(n)
+  op = n.op
+  if op is Op.ADD: return g, g
+  if op is Op.SUB: return g, -g
+  if op is Op.MUL: return g * src[1], g * src[0]
+  if op is Op.DIV: return g / src[1], -g * src[0] / (src[1] * src[1])
+  if op is Op.NEG: return (-g,)
+  if op is Op.RECIP: return (-g * out * out,)
+  if op is Op.SQRT: return (g / (2 * out),)
+  if op is Op.EXP: return (g * out,)
+  if op is Op.LOG: return (g / src[0],)
+  if op is Op.SIN: return (g * src[0].cos(),)
+  if op is Op.TRUNC: return (g * 0,)
+  if op is Op.MAX:   # ties split the gradient evenly, as torch.maximum does
+    a, b = src
+    wa = (a > b).cast(g.dtype) + (a == b).cast(g.dtype) * 0.5
+    return g * wa, g * (1 - wa)
+  if op is Op.WHERE: return None, src[0].where(g, 0.0), src[0].where(0.0, g)
+  if op is Op.CAST: return (g.cast(n.srcs[0].dtype),) if n.srcs[0].dtype.is_float else (None,)
+  if op is Op.REDUCE_SUM: return (g.expand(n.srcs[0].shape),)
+  if op is Op.REDUCE_MAX:   # ties share the gradient evenly, as torch.amax does
+    hit = (src[0] == out.expand(n.srcs[0].shape)).cast(g.dtype)
+    return (hit * (g / hit.sum(n.arg, keepdim=True)).expand(n.srcs[0].shape),)
+  if op is Op.RESHAPE: return (g.reshape(n.srcs[0].shape),)
+  if op is Op.PERMUTE: return (g.permute(_inverse(n.arg)),)
+  if op is Op.EXPAND:
+    axes = tuple(i for i, (a, b) in enumerate(zip(n.srcs[0].shape, n.shape)) if a != b)
+    return (g.sum(axes, keepdim=True),)
+  if op is Op.PAD: return (g.shrink(tuple((b, b + s) for (b, _), s in zip(n.arg, n.srcs[0].shape))),)
+  if op is Op.SHRINK: return (g.pad(tuple(x for (lo, hi), s in reversed(list(zip(n.arg, n.srcs[0].shape)))
+                                          for x in (lo, s - hi))),)
+  if op is Op.FLIP: return (g.flip(n.arg),)
+  if op is Op.CONTIGUOUS: return (g,)
+  return (None,) * len(n.srcs)   # comparisons, logic, integer division, detach, assign: no gradient
+
+
+def gradients(root: "Tensor", targets: list["Tensor"], root_grad: "Tensor") -> list["Tensor | None"]:
+  """d(root)/d(target) for each target, as lazy tensors (None where root does not depend on a target)."""
+  from .tensor import Tensor
+  def T(node: LazyNode) -> Tensor: return Tensor._wrap(node, root)
+  wanted = {id(t.node) for t in targets}
+  order = toposort([root.node], through_realized=True)
+  needs = set()
+  for n in order:   # nodes on a path from a target to the root
+    if id(n) in wanted or (n.op is not Op.DETACH and any(id(s) in needs for s in n.srcs)): needs.add(id(n))
+  grads: dict[int, Tensor] = {id(root.node): root_grad}
+  with no_grad():
+    for n in reversed(order):
+      if (g := grads.get(id(n))) is None: continue
+      for s, sg in zip(n.srcs, _rule(n, g, T)):
+        if sg is None or id(s) not in needs: continue
+        prev = grads.get(id(s))
+        grads[id(s)] = sg if prev is None else prev + sg
+  return [grads.get(id(t.node)) for t in targets]
