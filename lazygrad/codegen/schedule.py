@@ -128,9 +128,9 @@ class _KernelBuilder:
     return KNode(K.LOAD, n.dtype, (), (slot, view_of(n.shape, path)), (n.loc,))
 
   def _make(self, n: LazyNode, path, region, srcs) -> KNode:
-    if n.op in MOVEMENT or n.op is Op.DETACH: return srcs[0]
     if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.ASSIGN) or (n.op in REDUCE and not srcs):
       return self._load(n, path)
+    if n.op in MOVEMENT or n.op is Op.DETACH: return srcs[0]
     if n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
     elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
     else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg, (n.loc,))
