@@ -115,8 +115,8 @@ class Tensor:
 
   def detach(self) -> "Tensor":
     """The same values, outside the autograd graph."""
-    return Tensor._wrap(self.node if self.node.op is Op.BUFFER else
-                        LazyNode(Op.DETACH, self.dtype, self.shape, (self.node,)), self)
+    if self.node.op is Op.BUFFER: return Tensor._wrap(LazyNode.from_buffer(self.node.buffer, self.shape), self)
+    return Tensor._wrap(LazyNode(Op.DETACH, self.dtype, self.shape, (self.node,)), self)
 
   def _check_backward(self, op: str, gradient) -> "Tensor":
     if not self.requires_grad:
@@ -275,7 +275,7 @@ class Tensor:
     t = Tensor.__new__(Tensor)
     t.node = LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg)
     t.grad, t._device, t.is_leaf = None, self._device, False
-    t._requires_grad = autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
+    t._requires_grad = dtype.is_float and autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
     return t
 
   def _alu(self, op: Op, *others: "Tensor", dtype: DType | None = None) -> "Tensor":

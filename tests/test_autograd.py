@@ -165,6 +165,8 @@ GRAD_CASES = {
     "max_ties_all": case(lambda x: x.max(), TIES_MAX, th=lambda x: torch.amax(x)),
     "max_ties_dim0": case(lambda x: x.max(0), A([[1, 3, 2], [1, 3, 5], [0, 3, 5]]), th=lambda x: torch.amax(x, 0)),
     "min_dim": case(lambda x: x.min(-1), R(2, 3, 4), th=lambda x: torch.amin(x, -1)),
+    "min_dims_keepdim": case(lambda x: x.min((1, 2), keepdim=True), R(2, 3, 4),
+                             th=lambda x: torch.amin(x, (1, 2), keepdim=True)),
     "min_all": case(lambda x: x.min(), R(3, 4), th=lambda x: torch.amin(x)),
     "min_ties": case(lambda x: x.min(1), TIES_MIN, th=lambda x: torch.amin(x, 1)),
     "min_ties_all": case(lambda x: x.min(), A([[1, 3, 1], [2, 1, 2]]), th=lambda x: torch.amin(x)),
@@ -270,6 +272,7 @@ VIA_GRADIENT = {"mul_bcast", "pow_tensor", "maximum_ties", "max_ties", "softmax_
                 "gather_dim1", "matmul_2d", "cross_entropy_mean", "mlp"}
 VIA_GRAD_ARG = {"add_bcast", "div", "where", "sum_dims", "logsumexp_dim", "cat", "index_two_tensors", "matmul_batched",
                 "layernorm"}
+assert VIA_GRADIENT | VIA_GRAD_ARG <= set(GRAD_CASES)
 
 
 @pytest.mark.parametrize("name", list(GRAD_CASES))
@@ -282,7 +285,7 @@ def test_grad_vs_torch(name):
     lz_out, th_out = outputs(fn(*lz_in)), outputs(tfn(*th_in))
     assert len(lz_out) == len(th_out), f"{len(lz_out)} outputs != torch {len(th_out)}"
     for lz, th in zip(lz_out, th_out):
-        assert_same(lz, th, **(tol or FWD_TOL))
+        assert_same(lz, th.detach(), **(tol or FWD_TOL))
         assert lz.requires_grad, "an op of an input that requires grad must require grad"
     ws = weights([tuple(t.shape) for t in th_out], rng)
     sum(((t * torch.tensor(w)).sum() for t, w in zip(th_out, ws))).backward()
@@ -389,23 +392,34 @@ def test_gradient_leaves_grad_untouched():
     assert x.grad is None and y.grad is None
     close(gx, np.broadcast_to(yv, (3, 4)))
     close(gy, xv.sum(0))
+    h = x * 2                                       # a non-leaf target, like torch.autograd.grad
+    gh, gx = (h * h).sum().gradient(h, x)
+    close(gh, 4 * xv)
+    close(gx, 8 * xv)
+    assert x.grad is None
     x.grad = Tensor(np.ones((3, 4), np.float32))    # an existing .grad is not touched either
     (gx2,) = (x * x).sum().gradient(x, gradient=Tensor(np.float32(2.0)))
     close(gx2, 4 * xv)
     close(x.grad, np.ones((3, 4)))
 
 
-def test_detach_stops_gradient():
+DETACH = {  # name: (loss of x, expected x.grad from the numpy value of x)
+    "leaf": (lambda x: (x.detach() * x).sum(), lambda v: v),
+    "non_leaf": (lambda x: ((x * 2).detach() * x + x * 2).sum(), lambda v: 2 * v + 2),
+    "realized_non_leaf": (lambda x: ((x * 2).realize().detach() * x).sum(), lambda v: 2 * v),
+    "only_path": (lambda x: (x.detach() * 3).sum() + (x * 2).sum(), lambda v: np.full(v.shape, 2.0)),
+}
+
+
+@pytest.mark.parametrize("case", list(DETACH))
+def test_detach_stops_gradient(case):
+    loss_fn, want = DETACH[case]
     x = leaf(3, 4)
     d = x.detach()
     assert not d.requires_grad and d.is_leaf
     np.testing.assert_array_equal(d.numpy(), x.numpy())
-    (d * x).sum().backward()
-    close(x.grad, x.numpy())
-    y = x * 2
-    x.grad = None
-    (y.detach() * x + y).sum().backward()    # detach of a non-leaf
-    close(x.grad, 2 * x.numpy() + 2)
+    loss_fn(x).backward()
+    close(x.grad, want(x.numpy().astype(np.float64)))
 
 
 def test_no_grad_context():
@@ -449,11 +463,12 @@ def test_requires_grad_propagation():
     for y in (x + c, c * x, x.sum(), x.reshape(12), x[1], x.exp(), Tensor.cat([c, x]), (c > 0).where(x, c)):
         assert y.requires_grad and not y.is_leaf
     assert not (c + c).requires_grad
-    assert not (x > 0).requires_grad            # comparisons give bool tensors, which never require grad
-    assert c.requires_grad_() is c and c.requires_grad
-    assert Tensor(np.ones(2, np.float32), requires_grad=True).requires_grad
     with lazygrad.no_grad():
         assert not (x + c).requires_grad and not x.sum().requires_grad
+    assert c.requires_grad_() is c and c.requires_grad and c.is_leaf
+    assert Tensor(np.ones(2, np.float32), requires_grad=True).requires_grad
+    for y in (x > 0, x == c, (x * 2).int()):   # bool/int results never require grad (torch)
+        assert not y.requires_grad, f"a {dtype_name(y.dtype)} result must not require grad"
 
 
 def test_only_leaves_that_require_grad_get_grad():
@@ -481,12 +496,24 @@ def test_grad_through_realized_intermediate():
     close(x.grad, np.exp(xv) * (xv + 1))
 
 
+def test_backward_twice_on_realized_loss():
+    """Realizing the loss or a gradient must keep the graph that a second backward (retain_graph) needs."""
+    x = leaf(3, 4)
+    xv = x.numpy().astype(np.float64)
+    loss = (x.exp() * x).sum()
+    np.testing.assert_allclose(loss.item(), (np.exp(xv) * xv).sum(), rtol=1e-5)
+    loss.backward(retain_graph=True)
+    close(x.grad, np.exp(xv) * (xv + 1))
+    loss.backward()
+    close(x.grad, 2 * np.exp(xv) * (xv + 1))
+
+
 def test_assign_under_no_grad_updates_leaf():
     p = leaf(2, 3)
     pv = p.numpy()
     with lazygrad.no_grad():
         p.assign(p * 2)
-    p.realize()
+        p.realize()
     np.testing.assert_allclose(p.numpy(), pv * 2, rtol=1e-6)
     assert p.requires_grad and p.is_leaf
 

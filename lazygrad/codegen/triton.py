@@ -1,0 +1,139 @@
+"""Render block uops as the source of one `@triton.jit` function: one line per uop, each with a comment naming the
+graph op and the user line it computes. The source is readable on its own and is also the cache key of the
+compiled kernel."""
+from __future__ import annotations
+import math
+from ..dtypes import DType
+from ..helpers import fmt_loc
+from ..ir.ops import Op
+from .uops import U, UOp, Program
+
+TL_DTYPE = {"float32": "tl.float32", "float16": "tl.float16", "bfloat16": "tl.bfloat16", "float64": "tl.float64",
+            "int32": "tl.int32", "int64": "tl.int64", "uint8": "tl.uint8", "bool": "tl.int1"}
+
+_BINARY = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/", Op.IDIV: "//", Op.MOD: "%", Op.CMPLT: "<",
+           Op.CMPEQ: "==", Op.CMPNE: "!=", Op.AND: "&", Op.OR: "|", Op.XOR: "^"}
+_UNARY = {Op.EXP: "tl.exp({})", Op.LOG: "tl.log({})", Op.SIN: "tl.sin({})", Op.SQRT: "tl.sqrt_rn({})",
+          Op.NEG: "-{}", Op.RECIP: "1.0 / {}", Op.NOT: "{} == 0",
+          Op.TRUNC: "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))"}
+
+PRELUDE = '''import triton
+import triton.language as tl
+'''
+
+
+def _literal(v, dtype: DType) -> str:
+  if dtype.is_bool: return "True" if v else "False"
+  if dtype.is_float:
+    v = float(v)
+    text = repr(v) if math.isfinite(v) else ("float('nan')" if math.isnan(v) else f"{'-' if v < 0 else ''}float('inf')")
+    return text if dtype.name == "float32" else f"tl.full((), {text}, {TL_DTYPE[dtype.name]})"
+  return str(int(v)) if dtype.name == "int32" else f"tl.full((), {int(v)}, {TL_DTYPE[dtype.name]})"
+
+
+def _index_expr(shape: tuple, axis: int) -> str:
+  """[None, :, None] style expansion of a 1-d arange into a tile of `shape`."""
+  if len(shape) == 1: return ""
+  return "[" + ", ".join(":" if d == axis else "None" for d in range(len(shape))) + "]"
+
+
+class _Renderer:
+  def __init__(self, prog: Program, fp32_precision: str):
+    self.prog, self.precision = prog, fp32_precision
+    self.names: dict[int, str] = {}
+    self.lines: list[str] = []
+    self.indent = 1
+
+  def name(self, u: UOp) -> str: return self.names[id(u)]
+
+  def emit(self, u: UOp, name: str | None, expr: str):
+    comment = ""
+    if u.locs:
+      what = u.arg.name if isinstance(u.arg, Op) else u.op.name
+      comment = f"  # {what.lower()} @ " + ", ".join(dict.fromkeys(fmt_loc(l) for l in u.locs))
+    self.lines.append("  " * self.indent + (f"{name} = {expr}" if name else expr) + comment)
+    if name: self.names[id(u)] = name
+
+  def render(self) -> str:
+    p = self.prog
+    params = [u for u in p.uops if u.op is U.PARAM]
+    for u in params: self.names[id(u)] = f"b{u.arg}"
+    head = f"@triton.jit\ndef {p.name}({', '.join(self.names[id(u)] for u in params)}):"
+    for i, u in enumerate(p.uops): self.uop(i, u)
+    meta = f"\nGRID = {p.grid}\nNUM_WARPS = {num_warps(p)}\n"
+    return PRELUDE + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
+
+  def uop(self, i: int, u: UOp):
+    s = [self.names.get(id(x)) for x in u.srcs]
+    idt = TL_DTYPE[u.dtype.name] if u.dtype is not None else None
+    if u.op is U.PARAM: return
+    if u.op is U.CONST: self.names[id(u)] = _literal(u.arg, u.dtype); return
+    if u.op is U.PROGRAM_ID:
+      self.emit(u, "pid", "tl.program_id(0)" + (".to(tl.int64)" if u.dtype.name == "int64" else ""))
+    elif u.op is U.ARANGE:
+      cast = ".to(tl.int64)" if u.dtype.name == "int64" else ""
+      self.emit(u, f"ar{u.arg}", f"tl.arange(0, {u.shape[u.arg]}){cast}{_index_expr(u.shape, u.arg)}")
+    elif u.op is U.ALU: self.emit(u, f"x{i}", self.alu(u, s))
+    elif u.op is U.LOAD:
+      mask = f", mask={s[2]}, other={_literal(0, u.dtype)}" if len(s) > 2 else ""
+      self.emit(u, f"x{i}", f"tl.load({s[0]} + {s[1]}{mask})")
+    elif u.op is U.STORE:
+      mask = f", mask={s[3]}" if len(s) > 3 else ""
+      self.emit(u, None, f"tl.store({s[0]} + {s[1]}, {s[2]}{mask})")
+    elif u.op is U.BROADCAST: self.emit(u, f"x{i}", f"tl.broadcast_to({s[0]}, {list(u.shape)})")
+    elif u.op is U.REDUCE:
+      op, axes = u.arg
+      fn = "tl.sum" if op is Op.REDUCE_SUM else "tl.max"
+      expr = s[0]
+      for a in sorted(axes, reverse=True): expr = f"{fn}({expr}, axis={a}, keep_dims=True)"
+      if op is Op.REDUCE_MAX and u.dtype.is_float:   # tl.max drops NaN; torch's max returns it
+        nans = f"({s[0]} != {s[0]}).to(tl.int32)"
+        for a in sorted(axes, reverse=True): nans = f"tl.max({nans}, axis={a}, keep_dims=True)"
+        expr = f"tl.where({nans} > 0, float('nan'), {expr})"
+      self.emit(u, f"x{i}", expr)
+    elif u.op is U.DOT: self.emit(u, f"x{i}", self.dot(u, s))
+    elif u.op is U.ACC: self.emit(u, f"acc{i}", f"tl.full({list(u.shape)}, {_literal(u.arg, u.dtype)}, {idt})")
+    elif u.op is U.ACC_UPDATE: self.lines.append("  " * self.indent + f"{s[0]} = {s[1]}")
+    elif u.op is U.RANGE:
+      self.emit(u, None, f"for r{i} in range(0, {u.arg}):")
+      self.names[id(u)] = f"r{i}"
+      self.indent += 1
+    elif u.op is U.ENDRANGE: self.indent -= 1
+    else: raise NotImplementedError(f"triton renderer: no rendering for uop {u.op}")
+
+  def alu(self, u: UOp, s: list[str]) -> str:
+    op = u.arg
+    if op in _BINARY:
+      if op is Op.IDIV and u.dtype.is_float: return f"{s[0]} / {s[1]}"
+      return f"{s[0]} {_BINARY[op]} {s[1]}"
+    if op in _UNARY: return _UNARY[op].format(s[0])
+    if op is Op.MAX: return f"tl.maximum({s[0]}, {s[1]}, propagate_nan=tl.PropagateNan.ALL)"
+    if op is Op.WHERE: return f"tl.where({s[0]}, {s[1]}, {s[2]})"
+    if op is Op.CAST:
+      src = u.srcs[0].dtype
+      if u.dtype.is_bool: return f"{s[0]} != 0"
+      if src.is_float and u.dtype.is_int and u.dtype.kind == 'u':   # float -> uint8 wraps like torch via int32
+        return f"{s[0]}.to(tl.int32).to({TL_DTYPE[u.dtype.name]})"
+      return f"{s[0]}.to({TL_DTYPE[u.dtype.name]})"
+    raise NotImplementedError(f"triton renderer: no rendering for {op}")
+
+  def dot(self, u: UOp, s: list[str]) -> str:
+    m, n, k = u.arg
+    a, b = u.srcs
+    bm, bn, bk = u.shape[m], u.shape[n], a.shape[k]
+    a2 = f"tl.reshape({s[0]}, ({bm}, {bk}))" if m < k else f"tl.trans(tl.reshape({s[0]}, ({bk}, {bm})))"
+    b2 = f"tl.reshape({s[1]}, ({bk}, {bn}))" if k < n else f"tl.trans(tl.reshape({s[1]}, ({bn}, {bk})))"
+    prec = f", input_precision='{self.precision}'" if a.dtype.name == "float32" else ""
+    out = f"tl.dot({a2}, {b2}{prec}, out_dtype={TL_DTYPE[u.dtype.name]})"
+    if m > n: out = f"tl.trans({out})"
+    return f"tl.reshape({out}, {list(u.shape)})"
+
+
+def num_warps(p: Program) -> int:
+  tile = math.prod(p.blocks)
+  return 8 if tile >= 8192 else 4 if tile >= 1024 else 2 if tile >= 256 else 1
+
+
+def render(prog: Program, fp32_precision: str = "tf32") -> str:
+  """Triton source for `prog`. `fp32_precision`: 'tf32' (tensor cores) or 'ieee' (exact float32) for DOTs."""
+  return _Renderer(prog, fp32_precision).render()
