@@ -127,7 +127,7 @@ class Tensor:
         raise _err(RuntimeError, op, f"grad can be implicitly created only for scalar outputs, this {self.node.op.name} "
                    f"tensor has shape {_shape_str(self.shape)}", "pass gradient= of the same shape, or reduce first")
       return Tensor._const(1.0, self.shape, self.dtype)._on(self)
-    gradient = gradient if isinstance(gradient, Tensor) else Tensor(gradient)
+    gradient = gradient if isinstance(gradient, Tensor) else Tensor(gradient, device=self.device)
     if gradient.shape != self.shape:
       raise _err(ShapeError, op, f"gradient shape {_shape_str(gradient.shape)} does not match the output shape "
                  f"{_shape_str(self.shape)}")
@@ -393,7 +393,7 @@ class Tensor:
   __pow__ = pow
   def __rpow__(self, o): return self.pow(o, True)
   def __matmul__(self, o): return self.matmul(o)
-  def __rmatmul__(self, o): return Tensor(o).matmul(self) if not isinstance(o, Tensor) else o.matmul(self)
+  def __rmatmul__(self, o): return Tensor(o, device=self.device).matmul(self) if not isinstance(o, Tensor) else o.matmul(self)
 
   # comparisons and logic
   def _cmp(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
@@ -736,7 +736,7 @@ class Tensor:
         if step <= 0: raise _err(ValueError, "getitem", f"slice step must be positive, got {i.step}")
         shrink.append((start, max(stop, start))); steps.append(step); kinds.append(("keep",))
       elif isinstance(i, (Tensor, list, np.ndarray)):
-        t = i if isinstance(i, Tensor) else Tensor(np.asarray(i))
+        t = i if isinstance(i, Tensor) else Tensor(np.asarray(i), device=self.device)
         if not t.dtype.is_int:
           raise _err(IndexError, "getitem", f"tensors used as indices must be integer tensors, got {t.dtype.name}")
         shrink.append((0, size)); steps.append(1); kinds.append(("tensor", t))
@@ -784,7 +784,7 @@ class Tensor:
     """out[j..., r...] = self[index[j...], r...] as a one-hot select-and-sum (lazy and differentiable)."""
     n = self.shape[0]
     rest = self.shape[1:]
-    ar = Tensor.arange(n, dtype=index.dtype)._on(self)
+    ar = Tensor.arange(n, dtype=index.dtype, device=self.device)
     hit = index.reshape(index.shape + (1,)) == ar.reshape((1,) * index.ndim + (n,))          # j..., n
     hit = hit.reshape(hit.shape + (1,) * len(rest))
     src = self.reshape((1,) * index.ndim + (n,) + rest)
@@ -804,7 +804,7 @@ class Tensor:
                    f"{_shape_str(self.shape)} in dimension {k}")
     n = self.shape[d]
     x = self.shrink(tuple(None if k == d else (0, index.shape[k]) for k in range(self.ndim)))
-    hit = index.cast(int64).unsqueeze(-1) == Tensor.arange(n)._on(self)                 # index.shape + (n,)
+    hit = index.cast(int64).unsqueeze(-1) == Tensor.arange(n, device=self.device)                 # index.shape + (n,)
     src = x.permute([k for k in range(self.ndim) if k != d] + [d]).unsqueeze(d).expand(hit.shape)
     return hit.where(src, Tensor._const(0, (), self.dtype)._on(self)).sum(-1).cast(self.dtype)
 
@@ -861,7 +861,7 @@ class Tensor:
     m = x.max(d, keepdim=True)
     hit = (x == m).logical_or(x.isnan()) if x.dtype.is_float else (x == m)
     n = self.shape[d]
-    rev = Tensor.arange(n, 0, -1, dtype=int64)._on(self).reshape(tuple(n if i == d else 1 for i in range(self.ndim)))
+    rev = Tensor.arange(n, 0, -1, dtype=int64, device=self.device).reshape(tuple(n if i == d else 1 for i in range(self.ndim)))
     first = hit.where(rev, 0).max(d, keepdim=keepdim)   # largest n-i is the first hit
     return n - first
 
@@ -905,7 +905,7 @@ class Tensor:
   def matmul(self, other: "Tensor") -> "Tensor":
     """torch.matmul: 1-D, 2-D, batched and broadcast. Lowered to a DOT by the compiler."""
     a, b = self, other
-    if not isinstance(b, Tensor): b = Tensor(b)
+    if not isinstance(b, Tensor): b = Tensor(b, device=self.device)
     if a.ndim == 0 or b.ndim == 0:
       raise _err(ShapeError, "matmul", f"both arguments need at least 1 dimension, got shapes {_shape_str(a.shape)} and "
                  f"{_shape_str(b.shape)}", "use * for scalars")
@@ -934,8 +934,8 @@ class Tensor:
   def _tri(self, diagonal: int, lower: bool) -> "Tensor":
     if self.ndim < 2: raise _err(ShapeError, "tril" if lower else "triu", f"needs at least 2 dims, got shape {_shape_str(self.shape)}")
     r, c = self.shape[-2:]
-    rows = Tensor.arange(r)._on(self).reshape(r, 1)
-    cols = Tensor.arange(c)._on(self).reshape(1, c)
+    rows = Tensor.arange(r, device=self.device).reshape(r, 1)
+    cols = Tensor.arange(c, device=self.device).reshape(1, c)
     keep = (cols <= rows + diagonal) if lower else (cols >= rows + diagonal)
     return keep.where(self, Tensor._const(0, (), self.dtype)._on(self)).cast(self.dtype)
 
@@ -945,7 +945,7 @@ class Tensor:
   def one_hot(self, num_classes: int = -1) -> "Tensor":
     if not self.dtype.is_int: raise _err(TypeError, "one_hot", f"needs an integer tensor, got {self.dtype.name}")
     if num_classes < 0: num_classes = int(self.max().item()) + 1
-    return (self.unsqueeze(-1) == Tensor.arange(num_classes)._on(self)).cast(int64)
+    return (self.unsqueeze(-1) == Tensor.arange(num_classes, device=self.device)).cast(int64)
 
   def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
                     label_smoothing: float = 0.0) -> "Tensor":
@@ -963,7 +963,7 @@ class Tensor:
     c = logits.shape[1]
     logp = logits.log_softmax(1)
     logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))           # classes last
-    hit = tgt.unsqueeze(-1) == Tensor.arange(c)._on(self)
+    hit = tgt.unsqueeze(-1) == Tensor.arange(c, device=self.device)
     nll = -hit.where(logp, 0.0).sum(-1)
     if label_smoothing:
       nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)

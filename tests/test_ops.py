@@ -1154,7 +1154,7 @@ def test_properties():
     t = Tensor(a)
     assert t.shape == (2, 3, 4) and isinstance(t.shape, tuple)
     assert t.ndim == 3 and t.numel() == 24
-    assert t.device == "numpy"
+    assert t.device == lazygrad.runtime.device.default_device_name()
     assert t.dtype == lazygrad.float32
     assert (t + 1).shape == (2, 3, 4) and (t.sum(1)).shape == (2, 4)
     z = Tensor(2.0)

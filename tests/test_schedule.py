@@ -19,7 +19,7 @@ def kernels_for(*tensors) -> int:
 
 
 def programs_for(t: Tensor):
-  dev = get_device()
+  dev = get_device("numpy")
   return [get_program(it.kernel, dev).prog for it in get_schedule([t.node], dev)]
 
 
@@ -135,13 +135,13 @@ def test_small_tiles_match_whole_tiles(case, monkeypatch):
   """Lowering with small blocks (grids, masks, reduce loops, blocked DOT) computes what whole tiles compute."""
   fn, ref = TILED_CASES[case]
   x, y = randn(7, 13), randn(7, 13)
-  monkeypatch.setattr(get_device(), "lowering", TILED)
-  out = fn(Tensor(x), Tensor(y)).numpy()
+  monkeypatch.setattr(get_device("numpy"), "lowering", TILED)
+  out = fn(Tensor(x, device="numpy"), Tensor(y, device="numpy")).numpy()
   np.testing.assert_allclose(out, ref(x, y), rtol=1e-5, atol=1e-6)
 
 
 def test_tiled_programs_loop_and_mask(monkeypatch):
-  monkeypatch.setattr(get_device(), "lowering", TILED)
+  monkeypatch.setattr(get_device("numpy"), "lowering", TILED)
   (prog,) = programs_for(Tensor(randn(7, 13)).sum(1))
   ops = [u.op for u in prog.uops]
   assert U.RANGE in ops and U.ACC_UPDATE in ops and prog.grid == 4
@@ -151,7 +151,7 @@ def test_tiled_programs_loop_and_mask(monkeypatch):
 def test_debug_text_is_stable(capsys):
   """DEBUG=3 prints kernel ASTs and DEBUG=4 uops; the text is golden (tests/golden/debug_softmax.txt)."""
   from pathlib import Path
-  a = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4))
+  a = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), device="numpy")
   with lazygrad.Context(DEBUG=4):
     (a * 2).softmax(-1).realize()
   lines = [l for l in capsys.readouterr().out.splitlines() if not l.lstrip().startswith(("kernel ", "realize:"))

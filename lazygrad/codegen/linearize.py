@@ -7,8 +7,10 @@ different output axes becomes a DOT."""
 from __future__ import annotations
 from dataclasses import dataclass
 import math
+import numpy as np
 from ..dtypes import DType, bool_, int32, int64, float32, min_value
 from ..helpers import prod
+from ..ir.alu import exec_alu
 from ..ir.ops import Op, REDUCE
 from ..ir.symbolic import Lin, Var, Div, Mod, Cond
 from ..ir.view import ShapeTracker
@@ -117,6 +119,9 @@ class _Linearizer:
 
   # --- emission helpers
   def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, locs=()) -> UOp:
+    if op is U.ALU and all(s.op is U.CONST for s in srcs):   # constant folding, with the primitives' semantics
+      value = exec_alu(arg, dtype, [np.asarray(s.arg, s.dtype.np) for s in srcs])
+      return self.const(np.asarray(value).item(), dtype)
     if shape is None: shape = _broadcast(*(s.shape for s in srcs))
     pure = op in (U.CONST, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST)
     key = (op, dtype, tuple(id(s) for s in srcs), arg, shape)
@@ -209,7 +214,7 @@ class _Linearizer:
       idx, conds, used = self.access(st)
       if conds is None: return self.const(False if n.dtype.is_bool else 0, n.dtype)
       mask = self.all_of([self.bounds_mask(used)] + [self.cond(c) for c in conds])
-      srcs = (self.param(slot), self.lin(idx)) + ((mask,) if mask is not None else ())
+      srcs = (self.param(slot), self.address(self.lin(idx), mask)) + ((mask,) if mask is not None else ())
       return self.emit(U.LOAD, n.dtype, srcs, None, None, n.locs)
     if n.op is K.VALID:
       _, conds, _ = self.access(n.arg)
@@ -219,6 +224,11 @@ class _Linearizer:
     return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n.locs)
 
   def param(self, slot: int) -> UOp: return self.params[slot]
+
+  def address(self, index: UOp, *tiles) -> UOp:
+    """The index tile, broadcast to cover the mask (and stored value): one address per lane."""
+    full = _broadcast(index.shape, *(t.shape for t in tiles if t is not None)) or (1,) * self.rank
+    return index if index.shape == full else self.emit(U.BROADCAST, index.dtype, (index,), None, full)
 
   def reduce_axes(self): return tuple(range(self.n_out, self.rank))
 
@@ -282,7 +292,7 @@ class _Linearizer:
       value = self.value(store.srcs[0])
       idx, conds, used = self.access(st)
       mask = self.all_of([self.bounds_mask(used | set(out_axes))] + [self.cond(c) for c in conds or []])
-      srcs = (self.params[slot], self.lin(idx), value) + ((mask,) if mask is not None else ())
+      srcs = (self.params[slot], self.address(self.lin(idx), mask, value), value) + ((mask,) if mask is not None else ())
       self.emit(U.STORE, None, srcs, None, None, store.locs)
     return _dead_code_eliminated(self.uops), n_prog
 
@@ -290,7 +300,7 @@ class _Linearizer:
 def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
   live: set = set()
   for u in reversed(uops):
-    if u.op in (U.STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE) or id(u) in live: live |= {id(s) for s in u.srcs} | {id(u)}
+    if u.op in (U.STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE, U.PARAM) or id(u) in live: live |= {id(s) for s in u.srcs} | {id(u)}
   return [u for u in uops if id(u) in live]
 
 

@@ -3,6 +3,7 @@ graph op and the user line it computes. The source is readable on its own and is
 compiled kernel."""
 from __future__ import annotations
 import math
+import numpy as np
 from ..dtypes import DType
 from ..helpers import fmt_loc
 from ..ir.ops import Op
@@ -21,13 +22,24 @@ PRELUDE = '''import triton
 import triton.language as tl
 '''
 
+# Triton's CPU interpreter truncates float32 -> bfloat16; the GPU rounds to nearest even. Under the interpreter the
+# rounding is spelled out so both give the same bits.
+ROUND_BF16 = '''
+
+@triton.jit
+def _round_bf16(x):
+  bits = x.to(tl.uint32, bitcast=True)
+  bits = bits + 0x7FFF + ((bits >> 16) & 1)
+  return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+'''
+
 
 def _literal(v, dtype: DType) -> str:
   if dtype.is_bool: return "True" if v else "False"
   if dtype.is_float:
-    v = float(v)
+    v = float(np.asarray(v, dtype.np))   # a half constant is its rounded value, written as a weakly typed literal
     text = repr(v) if math.isfinite(v) else ("float('nan')" if math.isnan(v) else f"{'-' if v < 0 else ''}float('inf')")
-    return text if dtype.name == "float32" else f"tl.full((), {text}, {TL_DTYPE[dtype.name]})"
+    return text if dtype.name != "float64" else f"tl.full((), {text}, tl.float64)"
   return str(int(v)) if dtype.name == "int32" else f"tl.full((), {int(v)}, {TL_DTYPE[dtype.name]})"
 
 
@@ -38,8 +50,8 @@ def _index_expr(shape: tuple, axis: int) -> str:
 
 
 class _Renderer:
-  def __init__(self, prog: Program, fp32_precision: str):
-    self.prog, self.precision = prog, fp32_precision
+  def __init__(self, prog: Program, fp32_precision: str, interpreter: bool):
+    self.prog, self.precision, self.interpreter = prog, fp32_precision, interpreter
     self.names: dict[int, str] = {}
     self.lines: list[str] = []
     self.indent = 1
@@ -61,7 +73,7 @@ class _Renderer:
     head = f"@triton.jit\ndef {p.name}({', '.join(self.names[id(u)] for u in params)}):"
     for i, u in enumerate(p.uops): self.uop(i, u)
     meta = f"\nGRID = {p.grid}\nNUM_WARPS = {num_warps(p)}\n"
-    return PRELUDE + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
+    return PRELUDE + (ROUND_BF16 if self.interpreter else "") + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
 
   def uop(self, i: int, u: UOp):
     s = [self.names.get(id(x)) for x in u.srcs]
@@ -75,12 +87,16 @@ class _Renderer:
       self.emit(u, f"ar{u.arg}", f"tl.arange(0, {u.shape[u.arg]}){cast}{_index_expr(u.shape, u.arg)}")
     elif u.op is U.ALU: self.emit(u, f"x{i}", self.alu(u, s))
     elif u.op is U.LOAD:
-      mask = f", mask={s[2]}, other={_literal(0, u.dtype)}" if len(s) > 2 else ""
+      mask = f", mask={s[2]}, other={'False' if u.dtype.is_bool else '0.0' if u.dtype.is_float else '0'}" \
+        if len(s) > 2 else ""
       self.emit(u, f"x{i}", f"tl.load({s[0]} + {s[1]}{mask})")
     elif u.op is U.STORE:
       mask = f", mask={s[3]}" if len(s) > 3 else ""
       self.emit(u, None, f"tl.store({s[0]} + {s[1]}, {s[2]}{mask})")
-    elif u.op is U.BROADCAST: self.emit(u, f"x{i}", f"tl.broadcast_to({s[0]}, {list(u.shape)})")
+    elif u.op is U.BROADCAST:
+      src = u.srcs[0]
+      self.emit(u, f"x{i}", f"tl.full({list(u.shape)}, {src.arg}, {TL_DTYPE[src.dtype.name]})" if src.op is U.CONST
+                else f"tl.broadcast_to({s[0]}, {list(u.shape)})")
     elif u.op is U.REDUCE:
       op, axes = u.arg
       fn = "tl.sum" if op is Op.REDUCE_SUM else "tl.max"
@@ -103,6 +119,16 @@ class _Renderer:
 
   def alu(self, u: UOp, s: list[str]) -> str:
     op = u.arg
+    if op not in (Op.CAST, Op.WHERE) and any(x.dtype.name in ("float16", "bfloat16") for x in u.srcs):
+      # half-precision math in float32, rounded once per op (what the numpy reference does)
+      s = [f"{n}.to(tl.float32)" if x.dtype.name in ("float16", "bfloat16") and x.op is not U.CONST else n
+           for n, x in zip(s, u.srcs)]
+      expr = self._alu(op, u, s)
+      if u.dtype.name == "bfloat16": return self.to_bf16(f"({expr})")
+      return f"({expr}).to(tl.float16)" if u.dtype.name == "float16" else expr
+    return self._alu(op, u, s)
+
+  def _alu(self, op: Op, u: UOp, s: list[str]) -> str:
     if op in _BINARY:
       if op is Op.IDIV and u.dtype.is_float: return f"{s[0]} / {s[1]}"
       return f"{s[0]} {_BINARY[op]} {s[1]}"
@@ -114,13 +140,20 @@ class _Renderer:
       if u.dtype.is_bool: return f"{s[0]} != 0"
       if src.is_float and u.dtype.is_int and u.dtype.kind == 'u':   # float -> uint8 wraps like torch via int32
         return f"{s[0]}.to(tl.int32).to({TL_DTYPE[u.dtype.name]})"
+      if u.dtype.name == "bfloat16": return self.to_bf16(f"{s[0]}.to(tl.float32)")
+      if src.name == "bfloat16" and u.dtype.name != "float32": return f"{s[0]}.to(tl.float32).to({TL_DTYPE[u.dtype.name]})"
       return f"{s[0]}.to({TL_DTYPE[u.dtype.name]})"
     raise NotImplementedError(f"triton renderer: no rendering for {op}")
+
+  def to_bf16(self, f32_expr: str) -> str:
+    return f"_round_bf16({f32_expr})" if self.interpreter else f"{f32_expr}.to(tl.bfloat16)"
 
   def dot(self, u: UOp, s: list[str]) -> str:
     m, n, k = u.arg
     a, b = u.srcs
     bm, bn, bk = u.shape[m], u.shape[n], a.shape[k]
+    if self.interpreter and a.dtype.name == "bfloat16":   # the interpreter's dot cannot take bfloat16 bits
+      s = [f"{x}.to(tl.float32)" for x in s]
     a2 = f"tl.reshape({s[0]}, ({bm}, {bk}))" if m < k else f"tl.trans(tl.reshape({s[0]}, ({bk}, {bm})))"
     b2 = f"tl.reshape({s[1]}, ({bk}, {bn}))" if k < n else f"tl.trans(tl.reshape({s[1]}, ({bn}, {bk})))"
     prec = f", input_precision='{self.precision}'" if a.dtype.name == "float32" else ""
@@ -134,6 +167,7 @@ def num_warps(p: Program) -> int:
   return 8 if tile >= 8192 else 4 if tile >= 1024 else 2 if tile >= 256 else 1
 
 
-def render(prog: Program, fp32_precision: str = "tf32") -> str:
-  """Triton source for `prog`. `fp32_precision`: 'tf32' (tensor cores) or 'ieee' (exact float32) for DOTs."""
-  return _Renderer(prog, fp32_precision).render()
+def render(prog: Program, fp32_precision: str = "tf32", interpreter: bool = False) -> str:
+  """Triton source for `prog`. `fp32_precision`: 'tf32' (tensor cores) or 'ieee' (exact float32) for DOTs;
+  `interpreter`: the source is for Triton's CPU interpreter."""
+  return _Renderer(prog, fp32_precision, interpreter).render()

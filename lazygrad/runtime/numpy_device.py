@@ -6,7 +6,8 @@ This is also the reference every other device is checked against."""
 from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from ..dtypes import DType, bfloat16, float16, float32
+from ..dtypes import DType
+from ..ir.alu import exec_alu, IN_PLACE_OK
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
 from ..codegen.linearize import LoweringOptions, linearize
@@ -35,49 +36,19 @@ class Affine:
 def _dense(x): return x.materialize() if isinstance(x, Affine) else x
 def _is_int_scalar(x): return isinstance(x, (int, np.integer))
 
-_LOW_PRECISION = (np.dtype(float16.np), np.dtype(bfloat16.np))
-
-_NP_ALU = {
-  Op.ADD: np.add, Op.SUB: np.subtract, Op.MUL: np.multiply, Op.DIV: np.divide, Op.MAX: np.maximum,
-  Op.CMPLT: np.less, Op.CMPEQ: np.equal, Op.CMPNE: np.not_equal, Op.NEG: np.negative, Op.SQRT: np.sqrt,
-  Op.EXP: np.exp, Op.LOG: np.log, Op.SIN: np.sin, Op.TRUNC: np.trunc, Op.NOT: np.logical_not,
-  Op.RECIP: lambda x: np.divide(1, x), Op.MOD: np.fmod, Op.WHERE: np.where,
-}
-
-
-def _idiv(a, b):
-  """C-style (truncating) integer division, as in Triton and CUDA."""
-  q = np.floor_divide(a, b)
-  return q + ((np.remainder(a, b) != 0) & ((np.asarray(a) < 0) != (np.asarray(b) < 0)))
-
-
-def _bitwise(op):
-  logical, bitwise = {Op.AND: (np.logical_and, np.bitwise_and), Op.OR: (np.logical_or, np.bitwise_or),
-                      Op.XOR: (np.logical_xor, np.bitwise_xor)}[op]
-  return lambda a, b: logical(a, b) if np.asarray(a).dtype == np.bool_ else bitwise(a, b)
-
-
-_UFUNC_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.NEG, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC}
-
-
 def _alu(op: Op, dtype: DType, srcs, spare=()):
-  """One ALU uop. `spare`: temporaries that die here; a float result may be written into one (no allocation)."""
+  """One ALU uop. Index tiles stay affine through + and *; `spare` holds temporaries that die here, one of
+  which may receive the result (no allocation)."""
   if op is Op.ADD and isinstance(srcs[0], Affine): return srcs[0].add(srcs[1])
   if op is Op.ADD and isinstance(srcs[1], Affine) and not isinstance(srcs[0], np.ndarray): return srcs[1].add(srcs[0])
   if op is Op.MUL and isinstance(srcs[0], Affine) and _is_int_scalar(srcs[1]): return srcs[0].mul(int(srcs[1]))
   args = [_dense(s) for s in srcs]
-  if op is Op.CAST: return np.asarray(args[0]).astype(dtype.np)
-  if any(np.asarray(a).dtype in _LOW_PRECISION for a in args):   # compute in float32, round once, as the GPU does
-    args = [np.asarray(a, np.float32) if np.asarray(a).dtype in _LOW_PRECISION else a for a in args]
-  fn = _idiv if op is Op.IDIV else _bitwise(op) if op in (Op.AND, Op.OR, Op.XOR) else _NP_ALU[op]
-  if op is Op.DIV and dtype.is_int: fn = _idiv
-  if op in _UFUNC_OPS and spare:
+  if op in IN_PLACE_OK and spare:
     shape = np.broadcast_shapes(*(np.shape(a) for a in args))
     for t in spare:
       if t.dtype == dtype.np and t.shape == shape and all(np.asarray(a).dtype == t.dtype for a in args):
-        return fn(*args, out=t)
-  out = fn(*args)
-  return out.astype(dtype.np, copy=False) if isinstance(out, np.ndarray) else dtype.np(out)
+        return exec_alu(op, dtype, args, out=t)
+  return exec_alu(op, dtype, args)
 
 
 def _blas_ready(x: np.ndarray) -> np.ndarray:

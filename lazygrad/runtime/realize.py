@@ -73,7 +73,8 @@ def run_schedule(items: list[ScheduleItem], device):
     prg = get_program(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     if settings.DEBUG >= 3: print(it.kernel.text)
-    if settings.DEBUG >= 4: print(prg.prog.text if hasattr(prg, "prog") else prg)
+    if settings.DEBUG >= 4: print(prg.prog.text)
+    if settings.DEBUG >= 5 and hasattr(prg, "source"): print(prg.source)
     t0 = time.perf_counter()
     prg(bufs)
     if settings.DEBUG >= 2:

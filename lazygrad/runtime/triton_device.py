@@ -44,8 +44,14 @@ def _torch_dtype(dt: DType):
 
 class TritonKernel:
   """A compiled kernel and its launch grid."""
-  def __init__(self, fn, grid: int, num_warps: int, source: str, kernel):
+  def __init__(self, fn, grid: int, num_warps: int, source: str, kernel, lowering: LoweringOptions):
     self.fn, self.grid, self.num_warps, self.source, self.kernel = fn, grid, num_warps, source, kernel
+    self.lowering = lowering
+
+  @property
+  def prog(self):
+    """The uops (for DEBUG=4); lowered again on demand, since a disk-cache hit skips lowering."""
+    return linearize(self.kernel, self.lowering)
 
   def __call__(self, bufs):
     args = [b.ensure().data for b in bufs]
@@ -115,14 +121,14 @@ class TritonDevice:
     path = CACHE_DIR / f"{kernel.name}_{key}.py"
     if not path.exists():
       counters.lowerings += 1
-      source = render(linearize(kernel, self.lowering), self.fp32_precision)
+      source = render(linearize(kernel, self.lowering), self.fp32_precision, self.interpret)
       path.parent.mkdir(parents=True, exist_ok=True)
       tmp = path.with_suffix(f".{os.getpid()}.tmp")
       tmp.write_text(source)
       os.replace(tmp, path)   # atomic: a concurrent process never reads half a file
     source = path.read_text()
     mod = self._import(path)
-    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, source, kernel)
+    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, source, kernel, self.lowering)
 
   @staticmethod
   def _import(path: Path):

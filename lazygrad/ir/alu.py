@@ -1,0 +1,44 @@
+"""Reference semantics of the ALU primitives, in numpy: used by the numpy interpreter and for constant folding.
+
+float16/bfloat16 math is done in float32 and rounded once per op, as the GPU does; integer division and modulo
+truncate toward zero, as in C, Triton and CUDA."""
+from __future__ import annotations
+import numpy as np
+from ..dtypes import DType, bfloat16, float16
+from .ops import Op
+
+_LOW_PRECISION = (np.dtype(float16.np), np.dtype(bfloat16.np))
+
+_UFUNCS = {
+  Op.ADD: np.add, Op.SUB: np.subtract, Op.MUL: np.multiply, Op.DIV: np.divide, Op.MAX: np.maximum,
+  Op.CMPLT: np.less, Op.CMPEQ: np.equal, Op.CMPNE: np.not_equal, Op.NEG: np.negative, Op.SQRT: np.sqrt,
+  Op.EXP: np.exp, Op.LOG: np.log, Op.SIN: np.sin, Op.TRUNC: np.trunc, Op.NOT: np.logical_not, Op.MOD: np.fmod,
+}
+IN_PLACE_OK = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.NEG, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC}
+
+
+def _idiv(a, b):
+  q = np.floor_divide(a, b)
+  return q + ((np.remainder(a, b) != 0) & ((np.asarray(a) < 0) != (np.asarray(b) < 0)))
+
+
+def _bitwise(op: Op):
+  logical, bitwise = {Op.AND: (np.logical_and, np.bitwise_and), Op.OR: (np.logical_or, np.bitwise_or),
+                      Op.XOR: (np.logical_xor, np.bitwise_xor)}[op]
+  return lambda a, b: logical(a, b) if np.asarray(a).dtype == np.bool_ else bitwise(a, b)
+
+
+def exec_alu(op: Op, dtype: DType, args: list, out: np.ndarray | None = None):
+  """Apply ALU primitive `op` producing `dtype`; `out`, if given, is a float32 array of the result's shape that
+  may receive the result."""
+  if op is Op.CAST: return np.asarray(args[0]).astype(dtype.np)
+  if op is Op.WHERE: return np.where(*args).astype(dtype.np, copy=False)
+  if any(np.asarray(a).dtype in _LOW_PRECISION for a in args):
+    args = [np.asarray(a, np.float32) if np.asarray(a).dtype in _LOW_PRECISION else a for a in args]
+  if op is Op.RECIP: fn = lambda x, **kw: np.divide(1, x, **kw)
+  elif op is Op.IDIV or (op is Op.DIV and dtype.is_int): fn = _idiv
+  elif op in (Op.AND, Op.OR, Op.XOR): fn = _bitwise(op)
+  else: fn = _UFUNCS[op]
+  if out is not None and op in IN_PLACE_OK: return fn(*args, out=out)
+  res = fn(*args)
+  return res.astype(dtype.np, copy=False) if isinstance(res, np.ndarray) else dtype.np(res)
