@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from ..dtypes import DType
+from ..helpers import counters
 from ..ir.alu import exec_alu, IN_PLACE_OK
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
@@ -78,6 +79,7 @@ class NumpyDevice:
   def to_numpy(self, buf): return buf.data
 
   def compile(self, kernel, opts: LoweringOptions | None = None) -> "Interpreter":
+    counters.lowerings += 1
     return Interpreter(linearize(kernel, opts or self.lowering))
 
   def synchronize(self): pass
@@ -85,6 +87,8 @@ class NumpyDevice:
 
 class Interpreter:
   """Runs a Program's uops over numpy tiles, program by program."""
+  source = None
+
   def __init__(self, prog: Program):
     self.prog = prog
     index = {u: i for i, u in enumerate(prog.uops)}

@@ -8,6 +8,7 @@ from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
 from ..codegen.kernel import K, Kernel
 from .buffer import Buffer
+from . import check
 
 
 @dataclass
@@ -49,8 +50,7 @@ def get_schedule(targets: list[LazyNode], device) -> list[ScheduleItem]:
 def get_program(kernel: Kernel, device):
   key = (device.name, device.lowering, kernel.text)
   if (prg := _program_cache.get(key)) is None:
-    counters.lowerings += 1
-    prg = _program_cache[key] = device.compile(kernel)
+    prg = _program_cache[key] = device.compile(kernel)   # the device counts the lowerings it really does
   return prg
 
 
@@ -75,8 +75,11 @@ def run_schedule(items: list[ScheduleItem], device):
     if settings.DEBUG >= 3: print(it.kernel.text)
     if settings.DEBUG >= 4: print(prg.prog.text)
     if settings.DEBUG >= 5 and hasattr(prg, "source"): print(prg.source)
+    checking = settings.CHECK and device.name != "numpy"
+    if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
     prg(bufs)
+    if checking: check.compare(it, prg, bufs, before)
     if settings.DEBUG >= 2:
       device.synchronize()
       dt = time.perf_counter() - t0

@@ -56,7 +56,8 @@ class TritonKernel:
   def __call__(self, bufs):
     args = [b.ensure().data for b in bufs]
     try:
-      self.fn[(self.grid,)](*args, num_warps=self.num_warps)
+      with np.errstate(all="ignore"):   # the interpreter computes masked-off lanes too (x/0 there is harmless)
+        self.fn[(self.grid,)](*args, num_warps=self.num_warps)
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise CompileError(f"Triton failed on kernel {self.kernel.name}: {type(e).__name__}: {e}\n"
                          f"--- source ---\n{_numbered(self.source)}\n--- kernel AST ---\n{self.kernel.text}") from None
@@ -73,6 +74,8 @@ class TritonDevice:
     self.interpret = interpret
     self.name = "triton-interp" if interpret else "triton"
     torch = _torch()
+    if not interpret and not torch.cuda.is_available():
+      raise DeviceUnavailable("device 'triton' needs a CUDA GPU and none is visible; use 'numpy' or 'triton-interp'")
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if interpret and not interpreting:
       # Triton decides at import time whether its own library functions run interpreted
@@ -87,8 +90,6 @@ class TritonDevice:
       import triton  # noqa: F401
     except ImportError as e:
       raise DeviceUnavailable("the triton devices need triton: pip install 'lazygrad[triton]'") from e
-    if not interpret and not torch.cuda.is_available():
-      raise DeviceUnavailable("device 'triton' needs a CUDA GPU and none is visible; use 'numpy' or 'triton-interp'")
     self.torch_device = "cpu" if interpret else "cuda"
     # whole-row reductions that broadcast back must fit one tile; bigger rows take the looped path
     self.schedule_options = ScheduleOptions(max_fused_row=8192 if not interpret else 4096)

@@ -1,0 +1,48 @@
+"""Check mode (LAZYGRAD_CHECK=1 or `Context(CHECK=1)`): every kernel also runs on the numpy interpreter with the same
+inputs, and the first kernel whose outputs differ beyond tolerance stops the run, naming the kernel, its source,
+the user line it came from and the largest difference."""
+from __future__ import annotations
+import numpy as np
+from ..codegen.uops import U
+from ..helpers import fmt_loc
+from .buffer import Buffer
+
+
+class CheckError(AssertionError):
+  """A kernel's output differs from the numpy reference."""
+
+
+def tolerance(kernel, prg) -> tuple[float, float]:
+  """(rtol, atol relative to the largest reference value) for a kernel's output dtype and its contractions."""
+  dt = kernel.bufs[0].dtype.name
+  if dt in ("bfloat16", "float16"): return 2e-2, 2e-2
+  has_dot = any(u.op is U.DOT for u in prg.prog.uops)
+  if has_dot and getattr(prg, "source", "") and "input_precision='tf32'" in prg.source: return 2e-2, 2e-2
+  return 1e-4, 1e-5
+
+
+def snapshot(bufs: list[Buffer]) -> list[np.ndarray]:
+  """Host copies of a kernel's buffers before it runs (an in-place kernel overwrites its inputs)."""
+  return [np.array(b.numpy(), copy=True) for b in bufs]
+
+
+def compare(item, prg, bufs: list[Buffer], before: list[np.ndarray]):
+  """Run `item`'s kernel on the numpy interpreter over `before` and compare with the device's outputs."""
+  from .device import get_device
+  ref_dev = get_device("numpy")
+  ref_bufs = [Buffer(ref_dev, b.dtype, b.size, arr.copy()) for b, arr in zip(bufs, before)]
+  ref_dev.compile(item.kernel)(ref_bufs)
+  rtol, atol = tolerance(item.kernel, prg)
+  for i, (got_buf, ref_buf) in enumerate(zip(bufs[:len(item.outputs)], ref_bufs)):
+    got, ref = got_buf.numpy().astype(np.float64), ref_buf.numpy().astype(np.float64)
+    scale = np.nanmax(np.abs(ref[np.isfinite(ref)]), initial=1.0)
+    bad = ~np.isclose(got, ref, rtol=rtol, atol=atol * scale, equal_nan=True)
+    if bad.any():
+      diff = np.where(bad, np.abs(got - ref), 0)
+      j = int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)))
+      lines = ", ".join(dict.fromkeys(fmt_loc(l) for l in item.kernel.stores[i].locs)) or "?"
+      source = getattr(prg, "source", None) or prg.prog.text
+      raise CheckError(f"check: kernel {item.kernel.name} (from {lines}) differs from the numpy reference in "
+                       f"{int(bad.sum())} of {bad.size} elements; largest difference at flat index {j}: device "
+                       f"{got[j]!r} vs numpy {ref[j]!r} (rtol {rtol}, atol {atol * scale:.3g})\n"
+                       f"--- source ---\n{source}\n--- kernel AST ---\n{item.kernel.text}")
