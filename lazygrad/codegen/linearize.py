@@ -25,7 +25,7 @@ class LoweringOptions:
   whole: bool = True
   max_tile: int = 4096
   max_reduce_block: int = 1024
-  dot_blocks: tuple = (64, 64, 32)
+  dot_blocks: tuple = (128, 128, 64)   # (m, n, k); k halves for 4-byte operands (shared memory)
   min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
   blocks: tuple | None = None      # explicit block sizes (tests of tiling on the numpy interpreter)
 
@@ -50,9 +50,10 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
   for a in range(len(k.shape) - 1, n_out - 1, -1):   # reduce axes, innermost first
     b = _next_pow2(k.shape[a]) if whole_red else min(_next_pow2(k.shape[a]), opts.max_reduce_block, budget)
     blocks[a], budget = b, max(1, budget // b)
-  if _dot_axes(k) is not None and not whole_red:
-    m, n, kk = _dot_axes(k)
+  if (parts := _dot_parts_of(k)) is not None and not whole_red:
+    a, _, (m, n, kk) = parts
     bm, bn, bk = opts.dot_blocks
+    if _strip_upcast(a).dtype.itemsize >= 4: bk //= 2
     for axis, want in ((m, bm), (n, bn), (kk, bk)):
       blocks[axis] = max(opts.min_dot_block, min(want, _next_pow2(k.shape[axis])))
     return tuple(blocks)
@@ -89,12 +90,17 @@ def _dot_parts(k: Kernel, r: KNode):
   if da is None or db is None or kk not in da or kk not in db: return None
   ma, nb = da - db - {kk}, db - da - {kk}
   if len(ma) != 1 or len(nb) != 1: return None
-  return a, b, (ma.pop(), nb.pop(), kk)
+  m, n = ma.pop(), nb.pop()
+  batch = (da & db) - {kk}
+  # operands are laid out (batch.., m, k) and (batch.., k, n): batch axes first, every output axis covered
+  if any(x > min(m, n) for x in batch) or set(range(kk)) != batch | {m, n}: return None
+  return a, b, (m, n, kk)
 
 
-def _dot_axes(k: Kernel):
+def _dot_parts_of(k: Kernel):
+  """The contraction of a kernel whose only reduction is one."""
   parts = [_dot_parts(k, r) for r in k.reduces]
-  return parts[0][2] if len(parts) == 1 and parts[0] is not None else None
+  return parts[0] if len(parts) == 1 else None
 
 
 def _axis_vars(shape) -> list[Lin]:
@@ -108,14 +114,20 @@ def _broadcast(*shapes) -> tuple:
 
 
 class _Linearizer:
+  """Emits uops for one kernel. Values live in a *space*: the kernel axes a tile spans, in tile order. Most of the
+  kernel is in the full space (every axis, size 1 where a value does not vary); the operands of a DOT are built
+  in their own 2-d spaces, (m, k) and (k, n), which is the layout tl.dot and np.matmul take."""
+
   def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType):
     self.k, self.blocks, self.idt = k, blocks, index_dtype
     self.rank, self.n_out = len(k.shape), len(k.shape) - k.n_reduce
+    self.full = tuple(range(self.rank))
+    self.space = self.full
     self.uops: list[UOp] = []
     self.scopes: list[dict] = [{}]
-    self.axis_idx: dict[int, UOp] = {}
-    self.bounds: dict[int, UOp] = {}
-    self.memo: dict[KNode, UOp] = {}
+    self.base: dict[int, UOp | None] = {}      # scalar start of the current block of each axis
+    self.axis_memo: dict = {}                  # (space, axis) -> index tile; (space, axis, 'mask') -> bounds
+    self.memo: dict = {}                       # (space, KNode) -> uop
 
   # --- emission helpers
   def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, locs=()) -> UOp:
@@ -123,7 +135,7 @@ class _Linearizer:
       value = exec_alu(arg, dtype, [np.asarray(s.arg, s.dtype.np) for s in srcs])
       return self.const(np.asarray(value).item(), dtype)
     if shape is None: shape = _broadcast(*(s.shape for s in srcs))
-    pure = op in (U.CONST, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST)
+    pure = op in (U.CONST, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST, U.RESHAPE)
     key = (op, dtype, tuple(id(s) for s in srcs), arg, shape)
     if pure:
       for scope in reversed(self.scopes):
@@ -136,6 +148,13 @@ class _Linearizer:
   def const(self, v, dtype: DType) -> UOp: return self.emit(U.CONST, dtype, (), v, ())
   def alu(self, op: Op, dtype: DType, *srcs, locs=()) -> UOp: return self.emit(U.ALU, dtype, srcs, op, None, locs)
 
+  def in_space(self, space: tuple, fn):
+    prev, self.space = self.space, space
+    try: return fn()
+    finally: self.space = prev
+
+  def space_shape(self, space: tuple) -> tuple: return tuple(self.blocks[a] for a in space)
+
   def lin(self, x: Lin) -> UOp:
     acc = None
     for atom, coef in x.terms:
@@ -146,7 +165,7 @@ class _Linearizer:
     return self.alu(Op.ADD, self.idt, acc, self.const(x.const, self.idt)) if x.const else acc
 
   def atom(self, a) -> UOp:
-    if isinstance(a, Var): return self.axis_idx[int(a.name[1:])]
+    if isinstance(a, Var): return self.axis_index(int(a.name[1:]))
     return self.alu(Op.IDIV if isinstance(a, Div) else Op.MOD, self.idt, self.lin(a.x), self.const(a.d, self.idt))
 
   def cond(self, c: Cond) -> UOp:
@@ -161,31 +180,44 @@ class _Linearizer:
       if m is not None: out = m if out is None else self.alu(Op.AND, bool_, out, m)
     return out
 
-  def bounds_mask(self, axes) -> UOp | None:
-    return self.all_of(self.bounds.get(a) for a in sorted(axes))
-
   # --- axes
-  def define_axes(self, axes, counter: UOp | None):
-    """Index tiles of `axes`: block index (decomposed from `counter`, last axis fastest) * block + arange."""
+  def define_axes(self, axes, counter: UOp | None) -> int:
+    """Block starts of `axes`: the block index, decomposed from `counter` (last axis fastest), times the block."""
     nblocks = {a: math.ceil(self.k.shape[a] / self.blocks[a]) for a in axes}
     stride = 1
     for a in reversed(axes):
-      blk = self.blocks[a]
       base = None
       if nblocks[a] > 1:
         q = counter if stride == 1 else self.alu(Op.IDIV, self.idt, counter, self.const(stride, self.idt))
-        bi = q if stride * nblocks[a] == prod(nblocks.values()) else self.alu(Op.MOD, self.idt, q, self.const(nblocks[a], self.idt))
-        base = bi if blk == 1 else self.alu(Op.MUL, self.idt, bi, self.const(blk, self.idt))
+        bi = q if stride * nblocks[a] == prod(nblocks.values()) else \
+          self.alu(Op.MOD, self.idt, q, self.const(nblocks[a], self.idt))
+        base = bi if self.blocks[a] == 1 else self.alu(Op.MUL, self.idt, bi, self.const(self.blocks[a], self.idt))
         stride *= nblocks[a]
+      self.base[a] = base
+    self.axis_memo = {key: v for key, v in self.axis_memo.items() if key[1] not in axes}
+    return prod(nblocks.values())
+
+  def axis_index(self, a: int) -> UOp:
+    """Index tile of kernel axis `a` in the current space: block start + arange."""
+    key = (self.space, a)
+    if key not in self.axis_memo:
+      base, blk = self.base[a], self.blocks[a]
       if blk > 1:
-        shape = tuple(blk if d == a else 1 for d in range(self.rank))
-        ar = self.emit(U.ARANGE, self.idt, (), a, shape)
+        pos = self.space.index(a)
+        shape = tuple(blk if x == a else 1 for x in self.space)
+        ar = self.emit(U.ARANGE, self.idt, (), pos, shape)
         idx = ar if base is None else self.alu(Op.ADD, self.idt, base, ar)
       else: idx = base if base is not None else self.const(0, self.idt)
-      self.axis_idx[a] = idx
-      if blk * nblocks[a] > self.k.shape[a]:
-        self.bounds[a] = self.alu(Op.CMPLT, bool_, idx, self.const(self.k.shape[a], self.idt))
-    return prod(nblocks.values())
+      self.axis_memo[key] = idx
+    return self.axis_memo[key]
+
+  def bounds_mask(self, axes) -> UOp | None:
+    """Lanes inside the iteration space, for the axes whose blocks overhang it."""
+    masks = []
+    for a in sorted(axes):
+      if self.blocks[a] * math.ceil(self.k.shape[a] / self.blocks[a]) > self.k.shape[a]:
+        masks.append(self.alu(Op.CMPLT, bool_, self.axis_index(a), self.const(self.k.shape[a], self.idt)))
+    return self.all_of(masks)
 
   # --- AST nodes
   def access(self, st: ShapeTracker) -> tuple[Lin, list[Cond] | None, set]:
@@ -194,18 +226,19 @@ class _Linearizer:
     return idx, conds, used
 
   def value(self, root: KNode) -> UOp:
-    """Uops for `root`; a REDUCE is emitted by `partial`, which lowers its source itself (maybe as a DOT)."""
+    """Uops for `root` in the current space; a REDUCE lowers its own source (maybe as a DOT)."""
+    sp = self.space
     stack = [(root, False)]
     while stack:
       n, ready = stack.pop()
-      if n in self.memo: continue
+      if (sp, n) in self.memo: continue
       kids = () if n.op in REDUCE else n.srcs
-      if not ready and any(s not in self.memo for s in kids):
+      if not ready and any((sp, s) not in self.memo for s in kids):
         stack.append((n, True))
-        stack.extend((s, False) for s in kids if s not in self.memo)
+        stack.extend((s, False) for s in kids if (sp, s) not in self.memo)
         continue
-      self.memo[n] = self.node(n, [self.memo[s] for s in kids])
-    return self.memo[root]
+      self.memo[(sp, n)] = self.node(n, [self.memo[(sp, s)] for s in kids])
+    return self.memo[(sp, root)]
 
   def node(self, n: KNode, srcs: list[UOp]) -> UOp:
     if n.op is K.CONST: return self.const(n.arg, n.dtype)
@@ -214,38 +247,58 @@ class _Linearizer:
       idx, conds, used = self.access(st)
       if conds is None: return self.const(False if n.dtype.is_bool else 0, n.dtype)
       mask = self.all_of([self.bounds_mask(used)] + [self.cond(c) for c in conds])
-      srcs = (self.param(slot), self.address(self.lin(idx), mask)) + ((mask,) if mask is not None else ())
+      srcs = (self.params[slot], self.address(self.lin(idx), mask)) + ((mask,) if mask is not None else ())
       return self.emit(U.LOAD, n.dtype, srcs, None, None, n.locs)
     if n.op is K.VALID:
       _, conds, _ = self.access(n.arg)
       if conds is None: return self.const(False, bool_)
       return self.all_of([self.cond(c) for c in conds]) or self.const(True, bool_)
-    if n.op in REDUCE: return self.partial(n)
+    if n.op in REDUCE:
+      if _dot_parts(self.k, n) is not None: return self.to_full(self.dot(n, None), n)
+      return self.partial(n)
     return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n.locs)
-
-  def param(self, slot: int) -> UOp: return self.params[slot]
 
   def address(self, index: UOp, *tiles) -> UOp:
     """The index tile, broadcast to cover the mask (and stored value): one address per lane."""
-    full = _broadcast(index.shape, *(t.shape for t in tiles if t is not None)) or (1,) * self.rank
+    full = _broadcast(index.shape, *(t.shape for t in tiles if t is not None)) or (1,) * len(self.space)
     return index if index.shape == full else self.emit(U.BROADCAST, index.dtype, (index,), None, full)
 
   def reduce_axes(self): return tuple(range(self.n_out, self.rank))
 
+  def dot_space(self, r: KNode) -> tuple:
+    _, _, (m, n, kk) = _dot_parts(self.k, r)
+    batch = [x for x in range(self.n_out) if x not in (m, n) and self.blocks[x] > 1]
+    return tuple(batch + sorted((m, n)))
+
+  def dot(self, r: KNode, acc: UOp | None) -> UOp:
+    """A contraction as DOT(left (.., i, k), right (.., k, j)) [+ acc], i before j in kernel order."""
+    a, b, (m, n, kk) = _dot_parts(self.k, r)
+    space = self.dot_space(r)
+    (x, i), (y, j) = ((a, m), (b, n)) if m < n else ((b, n), (a, m))
+    batch = list(space[:-2])
+    left_space, right_space = tuple(batch + [i, kk]), tuple(batch + [kk, j])
+    def operand(node, sp):
+      def build():
+        v = self.value(node)
+        if (mask := self.bounds_mask([kk])) is not None:   # lanes past the end of k contribute nothing
+          v = self.alu(Op.WHERE, v.dtype, mask, v, self.const(0, v.dtype))
+        if v.shape != self.space_shape(sp): v = self.emit(U.BROADCAST, v.dtype, (v,), None, self.space_shape(sp))
+        return v
+      return self.in_space(sp, build)
+    srcs = (operand(x, left_space), operand(y, right_space)) + ((acc,) if acc is not None else ())
+    return self.emit(U.DOT, r.dtype, srcs, None, self.space_shape(space), r.locs)
+
+  def to_full(self, v: UOp, r: KNode) -> UOp:
+    """A DOT result (or accumulator) in the full space: the same elements, size 1 on the other axes."""
+    space = self.dot_space(r)
+    shape = tuple(self.blocks[a] if a in space else 1 for a in self.full)
+    return self.emit(U.RESHAPE, v.dtype, (v,), None, shape)
+
   def partial(self, r: KNode) -> UOp:
-    """One tile's worth of reduction `r` (inside the loop, or the whole reduction)."""
+    """One tile's worth of (non-DOT) reduction `r`: the whole reduction, or one step of the loop."""
     red_axes = self.reduce_axes()
-    mask = self.bounds_mask(red_axes)
-    if (parts := _dot_parts(self.k, r)) is not None:
-      a, b, axes = parts
-      av, bv = self.value(a), self.value(b)
-      if mask is not None:
-        av = self.alu(Op.WHERE, av.dtype, mask, av, self.const(0, av.dtype))
-      shape = tuple(1 if d == axes[2] else max(av.shape[d] if av.shape else 1, bv.shape[d] if bv.shape else 1)
-                    for d in range(self.rank))
-      return self.emit(U.DOT, r.dtype, (av, bv), axes, shape, r.locs)
     x = self.value(r.srcs[0])
-    if mask is not None:
+    if (mask := self.bounds_mask(red_axes)) is not None:
       ident = 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype)
       x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(ident, x.dtype))
     if r.op is Op.REDUCE_SUM and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
@@ -271,20 +324,25 @@ class _Linearizer:
         raise ValueError(f"kernel {k.name}: a reduction broadcast back needs its axes in one tile; blocks {self.blocks}")
       accs = {}
       for r in k.reduces:
-        shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
-        ident = 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype)
-        accs[r] = self.emit(U.ACC, r.dtype, (), ident, shape)
+        if _dot_parts(k, r) is not None:
+          accs[r] = self.emit(U.ACC, r.dtype, (), 0, self.space_shape(self.dot_space(r)))
+        else:
+          shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
+          accs[r] = self.emit(U.ACC, r.dtype, (), 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype), shape)
       rng = self.emit(U.RANGE, self.idt, (), n_iter, ())
       self.scopes.append({})
-      outer_memo = self.memo
+      outer_memo, outer_axes = self.memo, dict(self.axis_memo)
       self.memo = dict(outer_memo)
       self.define_axes(red_axes, rng)
       for r, acc in accs.items():
-        comb = Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX
-        self.emit(U.ACC_UPDATE, r.dtype, (acc, self.alu(comb, r.dtype, acc, self.partial(r))), None, acc.shape)
+        if _dot_parts(k, r) is not None: new = self.dot(r, acc)
+        else: new = self.alu(Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
+        self.emit(U.ACC_UPDATE, r.dtype, (acc, new), None, acc.shape)
       self.emit(U.ENDRANGE, None, (rng,), None, ())
       self.scopes.pop()
-      self.memo = outer_memo | {r: acc for r, acc in accs.items()}
+      self.memo, self.axis_memo = outer_memo, outer_axes
+      for r, acc in accs.items():
+        self.memo[(self.full, r)] = self.to_full(acc, r) if _dot_parts(k, r) is not None else acc
     else:
       self.define_axes(red_axes, None)
     for store in k.stores:

@@ -72,7 +72,7 @@ class _Renderer:
     for u in params: self.names[id(u)] = f"b{u.arg}"
     head = f"@triton.jit\ndef {p.name}({', '.join(self.names[id(u)] for u in params)}):"
     for i, u in enumerate(p.uops): self.uop(i, u)
-    meta = f"\nGRID = {p.grid}\nNUM_WARPS = {num_warps(p)}\n"
+    meta = f"\nGRID = {p.grid}\nNUM_WARPS = {num_warps(p)}\nNUM_STAGES = {3 if any(u.op is U.RANGE for u in p.uops) else 1}\n"
     return PRELUDE + (ROUND_BF16 if self.interpreter else "") + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
 
   def uop(self, i: int, u: UOp):
@@ -84,7 +84,7 @@ class _Renderer:
       self.emit(u, "pid", "tl.program_id(0)" + (".to(tl.int64)" if u.dtype.name == "int64" else ""))
     elif u.op is U.ARANGE:
       cast = ".to(tl.int64)" if u.dtype.name == "int64" else ""
-      self.emit(u, f"ar{u.arg}", f"tl.arange(0, {u.shape[u.arg]}){cast}{_index_expr(u.shape, u.arg)}")
+      self.emit(u, f"ar{i}", f"tl.arange(0, {u.shape[u.arg]}){cast}{_index_expr(u.shape, u.arg)}")
     elif u.op is U.ALU: self.emit(u, f"x{i}", self.alu(u, s))
     elif u.op is U.LOAD:
       mask = f", mask={s[2]}, other={'False' if u.dtype.is_bool else '0.0' if u.dtype.is_float else '0'}" \
@@ -108,6 +108,7 @@ class _Renderer:
         expr = f"tl.where({nans} > 0, float('nan'), {expr})"
       self.emit(u, f"x{i}", expr)
     elif u.op is U.DOT: self.emit(u, f"x{i}", self.dot(u, s))
+    elif u.op is U.RESHAPE: self.emit(u, f"x{i}", f"tl.reshape({s[0]}, {list(u.shape)})")
     elif u.op is U.ACC: self.emit(u, f"acc{i}", f"tl.full({list(u.shape)}, {_literal(u.arg, u.dtype)}, {idt})")
     elif u.op is U.ACC_UPDATE: self.lines.append("  " * self.indent + f"{s[0]} = {s[1]}")
     elif u.op is U.RANGE:
@@ -149,17 +150,12 @@ class _Renderer:
     return f"_round_bf16({f32_expr})" if self.interpreter else f"{f32_expr}.to(tl.bfloat16)"
 
   def dot(self, u: UOp, s: list[str]) -> str:
-    m, n, k = u.arg
-    a, b = u.srcs
-    bm, bn, bk = u.shape[m], u.shape[n], a.shape[k]
+    a = u.srcs[0]
     if self.interpreter and a.dtype.name == "bfloat16":   # the interpreter's dot cannot take bfloat16 bits
-      s = [f"{x}.to(tl.float32)" for x in s]
-    a2 = f"tl.reshape({s[0]}, ({bm}, {bk}))" if m < k else f"tl.trans(tl.reshape({s[0]}, ({bk}, {bm})))"
-    b2 = f"tl.reshape({s[1]}, ({bk}, {bn}))" if k < n else f"tl.trans(tl.reshape({s[1]}, ({bn}, {bk})))"
+      s = [f"{x}.to(tl.float32)" for x in s[:2]] + s[2:]
     prec = f", input_precision='{self.precision}'" if a.dtype.name == "float32" else ""
-    out = f"tl.dot({a2}, {b2}{prec}, out_dtype={TL_DTYPE[u.dtype.name]})"
-    if m > n: out = f"tl.trans({out})"
-    return f"tl.reshape({out}, {list(u.shape)})"
+    acc = f", {s[2]}" if len(s) > 2 else ""
+    return f"tl.dot({s[0]}, {s[1]}{acc}{prec}, out_dtype={TL_DTYPE[u.dtype.name]})"
 
 
 def num_warps(p: Program) -> int:

@@ -23,7 +23,8 @@ class U(Enum):
   ACC_UPDATE = auto()   # srcs: acc, new value (assigns; later uses of acc see it)
   REDUCE = auto()       # arg: (Op.REDUCE_SUM|REDUCE_MAX, axes); keeps reduced axes with size 1
   BROADCAST = auto()    # tile broadcast to `shape`
-  DOT = auto()          # arg: (m_axis, n_axis, k_axis); contraction over k, srcs: a (.., m, k), b (.., n, k)
+  DOT = auto()          # srcs: a (.., i, k), b (.., k, j)[, acc (.., i, j)]: matrix product (+ acc), batched
+  RESHAPE = auto()      # the same elements as a tile of `shape`
   ALU = auto()          # arg: Op (ADD, MUL, CMPLT, WHERE, CAST, ...)
 
   def __repr__(self): return self.name

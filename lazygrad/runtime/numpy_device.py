@@ -58,15 +58,11 @@ def _blas_ready(x: np.ndarray) -> np.ndarray:
   return np.asfortranarray(x) if x.flags.f_contiguous else x
 
 
-def _dot(a, b, axes, dtype: DType, shape: tuple):
-  """Contract axis k of tiles a (.., m, k) and b (.., n, k) with one np.matmul, written straight into a fresh
-  tile of `shape` (size 1 along k) so the store can adopt it."""
-  m, n, k = axes
-  batch = [d for d in range(len(shape)) if d not in axes]
-  A = _blas_ready(np.transpose(np.asarray(a, dtype.np), batch + [n, m, k])[..., 0, :, :])
-  B = _blas_ready(np.transpose(np.asarray(b, dtype.np), batch + [m, k, n])[..., 0, :, :])
+def _dot(a, b, acc, dtype: DType, shape: tuple):
+  """One np.matmul of (.., i, k) and (.., k, j) tiles into a fresh array (+ acc)."""
   out = np.empty(shape, dtype.np)
-  np.matmul(A, B, out=np.transpose(out, batch + [m, n, k])[..., 0])
+  np.matmul(_blas_ready(np.asarray(a, dtype.np)), _blas_ready(np.asarray(b, dtype.np)), out=out)
+  if acc is not None: out += acc
   return out
 
 
@@ -100,9 +96,12 @@ class Interpreter:
       region.append(loops[-1] if loops else -1)
       if u.op is U.RANGE: loops.append(i)
       for j in self.srcs[i]: last_use[j] = i
-    fresh = (U.ALU, U.REDUCE, U.DOT)
+    # values computed into new memory here (a RESHAPE of one is the same memory)
+    fresh = set()
+    for i, u in enumerate(prog.uops):
+      if u.op in (U.ALU, U.REDUCE, U.DOT) or (u.op is U.RESHAPE and self.srcs[i][0] in fresh): fresh.add(i)
     self.dies_here = [tuple(j for j in dict.fromkeys(self.srcs[i]) if last_use[j] == i and region[j] == region[i]
-                            and prog.uops[j].op in fresh) for i in range(len(prog.uops))]
+                            and j in fresh) for i in range(len(prog.uops))]
     self.loop_end = {}
     stack = []
     for i, u in enumerate(prog.uops):
@@ -135,7 +134,8 @@ class Interpreter:
       elif op is U.REDUCE:
         fn = np.sum if u.arg[0] is Op.REDUCE_SUM else np.max
         vals[pc] = fn(_dense(s[0]), axis=u.arg[1], keepdims=True).astype(u.dtype.np, copy=False)
-      elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), u.arg, u.dtype, u.shape)
+      elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), s[2] if len(s) > 2 else None, u.dtype, u.shape)
+      elif op is U.RESHAPE: vals[pc] = np.reshape(s[0], u.shape)
       elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s, adopt=self.srcidx_dies(pc, 2))
       elif op is U.ACC: vals[pc] = np.full(u.shape, u.arg, dtype=u.dtype.np)
       elif op is U.ACC_UPDATE: vals[srcidx[pc][0]] = np.broadcast_to(s[1], u.shape)
@@ -175,8 +175,8 @@ class Interpreter:
       if 0 in idx.shape: return
       contiguous = idx.base == 0 and np.prod(idx.shape) == data.size and all(
         st == int(np.prod(idx.shape[a + 1:])) or sz == 1 for a, (st, sz) in enumerate(zip(idx.strides, idx.shape)))
-      if adopt and contiguous and isinstance(value, np.ndarray) and value.flags.owndata and value.shape == idx.shape and \
-         value.dtype == data.dtype and value.flags.c_contiguous:
+      if adopt and contiguous and isinstance(value, np.ndarray) and value.shape == idx.shape and \
+         value.dtype == data.dtype and value.flags.c_contiguous and value.flags.writeable:
         buf.data = value.reshape(-1)   # adopt the freshly computed array: no copy
         return
       view = as_strided(data[idx.base:], idx.shape, tuple(st * data.itemsize for st in idx.strides))

@@ -44,8 +44,9 @@ def _torch_dtype(dt: DType):
 
 class TritonKernel:
   """A compiled kernel and its launch grid."""
-  def __init__(self, fn, grid: int, num_warps: int, source: str, kernel, lowering: LoweringOptions):
+  def __init__(self, fn, grid: int, num_warps: int, num_stages: int, source: str, kernel, lowering: LoweringOptions):
     self.fn, self.grid, self.num_warps, self.source, self.kernel = fn, grid, num_warps, source, kernel
+    self.num_stages = num_stages
     self.lowering = lowering
 
   @property
@@ -57,7 +58,7 @@ class TritonKernel:
     args = [b.ensure().data for b in bufs]
     try:
       with np.errstate(all="ignore"):   # the interpreter computes masked-off lanes too (x/0 there is harmless)
-        self.fn[(self.grid,)](*args, num_warps=self.num_warps)
+        self.fn[(self.grid,)](*args, num_warps=self.num_warps, num_stages=self.num_stages)
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise CompileError(f"Triton failed on kernel {self.kernel.name}: {type(e).__name__}: {e}\n"
                          f"--- source ---\n{_numbered(self.source)}\n--- kernel AST ---\n{self.kernel.text}") from None
@@ -129,7 +130,7 @@ class TritonDevice:
       os.replace(tmp, path)   # atomic: a concurrent process never reads half a file
     source = path.read_text()
     mod = self._import(path)
-    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, source, kernel, self.lowering)
+    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, mod.NUM_STAGES, source, kernel, self.lowering)
 
   @staticmethod
   def _import(path: Path):

@@ -1,0 +1,85 @@
+"""lazygrad's Triton kernels against PyTorch on the same data, in one run on a CUDA GPU.
+
+Cases: a device copy (the bandwidth ceiling), a fused elementwise chain (GB/s), row sums, softmax, layernorm, and
+matmuls at GPT-2 124M shapes in fp32 (tf32 on both sides) and bf16 (TFLOP/s against torch.matmul / cuBLAS).
+lazygrad's time is its scheduled kernels run again on the same buffers (launch included, graph building not).
+Run: python bench/gpu_kernels.py [--quick]   (see bench/NOTES.md for the recorded numbers)"""
+import argparse
+import torch
+import triton.testing
+from lazygrad import Tensor
+from lazygrad.runtime import realize as engine
+from lazygrad.runtime.device import get_device
+
+
+def bench(fn) -> float:
+  """Median milliseconds of fn (CUDA events, after warm-up)."""
+  return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def lazygrad_ms(out: Tensor) -> float:
+  dev = get_device("triton")
+  items = engine.get_schedule([out.node], dev)
+  engine.run_schedule(items, dev)    # compile and allocate once
+  return bench(lambda: engine.run_schedule(items, dev))
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--quick", action="store_true", help="smaller sizes")
+  args = ap.parse_args()
+  torch.manual_seed(0)
+  n = 1 << (24 if args.quick else 28)
+  rows = []   # (case, metric, lazygrad, torch, ratio)
+
+  a, b, c = (torch.randn(n, device="cuda") for _ in range(3))
+  dst = torch.empty_like(a)
+  copy_ms = bench(lambda: dst.copy_(a))
+  copy_gbs = 2 * 4 * n / copy_ms / 1e6
+  rows.append((f"device copy 2^{n.bit_length() - 1} fp32", "GB/s", copy_gbs, copy_gbs, 1.0))
+  la, lb, lc = Tensor.from_torch(a), Tensor.from_torch(b), Tensor.from_torch(c)
+  ms = lazygrad_ms(((la + lb) * lc).relu())
+  t_ms = bench(lambda: torch.relu((a + b) * c))
+  gbs = 4 * 4 * n / ms / 1e6
+  rows.append((f"((a+b)*c).relu() 2^{n.bit_length() - 1}", "GB/s", gbs, 4 * 4 * n / t_ms / 1e6, gbs / copy_gbs))
+  del a, b, c, dst, la, lb, lc
+
+  shape = (n // 4096, 4096)
+  x = torch.randn(shape, device="cuda")
+  lx = Tensor.from_torch(x)
+  for name, lz, th in (("sum over rows", lambda: lx.sum(1), lambda: x.sum(1)),
+                       ("softmax rows", lambda: lx.softmax(-1), lambda: torch.softmax(x, -1))):
+    ms, t_ms = lazygrad_ms(lz()), bench(th)
+    rows.append((f"{name} {shape[0]}x{shape[1]}", "ms", ms, t_ms, t_ms / ms))
+  del x, lx
+
+  ln_shape = (16 * 1024 * (1 if args.quick else 4), 768)
+  x, w, bias = torch.randn(ln_shape, device="cuda"), torch.randn(768, device="cuda"), torch.randn(768, device="cuda")
+  lx, lw, lbias = Tensor.from_torch(x), Tensor.from_torch(w), Tensor.from_torch(bias)
+  def lz_ln():
+    mu = lx.mean(-1, keepdim=True)
+    return (lx - mu) * (lx.var(-1, keepdim=True, correction=0) + 1e-5).rsqrt() * lw + lbias
+  ms, t_ms = lazygrad_ms(lz_ln()), bench(lambda: torch.nn.functional.layer_norm(x, (768,), w, bias))
+  rows.append((f"layernorm {ln_shape[0]}x768", "ms", ms, t_ms, t_ms / ms))
+  del x, lx
+
+  torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls: tf32 tensor cores on both sides
+  m = 16 * 1024 if not args.quick else 4096
+  for dtype in (torch.float32, torch.bfloat16):
+    for k, nn in ((768, 2304), (768, 3072), (3072, 768), (768, 50304)):
+      if args.quick and nn == 50304: continue
+      A, B = torch.randn(m, k, device="cuda", dtype=dtype), torch.randn(k, nn, device="cuda", dtype=dtype)
+      ms, t_ms = lazygrad_ms(Tensor.from_torch(A) @ Tensor.from_torch(B)), bench(lambda: A @ B)
+      flops = 2 * m * k * nn
+      rows.append((f"matmul {m}x{k}x{nn} {'bf16' if dtype == torch.bfloat16 else 'tf32'}", "TFLOP/s",
+                   flops / ms / 1e9, flops / t_ms / 1e9, t_ms / ms))
+      del A, B
+
+  print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
+  print(f"{'case':<40s} {'unit':>8s} {'lazygrad':>10s} {'torch':>10s} {'ratio':>7s}")
+  for case, unit, lz, th, ratio in rows: print(f"{case:<40s} {unit:>8s} {lz:10.2f} {th:10.2f} {ratio:7.2f}")
+  print("ratio: lazygrad/copy bandwidth for the elementwise chain, torch time / lazygrad time otherwise")
+
+
+if __name__ == "__main__":
+  main()
