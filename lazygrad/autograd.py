@@ -43,10 +43,9 @@ def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
   if op is Op.LOG: return (g / src[0],)
   if op is Op.SIN: return (g * src[0].cos(),)
   if op is Op.TRUNC: return (g * 0,)
-  if op is Op.MAX:   # ties split the gradient evenly, as torch.maximum does
-    a, b = src
-    wa = (a > b).cast(g.dtype) + (a == b).cast(g.dtype) * 0.5
-    return g * wa, g * (1 - wa)
+  if op is Op.MAX:   # a tie's gradient goes to the first operand (Tensor.maximum/clamp/relu order them)
+    take_a = src[0] >= src[1]
+    return take_a.where(g, 0.0), take_a.where(0.0, g)
   if op is Op.WHERE: return None, src[0].where(g, 0.0), src[0].where(0.0, g)
   if op is Op.CAST: return (g.cast(n.srcs[0].dtype),) if n.srcs[0].dtype.is_float else (None,)
   if op is Op.REDUCE_SUM: return (g.expand(n.srcs[0].shape),)

@@ -465,21 +465,28 @@ class Tensor:
                  f"shape {_shape_str(self.shape)}", "the mask may only have size-1 dims where the input is larger")
     return mask.where(value, self).cast(self.dtype)
 
+  # The MAX primitive gives a tie's gradient to its first operand; each op below orders its operands (or averages
+  # both orders) to get PyTorch's gradient at ties: maximum splits it, clamp passes it to the input, relu drops it.
   def maximum(self, other):
     a, b = self._operands("maximum", other)
-    return a._alu(Op.OR, b) if a.dtype.is_bool else a._alu(Op.MAX, b)
+    if a.dtype.is_bool: return a._alu(Op.OR, b)
+    return (a._alu(Op.MAX, b) + b._alu(Op.MAX, a)) * 0.5 if a.dtype.is_float else a._alu(Op.MAX, b)
 
   def minimum(self, other):
     a, b = self._operands("minimum", other)
     if a.dtype.is_bool: return a._alu(Op.AND, b)
-    if a.dtype == dtypes.uint8: return (a < b).where(a, b)
-    return -((-a)._alu(Op.MAX, -b))
+    if a.dtype.kind == 'u': return (a < b).where(a, b)
+    return -((-a).maximum(-b))
 
   def clamp(self, min=None, max=None):
     if min is None and max is None: raise _err(ValueError, "clamp", "at least one of min and max must be given")
-    out = self   # where, not maximum: at the bounds the gradient flows to the input, as in torch
-    if min is not None: out = (out < min).where(min, out)
-    if max is not None: out = (out > max).where(max, out)
+    out = self
+    if min is not None:
+      a, b = out._operands("clamp", min)
+      out = a._alu(Op.MAX, b)
+    if max is not None:
+      a, b = out._operands("clamp", max)
+      out = (a > b).where(b, a) if a.dtype.kind in 'ub' else -((-a)._alu(Op.MAX, -b))
     return out
   clip = clamp
 
@@ -518,7 +525,9 @@ class Tensor:
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def sigmoid(self): return (1 + (-self._float()).exp()).reciprocal()
   def tanh(self): return 2 * (2 * self._float()).sigmoid() - 1
-  def relu(self): return (self <= 0).where(0, self)   # gradient 0 at 0 and NaN kept, as in torch
+  def relu(self):
+    x, zero = self._operands("relu", 0)
+    return zero._alu(Op.MAX, x)   # zero first: at 0 the gradient goes to the constant, as torch's relu does
   def silu(self): return self * self.sigmoid()
   def erf(self):
     """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), composed from primitives."""

@@ -14,7 +14,6 @@ _UFUNCS = {
   Op.CMPLT: np.less, Op.CMPEQ: np.equal, Op.CMPNE: np.not_equal, Op.NEG: np.negative, Op.SQRT: np.sqrt,
   Op.EXP: np.exp, Op.LOG: np.log, Op.SIN: np.sin, Op.TRUNC: np.trunc, Op.NOT: np.logical_not, Op.MOD: np.fmod,
 }
-IN_PLACE_OK = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.NEG, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC}
 
 
 def _idiv(a, b):
@@ -25,20 +24,26 @@ def _idiv(a, b):
 def _bitwise(op: Op):
   logical, bitwise = {Op.AND: (np.logical_and, np.bitwise_and), Op.OR: (np.logical_or, np.bitwise_or),
                       Op.XOR: (np.logical_xor, np.bitwise_xor)}[op]
-  return lambda a, b: logical(a, b) if np.asarray(a).dtype == np.bool_ else bitwise(a, b)
+  return lambda a, b, **kw: logical(a, b, **kw) if np.asarray(a).dtype == np.bool_ else bitwise(a, b, **kw)
 
 
 def exec_alu(op: Op, dtype: DType, args: list, out: np.ndarray | None = None):
-  """Apply ALU primitive `op` producing `dtype`; `out`, if given, is a float32 array of the result's shape that
-  may receive the result."""
+  """Apply ALU primitive `op` producing `dtype`. `out`, if given, is an array of the result's dtype and shape
+  that may receive the result; when it cannot (None is returned), call again without it."""
+  low = any(np.asarray(a).dtype in _LOW_PRECISION for a in args)
+  if out is not None:
+    if op is Op.CAST: np.copyto(out, args[0], casting="unsafe"); return out
+    if op is Op.WHERE:   # no np.where(out=): two masked copies into the spare memory
+      if any(out is a for a in args): return None
+      np.copyto(out, args[2], casting="unsafe"); np.copyto(out, args[1], casting="unsafe", where=args[0]); return out
+    if low or op in (Op.IDIV, Op.MOD) or (op is Op.DIV and dtype.is_int): return None
   if op is Op.CAST: return np.asarray(args[0]).astype(dtype.np)
   if op is Op.WHERE: return np.where(*args).astype(dtype.np, copy=False)
-  if any(np.asarray(a).dtype in _LOW_PRECISION for a in args):
-    args = [np.asarray(a, np.float32) if np.asarray(a).dtype in _LOW_PRECISION else a for a in args]
+  if low: args = [np.asarray(a, np.float32) if np.asarray(a).dtype in _LOW_PRECISION else a for a in args]
   if op is Op.RECIP: fn = lambda x, **kw: np.divide(1, x, **kw)
   elif op is Op.IDIV or (op is Op.DIV and dtype.is_int): fn = _idiv
   elif op in (Op.AND, Op.OR, Op.XOR): fn = _bitwise(op)
   else: fn = _UFUNCS[op]
-  if out is not None and op in IN_PLACE_OK: return fn(*args, out=out)
+  if out is not None: return fn(*args, out=out, casting="unsafe")
   res = fn(*args)
   return res.astype(dtype.np, copy=False) if isinstance(res, np.ndarray) else dtype.np(res)

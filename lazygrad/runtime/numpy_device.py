@@ -8,7 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from ..dtypes import DType
 from ..helpers import counters
-from ..ir.alu import exec_alu, IN_PLACE_OK
+from ..ir.alu import exec_alu
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
 from ..codegen.linearize import LoweringOptions, linearize
@@ -44,11 +44,12 @@ def _alu(op: Op, dtype: DType, srcs, spare=()):
   if op is Op.ADD and isinstance(srcs[1], Affine) and not isinstance(srcs[0], np.ndarray): return srcs[1].add(srcs[0])
   if op is Op.MUL and isinstance(srcs[0], Affine) and _is_int_scalar(srcs[1]): return srcs[0].mul(int(srcs[1]))
   args = [_dense(s) for s in srcs]
-  if op in IN_PLACE_OK and spare:
+  if spare:
     shape = np.broadcast_shapes(*(np.shape(a) for a in args))
     for t in spare:
-      if t.dtype == dtype.np and t.shape == shape and all(np.asarray(a).dtype == t.dtype for a in args):
-        return exec_alu(op, dtype, args, out=t)
+      if t.dtype == dtype.np and t.shape == shape:
+        out = exec_alu(op, dtype, args, out=t)
+        if out is not None: return out
   return exec_alu(op, dtype, args)
 
 
@@ -102,6 +103,10 @@ class Interpreter:
       if u.op in (U.ALU, U.REDUCE, U.DOT) or (u.op is U.RESHAPE and self.srcs[i][0] in fresh): fresh.add(i)
     self.dies_here = [tuple(j for j in dict.fromkeys(self.srcs[i]) if last_use[j] == i and region[j] == region[i]
                             and j in fresh) for i in range(len(prog.uops))]
+    # temporaries whose memory nothing else can see after their last use (not viewed, stored or accumulated)
+    self.recycle = [tuple(j for j in self.dies_here[i] if prog.uops[j].op is not U.RESHAPE) if
+                    prog.uops[i].op in (U.ALU, U.REDUCE, U.DOT) else () for i in range(len(prog.uops))]
+    self.pool: dict[tuple, list] = {}   # (dtype, shape) -> free temporaries, kept across runs (no page faults)
     self.loop_end = {}
     stack = []
     for i, u in enumerate(prog.uops):
@@ -125,7 +130,14 @@ class Interpreter:
       if op is U.ALU:
         spare = [v for v in (vals[j] for j in self.dies_here[pc]) if isinstance(v, np.ndarray) and v.flags.owndata
                  and v.flags.writeable]
-        vals[pc] = _alu(u.arg, u.dtype, s, spare)
+        pooled = self.pool.get((u.dtype.np, u.shape))
+        if pooled: spare.append(pooled[-1])
+        out = vals[pc] = _alu(u.arg, u.dtype, s, spare)
+        if pooled and out is pooled[-1]: pooled.pop()
+        for j in self.recycle[pc]:
+          v = vals[j]
+          if isinstance(v, np.ndarray) and v is not out and v.flags.owndata and v.flags.writeable and v.ndim:
+            self.pool.setdefault((v.dtype.type, v.shape), []).append(v)
       elif op is U.LOAD: vals[pc] = self._load(bufs[u.srcs[0].arg].data, u, s)
       elif op is U.ARANGE: vals[pc] = Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
       elif op is U.CONST: vals[pc] = u.dtype.np(u.arg)
