@@ -62,6 +62,11 @@ def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
                                           for x in (lo, s - hi))),)
   if op is Op.FLIP: return (g.flip(n.arg),)
   if op is Op.CONTIGUOUS: return (g,)
+  if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
+    x, index = src
+    rows, flat = x.shape[0], index.reshape(-1)
+    hit = (flat.unsqueeze(-1) == type(g).arange(rows, device=g.device)).cast(g.dtype)   # (picks, rows)
+    return (hit.T @ g.reshape(flat.shape[0], -1)).reshape(x.shape), None
   return (None,) * len(n.srcs)   # comparisons, logic, integer division, detach, assign: no gradient
 
 

@@ -801,16 +801,9 @@ class Tensor:
     return out
 
   def _gather0(self, index: "Tensor") -> "Tensor":
-    """out[j..., r...] = self[index[j...], r...] as a one-hot select-and-sum (lazy and differentiable)."""
-    n = self.shape[0]
-    rest = self.shape[1:]
-    ar = Tensor.arange(n, dtype=index.dtype, device=self.device)
-    hit = index.reshape(index.shape + (1,)) == ar.reshape((1,) * index.ndim + (n,))          # j..., n
-    hit = hit.reshape(hit.shape + (1,) * len(rest))
-    src = self.reshape((1,) * index.ndim + (n,) + rest)
-    sel = hit.where(src, Tensor._const(0, (), self.dtype)._on(self))
-    out = sel.sum(index.ndim) if not self.dtype.is_bool else sel.cast(int64).sum(index.ndim).cast(bool_)
-    return out.cast(self.dtype)
+    """out[j..., r...] = self[index[j...], r...] (the GATHER primitive: an indexed load, no copy of self)."""
+    return self._new(Op.GATHER, (self, index.cast(int64) if index.dtype != int64 else index), self.dtype,
+                     index.shape + self.shape[1:])
 
   def gather(self, dim: int, index: "Tensor") -> "Tensor":
     """torch.gather: out[i][j] = self[i][index[i][j]] for dim=1."""

@@ -3,7 +3,8 @@
 A kernel has one iteration space `shape` (output axes first, then `n_reduce` reduce axes). Its AST is a tree of
 `KNode`s: LOAD/VALID read through a ShapeTracker over the iteration space (size 1 on reduce axes after a
 reduction), CONST, ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
-roots. Buffers are numbered: 0..n_out-1 are written, the rest read."""
+roots. A LOAD with a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)).
+Buffers are numbered: 0..n_out-1 are written, the rest read."""
 from __future__ import annotations
 import weakref
 from dataclasses import dataclass
@@ -84,7 +85,8 @@ class Kernel:
     for i, n in enumerate(self.nodes):
       names[n] = f"%{i}"
       srcs = " ".join(names[s] for s in n.srcs)
-      if n.op in (K.LOAD, K.STORE): arg = f"b{n.arg[0]} {n.arg[1]}"
+      if n.op is K.LOAD and n.arg[2]: arg = f"b{n.arg[0]} {n.arg[1]} + index*{n.arg[2][0]} (rows {n.arg[2][1]})"
+      elif n.op in (K.LOAD, K.STORE): arg = f"b{n.arg[0]} {n.arg[1]}"
       elif n.op is K.CONST: arg = repr(n.arg)
       elif n.op is Op.CAST: arg = ""
       else: arg = "" if n.arg is None else str(n.arg)

@@ -69,7 +69,7 @@ def _axes_of(node: KNode) -> set[int] | None:
   for n in node.walk():
     if n.op in REDUCE: return None
     if n.op in (K.LOAD, K.VALID):
-      st: ShapeTracker = n.arg if n.op is K.VALID else n.arg[1]
+      st: ShapeTracker = n.arg if n.op is K.VALID else n.arg[1]   # a gather's index is walked as a source
       idx, conds = st.index(_axis_vars(st.shape))
       for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}: out.add(int(v.name[1:]))
   return out
@@ -243,11 +243,18 @@ class _Linearizer:
   def node(self, n: KNode, srcs: list[UOp]) -> UOp:
     if n.op is K.CONST: return self.const(n.arg, n.dtype)
     if n.op is K.LOAD:
-      slot, st = n.arg
+      slot, st, gather = n.arg
       idx, conds, used = self.access(st)
       if conds is None: return self.const(False if n.dtype.is_bool else 0, n.dtype)
-      mask = self.all_of([self.bounds_mask(used)] + [self.cond(c) for c in conds])
-      srcs = (self.params[slot], self.address(self.lin(idx), mask)) + ((mask,) if mask is not None else ())
+      masks = [self.bounds_mask(used)] + [self.cond(c) for c in conds]
+      index = self.lin(idx)
+      if gather is not None:   # the row comes from a loaded index tile; rows outside the tensor read nothing
+        stride, rows = gather
+        row = srcs[0] if srcs[0].dtype == self.idt else self.alu(Op.CAST, self.idt, srcs[0])
+        masks += [self.alu(Op.CMPLT, bool_, self.const(-1, self.idt), row), self.alu(Op.CMPLT, bool_, row, self.const(rows, self.idt))]
+        index = self.alu(Op.ADD, self.idt, index, self.alu(Op.MUL, self.idt, row, self.const(stride, self.idt)))
+      mask = self.all_of(masks)
+      srcs = (self.params[slot], self.address(index, mask)) + ((mask,) if mask is not None else ())
       return self.emit(U.LOAD, n.dtype, srcs, None, None, n.locs)
     if n.op is K.VALID:
       _, conds, _ = self.access(n.arg)

@@ -38,6 +38,12 @@ def view_of(node_shape: tuple, path: tuple) -> ShapeTracker:
 
 
 def _strip1(shape): return tuple(s for s in shape if s != 1)
+
+
+def _gather_index_path(n: LazyNode) -> tuple:
+  """Movement ops (outermost first) that show a GATHER's index tensor in the GATHER's output shape."""
+  idx = n.srcs[1]
+  return ((Op.EXPAND, n.shape), (Op.RESHAPE, idx.shape + (1,) * (len(n.shape) - len(idx.shape))))
 def _base(n: LazyNode) -> LazyNode:
   """What a materialized node's kernel computes: the value under a contiguous() or an assign()."""
   if n.realized: return n
@@ -107,6 +113,7 @@ class _KernelBuilder:
     if n.op in REDUCE:
       return [(n.srcs[0], (), "F")] if self._fuses(n, path, region) else []
     if n.op in (Op.CONTIGUOUS, Op.ASSIGN): return []   # materialized below the root
+    if n.op is Op.GATHER: return [(n.srcs[1], path + _gather_index_path(n), region)]
     return [(s, path, region) for s in n.srcs]
 
   def _fuses(self, r: LazyNode, path, region) -> bool:
@@ -123,15 +130,20 @@ class _KernelBuilder:
     else: self.unfusable.add(r)
     return ok
 
-  def _load(self, n: LazyNode, path) -> KNode:
+  def _load(self, n: LazyNode, path, gather=None, index: KNode | None = None) -> KNode:
     slot, _ = self.inputs.setdefault(id(n), (len(self.inputs) + 1, n))
-    return KNode(K.LOAD, n.dtype, (), (slot, view_of(n.shape, path)), (n.loc,))
+    return KNode(K.LOAD, n.dtype, (index,) if index is not None else (), (slot, view_of(n.shape, path), gather), (n.loc,))
 
   def _make(self, n: LazyNode, path, region, srcs) -> KNode:
     if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.ASSIGN) or (n.op in REDUCE and not srcs):
       return self._load(n, path)
     if n.op in MOVEMENT or n.op is Op.DETACH: return srcs[0]
-    if n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
+    if n.op is Op.GATHER:   # row 0 of x, seen as the output, moved to row `index` at run time
+      x = n.srcs[0]
+      x_path = path + ((Op.EXPAND, n.shape), (Op.RESHAPE, (1,) * len(n.srcs[1].shape) + x.shape[1:]),
+                       (Op.SHRINK, ((0, 1),) + tuple((0, s) for s in x.shape[1:])))
+      out = self._load(x, x_path, (prod(x.shape[1:]), x.shape[0]), srcs[0])
+    elif n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
     elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
     else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg, (n.loc,))
     if any(op is Op.PAD for op, _ in path):
@@ -169,7 +181,8 @@ def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
   memo: dict = {}
   for n in store.walk():
     srcs = tuple(memo[s] for s in n.srcs)
-    if n.op in (K.LOAD, K.STORE): arg = (n.arg[0], remap(n.arg[1]))
+    if n.op is K.LOAD: arg = (n.arg[0], remap(n.arg[1]), n.arg[2])
+    elif n.op is K.STORE: arg = (n.arg[0], remap(n.arg[1]))
     elif n.op is K.VALID: arg = remap(n.arg)
     elif n.op in REDUCE: arg = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
     else: arg = n.arg
@@ -197,7 +210,7 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
   pos = {id(n): i for i, n in enumerate(order)}
   materialized = {id(n) for n in targets if not n.realized} | \
                  {id(n) for n in order if n.op in (Op.CONTIGUOUS, Op.ASSIGN) and not n.realized} | \
-                 {id(n.srcs[0]) for n in order if n.op is Op.ASSIGN and not n.realized and not n.srcs[0].realized}
+                 {id(n.srcs[0]) for n in order if n.op in (Op.ASSIGN, Op.GATHER) and not n.realized and not n.srcs[0].realized}
   while True:
     builders = {}
     owners: dict[int, int] = {}

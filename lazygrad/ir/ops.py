@@ -21,6 +21,8 @@ class Op(Enum):
   CONTIGUOUS = auto(); ASSIGN = auto()
   # identity for the compiler, a wall for gradients
   DETACH = auto()
+  # out[j.., r..] = x[index[j..], r..]: rows of a materialized tensor picked by an integer tensor (embeddings)
+  GATHER = auto()
 
   def __repr__(self): return self.name
 

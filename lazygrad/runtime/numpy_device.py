@@ -40,8 +40,10 @@ def _is_int_scalar(x): return isinstance(x, (int, np.integer))
 def _alu(op: Op, dtype: DType, srcs, spare=()):
   """One ALU uop. Index tiles stay affine through + and *; `spare` holds temporaries that die here, one of
   which may receive the result (no allocation)."""
-  if op is Op.ADD and isinstance(srcs[0], Affine): return srcs[0].add(srcs[1])
-  if op is Op.ADD and isinstance(srcs[1], Affine) and not isinstance(srcs[0], np.ndarray): return srcs[1].add(srcs[0])
+  if op is Op.ADD and any(isinstance(x, Affine) for x in srcs) and \
+     all(isinstance(x, Affine) or _is_int_scalar(x) for x in srcs):
+    a, b = srcs if isinstance(srcs[0], Affine) else srcs[::-1]
+    return a.add(b)
   if op is Op.MUL and isinstance(srcs[0], Affine) and _is_int_scalar(srcs[1]): return srcs[0].mul(int(srcs[1]))
   args = [_dense(s) for s in srcs]
   if spare:
