@@ -4,6 +4,7 @@ schedule, which also computes whatever forward and backward work the gradients s
 The learning rate and the step count live in device tensors, so a changing learning rate or step never changes
 the graph's structure: every step after the first reuses the cached schedule and kernels."""
 from __future__ import annotations
+import math
 from typing import Iterable
 from .tensor import Tensor, realize
 from .autograd import no_grad
@@ -81,18 +82,19 @@ class Adam(Optimizer):
     self.t = Tensor([0.0], device=self.params[0].device).realize()
 
   def schedule_step(self) -> list[Tensor]:
-    with no_grad(): self.t.assign(self.t + 1)
+    with no_grad():
+      self.t.assign(self.t + 1)
+      # per-step scalars, shared by every parameter's update
+      self.step_size = self._lr / (1 - self.b1 ** self.t)
+      self.bias2_sqrt = (1 - self.b2 ** self.t).sqrt()
     return super().schedule_step()
 
   def _update(self, i, p, g):
     if self.weight_decay and not self.decoupled: g = g + self.weight_decay * p
     m = self.m[i].assign(self.b1 * self.m[i] + (1 - self.b1) * g)
     v = self.v[i].assign(self.b2 * self.v[i] + (1 - self.b2) * (g * g))
-    bias1 = 1 - self.b1 ** self.t
-    bias2 = 1 - self.b2 ** self.t
-    step_size = self._lr / bias1
     base = p * (1 - self._lr * self.weight_decay) if self.weight_decay and self.decoupled else p
-    return [m, v, p.assign(base - step_size * m / (v.sqrt() / bias2.sqrt() + self.eps))]
+    return [m, v, p.assign(base - self.step_size * m / (v.sqrt() / self.bias2_sqrt + self.eps))]
 
   def _extra_state(self): return [self.t]
 
@@ -118,3 +120,11 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> Tensor:
     scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
     for p in params: p.grad = p.grad * scale.cast(p.grad.dtype)
     return norm
+
+
+def cosine_warmup_lr(step: int, warmup: int, total: int, max_lr: float, min_lr: float) -> float:
+  """Linear warmup to max_lr over `warmup` steps, then cosine decay to min_lr at step `total` (nanoGPT's)."""
+  if step < warmup: return max_lr * (step + 1) / warmup
+  if step >= total: return min_lr
+  ratio = (step - warmup) / max(1, total - warmup)
+  return min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (max_lr - min_lr)

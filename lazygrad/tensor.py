@@ -251,6 +251,15 @@ class Tensor:
     return Tensor(_rng.standard_normal(_shape_arg(shape), dtype=np.float32), dtype=dtype or float32, **kw)
 
   @staticmethod
+  def uniform(*shape, low: float = 0.0, high: float = 1.0, dtype=None, **kw) -> "Tensor":
+    return Tensor(_rng.uniform(low, high, _shape_arg(shape)).astype(np.float32), dtype=dtype or float32, **kw)
+
+  @staticmethod
+  def normal(*shape, mean: float = 0.0, std: float = 1.0, dtype=None, **kw) -> "Tensor":
+    return Tensor((_rng.standard_normal(_shape_arg(shape), dtype=np.float32) * std + mean).astype(np.float32),
+                  dtype=dtype or float32, **kw)
+
+  @staticmethod
   def randint(low, high=None, size=(), dtype=None, **kw) -> "Tensor":
     if high is None: low, high = 0, low
     return Tensor(_rng.integers(low, high, _shape_arg((size,) if isinstance(size, int) else size)),

@@ -1,0 +1,137 @@
+"""Module and layers. Parameters are leaf Tensors with requires_grad; a Module finds them (and its sub-modules)
+through its attributes, in definition order, as torch.nn.Module does."""
+from __future__ import annotations
+import contextlib, math, threading
+from collections import OrderedDict
+from typing import Iterator
+import numpy as np
+from ..tensor import Tensor
+from ..dtypes import to_dtype, float32
+from . import functional as F
+
+
+class _Autocast(threading.local):
+  dtype = None
+
+
+_autocast = _Autocast()
+
+
+@contextlib.contextmanager
+def autocast(dtype="bfloat16"):
+  """Mixed precision like torch.autocast: Linear layers multiply in `dtype` (float32 accumulation); parameters
+  stay float32 (the master weights), and everything else runs in float32."""
+  prev, _autocast.dtype = _autocast.dtype, (to_dtype(dtype) if dtype is not None else None)
+  try: yield
+  finally: _autocast.dtype = prev
+
+
+def autocast_dtype(): return _autocast.dtype
+
+
+class Module:
+  training: bool = True
+
+  def __call__(self, *args, **kwargs): return self.forward(*args, **kwargs)
+  def forward(self, *args, **kwargs): raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+  def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    for name, v in vars(self).items():
+      if isinstance(v, Module): yield name, v
+
+  def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+    """(dotted name, parameter) pairs; a parameter shared by two modules (tied weights) is listed once."""
+    seen = set()
+    for name, t in self._named_tensors(prefix):
+      if t.requires_grad and id(t) not in seen:
+        seen.add(id(t))
+        yield name, t
+
+  def _named_tensors(self, prefix: str = ""):
+    for name, v in vars(self).items():
+      if isinstance(v, Tensor): yield prefix + name, v
+      elif isinstance(v, Module): yield from v._named_tensors(f"{prefix}{name}.")
+
+  def parameters(self) -> list[Tensor]: return [p for _, p in self.named_parameters()]
+
+  def state_dict(self) -> "OrderedDict[str, Tensor]":
+    """Every tensor attribute by dotted name (tied weights appear under each name, as in torch)."""
+    return OrderedDict(self._named_tensors())
+
+  def load_state_dict(self, state: dict, strict: bool = True):
+    """Copy values into this module's tensors (same names and shapes); returns the missing and unexpected keys."""
+    own = self.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if strict and (missing or unexpected):
+      raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+    for name, t in own.items():
+      if name not in state: continue
+      v = state[name]
+      v = v if isinstance(v, Tensor) else Tensor(np.asarray(v), device=t.device)
+      if v.shape != t.shape:
+        raise ValueError(f"load_state_dict: {name} has shape {t.shape} in the module but {v.shape} in the state")
+      t.node = v.to(device=t.device).cast(t.dtype).contiguous().realize().node
+    return missing, unexpected
+
+  def train(self, mode: bool = True) -> "Module":
+    self.training = mode
+    for _, m in self.named_children(): m.train(mode)
+    return self
+
+  def eval(self) -> "Module": return self.train(False)
+
+  def to(self, device: str) -> "Module":
+    for name, t in self._named_tensors():
+      t.node = t.to(device=device).realize().node
+      t._device = t.to(device=device)._device
+    return self
+
+
+class ModuleList(Module):
+  def __init__(self, modules):
+    for i, m in enumerate(modules): setattr(self, str(i), m)
+    self._n = len(modules)
+  def __iter__(self): return (getattr(self, str(i)) for i in range(self._n))
+  def __len__(self): return self._n
+  def __getitem__(self, i): return getattr(self, str(i % self._n))
+
+
+class Linear(Module):
+  """y = x @ W.T + b, W of shape (out_features, in_features), initialised like torch.nn.Linear."""
+  def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None):
+    bound = 1 / math.sqrt(in_features)
+    self.weight = Tensor.uniform(out_features, in_features, low=-bound, high=bound, requires_grad=True, device=device)
+    self.bias = Tensor.uniform(out_features, low=-bound, high=bound, requires_grad=True, device=device) if bias else None
+
+  def forward(self, x: Tensor) -> Tensor:
+    if (ac := autocast_dtype()) is not None:
+      out = (x.cast(ac) @ self.weight.cast(ac).T).float()
+    else: out = x @ self.weight.T
+    return out + self.bias if self.bias is not None else out
+
+
+class Embedding(Module):
+  def __init__(self, num_embeddings: int, embedding_dim: int, device=None):
+    self.weight = Tensor.randn(num_embeddings, embedding_dim, requires_grad=True, device=device)
+
+  def forward(self, idx: Tensor) -> Tensor: return self.weight[idx]
+
+
+class LayerNorm(Module):
+  def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True, device=None):
+    self.eps = eps
+    self.weight = Tensor(np.ones(normalized_shape, np.float32), requires_grad=True, device=device)
+    self.bias = Tensor(np.zeros(normalized_shape, np.float32), requires_grad=True, device=device) if bias else None
+
+  def forward(self, x: Tensor) -> Tensor: return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class Dropout(Module):
+  def __init__(self, p: float = 0.5): self.p = p
+  def forward(self, x: Tensor) -> Tensor: return F.dropout(x, self.p, self.training)
+
+
+class GELU(Module):
+  def __init__(self, approximate: str = "none"): self.approximate = approximate
+  def forward(self, x: Tensor) -> Tensor: return x.gelu(self.approximate)
