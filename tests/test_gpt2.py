@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from model import GPT, GPTConfig                # noqa: E402
 import train as train_script                    # noqa: E402
 import prepare as prepare_script                # noqa: E402
-from gpt2_reference import TorchGPT             # noqa: E402
+from torch_model import TorchGPT                # noqa: E402
 
 CFG = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=64)
 

@@ -23,6 +23,7 @@ def parse_args(argv=None):
                   help="folder with train.bin, val.bin and (optionally) meta.json")
   ap.add_argument("--config", choices=list(CONFIGS), default="tiny")
   ap.add_argument("--n-layer", type=int); ap.add_argument("--n-head", type=int); ap.add_argument("--n-embd", type=int)
+  ap.add_argument("--vocab-size", type=int, help="model vocabulary (default: the data's, padded to a multiple of 64)")
   ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--seq", type=int, help="sequence length (default: the config's block size)")
   ap.add_argument("--steps", type=int, default=500)
@@ -66,7 +67,7 @@ class Trainer:
     cfg = GPTConfig(**CONFIGS[args.config])
     for k in ("n_layer", "n_head", "n_embd"):
       if getattr(args, k) is not None: setattr(cfg, k, getattr(args, k))
-    cfg.vocab_size, cfg.dropout = pad_vocab(self.meta["vocab_size"]), args.dropout
+    cfg.vocab_size, cfg.dropout = pad_vocab(args.vocab_size or self.meta["vocab_size"]), args.dropout
     self.seq = args.seq or cfg.block_size
     cfg.block_size = max(cfg.block_size, self.seq)
     lazygrad.manual_seed(args.seed)

@@ -7,6 +7,7 @@ and reductions fuse when their result is used
   - broadcast back over the very axes they reduced (softmax, layernorm: the reduce axes then sit in one tile).
 A reduction that does not fit either pattern, or that two kernels need, is realized as a kernel of its own."""
 from __future__ import annotations
+import functools
 from dataclasses import dataclass
 from ..dtypes import bool_
 from ..helpers import prod
@@ -28,6 +29,7 @@ class ScheduleOptions:
   max_fused_row: int | None = None   # most elements a broadcast-back reduction may span (None: no limit)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def view_of(node_shape: tuple, path: tuple) -> ShapeTracker:
   """The view a kernel sees of `node` after the movement ops in `path` (outermost first)."""
   st = ShapeTracker.from_shape(node_shape)
@@ -104,6 +106,7 @@ class _KernelBuilder:
         stack.extend((c[0], c[1], c[2], False) for c in kids)
         continue
       memo[key] = self._make(n, p, r, [memo[(id(c[0]), c[1], c[2])] for c in kids])
+    self.visited = {k[0] for k in memo}
     return memo[(id(node), path, region)]
 
   def _children(self, n: LazyNode, path, region):
@@ -211,27 +214,24 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
   materialized = {id(n) for n in targets if not n.realized} | \
                  {id(n) for n in order if n.op in (Op.CONTIGUOUS, Op.ASSIGN) and not n.realized} | \
                  {id(n.srcs[0]) for n in order if n.op in (Op.ASSIGN, Op.GATHER) and not n.realized and not n.srcs[0].realized}
+  builders: dict[int, _KernelBuilder] = {}
+  new = set(materialized)
   while True:
-    builders = {}
     owners: dict[int, int] = {}
     extra: set[int] = set()
     for n in order:
       if id(n) not in materialized: continue
-      b = _KernelBuilder(n, materialized, opts)
-      b.ast = b.build()
-      if b.has_top and b.unfusable and _base(n).op not in REDUCE:
-        # a reduction feeding the root element by element may still be the wrong one to build the kernel around
-        # (softmax of a matmul): keep whichever choice leaves fewer reductions to materialize
-        alt = _KernelBuilder(n, materialized, opts, use_top=False)
-        alt.ast = alt.build()
-        if len(alt.unfusable) < len(b.unfusable): b = alt
+      if id(n) in builders and id(n) not in new and not (builders[id(n)].visited & new):
+        b = builders[id(n)]   # nothing it reads was newly materialized: the kernel stands
+      else: b = _build(n, materialized, opts)
       if n.op is Op.ASSIGN and _reads_target_elsewhere(b, n): extra.add(id(n.srcs[1]))
       builders[id(n)] = b
       extra |= {id(r) for r in b.unfusable}
       for r in b.fused:
         if owners.setdefault(id(r), id(n)) != id(n): extra.add(id(r))   # two kernels need it: store it once
-    if not extra - materialized: break
-    materialized |= extra
+    new = extra - materialized
+    if not new: break
+    materialized |= new
   items = []
   for n in sorted((order[pos[i]] for i in materialized), key=lambda n: pos[id(n)]):
     b = builders[id(n)]
@@ -244,6 +244,18 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
   return _order_assigns(items)
 
 
+def _build(n: LazyNode, materialized: set, opts: ScheduleOptions) -> _KernelBuilder:
+  b = _KernelBuilder(n, materialized, opts)
+  b.ast = b.build()
+  if b.has_top and b.unfusable and _base(n).op not in REDUCE:
+    # a reduction feeding the root element by element may still be the wrong one to build the kernel around
+    # (softmax of a matmul): keep whichever choice leaves fewer reductions to materialize
+    alt = _KernelBuilder(n, materialized, opts, use_top=False)
+    alt.ast = alt.build()
+    if len(alt.unfusable) < len(b.unfusable): b = alt
+  return b
+
+
 def _reads_target_elsewhere(b: _KernelBuilder, assign: LazyNode) -> bool:
   """An in-place kernel may read the buffer it writes only at the element it writes."""
   store, store_st = b.ast
@@ -254,13 +266,16 @@ def _reads_target_elsewhere(b: _KernelBuilder, assign: LazyNode) -> bool:
 def _order_assigns(items: list[ScheduleItem]) -> list[ScheduleItem]:
   """Topological order in which an assign's kernel runs after every kernel that reads the old buffer."""
   producer = {id(o): i for i, it in enumerate(items) for o in it.outputs}
+  readers: dict[int, list[int]] = {}
+  for j, it in enumerate(items):
+    for x in it.inputs: readers.setdefault(id(x), []).append(j)
   deps = [{producer[id(x)] for x in it.inputs if id(x) in producer} for it in items]
   for i, it in enumerate(items):
     for o in it.outputs:
-      if o.op is Op.ASSIGN:
-        deps[i] |= {j for j, other in enumerate(items) if j != i and any(x is o.srcs[0] for x in other.inputs)}
-  done, out = set(), []
-  while len(out) < len(items):
-    ready = next(i for i in range(len(items)) if i not in done and deps[i] <= done)
-    done.add(ready); out.append(items[ready])
+      if o.op is Op.ASSIGN: deps[i] |= {j for j in readers.get(id(o.srcs[0]), ()) if j != i}
+  if not any(o.op is Op.ASSIGN for it in items for o in it.outputs): return items
+  done, out, pending = set(), [], list(range(len(items)))
+  while pending:   # stable: earliest ready item first
+    ready = next(i for i in pending if deps[i] <= done)
+    pending.remove(ready); done.add(ready); out.append(items[ready])
   return out

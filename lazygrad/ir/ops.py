@@ -1,8 +1,8 @@
 """The primitive operations of the lazy graph, grouped by how the compiler treats them."""
-from enum import Enum, auto
+from enum import IntEnum, auto
 
 
-class Op(Enum):
+class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops millions of times)
   # sources
   BUFFER = auto(); CONST = auto()
   # unary ALU

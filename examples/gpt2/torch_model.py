@@ -1,4 +1,5 @@
-"""A PyTorch GPT-2 with the same parameter names as examples/gpt2/model.py: the oracle for the GPT tests."""
+"""The same GPT-2 in PyTorch, parameter for parameter (names as in model.py): the oracle for the tests and the
+baseline of bench/gpt2_train.py."""
 import math
 import torch
 import torch.nn.functional as F
