@@ -937,6 +937,8 @@ class Tensor:
       raise _err(ShapeError, "matmul", f"shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} cannot be multiplied: "
                  f"inner dimensions {a2.shape[-1]} (dim -1 of the first) and {b2.shape[-2]} (dim "
                  f"{-2 if b.ndim > 1 else -1} of the second) differ", "transpose or reshape so the inner sizes match")
+    if a.ndim > 2 and b.ndim == 2:   # a stack of rows times one matrix is one 2-d product (one contraction in backward)
+      return a.reshape(-1, a.shape[-1]).matmul(b).reshape(a.shape[:-1] + (b.shape[-1],))
     batch = _broadcast_shape("matmul", a2.shape[:-2], b2.shape[:-2])
     dt = promote(a.dtype, b.dtype)
     acc = float32 if dt in (dtypes.float16, dtypes.bfloat16) else dt

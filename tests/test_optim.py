@@ -48,7 +48,8 @@ def test_trajectory_matches_torch(name):
 
 
 def test_step_is_one_schedule_within_kernel_budget():
-  """Forward, backward and the SGD update of a 2-layer MLP: one schedule, at most 24 kernels."""
+  """Forward, backward and the SGD update of a 2-layer MLP: one schedule, at most 28 kernels (forward 3, loss 3,
+  backward 10 of which 3 store a computed matmul operand once, the SGD update with its gradients 8, bookkeeping)."""
   ps = [Tensor(a, requires_grad=True) for a in INIT]
   opt = lazygrad.optim.SGD(ps, lr=0.1)
   loss = mlp(ps, Tensor(X), Tensor(Y))
@@ -56,7 +57,7 @@ def test_step_is_one_schedule_within_kernel_budget():
   k, s = counters.kernels, counters.schedules
   lazygrad.realize(loss, *opt.schedule_step())
   assert counters.schedules - s <= 1
-  assert counters.kernels - k <= 24
+  assert counters.kernels - k <= 28
 
 
 def graph_size(tensors) -> int: return len(toposort([t.node for t in tensors], through_realized=True))

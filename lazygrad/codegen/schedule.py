@@ -89,8 +89,25 @@ class _KernelBuilder:
     # with a top-level reduction the root is computed in its output space (the full space, reduce axes size 1)
     path = ((Op.RESHAPE, self.out_shape),) if self.has_top else ()
     value = self._visit(_base(self.root), path, "O" if self.has_top else "F")
+    for r in self.fused: self.unfusable |= self._computed_contraction_operands(r)
     store_st = view_of(self.root.shape, path)
     return KNode(K.STORE, self.root.dtype, (value,), (0, store_st), (self.root.loc,)), store_st
+
+  def _computed_contraction_operands(self, r: LazyNode) -> set:
+    """Computed values feeding a contraction (a sum of a product of two broadcast operands, i.e. a matmul).
+    A DOT reloads each operand tile once per tile of the other side, so computing an operand inside it would
+    repeat that work many times over: such operands are stored once instead."""
+    src = r.srcs[0]
+    if r.op is not Op.REDUCE_SUM or src.op is not Op.MUL: return set()
+    bases = []
+    for s in src.srcs:
+      seen_expand = False
+      while not self._is_leaf(s) and (s.op in MOVEMENT or s.op is Op.CAST):
+        seen_expand |= s.op is Op.EXPAND
+        s = s.srcs[0]
+      if not seen_expand: return set()   # an elementwise product summed, not a contraction
+      bases.append(s)
+    return {b for b in bases if not self._is_leaf(b) and b.op not in (Op.BUFFER, Op.CONST, Op.GATHER)}
 
   def _visit(self, node: LazyNode, path: tuple, region: str) -> KNode:
     """AST of `node` seen through `path`; an explicit stack so chains of any length work."""
