@@ -1,11 +1,10 @@
 """The numpy device: buffers are flat numpy arrays and kernels run by interpreting their uops on whole tiles.
 
 Index tiles stay in closed affine form (base + sum(stride * arange)) until an op needs the numbers, so a load through
-any strided view is one zero-copy `as_strided`, and a kernel over a whole iteration space is a handful of numpy calls.
+any strided view is one zero-copy strided array, and a kernel over a whole iteration space is a handful of numpy calls.
 This is also the reference every other device is checked against."""
 from __future__ import annotations
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 from ..dtypes import DType
 from ..helpers import counters
 from ..ir.alu import exec_alu
@@ -32,6 +31,12 @@ class Affine:
     return Affine(self.base + int(other), self.strides, self.shape)
 
   def mul(self, k: int): return Affine(self.base * k, tuple(s * k for s in self.strides), self.shape)
+
+
+def _strided(data: np.ndarray, idx: Affine) -> np.ndarray:
+  """The elements `idx` addresses, as a view of `data` (the ndarray constructor: far cheaper than as_strided)."""
+  return np.ndarray(idx.shape, data.dtype, buffer=data, offset=idx.base * data.itemsize,
+                    strides=tuple(st * data.itemsize for st in idx.strides))
 
 
 def _dense(x): return x.materialize() if isinstance(x, Affine) else x
@@ -170,7 +175,9 @@ class Interpreter:
     mask = s[2] if len(s) > 2 else None
     if isinstance(idx, Affine) and mask is None:
       if 0 in idx.shape: return np.empty(idx.shape, data.dtype)
-      return as_strided(data[idx.base:], idx.shape, tuple(st * data.itemsize for st in idx.strides), writeable=False)
+      view = _strided(data, idx)
+      view.flags.writeable = False
+      return view
     idx = _dense(idx)
     if mask is None: return data[idx]
     mask = np.broadcast_to(_dense(mask), np.broadcast_shapes(np.shape(idx), np.shape(mask)))
@@ -193,7 +200,7 @@ class Interpreter:
          value.dtype == data.dtype and value.flags.c_contiguous and value.flags.writeable:
         buf.data = value.reshape(-1)   # adopt the freshly computed array: no copy
         return
-      view = as_strided(data[idx.base:], idx.shape, tuple(st * data.itemsize for st in idx.strides))
+      view = _strided(data, idx)
       view[...] = value
       return
     idx = _dense(idx)
