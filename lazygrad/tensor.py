@@ -78,8 +78,8 @@ class Tensor:
     else:
       arr = data if isinstance(data, np.ndarray) else np.array(data)
       if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
-      dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
-      if arr.dtype.kind not in "biuf": raise _err(TypeError, "Tensor", f"cannot make a tensor of numpy dtype {arr.dtype}")
+      try: dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
+      except TypeError: raise _err(TypeError, "Tensor", f"cannot make a tensor of numpy dtype {arr.dtype}") from None
       arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
       buf = Buffer(self._device, dt, arr.size, self._device.from_numpy(arr))
       node = LazyNode.from_buffer(buf, arr.shape)

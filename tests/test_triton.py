@@ -134,3 +134,13 @@ def test_gpu_matches_numpy():
   for fn in (lambda d: (Tensor(x, device=d) @ Tensor(w, device=d)).relu().sum(0),
              lambda d: Tensor(x, device=d).softmax(-1)):
     np.testing.assert_allclose(fn("triton").numpy(), fn("numpy").numpy(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.gpu
+def test_check_mode_on_gpu():
+  """A training step's every kernel, on the GPU and on numpy, within tolerance (tf32 contractions included)."""
+  w = Tensor(randn(64, 32), device="triton", requires_grad=True)
+  x = Tensor(randn(128, 64), device="triton")
+  loss = (x @ w).relu().softmax(-1).log().mean()
+  loss.backward()
+  with Context(CHECK=1): lazygrad.realize(loss, w.grad)

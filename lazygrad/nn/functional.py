@@ -36,9 +36,10 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Ten
 
 
 def _causal(L: int, S: int, device) -> Tensor:
+  """Query i sees keys 0..i (top-left aligned, as torch's is_causal)."""
   rows = Tensor.arange(L, device=device).reshape(L, 1)
   cols = Tensor.arange(S, device=device).reshape(1, S)
-  return cols <= rows + (S - L)
+  return cols <= rows
 
 
 def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100, reduction: str = "mean",

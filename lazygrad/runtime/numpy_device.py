@@ -155,7 +155,7 @@ class Interpreter:
         vals[pc] = fn(_dense(s[0]), axis=u.arg[1], keepdims=True).astype(u.dtype.np, copy=False)
       elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), s[2] if len(s) > 2 else None, u.dtype, u.shape)
       elif op is U.RESHAPE: vals[pc] = np.reshape(s[0], u.shape)
-      elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s, adopt=self.srcidx_dies(pc, 2))
+      elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s, adopt=self.src_dies(pc, 2))
       elif op is U.ACC: vals[pc] = np.full(u.shape, u.arg, dtype=u.dtype.np)
       elif op is U.ACC_UPDATE: vals[srcidx[pc][0]] = np.broadcast_to(s[1], u.shape)
       elif op is U.BROADCAST: vals[pc] = np.broadcast_to(_dense(s[0]), u.shape)
@@ -185,7 +185,8 @@ class Interpreter:
     if data.size == 0: return np.zeros(mask.shape, data.dtype)
     return np.where(mask, data[np.where(mask, idx, 0)], data.dtype.type(0))
 
-  def srcidx_dies(self, pc: int, k: int) -> bool:
+  def src_dies(self, pc: int, k: int) -> bool:
+    """Is source k of uop pc a temporary used for the last time there?"""
     return self.srcs[pc][k] in self.dies_here[pc]
 
   @staticmethod

@@ -6,7 +6,7 @@ from ..helpers import settings, counters, prod
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
-from ..codegen.kernel import K, Kernel
+from ..codegen.kernel import Kernel
 from .buffer import Buffer
 from . import check
 
