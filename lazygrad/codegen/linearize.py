@@ -25,8 +25,9 @@ class LoweringOptions:
   whole: bool = True
   max_tile: int = 4096
   max_reduce_block: int = 1024
-  dot_blocks: tuple = (128, 128, 64)   # (m, n, k); k halves for 4-byte operands (shared memory)
+  dot_blocks: tuple = (128, 128, 64)   # (m, n, k) for 2-byte operands; k shrinks for wider ones
   min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
+  dot_float64: bool = True         # Triton 3.6 cannot compile float64 tl.dot (MMA "largeK" assertion)
   blocks: tuple | None = None      # explicit block sizes (tests of tiling on the numpy interpreter)
 
 
@@ -50,10 +51,10 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
   for a in range(len(k.shape) - 1, n_out - 1, -1):   # reduce axes, innermost first
     b = _next_pow2(k.shape[a]) if whole_red else min(_next_pow2(k.shape[a]), opts.max_reduce_block, budget)
     blocks[a], budget = b, max(1, budget // b)
-  if (parts := _dot_parts_of(k)) is not None and not whole_red:
+  if (parts := _dot_parts_of(k, opts)) is not None and not whole_red:
     a, _, (m, n, kk) = parts
     bm, bn, bk = opts.dot_blocks
-    if _strip_upcast(a).dtype.itemsize >= 4: bk //= 2
+    bk = max(opts.min_dot_block, bk * 2 // a.dtype.itemsize)   # 64 for 2-byte operands, 32 for 4, 16 for 8
     for axis, want in ((m, bm), (n, bn), (kk, bk)):
       blocks[axis] = max(opts.min_dot_block, min(want, _next_pow2(k.shape[axis])))
     return tuple(blocks)
@@ -79,9 +80,10 @@ def _strip_upcast(n: KNode) -> KNode:
   return n.srcs[0] if n.op is Op.CAST and n.dtype == float32 and n.srcs[0].dtype.is_float else n
 
 
-def _dot_parts(k: Kernel, r: KNode):
+def _dot_parts(k: Kernel, r: KNode, float64_ok: bool = True):
   """(a, b, (m, n, k)) when reduce `r` is a contraction, else None."""
   if r.op is not Op.REDUCE_SUM or k.n_reduce != 1 or not r.dtype.is_float: return None
+  if r.dtype.itemsize == 8 and not float64_ok: return None
   src = r.srcs[0]
   if src.op is not Op.MUL: return None
   a, b = (_strip_upcast(s) for s in src.srcs)
@@ -97,9 +99,9 @@ def _dot_parts(k: Kernel, r: KNode):
   return a, b, (m, n, kk)
 
 
-def _dot_parts_of(k: Kernel):
+def _dot_parts_of(k: Kernel, opts: LoweringOptions):
   """The contraction of a kernel whose only reduction is one."""
-  parts = [_dot_parts(k, r) for r in k.reduces]
+  parts = [_dot_parts(k, r, opts.dot_float64) for r in k.reduces]
   return parts[0] if len(parts) == 1 else None
 
 
@@ -118,8 +120,8 @@ class _Linearizer:
   kernel is in the full space (every axis, size 1 where a value does not vary); the operands of a DOT are built
   in their own 2-d spaces, (m, k) and (k, n), which is the layout tl.dot and np.matmul take."""
 
-  def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType):
-    self.k, self.blocks, self.idt = k, blocks, index_dtype
+  def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType, opts: LoweringOptions):
+    self.k, self.blocks, self.idt, self.opts = k, blocks, index_dtype, opts
     self.rank, self.n_out = len(k.shape), len(k.shape) - k.n_reduce
     self.full = tuple(range(self.rank))
     self.space = self.full
@@ -261,7 +263,7 @@ class _Linearizer:
       if conds is None: return self.const(False, bool_)
       return self.all_of([self.cond(c) for c in conds]) or self.const(True, bool_)
     if n.op in REDUCE:
-      if _dot_parts(self.k, n) is not None: return self.to_full(self.dot(n, None), n)
+      if self.dot_parts(n) is not None: return self.to_full(self.dot(n, None), n)
       return self.partial(n)
     return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n.locs)
 
@@ -272,14 +274,16 @@ class _Linearizer:
 
   def reduce_axes(self): return tuple(range(self.n_out, self.rank))
 
+  def dot_parts(self, r: KNode): return _dot_parts(self.k, r, self.opts.dot_float64)
+
   def dot_space(self, r: KNode) -> tuple:
-    _, _, (m, n, kk) = _dot_parts(self.k, r)
+    _, _, (m, n, kk) = self.dot_parts(r)
     batch = [x for x in range(self.n_out) if x not in (m, n) and self.blocks[x] > 1]
     return tuple(batch + sorted((m, n)))
 
   def dot(self, r: KNode, acc: UOp | None) -> UOp:
     """A contraction as DOT(left (.., i, k), right (.., k, j)) [+ acc], i before j in kernel order."""
-    a, b, (m, n, kk) = _dot_parts(self.k, r)
+    a, b, (m, n, kk) = self.dot_parts(r)
     space = self.dot_space(r)
     (x, i), (y, j) = ((a, m), (b, n)) if m < n else ((b, n), (a, m))
     batch = list(space[:-2])
@@ -331,7 +335,7 @@ class _Linearizer:
         raise ValueError(f"kernel {k.name}: a reduction broadcast back needs its axes in one tile; blocks {self.blocks}")
       accs = {}
       for r in k.reduces:
-        if _dot_parts(k, r) is not None:
+        if self.dot_parts(r) is not None:
           accs[r] = self.emit(U.ACC, r.dtype, (), 0, self.space_shape(self.dot_space(r)))
         else:
           shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
@@ -342,14 +346,14 @@ class _Linearizer:
       self.memo = dict(outer_memo)
       self.define_axes(red_axes, rng)
       for r, acc in accs.items():
-        if _dot_parts(k, r) is not None: new = self.dot(r, acc)
+        if self.dot_parts(r) is not None: new = self.dot(r, acc)
         else: new = self.alu(Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
         self.emit(U.ACC_UPDATE, r.dtype, (acc, new), None, acc.shape)
       self.emit(U.ENDRANGE, None, (rng,), None, ())
       self.scopes.pop()
       self.memo, self.axis_memo = outer_memo, outer_axes
       for r, acc in accs.items():
-        self.memo[(self.full, r)] = self.to_full(acc, r) if _dot_parts(k, r) is not None else acc
+        self.memo[(self.full, r)] = self.to_full(acc, r) if self.dot_parts(r) is not None else acc
     else:
       self.define_axes(red_axes, None)
     for store in k.stores:
@@ -373,5 +377,5 @@ def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions()) -> Program:
   """Lower a kernel AST to block uops for the block sizes `opts` chooses."""
   blocks = choose_blocks(k, opts)
   index_dtype = int64 if max(b.size for b in k.bufs) >= 2**31 else int32
-  uops, grid = _Linearizer(k, blocks, index_dtype).lower()
+  uops, grid = _Linearizer(k, blocks, index_dtype, opts).lower()
   return Program(k.name, uops, grid, blocks, k)

@@ -18,6 +18,9 @@ from ..codegen.schedule import ScheduleOptions
 from ..codegen.triton import render
 
 CACHE_DIR = Path(os.environ.get("LAZYGRAD_CACHE", Path.home() / ".cache" / "lazygrad")) / "triton"
+# the disk cache is keyed by the code that writes kernels too: a changed compiler never reuses stale sources
+_CODEGEN = Path(__file__).parents[1] / "codegen"
+CODE_VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(_CODEGEN.glob("*.py")))).hexdigest()[:16]
 
 
 class DeviceUnavailable(RuntimeError):
@@ -95,7 +98,7 @@ class TritonDevice:
     # whole-row reductions that broadcast back must fit one tile; bigger rows take the looped path
     self.schedule_options = ScheduleOptions(max_fused_row=8192 if not interpret else 4096)
     self.lowering = LoweringOptions(whole=False, max_tile=4096 if not interpret else 1024,
-                                    max_reduce_block=1024 if not interpret else 256)
+                                    max_reduce_block=1024 if not interpret else 256, dot_float64=False)
     self.fp32_precision = os.environ.get("LAZYGRAD_FP32_PRECISION", "tf32" if not interpret else "ieee")
 
   # buffers
@@ -119,7 +122,8 @@ class TritonDevice:
 
   # kernels
   def compile(self, kernel) -> TritonKernel:
-    key = hashlib.sha256(f"{self.name}\n{self.lowering}\n{self.fp32_precision}\n{kernel.text}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{self.fp32_precision}\n{kernel.text}"
+                         .encode()).hexdigest()[:24]
     path = CACHE_DIR / f"{kernel.name}_{key}.py"
     if not path.exists():
       counters.lowerings += 1
