@@ -6,7 +6,11 @@ from ..dtypes import DType
 from ..helpers import user_frame, fmt_loc, prod
 from .ops import Op, MOVEMENT
 
-_cache: "weakref.WeakValueDictionary[tuple, LazyNode]" = weakref.WeakValueDictionary()
+_cache: dict[tuple, weakref.ref] = {}   # hash-consing table (a plain dict of weak references: this is a hot path)
+
+
+def _forget(key, ref):
+  if _cache.get(key) is ref: del _cache[key]
 _buffer_ids = itertools.count()
 
 
@@ -19,11 +23,11 @@ class LazyNode:
 
   def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None):
     key = (op, dtype, shape, tuple(id(s) for s in srcs), arg)
-    if op is not Op.BUFFER and (hit := _cache.get(key)) is not None: return hit
+    if op is not Op.BUFFER and (ref := _cache.get(key)) is not None and (hit := ref()) is not None: return hit
     self = super().__new__(cls)
     self.op, self.dtype, self.shape, self.srcs, self.arg = op, dtype, shape, srcs, arg
     self.loc, self.buffer, self.key = loc or user_frame(), None, key
-    if op is not Op.BUFFER: _cache[key] = self
+    if op is not Op.BUFFER: _cache[key] = weakref.ref(self, lambda r, key=key: _forget(key, r))
     return self
 
   @staticmethod

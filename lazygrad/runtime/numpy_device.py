@@ -4,6 +4,7 @@ Index tiles stay in closed affine form (base + sum(stride * arange)) until an op
 any strided view is one zero-copy strided array, and a kernel over a whole iteration space is a handful of numpy calls.
 This is also the reference every other device is checked against."""
 from __future__ import annotations
+import math
 import numpy as np
 from ..dtypes import DType
 from ..helpers import counters
@@ -104,9 +105,19 @@ class Interpreter:
       region.append(loops[-1] if loops else -1)
       if u.op is U.RANGE: loops.append(i)
       for j in self.srcs[i]: last_use[j] = i
-    # values computed into new memory here (a RESHAPE of one is the same memory)
+    # uops that read no buffer and no program or loop index are the same every run: evaluated once, here
+    static: dict[int, object] = {}
+    with np.errstate(all="ignore"):
+      for i, u in enumerate(prog.uops):
+        if u.op in (U.CONST, U.ARANGE, U.PARAM) or \
+           (u.op in (U.ALU, U.BROADCAST, U.RESHAPE) and all(j in static for j in self.srcs[i])):
+          static[i] = self._static_value(u, [static[j] for j in self.srcs[i]])
+    self.static = [i in static for i in range(len(prog.uops))]
+    self.template = [static.get(i) for i in range(len(prog.uops))]
+    # values computed into new memory at run time (a RESHAPE of one is the same memory)
     fresh = set()
     for i, u in enumerate(prog.uops):
+      if i in static: continue
       if u.op in (U.ALU, U.REDUCE, U.DOT) or (u.op is U.RESHAPE and self.srcs[i][0] in fresh): fresh.add(i)
     self.dies_here = [tuple(j for j in dict.fromkeys(self.srcs[i]) if last_use[j] == i and region[j] == region[i]
                             and j in fresh) for i in range(len(prog.uops))]
@@ -120,17 +131,27 @@ class Interpreter:
       if u.op is U.RANGE: stack.append(i)
       elif u.op is U.ENDRANGE: self.loop_end[stack.pop()] = i
 
+  @staticmethod
+  def _static_value(u: UOp, s: list):
+    if u.op is U.ARANGE: return Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
+    if u.op is U.CONST: return u.dtype.np(u.arg)
+    if u.op is U.PARAM: return u.arg
+    if u.op is U.ALU: return _alu(u.arg, u.dtype, s)
+    if u.op is U.BROADCAST: return np.broadcast_to(_dense(s[0]), u.shape)
+    return np.reshape(_dense(s[0]), u.shape)
+
   def __call__(self, bufs: list):
     for b in bufs: b.ensure()
     with np.errstate(all="ignore"):
       for pid in range(self.prog.grid): self._run_program(pid, bufs)
 
   def _run_program(self, pid: int, bufs):
-    uops, srcidx = self.prog.uops, self.srcs
-    vals: list = [None] * len(uops)
+    uops, srcidx, static = self.prog.uops, self.srcs, self.static
+    vals: list = list(self.template)
     loops = []   # (range uop position, counter)
     pc = 0
     while pc < len(uops):
+      if static[pc]: pc += 1; continue
       u = uops[pc]
       s = [vals[i] for i in srcidx[pc]]
       op = u.op
@@ -195,8 +216,8 @@ class Interpreter:
     mask = s[3] if len(s) > 3 else None
     if isinstance(idx, Affine) and mask is None:
       if 0 in idx.shape: return
-      contiguous = idx.base == 0 and np.prod(idx.shape) == data.size and all(
-        st == int(np.prod(idx.shape[a + 1:])) or sz == 1 for a, (st, sz) in enumerate(zip(idx.strides, idx.shape)))
+      contiguous = idx.base == 0 and math.prod(idx.shape) == data.size and all(
+        st == math.prod(idx.shape[a + 1:]) or sz == 1 for a, (st, sz) in enumerate(zip(idx.strides, idx.shape)))
       if adopt and contiguous and isinstance(value, np.ndarray) and value.shape == idx.shape and \
          value.dtype == data.dtype and value.flags.c_contiguous and value.flags.writeable:
         buf.data = value.reshape(-1)   # adopt the freshly computed array: no copy
