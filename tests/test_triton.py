@@ -144,3 +144,17 @@ def test_check_mode_on_gpu():
   loss = (x @ w).relu().softmax(-1).log().mean()
   loss.backward()
   with Context(CHECK=1): lazygrad.realize(loss, w.grad)
+
+
+def test_missing_triton_is_a_clear_error(monkeypatch):
+  import builtins
+  from lazygrad.runtime.triton_device import TritonDevice, DeviceUnavailable
+  real_import = builtins.__import__
+  def no_triton(name, *a, **kw):
+    if name == "triton" or name.startswith("triton."): raise ImportError("No module named 'triton'")
+    return real_import(name, *a, **kw)
+  monkeypatch.setattr(builtins, "__import__", no_triton)
+  with pytest.raises(DeviceUnavailable, match="need triton"):
+    TritonDevice(interpret=True)
+  monkeypatch.undo()
+  assert Tensor([2.0], device="numpy").exp().item() > 7   # the numpy device keeps working
