@@ -48,6 +48,7 @@ def main():
   x = torch.randn(shape, device="cuda")
   lx = Tensor.from_torch(x)
   for name, lz, th in (("sum over rows", lambda: lx.sum(1), lambda: x.sum(1)),
+                       ("sum over columns", lambda: lx.sum(0), lambda: x.sum(0)),
                        ("softmax rows", lambda: lx.softmax(-1), lambda: torch.softmax(x, -1))):
     ms, t_ms = lazygrad_ms(lz()), bench(th)
     rows.append((f"{name} {shape[0]}x{shape[1]}", "ms", ms, t_ms, t_ms / ms))

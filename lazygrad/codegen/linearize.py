@@ -27,6 +27,7 @@ class LoweringOptions:
   max_reduce_block: int = 1024
   dot_blocks: tuple = (128, 128, 64)   # (m, n, k) for 2-byte operands; k shrinks for wider ones
   min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
+  column_block: int = 64           # block of the contiguous output axis of a column reduction
   dot_float64: bool = True         # Triton 3.6 cannot compile float64 tl.dot (MMA "largeK" assertion)
   blocks: tuple | None = None      # explicit block sizes (tests of tiling on the numpy interpreter)
 
@@ -48,6 +49,12 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
   blocks = [1] * len(k.shape)
   whole_red = needs_whole_reduce(k)
   budget = opts.max_tile
+  c = _stride1_axis(k)
+  if k.n_reduce and not whole_red and c is not None and c < n_out:
+    # a sum down columns: memory is contiguous along an output axis, so that axis gets a wide block first
+    # (coalesced loads), and the reduce axes what is left of the tile
+    blocks[c] = min(_next_pow2(k.shape[c]), opts.column_block, budget)
+    budget = max(1, budget // blocks[c])
   for a in range(len(k.shape) - 1, n_out - 1, -1):   # reduce axes, innermost first
     b = _next_pow2(k.shape[a]) if whole_red else min(_next_pow2(k.shape[a]), opts.max_reduce_block, budget)
     blocks[a], budget = b, max(1, budget // b)
@@ -59,9 +66,21 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
       blocks[axis] = max(opts.min_dot_block, min(want, _next_pow2(k.shape[axis])))
     return tuple(blocks)
   for a in range(n_out - 1, -1, -1):                  # output axes, innermost first
+    if blocks[a] > 1: continue
     b = min(_next_pow2(k.shape[a]), budget)
     blocks[a], budget = b, max(1, budget // b)
   return tuple(blocks)
+
+
+def _stride1_axis(k: Kernel) -> int | None:
+  """The kernel axis along which the largest input is contiguous in memory."""
+  best, size = None, -1
+  for n in k.nodes:
+    if n.op is K.LOAD and len(n.arg[1].views) == 1 and k.bufs[n.arg[0]].size > size:
+      v = n.arg[1].views[0]
+      axes = [a for a, (st, s) in enumerate(zip(v.strides, v.shape)) if st == 1 and s > 1]
+      if axes: best, size = axes[0], k.bufs[n.arg[0]].size
+  return best
 
 
 def _axes_of(node: KNode) -> set[int] | None:
