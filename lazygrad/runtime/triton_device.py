@@ -78,6 +78,8 @@ class TritonDevice:
     self.interpret = interpret
     self.name = "triton-interp" if interpret else "triton"
     torch = _torch()
+    if importlib.util.find_spec("triton") is None:
+      raise DeviceUnavailable("the triton devices need triton: pip install 'lazygrad[triton]'")
     if not interpret and not torch.cuda.is_available():
       raise DeviceUnavailable("device 'triton' needs a CUDA GPU and none is visible; use 'numpy' or 'triton-interp'")
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
@@ -90,10 +92,7 @@ class TritonDevice:
     if not interpret and interpreting:
       raise DeviceUnavailable("TRITON_INTERPRET=1 is set, so Triton would run on the CPU: use device 'triton-interp', "
                               "or unset TRITON_INTERPRET for the GPU")
-    try:
-      import triton  # noqa: F401
-    except ImportError as e:
-      raise DeviceUnavailable("the triton devices need triton: pip install 'lazygrad[triton]'") from e
+    import triton  # noqa: F401
     self.torch_device = "cpu" if interpret else "cuda"
     # whole-row reductions that broadcast back must fit one tile; bigger rows take the looped path
     self.schedule_options = ScheduleOptions(max_fused_row=8192 if not interpret else 4096)
