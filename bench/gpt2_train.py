@@ -21,14 +21,13 @@ def batches(cfg, B, T, n, seed=0):
   return [(rng.integers(0, cfg.vocab_size, (B, T)), rng.integers(0, cfg.vocab_size, (B, T))) for _ in range(n)]
 
 
-def run_lazygrad(cfg, data, precision, device):
+def run_lazygrad(cfg, data, precision, device, use_jit=False):
   lazygrad.manual_seed(0)
   model = GPT(cfg, device=device)
   params = model.parameters()
   opts = [lazygrad.optim.AdamW([p for p in params if p.ndim >= 2], lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1),
           lazygrad.optim.AdamW([p for p in params if p.ndim < 2], lr=3e-4, betas=(0.9, 0.95), weight_decay=0.0)]
-  def step(x, y):
-    xt, yt = Tensor(x, device=device), Tensor(y, device=device)
+  def kernels(xt, yt):
     if precision == "bf16":
       with autocast("bfloat16"): _, loss = model(xt, yt)
     else: _, loss = model(xt, yt)
@@ -36,7 +35,11 @@ def run_lazygrad(cfg, data, precision, device):
     loss.backward()
     lazygrad.optim.clip_grad_norm_(params, 1.0)
     lazygrad.realize(loss, *(t for o in opts for t in o.schedule_step()))
-    return loss.item()
+    return loss
+  run = lazygrad.jit(kernels) if use_jit else kernels
+  def step(x, y):
+    out = run(Tensor(x, device=device), Tensor(y, device=device))
+    return (out[0] if isinstance(out, tuple) else out).item()
   return step
 
 
@@ -65,7 +68,7 @@ def measure(step, data, steps):
   t0 = time.perf_counter()
   first_loss = step(*data[0])
   first = time.perf_counter() - t0
-  step(*data[1])   # the second step may still schedule (values realized by the first are reused)
+  step(*data[1])   # the second step may still schedule (values realized by the first are reused); a jit captures
   t0 = time.perf_counter()
   for x, y in data[2:2 + steps]: loss = step(x, y)
   return (time.perf_counter() - t0) / steps, first, first_loss, loss
@@ -89,7 +92,9 @@ def main():
   if not gpu: precisions = ("fp32",)
   rows = []
   for prec in precisions:
-    runners = [("lazygrad", run_lazygrad(cfg, data, prec, lazygrad_dev)), ("torch eager", run_torch(cfg, data, prec, torch_dev, False))]
+    runners = [("lazygrad", run_lazygrad(cfg, data, prec, lazygrad_dev)),
+               ("lazygrad jit", run_lazygrad(cfg, data, prec, lazygrad_dev, use_jit=True)),
+               ("torch eager", run_torch(cfg, data, prec, torch_dev, False))]
     if gpu and not args.no_compile: runners.append(("torch.compile", run_torch(cfg, data, prec, torch_dev, True)))
     for name, step in runners:
       dt, first, l0, l1 = measure(step, data, args.steps)
@@ -103,7 +108,7 @@ def main():
   for r in rows: print(f"{r[0]:<24s} {r[1]:12,.0f} {r[2]:9.1f} {r[3]:13.1f} {r[4]:7.3f} {r[5]:7.3f}")
   base = {r[0].split()[-1]: r[1] for r in rows if r[0].startswith("torch eager")}
   for r in rows:
-    if r[0].startswith("lazygrad"): print(f"lazygrad / torch eager ({r[0].split()[-1]}): {r[1] / base[r[0].split()[-1]]:.2f}")
+    if r[0].startswith("lazygrad"): print(f"{r[0]} / torch eager: {r[1] / base[r[0].split()[-1]]:.2f}")
 
 
 if __name__ == "__main__":

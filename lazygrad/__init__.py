@@ -4,8 +4,9 @@ from .tensor import Tensor, ShapeError, manual_seed, realize
 from .dtypes import DType, bool_, uint8, int32, int64, float16, bfloat16, float32, float64
 from .helpers import Context, counters, settings
 from .autograd import no_grad
+from .runtime.jit import jit
 from . import dtypes, optim, runtime
 from .runtime import triton_device as _td  # noqa: F401  (error classes: lazygrad.runtime.triton_device)
 
-__all__ = ["no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context", "counters", "settings", "dtypes",
+__all__ = ["jit", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context", "counters", "settings", "dtypes",
            "bool_", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]

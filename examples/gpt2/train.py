@@ -41,6 +41,8 @@ def parse_args(argv=None):
   ap.add_argument("--ckpt-dir", default=None, help="write ckpt.safetensors here at each eval")
   ap.add_argument("--resume", action="store_true", help="continue from ckpt-dir/ckpt.safetensors")
   ap.add_argument("--seed", type=int, default=1337)
+  ap.add_argument("--no-jit", dest="jit", action="store_false",
+                  help="rebuild the graph every step instead of replaying the captured kernels")
   ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds (a checkpoint is kept)")
   return ap.parse_args(argv)
 
@@ -78,6 +80,7 @@ class Trainer:
                  AdamW(no_decay, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)]
     self.batches = Batches(args.data, self.seq, args.batch, args.seed)
     self.step = 0
+    self.step_kernels = lazygrad.jit(self._step_kernels) if args.jit else self._step_kernels
     self.ckpt = Path(args.ckpt_dir) / "ckpt.safetensors" if args.ckpt_dir else None
     if args.resume:
       if self.ckpt is None or not self.ckpt.exists(): raise SystemExit(f"--resume: no checkpoint at {self.ckpt}")
@@ -110,18 +113,23 @@ class Trainer:
       with autocast("bfloat16"): return self.model(x, y)[1]
     return self.model(x, y)[1]
 
-  def train_step(self) -> float:
-    a = self.args
-    lr = cosine_warmup_lr(self.step, a.warmup, a.steps, a.lr, a.min_lr)
-    for opt in self.opts: opt.lr = lr
-    x, y = self.batches.get("train", self.step, a.device)
+  def _step_kernels(self, x: Tensor, y: Tensor, lr: Tensor) -> Tensor:
+    """Forward, backward, clipping and the AdamW update as one schedule (replayed by lazygrad.jit)."""
+    for opt in self.opts: opt._lr.assign(lr)
     loss = self.loss_of(x, y)
     for opt in self.opts: opt.zero_grad()
     loss.backward()
-    if a.grad_clip: clip_grad_norm_(self.model.parameters(), a.grad_clip)
+    if self.args.grad_clip: clip_grad_norm_(self.model.parameters(), self.args.grad_clip)
     lazygrad.realize(loss, *(t for opt in self.opts for t in opt.schedule_step()))
+    return loss
+
+  def train_step(self) -> float:
+    a = self.args
+    lr = cosine_warmup_lr(self.step, a.warmup, a.steps, a.lr, a.min_lr)
+    x, y = self.batches.get("train", self.step, a.device)
+    out = self.step_kernels(x, y, Tensor([lr], device=a.device))
     self.step += 1
-    return loss.item()
+    return (out[0] if isinstance(out, tuple) else out).item()
 
   @no_grad()
   def evaluate(self) -> float:

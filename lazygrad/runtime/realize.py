@@ -21,6 +21,7 @@ class _Template:
 
 _schedule_cache: dict = {}
 _program_cache: dict = {}
+recording: list | None = None   # while a jit captures: every (program, buffers) launched, in order
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
@@ -79,6 +80,7 @@ def run_schedule(items: list[ScheduleItem], device):
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
     prg(bufs)
+    if recording is not None: recording.append((prg, bufs))
     if checking: check.compare(it, prg, bufs, before)
     if settings.DEBUG >= 2:
       device.synchronize()
