@@ -457,14 +457,14 @@ class Tensor:
     """`cond.where(x, y)`: x where self is true, else y (also `Tensor.where(cond, x, y)`)."""
     cond = self
     xs, ys = [v if isinstance(v, Tensor) else None for v in (x, y)]
-    if xs is None and ys is None:
-      dt = float32 if any(isinstance(v, float) for v in (x, y)) else int64 if any(isinstance(v, int) and not isinstance(v, bool) for v in (x, y)) else bool_
+    if xs is None and ys is None: dt = max((promote_scalar(bool_, v) for v in (x, y)), key=dtypes.kind_order)
     elif xs is None: dt = promote_scalar(ys.dtype, x)
     elif ys is None: dt = promote_scalar(xs.dtype, y)
     else: dt = promote(xs.dtype, ys.dtype)
     shape = _broadcast_shape("where", cond.shape, *(v.shape for v in (xs, ys) if v is not None))
     def prep(v): return v.cast(dt)._broadcast_to(shape) if isinstance(v, Tensor) else Tensor._const(v, shape, dt)._on(cond)
-    return cond.cast(bool_)._broadcast_to(shape)._new(Op.WHERE, (cond.cast(bool_)._broadcast_to(shape), prep(x), prep(y)), dt, shape)
+    c = cond.cast(bool_)._broadcast_to(shape)
+    return c._new(Op.WHERE, (c, prep(x), prep(y)), dt, shape)
 
   def masked_fill(self, mask: "Tensor", value) -> "Tensor":
     if isinstance(mask, Tensor) and not mask.dtype.is_bool:
