@@ -20,8 +20,9 @@ class Optimizer:
   def lr(self) -> float: return float(self._lr.numpy()[0])
 
   @lr.setter
-  def lr(self, value: float):
-    self._lr.assign(Tensor([float(value)], device=self.params[0].device))
+  def lr(self, value: "float | Tensor"):
+    """A number, or a 1-element tensor (a jitted step takes the learning rate as an argument that way)."""
+    self._lr.assign(value.reshape(1) if isinstance(value, Tensor) else Tensor([float(value)], device=self.params[0].device))
 
   def zero_grad(self, set_to_none: bool = True):
     for p in self.params: p.grad = None if set_to_none or p.grad is None else p.grad.zeros_like()

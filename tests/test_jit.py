@@ -15,7 +15,7 @@ def trainer():
   ps = [Tensor(a, requires_grad=True) for a in INIT]
   opt = lazygrad.optim.AdamW(ps, lr=0.1)
   def step(x, y, lr):
-    opt._lr.assign(lr)
+    opt.lr = lr
     loss = ((x @ ps[0] + ps[1]).relu() @ ps[2] + ps[3]).cross_entropy(y)
     opt.zero_grad(); loss.backward()
     lazygrad.realize(loss, *opt.schedule_step())

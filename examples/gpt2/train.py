@@ -115,7 +115,7 @@ class Trainer:
 
   def _step_kernels(self, x: Tensor, y: Tensor, lr: Tensor) -> Tensor:
     """Forward, backward, clipping and the AdamW update as one schedule (replayed by lazygrad.jit)."""
-    for opt in self.opts: opt._lr.assign(lr)
+    for opt in self.opts: opt.lr = lr
     loss = self.loss_of(x, y)
     for opt in self.opts: opt.zero_grad()
     loss.backward()
