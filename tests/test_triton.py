@@ -155,3 +155,79 @@ def test_missing_triton_is_a_clear_error(monkeypatch):
     with pytest.raises(DeviceUnavailable, match="need triton"): TritonDevice(interpret=interpret)
   monkeypatch.undo()
   assert Tensor([2.0], device="numpy").exp().item() > 7   # the numpy device keeps working
+
+
+TRITON_DEVICES = [pytest.param("triton-interp", marks=needs_interp), pytest.param("triton", marks=pytest.mark.gpu)]
+# rows over 512 wide take a whole 1024-lane interpreter tile: one program per row, whose bounds are scalars of its id
+WIDE_ROW_CASES = {
+  "cat_flip": lambda x, b: Tensor.cat([x, x.flip(0)]) + 1,
+  "pad_rows": lambda x, b: x.pad((0, 0, 1, 2)) * 2,
+  "flip_pad_both": lambda x, b: x.flip((0, 1)).pad((3, 5, 2, 1)) - 1,
+  "bool_pad_cat": lambda x, b: Tensor.cat([b.pad((0, 0, 1, 1)), b.flip(0)]),
+  "cat_sum": lambda x, b: Tensor.cat([x, x.flip(0)]).sum(-1),
+}
+
+
+@pytest.mark.parametrize("device", TRITON_DEVICES)
+@pytest.mark.parametrize("case", list(WIDE_ROW_CASES))
+@pytest.mark.parametrize("n", [513, 1000, 4097])
+def test_row_masks_from_program_id_match_numpy(n, case, device):
+  """A row bound computed from the program id is a scalar bool that meets tiles in masks and stored values."""
+  x, b = np.arange(2 * n, dtype=np.float32).reshape(2, n), np.arange(2 * n).reshape(2, n) % 3 == 0
+  got = WIDE_ROW_CASES[case](Tensor(x, device=device), Tensor(b, device=device)).numpy()
+  np.testing.assert_array_equal(got, WIDE_ROW_CASES[case](Tensor(x, device="numpy"), Tensor(b, device="numpy")).numpy())
+
+
+@pytest.mark.parametrize("device", TRITON_DEVICES)
+def test_realize_from_threads(fresh_cache, device):
+  """8 threads at once, on the same and on different kernels (the interpreter shares global state across launches;
+  the cache files are written by several threads of one process)."""
+  import threading
+  fns = [lambda t: (t * 2).exp().sum(-1), lambda t: (t + 1).relu(), lambda t: t.softmax(-1) * 3]
+  data = [randn(3, 40 + i % 2) for i in range(8)]   # two shapes: identical and different kernels in each fn
+  start, results = threading.Barrier(8), {}
+  def work(i):
+    start.wait()
+    try: results[i] = fns[i % 3](Tensor(data[i], device=device)).numpy()
+    except Exception as e: results[i] = e
+  threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+  for t in threads: t.start()
+  for t in threads: t.join()
+  for i in range(8):
+    assert not isinstance(results[i], Exception), f"thread {i}: {results[i]!r}"
+    np.testing.assert_allclose(results[i], fns[i % 3](Tensor(data[i], device="numpy")).numpy(), rtol=1e-5, atol=1e-5)
+
+
+CORRUPTIONS = {
+  "empty": lambda src: "",
+  "cut_short": lambda src: src[:len(src) // 2],
+  "cut_at_a_line": lambda src: src[:src.index("\nGRID")] + "\n",   # still parses: only the checksum tells
+  "syntax_error": lambda src: src.replace("):", ")", 1),
+  "no_grid": lambda src: src.replace("GRID =", "GRIDX ="),
+  "no_kernel": lambda src: src.replace("def e_", "def f_"),
+  "no_grid_checksum_ok": lambda src: _resealed(src.replace("GRID =", "GRIDX =")),
+}
+
+
+def _resealed(text: str) -> str:
+  """`text` with the checksum line made to match it again: only loading it finds what is wrong."""
+  from lazygrad.runtime import triton_device
+  source = text.rpartition(triton_device._SEAL)[0]
+  return f"{source}{triton_device._SEAL}{triton_device._digest(source)}\n"
+
+
+@needs_interp
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corrupted_cache_file_is_rebuilt(fresh_cache, monkeypatch, corruption):
+  x = randn(5, 7)
+  def run():
+    monkeypatch.setattr(engine, "_program_cache", {})   # as in a new process: only the disk cache is left
+    before = counters.lowerings
+    out = (Tensor(x, device="triton-interp").exp() + 1).numpy()
+    np.testing.assert_allclose(out, np.exp(x) + 1, rtol=1e-6)
+    return counters.lowerings - before
+  assert run() == 1
+  (path,) = (fresh_cache / "triton").glob("*.py")
+  path.write_text(CORRUPTIONS[corruption](path.read_text()))
+  assert run() == 1    # discarded and rendered again
+  assert run() == 0    # and the new file is good

@@ -85,7 +85,14 @@ class _Renderer:
     elif u.op is U.ARANGE:
       cast = ".to(tl.int64)" if u.dtype.name == "int64" else ""
       self.emit(u, f"ar{i}", f"tl.arange(0, {u.shape[u.arg]}){cast}{_index_expr(u.shape, u.arg)}")
-    elif u.op is U.ALU: self.emit(u, f"x{i}", self.alu(u, s))
+    elif u.op is U.ALU:
+      expr = self.alu(u, s)
+      if self.interpreter and u.dtype.is_bool and not u.shape:
+        # the interpreter types a comparison's result like its operands, so a scalar one (a row bound from the
+        # program id) broadcast into a tile becomes an int tile, which tl.load/tl.store reject as a mask and
+        # store as ints: select between int1 constants instead
+        expr = f"tl.where({expr}, True, False)"
+      self.emit(u, f"x{i}", expr)
     elif u.op is U.LOAD:
       mask = f", mask={s[2]}, other={'False' if u.dtype.is_bool else '0.0' if u.dtype.is_float else '0'}" \
         if len(s) > 2 else ""

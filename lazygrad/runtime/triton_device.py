@@ -6,9 +6,10 @@ compiles from source files) and launched.
   is how the renderer is tested on machines without a GPU.
 
 Rendered sources live in a disk cache keyed by the kernel AST and lowering options, so a second process running
-the same program neither lowers nor renders again; Triton keeps its own disk cache of compiled binaries."""
+the same program neither lowers nor renders again; Triton keeps its own disk cache of compiled binaries. Each file
+ends with a checksum of its source: a file cut short or altered is rendered again rather than imported."""
 from __future__ import annotations
-import hashlib, importlib.util, os, sys
+import contextlib, hashlib, importlib.util, os, sys, threading
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType
@@ -21,6 +22,12 @@ CACHE_DIR = Path(os.environ.get("LAZYGRAD_CACHE", Path.home() / ".cache" / "lazy
 # the disk cache is keyed by the code that writes kernels too: a changed compiler never reuses stale sources
 _CODEGEN = Path(__file__).parents[1] / "codegen"
 CODE_VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(_CODEGEN.glob("*.py")))).hexdigest()[:16]
+_SEAL = "# lazygrad source sha256 "   # the last line of a complete cache file
+
+# Triton's interpreter keeps the program id in one global builder and patches triton.language while a kernel runs,
+# so two interpreted launches at once read each other's program ids or find the language unpatched ("Did you forget
+# to add @triton.jit"): they take turns. Launches on the GPU need no lock.
+_INTERPRETER_LOCK = threading.Lock()
 
 
 class DeviceUnavailable(RuntimeError):
@@ -47,10 +54,12 @@ def _torch_dtype(dt: DType):
 
 class TritonKernel:
   """A compiled kernel and its launch grid."""
-  def __init__(self, fn, grid: int, num_warps: int, num_stages: int, source: str, kernel, lowering: LoweringOptions):
+  def __init__(self, fn, grid: int, num_warps: int, num_stages: int, source: str, kernel, lowering: LoweringOptions,
+               interpret: bool):
     self.fn, self.grid, self.num_warps, self.source, self.kernel = fn, grid, num_warps, source, kernel
     self.num_stages = num_stages
     self.lowering = lowering
+    self.launch_lock = _INTERPRETER_LOCK if interpret else contextlib.nullcontext()
 
   @property
   def prog(self):
@@ -60,15 +69,17 @@ class TritonKernel:
   def __call__(self, bufs):
     args = [b.ensure().data for b in bufs]
     try:
-      with np.errstate(all="ignore"):   # the interpreter computes masked-off lanes too (x/0 there is harmless)
+      # the interpreter computes masked-off lanes too (x/0 there is harmless)
+      with self.launch_lock, np.errstate(all="ignore"):
         self.fn[(self.grid,)](*args, num_warps=self.num_warps, num_stages=self.num_stages)
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
-      raise CompileError(f"Triton failed on kernel {self.kernel.name}: {type(e).__name__}: {e}\n"
-                         f"--- source ---\n{_numbered(self.source)}\n--- kernel AST ---\n{self.kernel.text}") from None
+      raise _compile_error(self.kernel, self.source, e) from None
 
 
-def _numbered(src: str) -> str:
-  return "\n".join(f"{i + 1:4d} | {line}" for i, line in enumerate(src.splitlines()))
+def _compile_error(kernel, source: str, e: Exception) -> CompileError:
+  numbered = "\n".join(f"{i + 1:4d} | {line}" for i, line in enumerate(source.splitlines()))
+  return CompileError(f"Triton failed on kernel {kernel.name}: {type(e).__name__}: {e}\n"
+                      f"--- source ---\n{numbered}\n--- kernel AST ---\n{kernel.text}")
 
 
 class TritonDevice:
@@ -124,21 +135,33 @@ class TritonDevice:
     key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{self.fp32_precision}\n{kernel.text}"
                          .encode()).hexdigest()[:24]
     path = CACHE_DIR / f"{kernel.name}_{key}.py"
-    if not path.exists():
+    try:
+      source, mod = _load(path, kernel.name)
+    except Exception:   # missing, cut short, corrupted: render it again (the new file replaces a bad one)
       counters.lowerings += 1
       source = render(linearize(kernel, self.lowering), self.fp32_precision, self.interpret)
       path.parent.mkdir(parents=True, exist_ok=True)
-      tmp = path.with_suffix(f".{os.getpid()}.tmp")
-      tmp.write_text(source)
-      os.replace(tmp, path)   # atomic: a concurrent process never reads half a file
-    source = path.read_text()
-    mod = self._import(path)
-    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, mod.NUM_STAGES, source, kernel, self.lowering)
+      tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
+      tmp.write_text(f"{source}{_SEAL}{_digest(source)}\n")
+      os.replace(tmp, path)   # atomic: a concurrent reader never sees half a file
+      try: _, mod = _load(path, kernel.name)
+      except Exception as e: raise _compile_error(kernel, source, e) from None   # the renderer wrote bad Python
+    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, mod.NUM_STAGES, source, kernel,
+                        self.lowering, self.interpret)
 
-  @staticmethod
-  def _import(path: Path):
-    spec = importlib.util.spec_from_file_location(f"lazygrad_kernels.{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    sys.modules[spec.name] = mod
-    return mod
+
+def _digest(source: str) -> str: return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _load(path: Path, name: str):
+  """(source, module) of a cache file; raises if it is missing, does not end with its source's checksum, or does
+  not define the kernel and its launch parameters."""
+  text = path.read_text()
+  source, seal, digest = text.rpartition(_SEAL)
+  if not seal or digest != _digest(source) + "\n": raise ValueError(f"{path}: no valid checksum (cut short?)")
+  spec = importlib.util.spec_from_file_location(f"lazygrad_kernels.{path.stem}", path)
+  mod = importlib.util.module_from_spec(spec)
+  exec(compile(text, str(path), "exec"), mod.__dict__)   # the text just checked (and no .pyc of it left behind)
+  for attr in (name, "GRID", "NUM_WARPS", "NUM_STAGES"): getattr(mod, attr)
+  sys.modules[spec.name] = mod
+  return source, mod
