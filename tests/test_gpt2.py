@@ -1,6 +1,7 @@
 """GPT-2 end to end: logits and a 20-step AdamW training run against a PyTorch implementation of the same model,
-checkpoints and exact resume, sampling, and loading Hugging Face weights."""
-import json, os, sys
+checkpoints and exact resume, sampling, loading Hugging Face weights, and the option checks of prepare.py and
+sample.py."""
+import json, os, re, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -109,6 +110,7 @@ def test_interrupted_checkpoint_write_keeps_the_last_good_one(dataset, tmp_path,
   monkeypatch.setattr(os, "replace", crash)
   with pytest.raises(KeyboardInterrupt): trainer.save(ckpt)
   assert ckpt.read_bytes() == good
+  assert [p.name for p in ckpt.parent.iterdir()] == [ckpt.name]      # the temporary went too
   tensors, meta = lazygrad.nn.load_safetensors(ckpt)
   assert int(meta["step"]) == 3
 
@@ -133,3 +135,53 @@ def test_loads_hugging_face_weights():
   with torch.no_grad(): want = hf(torch.tensor(x)).logits.numpy()
   got, _ = model(Tensor(x))
   np.testing.assert_allclose(got.numpy()[..., :100], want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fraction", ["0", "1", "1.5", "-0.1", "nan"])
+def test_prepare_rejects_a_val_fraction_outside_0_1_before_downloading(monkeypatch, tmp_path, capsys, fraction):
+  def no_download(cache): raise AssertionError("fetched the corpus for arguments that cannot work")
+  monkeypatch.setattr(prepare_script, "fetch_corpus", no_download)
+  with pytest.raises(SystemExit):
+    prepare_script.main(["--out", str(tmp_path / "data"), f"--val-fraction={fraction}"])
+  assert "--val-fraction must be between 0 and 1 (exclusive)" in capsys.readouterr().err
+  assert not (tmp_path / "data").exists()
+
+
+def test_prepare_needs_both_splits_non_empty(monkeypatch, tmp_path):
+  monkeypatch.setattr(prepare_script, "fetch_corpus", lambda cache: "abcdefg")
+  with pytest.raises(SystemExit, match="--val-fraction 0.1 of 7 tokens leaves 0 val and 7 train tokens"):
+    prepare_script.main(["--out", str(tmp_path / "data"), "--val-fraction", "0.1"])
+  prepare_script.main(["--out", str(tmp_path / "data"), "--val-fraction", "0.3"])
+  assert [(tmp_path / "data" / f).stat().st_size for f in ("train.bin", "val.bin")] == [2 * 5, 2 * 2]
+
+
+@pytest.fixture
+def checkpoint(dataset, tmp_path) -> str:
+  train_script.main(train_args(dataset, tmp_path / "s", 1))
+  return str(tmp_path / "s" / "ckpt.safetensors")
+
+
+@pytest.mark.parametrize("args, expect", [
+  (["--prompt", "abcXYZ"], "--prompt has characters outside the checkpoint's vocabulary of 10: 'X', 'Y', 'Z'"),
+  (["--prompt-ids", "1,10,-1"], "--prompt-ids has ids outside the vocabulary of 10 (0 to 9): 10, -1"),
+  (["--prompt-ids", "1,x"], "--prompt-ids '1,x' is not comma-separated integers"),
+])
+def test_sampling_rejects_prompts_outside_the_vocabulary(checkpoint, args, expect):
+  import sample as sample_script
+  with pytest.raises(SystemExit, match=re.escape(expect)): sample_script.main(["--ckpt", checkpoint] + args)
+
+
+@pytest.mark.parametrize("args, expect", [
+  (["--tokens", "-1"], "--tokens must be >= 0, got -1"), (["--temperature", "0"], "--temperature must be a positive"),
+  (["--temperature", "nan"], "--temperature must be a positive"), (["--top-k", "-1"], "--top-k must be >= 1, or 0"),
+])
+def test_sampling_option_values(checkpoint, capsys, args, expect):
+  import sample as sample_script
+  with pytest.raises(SystemExit): sample_script.main(["--ckpt", checkpoint] + args)
+  assert expect in capsys.readouterr().err
+
+
+def test_sampling_without_top_k(checkpoint):
+  import sample as sample_script
+  text = sample_script.main(["--ckpt", checkpoint, "--prompt", "ab", "--tokens", "5", "--top-k", "0"])
+  assert text.startswith("ab") and len(text) == 7

@@ -27,24 +27,37 @@ def fetch_corpus(cache: Path) -> str:
   return "\n".join(texts)
 
 
-def main():
+def parse_args(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--out", default=str(Path(__file__).parent / "data" / "shakespeare_char"))
   ap.add_argument("--encoding", choices=("char", "byte"), default="char")
-  ap.add_argument("--val-fraction", type=float, default=0.1)
-  args = ap.parse_args()
-  out = Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
-  text = fetch_corpus(out.parent / "_downloads")
-  if args.encoding == "char":
+  ap.add_argument("--val-fraction", type=float, default=0.1, help="the share of tokens in val.bin, in (0, 1)")
+  args = ap.parse_args(argv)
+  if not 0 < args.val_fraction < 1:
+    ap.error(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
+  return args
+
+
+def encode(text: str, encoding: str) -> tuple[np.ndarray, dict]:
+  """Token ids of `text` and the vocabulary's description for meta.json."""
+  if encoding == "char":
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
-    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
     meta = {"encoding": "char", "vocab_size": len(chars), "itos": chars}
-  else:
-    ids = np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint16)
-    meta = {"encoding": "byte", "vocab_size": 256}
+    return np.array([stoi[c] for c in text], dtype=np.uint16), meta
+  return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint16), {"encoding": "byte", "vocab_size": 256}
+
+
+def main(argv=None):
+  args = parse_args(argv)   # before the download: a bad option costs nothing
+  out = Path(args.out)
+  text = fetch_corpus(out.parent / "_downloads")
+  ids, meta = encode(text, args.encoding)
   n_val = int(len(ids) * args.val_fraction)
+  if not 0 < n_val < len(ids):
+    raise SystemExit(f"prepare.py: error: --val-fraction {args.val_fraction} of {len(ids):,} tokens leaves {n_val:,} "
+                     f"val and {len(ids) - n_val:,} train tokens; both splits need at least one")
+  out.mkdir(parents=True, exist_ok=True)
   ids[:-n_val].tofile(out / "train.bin")
   ids[-n_val:].tofile(out / "val.bin")
   (out / "meta.json").write_text(json.dumps(meta))
