@@ -1,9 +1,11 @@
 """Reverse-mode autodiff on the lazy graph: one rule per primitive, each building more lazy nodes, so backward
 is scheduled together with forward (and with the optimizer's update) and fuses like any other code."""
 from __future__ import annotations
-import contextlib, threading, weakref
+import contextlib, functools, threading
 from typing import TYPE_CHECKING
-from .ir.node import LazyNode, toposort
+from .dtypes import bool_
+from .helpers import IdWeakSet
+from .ir.node import LazyNode, apply_path, toposort
 from .ir.ops import Op
 if TYPE_CHECKING: from .tensor import Tensor
 
@@ -13,7 +15,7 @@ class _GradMode(threading.local):
 
 
 grad_mode = _GradMode()
-grad_leaves: "weakref.WeakSet[Tensor]" = weakref.WeakSet()   # leaf tensors that require grad: where .grad lands
+grad_leaves = IdWeakSet()   # leaf tensors that require grad: where .grad lands
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -62,19 +64,31 @@ def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
                                           for x in (lo, s - hi))),)
   if op is Op.FLIP: return (g.flip(n.arg),)
   if op is Op.CONTIGUOUS: return (g,)
+  if op is Op.ASSIGN: return _assign_rule(n, g, T)
   if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
     x, index = src
     rows, flat = x.shape[0], index.reshape(-1)
     hit = (flat.unsqueeze(-1) == type(g).arange(rows, device=g.device)).cast(g.dtype)   # (picks, rows)
     return (hit.T @ g.reshape(flat.shape[0], -1)).reshape(x.shape), None
-  return (None,) * len(n.srcs)   # comparisons, logic, integer division, detach, assign: no gradient
+  return (None,) * len(n.srcs)   # comparisons, logic, integer division, detach: no gradient
 
 
-def gradients(root: "Tensor", targets: list["Tensor"], root_grad: "Tensor") -> list["Tensor | None"]:
-  """d(root)/d(target) for each target, as lazy tensors (None where root does not depend on a target)."""
+def _assign_rule(n: LazyNode, g: "Tensor", T) -> tuple:
+  """An in-place update's result is its value where it wrote (its region, or everywhere) and its target elsewhere."""
+  if not n.arg: return None, g
+  views = [n.srcs[0]]   # the target seen through the region's movement ops, one at a time
+  for step in reversed(n.arg): views.append(apply_path(views[-1], (step,)))
+  region = type(g)._const(True, views[-1].shape, bool_)._on(g)
+  for v in reversed(views[1:]): region = _rule(v, region, T)[0]   # scattered back: a movement op's gradient
+  return region.where(0.0, g), T(apply_path(g.node, n.arg))
+
+
+def gradients(root: "Tensor", targets: list[list[LazyNode]], root_grad: "Tensor") -> list["Tensor | None"]:
+  """d(root)/d(target) for each target, as lazy tensors (None where root does not depend on a target). A target is
+  given as every node that stands for it (Tensor._versions): its gradient is the sum over them."""
   from .tensor import Tensor
   def T(node: LazyNode) -> Tensor: return Tensor._wrap(node, root)
-  wanted = {id(t.node) for t in targets}
+  wanted = {id(n) for nodes in targets for n in nodes}
   order = toposort([root.node], through_realized=True)
   needs = set()
   for n in order:   # nodes on a path from a target to the root
@@ -87,4 +101,8 @@ def gradients(root: "Tensor", targets: list["Tensor"], root_grad: "Tensor") -> l
         if sg is None or id(s) not in needs: continue
         prev = grads.get(id(s))
         grads[id(s)] = sg if prev is None else prev + sg
-  return [grads.get(id(t.node)) for t in targets]
+    out = []
+    for nodes in targets:
+      found = [grads[i] for i in dict.fromkeys(id(n) for n in nodes) if i in grads]
+      out.append(functools.reduce(lambda a, b: a + b, found) if found else None)
+  return out

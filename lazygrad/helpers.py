@@ -1,6 +1,6 @@
 """Small shared utilities: settings from the environment, counters, the user's source line."""
 from __future__ import annotations
-import contextlib, functools, math, os, sys, threading
+import contextlib, functools, math, os, sys, threading, weakref
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,3 +70,17 @@ def strides_for(shape: tuple) -> tuple:
     strides.append(acc if s != 1 else 0)
     acc *= s
   return tuple(reversed(strides))
+
+
+class IdWeakSet:
+  """A set of objects held weakly and compared by identity (weakref.WeakSet compares with ==, which Tensor
+  overloads elementwise)."""
+  def __init__(self): self._refs: dict[int, weakref.KeyedRef] = {}
+  def _gone(self, ref):
+    if self._refs.get(ref.key) is ref: del self._refs[ref.key]
+  def add(self, obj): self._refs[id(obj)] = weakref.KeyedRef(obj, self._gone, id(obj))
+  def discard(self, obj):
+    if (r := self._refs.get(id(obj))) is not None and r() is obj: del self._refs[id(obj)]
+  def __contains__(self, obj): return (r := self._refs.get(id(obj))) is not None and r() is obj
+  def __iter__(self): return iter([o for r in list(self._refs.values()) if (o := r()) is not None])
+  def __len__(self): return len(self._refs)

@@ -1,22 +1,20 @@
 """Tensor: the user-facing, PyTorch-like API. Every method checks its arguments at once and returns a Tensor
 wrapping a new lazy node; nothing runs until a value is needed (`realize`, `numpy`, `item`, `tolist`)."""
 from __future__ import annotations
-import math
+import math, weakref
 from typing import Sequence
 import numpy as np
 from . import dtypes
 from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bool_
-from .helpers import prod, user_frame, fmt_loc
-from .ir.node import LazyNode
+from .helpers import prod, user_frame, fmt_loc, IdWeakSet
+from .errors import ShapeError
+from .ir.node import LazyNode, apply_path, toposort
+from .ir.view import view_of
 from .ir.ops import Op
 from .runtime.buffer import Buffer
 from .runtime.device import get_device
 from .runtime import realize as _engine
 from . import autograd
-
-
-class ShapeError(ValueError):
-  """A shape that an op cannot take; the message names the op, the shapes, the dimension and the fix."""
 
 
 def _err(cls, op: str, msg: str, fix: str = ""):
@@ -67,14 +65,24 @@ def manual_seed(seed: int):
 
 
 class Tensor:
-  """A lazily evaluated n-d array. See the package README for the supported API."""
-  __slots__ = ("node", "_requires_grad", "grad", "_device", "is_leaf", "__weakref__")
+  """A lazily evaluated n-d array. See the package README for the supported API.
+
+  Values and in-place updates follow PyTorch. A tensor made by an op holds a value fixed when it is built. Views
+  (reshape, permute, expand, basic indexing, split, detach...) are windows on their base tensor: they show the base's
+  current value and an in-place update of a view writes through to the base. An in-place update (`assign`, `+=`, an
+  optimizer step) of a tensor backed by memory writes that memory when realized; before it does, every live tensor
+  still waiting to read the old contents is realized, so nothing built earlier sees the new value. A graph that still
+  needs an overwritten value and could not be kept (an old loss's backward) raises StaleValueError."""
+  __slots__ = ("_node", "_base", "_path", "_src", "_past", "_requires_grad", "grad", "_device", "is_leaf",
+               "__weakref__")
   __array_priority__ = 1000   # numpy scalars on the left defer to our operators
 
   def __init__(self, data, dtype=None, requires_grad: bool = False, device: str | None = None):
     self._device = get_device(device)
     if isinstance(data, LazyNode): node = data
-    elif isinstance(data, Tensor): node = data.node if dtype is None else data.cast(dtype).node
+    elif isinstance(data, Tensor):   # a new tensor with the values data has now (as torch.tensor(t) copies)
+      src = data if dtype is None else data.cast(dtype)
+      node, self._device = LazyNode(Op.DETACH, src.dtype, src.shape, (src.node,)), data._device
     else:
       arr = data if isinstance(data, np.ndarray) else np.array(data)
       if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
@@ -83,15 +91,54 @@ class Tensor:
       arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
       buf = Buffer(self._device, dt, arr.size, self._device.from_numpy(arr))
       node = LazyNode.from_buffer(buf, arr.shape)
-    self.node, self.grad, self.is_leaf, self._requires_grad = node, None, True, False
+    self._node, self._base, self._path, self._src, self._past = node, None, (), None, None
+    self.grad, self.is_leaf, self._requires_grad = None, True, False
+    _roots.add(self)
     self.requires_grad = requires_grad
 
   @staticmethod
   def _wrap(node: LazyNode, ref: "Tensor") -> "Tensor":
-    """A tensor for an existing node, on ref's device, not requiring grad."""
+    """A tensor for an existing node, on ref's device, not requiring grad (autograd's temporaries)."""
     t = Tensor.__new__(Tensor)
-    t.node, t.grad, t._device, t.is_leaf, t._requires_grad = node, None, ref._device, True, False
+    t._node, t._base, t._path, t._src, t._past = node, None, (), None, None
+    t.grad, t._device, t.is_leaf, t._requires_grad = None, ref._device, True, False
     return t
+
+  # ---------------------------------------------------------------- the node: own, or derived from a view's base
+  @property
+  def node(self) -> LazyNode:
+    """This tensor's lazy node. A view's node is its path applied to its base's current node."""
+    base = self._base
+    if base is None: return self._node
+    if self._src is not base._node: self._node, self._src = apply_path(base._node, self._path, self._node.loc), base._node
+    return self._node
+
+  @node.setter
+  def node(self, node: LazyNode):
+    if self._base is not None:
+      raise _err(RuntimeError, "node", "a view's node follows its base and cannot be set", "use assign()")
+    self._node = node
+
+  def _view(self, node: LazyNode, path: tuple, requires_grad: bool) -> "Tensor":
+    """A view of this tensor's base: `node` is `path` ((op, arg) pairs, outermost first) applied to self."""
+    t = Tensor._wrap(node, self)
+    base = self._base if self._base is not None else self
+    t._base, t._path, t._src = base, path + self._path, base._node
+    t._requires_grad = requires_grad
+    t.is_leaf = not requires_grad
+    return t
+
+  def _root(self) -> "Tensor":
+    """Self as a tensor of its own (a pad or flip is a new tensor in PyTorch, not a view)."""
+    if self._base is not None:
+      self._base, self._path, self._src = None, (), None
+      _roots.add(self)
+    return self
+
+  def _fresh(self) -> LazyNode:
+    """A node of self's value in new memory of its own: unique, so nothing else shares its identity or buffer."""
+    target = LazyNode.from_buffer(Buffer(self._device, self.dtype, self.numel()), self.shape, self.node.loc)
+    return LazyNode(Op.ASSIGN, self.dtype, self.shape, (target, self.node))
 
   # ---------------------------------------------------------------- autograd
   @property
@@ -105,8 +152,11 @@ class Tensor:
     if not flag and not self.is_leaf:
       raise _err(RuntimeError, "requires_grad", "you can only change requires_grad flags of leaf tensors",
                  "use .detach() to get a tensor outside the graph")
+    if flag and not self._requires_grad and not _in_memory(self._root()._node):
+      # a leaf's gradient is found by its node: a shared one (equal constants are one node) would merge gradients
+      self._node = self._fresh()
     self._requires_grad = bool(flag)
-    if flag and self.is_leaf: autograd.grad_leaves.add(self)
+    if flag: autograd.grad_leaves.add(self)
     else: autograd.grad_leaves.discard(self)
 
   def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
@@ -114,9 +164,19 @@ class Tensor:
     return self
 
   def detach(self) -> "Tensor":
-    """The same values, outside the autograd graph."""
-    if self.node.op is Op.BUFFER: return Tensor._wrap(LazyNode.from_buffer(self.node.buffer, self.shape), self)
-    return Tensor._wrap(LazyNode(Op.DETACH, self.dtype, self.shape, (self.node,)), self)
+    """The same values, outside the autograd graph: a view, so in-place updates of either show in both."""
+    return self._view(LazyNode(Op.DETACH, self.dtype, self.shape, (self.node,)), ((Op.DETACH, None),), False)
+
+  def _versions(self) -> list[LazyNode]:
+    """Every node that has stood for this tensor and may still be read by a graph: the current one, the targets of
+    in-place updates not yet realized, and (for a leaf) the nodes it held before them. Gradients to any of them are
+    gradients to this tensor."""
+    out, n = [], self.node
+    while True:
+      out.append(n)
+      if n.op is not Op.ASSIGN: break
+      n = n.srcs[0]
+    return out + list(self._past or ())
 
   def _check_backward(self, op: str, gradient) -> "Tensor":
     if not self.requires_grad:
@@ -137,7 +197,7 @@ class Tensor:
     """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (lazily: nothing runs yet)."""
     g = self._check_backward("backward", gradient)
     leaves = list(autograd.grad_leaves)
-    for leaf, lg in zip(leaves, autograd.gradients(self, leaves, g)):
+    for leaf, lg in zip(leaves, autograd.gradients(self, [t._versions() for t in leaves], g)):
       if lg is None: continue
       lg = lg.cast(leaf.dtype)
       leaf.grad = lg if leaf.grad is None else leaf.grad + lg
@@ -145,19 +205,37 @@ class Tensor:
   def gradient(self, *targets: "Tensor", gradient: "Tensor | None" = None) -> list["Tensor"]:
     """d(self)/d(target) for each target as new lazy tensors; `.grad` is left alone. Unused targets get zeros."""
     g = self._check_backward("gradient", gradient)
-    grads = autograd.gradients(self, list(targets), g)
+    grads = autograd.gradients(self, [t._versions() for t in targets], g)
     return [t.zeros_like() if gr is None else gr.cast(t.dtype) for t, gr in zip(targets, grads)]
 
   def assign(self, value) -> "Tensor":
-    """In-place update: this tensor's buffer receives `value` when realized (how optimizers update weights)."""
-    if self.is_leaf and self.requires_grad and autograd.grad_mode.enabled:
-      raise _err(RuntimeError, "assign", f"a leaf tensor of shape {_shape_str(self.shape)} that requires grad is "
-                 "being used in an in-place operation", "wrap the update in `with lazygrad.no_grad():`")
+    """In-place update, as PyTorch's `copy_`: this tensor (and every view of its memory) holds `value` from now on.
+    Memory is written when realized; tensors built before still see the old value."""
+    base = self._base if self._base is not None else self
+    if autograd.grad_mode.enabled and self.requires_grad and base.is_leaf and base.requires_grad:
+      what = "a leaf tensor" if base is self else "a view of a leaf tensor"
+      raise _err(RuntimeError, "assign", f"{what} of shape {_shape_str(base.shape)} that requires grad is being used "
+                 "in an in-place operation", "wrap the update in `with lazygrad.no_grad():`")
     value = value if isinstance(value, Tensor) else Tensor._const(value, self.shape, self.dtype)._on(self)
+    self._check_device("assign", value)
     if value.shape != self.shape:
       raise _err(ShapeError, "assign", f"value shape {_shape_str(value.shape)} does not match the tensor shape "
                  f"{_shape_str(self.shape)}", "expand or reshape the value first")
-    self.node = LazyNode(Op.ASSIGN, self.dtype, self.shape, (self.node, value.cast(self.dtype).node))
+    value = value.cast(self.dtype)
+    tracked = autograd.grad_mode.enabled and value.requires_grad
+    # a write into memory must not carry gradients built under no_grad into the tensor's identity (see _versions)
+    vnode = value.node if tracked else LazyNode(Op.DETACH, value.dtype, value.shape, (value.node,))
+    if self._base is None and not _in_memory(self._node):   # no memory to write: a new value (never an alias)
+      self._node = value.node if not _in_memory(value.node) else LazyNode(Op.CONTIGUOUS, value.dtype, value.shape, (value.node,))
+    elif self._base is None: self._node = LazyNode(Op.ASSIGN, self.dtype, self.shape, (self._node, vnode))
+    else:
+      region = tuple((op, arg) for op, arg in self._path if op is not Op.DETACH)
+      _check_writable_view(self, base, region)
+      if not _in_memory(base._node): base._node = base._fresh()
+      base._node = LazyNode(Op.ASSIGN, base.dtype, base.shape, (base._node, vnode), region or None)
+    if base._node.op is Op.ASSIGN: _assigned.add(base)
+    if tracked and not self._requires_grad:
+      for t in {id(t): t for t in (self, base)}.values(): t._requires_grad, t.is_leaf = True, False
     return self
 
   # ---------------------------------------------------------------- properties
@@ -187,8 +265,9 @@ class Tensor:
     return self
 
   def numpy(self) -> np.ndarray:
-    self.realize()
-    return np.array(self.node.buffer.numpy()[:self.numel()], copy=True).reshape(self.shape)
+    node = self.node   # what realize computes (after it, a view may see its base through a new node)
+    realize(self)
+    return np.array(node.buffer.numpy()[:self.numel()], copy=True).reshape(self.shape)
 
   def item(self):
     if self.numel() != 1:
@@ -292,18 +371,31 @@ class Tensor:
 
   # ---------------------------------------------------------------- graph building primitives
   def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
-    t = Tensor.__new__(Tensor)
-    t.node = LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg)
-    t.grad, t._device, t.is_leaf = None, self._device, False
-    t._requires_grad = dtype.is_float and autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
+    for s in srcs: self._check_device(op.name.lower(), s)
+    return self._result(LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg), srcs)
+
+  def _result(self, node: LazyNode, srcs: tuple) -> "Tensor":
+    """A new tensor (not a view) holding `node`, computed from `srcs`."""
+    t = Tensor._wrap(node, self)
+    t._requires_grad = node.dtype.is_float and autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
+    t.is_leaf = not t._requires_grad
+    _roots.add(t)
     return t
+
+  def _check_device(self, op: str, other: "Tensor"):
+    if other._device is not self._device:
+      raise _err(RuntimeError, op, f"expected all tensors on one device, got {self.device} (shape "
+                 f"{_shape_str(self.shape)}) and {other.device} (shape {_shape_str(other.shape)})",
+                 f"move one with .to({self.device!r}) or .to({other.device!r})")
 
   def _alu(self, op: Op, *others: "Tensor", dtype: DType | None = None) -> "Tensor":
     return self._new(op, (self,) + others, dtype or self.dtype, self.shape)
 
   def _mov(self, op: Op, shape: tuple, arg) -> "Tensor":
+    """A view of self through one movement op."""
     if tuple(shape) == self.shape and op in (Op.RESHAPE, Op.EXPAND): return self
-    return self._new(op, (self,), self.dtype, shape, arg)
+    node = LazyNode(op, self.dtype, tuple(shape), (self.node,), arg)
+    return self._view(node, ((op, arg),), self.dtype.is_float and autograd.grad_mode.enabled and self._requires_grad)
 
   def cast(self, dtype) -> "Tensor":
     dt = to_dtype(dtype)
@@ -414,6 +506,34 @@ class Tensor:
   def __rpow__(self, o): return self.pow(o, True)
   def __matmul__(self, o): return self.matmul(o)
   def __rmatmul__(self, o): return Tensor(o, device=self.device).matmul(self) if not isinstance(o, Tensor) else o.matmul(self)
+
+  # in-place forms: `x += y`, `x.add_(y)`; the result must keep x's dtype and shape, as in torch
+  def _inplace(self, op: str, result: "Tensor") -> "Tensor":
+    if dtypes.kind_order(result.dtype) > dtypes.kind_order(self.dtype):
+      raise _err(TypeError, op, f"result type {result.dtype.name} can't be cast to the {self.dtype.name} tensor it would "
+                 "be written into in place", f"use the out-of-place form, or cast the tensor to {result.dtype.name} first")
+    if result.shape != self.shape:
+      raise _err(ShapeError, op, f"the result's shape {_shape_str(result.shape)} (broadcast) does not fit the tensor "
+                 f"of shape {_shape_str(self.shape)} it would be written into in place", "use the out-of-place form")
+    return self.assign(result)
+
+  def __iadd__(self, o): return self._inplace("add_", self + o)
+  def __isub__(self, o): return self._inplace("sub_", self - o)
+  def __imul__(self, o): return self._inplace("mul_", self * o)
+  def __itruediv__(self, o): return self._inplace("div_", self / o)
+  def __ifloordiv__(self, o): return self._inplace("floor_divide_", self // o)
+  def __imod__(self, o): return self._inplace("remainder_", self % o)
+  def __ipow__(self, o): return self._inplace("pow_", self ** o)
+  def __iand__(self, o): return self._inplace("bitwise_and_", self & o)
+  def __ior__(self, o): return self._inplace("bitwise_or_", self | o)
+  def __ixor__(self, o): return self._inplace("bitwise_xor_", self ^ o)
+
+  def copy_(self, src) -> "Tensor":
+    """Write src (broadcast, cast to this dtype) into this tensor in place."""
+    src = src if isinstance(src, Tensor) else Tensor(src, device=self.device)
+    return self.assign(src._broadcast_to(_broadcast_shape("copy_", self.shape, src.shape)))
+  def fill_(self, value) -> "Tensor": return self.assign(value.item() if isinstance(value, Tensor) else value)
+  def zero_(self) -> "Tensor": return self.assign(0)
 
   # comparisons and logic
   def _cmp(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
@@ -579,7 +699,9 @@ class Tensor:
     if prod(shape) != self.numel():
       raise _err(ShapeError, "reshape", f"shape {_shape_str(shape)} ({prod(shape)} elements) is invalid for a tensor of "
                  f"shape {_shape_str(self.shape)} ({self.numel()} elements)", "the sizes must multiply to the same count")
-    return self._mov(Op.RESHAPE, shape, shape)
+    out = self._mov(Op.RESHAPE, shape, shape)
+    # as in torch, a reshape that strides cannot express is a copy, not a view
+    return out._root() if out is not self and len(view_of(out._base.shape, out._path).views) > 1 else out
   view = reshape
 
   def permute(self, *dims) -> "Tensor":
@@ -655,24 +777,34 @@ class Tensor:
     for d, ((b, a), s) in enumerate(zip(arg, self.shape)):
       if s + b + a < 0: raise _err(ShapeError, "pad", f"pad {tuple(pad)} leaves dimension {d} of shape {_shape_str(self.shape)} with negative size")
     out = self._pad_shrink(arg)
-    if value != 0 and out is not self:
+    if out is self: return self.clone()   # a new tensor, as in torch, never a view
+    if value != 0:
       inside = Tensor._const(True, self.shape, bool_)._on(self)._pad_shrink(arg)
-      out = inside.where(out, value).cast(self.dtype)
-    return out
+      return inside.where(out, value).cast(self.dtype)
+    return out._root()
 
   def shrink(self, arg) -> "Tensor":
     arg = tuple((0, s) if a is None else a for a, s in zip(arg, self.shape))
     return self._pad_shrink([(-lo, hi - s) for (lo, hi), s in zip(arg, self.shape)])
 
   def flip(self, dims) -> "Tensor":
-    dims = tuple(_norm_dim("flip", d, self.ndim, self.shape) for d in ((dims,) if isinstance(dims, int) else dims))
-    dims = tuple(d for d in dims if self.shape[d] > 1)
-    return self._mov(Op.FLIP, self.shape, dims) if dims else self
+    """A new tensor (not a view) with the order of `dims` reversed."""
+    given = (dims,) if isinstance(dims, int) else tuple(dims)
+    dims = tuple(_norm_dim("flip", d, self.ndim, self.shape) for d in given)
+    if len(set(dims)) != len(dims):
+      raise _err(RuntimeError, "flip", f"dims {given} name a dimension of shape {_shape_str(self.shape)} twice",
+                 "list each dim once")
+    dims = tuple(sorted(d for d in dims if self.shape[d] > 1))
+    return self._mov(Op.FLIP, self.shape, dims)._root() if dims else self.clone()
 
   def contiguous(self) -> "Tensor":
-    """A tensor backed by its own contiguous buffer (a fusion boundary if it is not one yet)."""
-    if self.node.op is Op.BUFFER: return self
+    """Self if it is a tensor in memory already, else a copy in contiguous memory (a fusion boundary)."""
+    if self._base is None and self._node.op is Op.BUFFER: return self
     return self._new(Op.CONTIGUOUS, (self,), self.dtype, self.shape)
+
+  def clone(self) -> "Tensor":
+    """A copy in new memory of its own, as torch.clone: gradients flow through it, nothing else shares it."""
+    return self._result(self._fresh(), (self,))
 
   def repeat(self, *repeats) -> "Tensor":
     repeats = _shape_arg(repeats)
@@ -740,6 +872,17 @@ class Tensor:
     return self.split(max(1, math.ceil(self.shape[d] / chunks)), d)
 
   # ---------------------------------------------------------------- indexing
+  def __setitem__(self, idx, value):
+    """`x[idx] = value` for basic indices (ints, slices, None, ...): writes through the view x[idx]."""
+    view = self[idx]
+    if view is not self and view._base is None:
+      raise _err(NotImplementedError, "setitem", "assignment through integer-tensor indices is not supported yet",
+                 "use basic indices (ints, slices), or build the result with where()")
+    if isinstance(value, Tensor) and value._base is not None and (value._base, value._path) == (view._base, view._path):
+      return   # `x[i] += y` wrote through the view already
+    value = value if isinstance(value, Tensor) else Tensor._const(value, (), view.dtype)._on(view)
+    view.assign(value._broadcast_to(_broadcast_shape("setitem", view.shape, value.shape)))
+
   def __getitem__(self, idx) -> "Tensor":
     """ints, slices (positive steps), None, ... and integer tensors, with PyTorch's result layout."""
     idx = list(idx) if isinstance(idx, tuple) else [idx]
@@ -999,13 +1142,122 @@ class Tensor:
     return nll.sum() / valid.cast(float32).sum()
 
 
+_roots = IdWeakSet()      # live tensors that are not views (they hold a node of their own)
+_assigned = IdWeakSet()   # tensors whose node is an in-place update
+
+
+def _in_memory(node: LazyNode) -> bool:
+  """Is `node` a tensor's own memory (a buffer, maybe with in-place updates pending), which can be written?"""
+  while node.op is Op.ASSIGN: node = node.srcs[0]
+  return node.op is Op.BUFFER
+
+
+def _check_writable_view(view: Tensor, base: Tensor, region: tuple):
+  """An in-place update through a view writes each of its elements to one distinct place of the base."""
+  st = view_of(base.shape, region)
+  v = st.views[-1]
+  if len(st.views) > 1 or v.mask is not None or any(stride == 0 for stride, s in zip(v.strides, v.shape) if s > 1):
+    raise _err(RuntimeError, "assign", f"this view of shape {_shape_str(view.shape)} does not map its elements "
+               f"one to one onto its base of shape {_shape_str(base.shape)} (it is expanded, padded or reshaped "
+               "beyond a strided view), so it cannot be written in place", "clone() it first")
+
+
+def _before_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode]]:
+  """Tensors and nodes to realize with `targets` so that no value is lost to an in-place write: what one scan finds
+  may write buffers of its own (a pending update of another tensor), so scan again until nothing is added."""
+  keep, parts = [], []
+  while True:
+    more, parts = _scan_writes(targets + [t.node for t in keep])
+    if not more: return keep, parts
+    keep += more
+
+
+def _scan_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode]]:
+  """What must be computed before the in-place writes of the schedule of `targets`.
+
+  Each write makes a new version of its buffer (rank 1, 2... along a chain of assigns; 0 is what the buffer holds
+  now). Live tensors still waiting to read a version the schedule overwrites are realized with it (a tensor holding
+  such a buffer itself, not as a view, gets a copy of it first). A value that reads two versions of one buffer
+  (`y += x` after `x += 1`, with y made from the old x) cannot be one kernel: the parts reading the older one are
+  computed first, into memory of their own."""
+  rank: dict[int, tuple[int, int]] = {}   # node -> (buffer, version) for the nodes whose versions the schedule makes
+  for n in toposort(targets):
+    if n.op is Op.ASSIGN:
+      below = rank.get(id(n.srcs[0]), (id(n.srcs[0].buffer), 0))
+      rank[id(n)] = (below[0], below[1] + 1)
+  if not rank: return [], []
+  final: dict[int, int] = {}
+  for b, k in rank.values(): final[b] = max(final.get(b, 0), k)
+  reads: dict[int, dict] = {}   # node -> {buffer: versions read}, for the written buffers
+  parts: dict[int, LazyNode] = {}
+
+  def merge(n: LazyNode) -> dict:
+    out: dict[int, set] = {}
+    for s in n.srcs:
+      if id(s) not in parts:
+        for b, ks in reads[id(s)].items(): out.setdefault(b, set()).update(ks)
+    return out
+
+  def visit(root: LazyNode):
+    stack = [(root, False)]
+    while stack:
+      n, ready = stack.pop()
+      if id(n) in reads: continue
+      if id(n) in rank and ready:
+        b, k = rank[id(n)]
+        if max(reads[id(n.srcs[1])].get(b, {k - 1})) < k - 1: parts[id(n.srcs[1])] = n.srcs[1]   # value of an older version
+        reads[id(n)] = {b: {k}}
+      elif n.realized: reads[id(n)] = {id(n.buffer): {0}} if id(n.buffer) in final else {}
+      elif not ready:
+        stack.append((n, True))
+        stack.extend((s, False) for s in n.srcs if id(s) not in reads)
+      else:
+        r = merge(n)
+        for b, ks in r.items():
+          if len(ks) > 1:
+            parts.update((id(s), s) for s in n.srcs if not s.realized and max(reads[id(s)].get(b, {max(ks)})) < max(ks))
+        reads[id(n)] = merge(n)
+
+  for n in targets: visit(n)
+  keep, wanted = [], {id(n) for n in targets}
+  for t in list(_roots):
+    n = t._node
+    if id(n) in wanted or id(n) in rank: continue
+    if n.realized:
+      if id(n.buffer) not in final: continue
+      t._node = LazyNode(Op.CONTIGUOUS, n.dtype, n.shape, (n,))   # copy on write
+    else:
+      visit(n)
+      if not any(min(ks) < final[b] for b, ks in reads[id(n)].items()): continue
+    keep.append(t)
+  return keep, list(parts.values())
+
+
 def realize(*tensors: Tensor):
   """Realize several tensors in one schedule."""
-  nodes = [t.node for t in tensors]
-  devices = {t._device.name for t in tensors}
-  if len(devices) > 1: raise _err(RuntimeError, "realize", f"tensors on several devices {sorted(devices)}", "move them with .to(device)")
   if not tensors: return
-  _engine.realize(nodes, tensors[0]._device)
-  for t in tensors:   # drop the graph (later graphs start from the buffer), unless autograd still needs it
-    if t.node.op is Op.ASSIGN or (t.node.op is not Op.BUFFER and not t.requires_grad):
-      t.node = LazyNode.from_buffer(t.node.buffer, t.shape)
+  for t in tensors[1:]: tensors[0]._check_device("realize", t)
+  readers, parts = _before_writes([t.node for t in tensors]) if _assigned else ([], [])
+  _engine.realize([t.node for t in tensors + tuple(readers)] + parts, tensors[0]._device)
+  for t in tensors + tuple(readers):   # drop the graph (later graphs start from the buffer), unless autograd needs it
+    if t._base is None and t._node.op not in (Op.BUFFER, Op.ASSIGN) and not t.requires_grad:
+      t._node = LazyNode.from_buffer(t._node.buffer, t.shape, t._node.loc)
+  for t in list(_assigned):   # a realized in-place update: the tensor is its buffer again
+    n = t._node
+    if n.op is Op.ASSIGN and not n.realized: continue
+    _assigned.discard(t)
+    if n.op is not Op.ASSIGN or (t.requires_grad and not t.is_leaf): continue
+    if t.requires_grad: t._past = weakref.WeakSet(t._versions())   # graphs built on these still send gradients here
+    t._node = LazyNode.from_buffer(n.buffer, t.shape, n.loc)
+
+
+def _inplace_form(name: str):
+  def method(self, *args, **kwargs): return self._inplace(name + "_", getattr(self, name)(*args, **kwargs))
+  method.__name__, method.__doc__ = name + "_", f"In-place {name}: the result is written into this tensor."
+  return method
+
+
+for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "clamp", "clip", "neg", "abs", "exp",
+              "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
+              "masked_fill", "square", "sin", "cos", "logical_not"):
+  setattr(Tensor, _name + "_", _inplace_form(_name))

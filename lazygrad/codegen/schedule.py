@@ -7,13 +7,12 @@ and reductions fuse when their result is used
   - broadcast back over the very axes they reduced (softmax, layernorm: the reduce axes then sit in one tile).
 A reduction that does not fit either pattern, or that two kernels need, is realized as a kernel of its own."""
 from __future__ import annotations
-import functools
 from dataclasses import dataclass
 from ..dtypes import bool_
-from ..helpers import prod
+from ..helpers import prod, fmt_loc
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
-from ..ir.view import ShapeTracker
+from ..ir.view import ShapeTracker, view_of
 from .kernel import K, KNode, Kernel, BufSpec
 
 
@@ -29,16 +28,6 @@ class ScheduleOptions:
   max_fused_row: int | None = None   # most elements a broadcast-back reduction may span (None: no limit)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def view_of(node_shape: tuple, path: tuple) -> ShapeTracker:
-  """The view a kernel sees of `node` after the movement ops in `path` (outermost first)."""
-  st = ShapeTracker.from_shape(node_shape)
-  for op, arg in reversed(path):
-    st = {Op.RESHAPE: st.reshape, Op.PERMUTE: st.permute, Op.EXPAND: st.expand, Op.PAD: st.pad,
-          Op.SHRINK: st.shrink, Op.FLIP: st.flip}[op](arg)
-  return st
-
-
 def _strip1(shape): return tuple(s for s in shape if s != 1)
 
 
@@ -52,6 +41,11 @@ def _base(n: LazyNode) -> LazyNode:
   return n.srcs[0] if n.op is Op.CONTIGUOUS else n.srcs[1] if n.op is Op.ASSIGN else n
 
 
+def _region(n: LazyNode) -> tuple:
+  """Movement ops (outermost first) from an assign's target to the part of it the value overwrites; () for all."""
+  return n.arg or () if n.op is Op.ASSIGN else ()
+
+
 class _KernelBuilder:
   """Builds the AST of the kernel rooted at `root`; records reductions it could not fuse in `unfusable`."""
 
@@ -60,7 +54,7 @@ class _KernelBuilder:
     self.inputs: dict[int, tuple[int, LazyNode]] = {}
     self.unfusable: set[LazyNode] = set()
     self.fused: set[LazyNode] = set()
-    self.full, self.axes = root.shape, None       # iteration space and reduce axes, fixed by the first reduction
+    self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
     self.broadcast_back = False
     top = self._top_level_reduce() if use_top else None
     self.has_top = top is not None
@@ -74,7 +68,7 @@ class _KernelBuilder:
       if id(n) in seen or self._is_leaf(n): continue
       seen.add(id(n))
       if n.op in REDUCE:
-        if _strip1(n.shape) == _strip1(self.root.shape): return n
+        if _strip1(n.shape) == _strip1(_base(self.root).shape): return n
       elif n.op in ALU or n.op is Op.DETACH or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
         stack.extend(reversed(n.srcs))
     return None
@@ -90,7 +84,7 @@ class _KernelBuilder:
     path = ((Op.RESHAPE, self.out_shape),) if self.has_top else ()
     value = self._visit(_base(self.root), path, "O" if self.has_top else "F")
     for r in self.fused: self.unfusable |= self._computed_contraction_operands(r)
-    store_st = view_of(self.root.shape, path)
+    store_st = view_of(self.root.shape, path + _region(self.root))
     return KNode(K.STORE, self.root.dtype, (value,), (0, store_st), (self.root.loc,)), store_st
 
   def _computed_contraction_operands(self, r: LazyNode) -> set:
@@ -280,19 +274,33 @@ def _reads_target_elsewhere(b: _KernelBuilder, assign: LazyNode) -> bool:
   return any(k.op is K.LOAD and k.arg[0] == slot and k.arg[1] != store_st for k in store.walk())
 
 
+def _written_buffer(n: LazyNode):
+  """The buffer an assign writes: its target's, below any assigns in the same schedule."""
+  while not n.realized: n = n.srcs[0]
+  return n.buffer
+
+
 def _order_assigns(items: list[ScheduleItem]) -> list[ScheduleItem]:
-  """Topological order in which an assign's kernel runs after every kernel that reads the old buffer."""
+  """Topological order in which an assign's kernel runs after every kernel that reads the old contents of its
+  buffer, through the target node or any other realized node on the same buffer."""
+  if not any(o.op is Op.ASSIGN for it in items for o in it.outputs): return items
   producer = {id(o): i for i, it in enumerate(items) for o in it.outputs}
-  readers: dict[int, list[int]] = {}
+  readers: dict[int, set[int]] = {}
   for j, it in enumerate(items):
-    for x in it.inputs: readers.setdefault(id(x), []).append(j)
+    for x in it.inputs:
+      readers.setdefault(id(x), set()).add(j)
+      if x.realized: readers.setdefault(id(x.buffer), set()).add(j)
   deps = [{producer[id(x)] for x in it.inputs if id(x) in producer} for it in items]
   for i, it in enumerate(items):
     for o in it.outputs:
-      if o.op is Op.ASSIGN: deps[i] |= {j for j in readers.get(id(o.srcs[0]), ()) if j != i}
-  if not any(o.op is Op.ASSIGN for it in items for o in it.outputs): return items
+      if o.op is Op.ASSIGN:
+        deps[i] |= (readers.get(id(o.srcs[0]), set()) | readers.get(id(_written_buffer(o)), set())) - {i}
   done, out, pending = set(), [], list(range(len(items)))
   while pending:   # stable: earliest ready item first
-    ready = next(i for i in pending if deps[i] <= done)
+    ready = next((i for i in pending if deps[i] <= done), None)
+    if ready is None:
+      o = next(o for i in pending for o in items[i].outputs if o.op is Op.ASSIGN)
+      raise RuntimeError(f"assign at {fmt_loc(o.loc)}: one computation needs both the old and the new value of the "
+                         "tensor updated in place there. Fix: clone() the old value before the update")
     pending.remove(ready); done.add(ready); out.append(items[ready])
   return out

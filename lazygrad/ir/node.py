@@ -18,32 +18,56 @@ class LazyNode:
   """One node of the lazy graph: `(op, dtype, shape, srcs, arg)`.
 
   `loc` is the user's file:line that created it. `buffer` is set once the node was realized: later schedules load
-  it instead of recomputing it."""
-  __slots__ = ("op", "dtype", "shape", "srcs", "arg", "loc", "buffer", "key", "__weakref__")
+  it instead of recomputing it. `version` is the buffer's write count when it received this node's value: an
+  in-place write into the buffer (an ASSIGN) makes every older node on it unrealized, so a computed node is computed
+  again from its sources and an overwritten BUFFER node can no longer be read (see runtime/realize.py)."""
+  __slots__ = ("op", "dtype", "shape", "srcs", "arg", "loc", "buffer", "version", "key", "__weakref__")
 
   def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None):
     key = (op, dtype, shape, tuple(id(s) for s in srcs), arg)
     if op is not Op.BUFFER and (ref := _cache.get(key)) is not None and (hit := ref()) is not None: return hit
     self = super().__new__(cls)
     self.op, self.dtype, self.shape, self.srcs, self.arg = op, dtype, shape, srcs, arg
-    self.loc, self.buffer, self.key = loc or user_frame(), None, key
+    self.loc, self.buffer, self.version, self.key = loc or user_frame(), None, 0, key
     if op is not Op.BUFFER: _cache[key] = weakref.ref(self, lambda r, key=key: _forget(key, r))
     return self
 
   @staticmethod
-  def from_buffer(buffer, shape: tuple) -> "LazyNode":
-    n = LazyNode(Op.BUFFER, buffer.dtype, shape, (), next(_buffer_ids))
-    n.buffer = buffer
+  def from_buffer(buffer, shape: tuple, loc=None) -> "LazyNode":
+    n = LazyNode(Op.BUFFER, buffer.dtype, shape, (), next(_buffer_ids), loc)
+    n.set_buffer(buffer)
     return n
 
+  def set_buffer(self, buffer):
+    """This node's value is now in `buffer`, as the buffer holds it today."""
+    self.buffer, self.version = buffer, buffer.version
+
   @property
-  def realized(self) -> bool: return self.buffer is not None
+  def realized(self) -> bool:
+    b = self.buffer
+    return b is not None and self.version == b.version
   @property
   def numel(self) -> int: return prod(self.shape)
 
   def __repr__(self):
     arg = "" if self.arg is None else f", arg={self.arg}"
     return f"<{self.op.name} {self.dtype.name}{list(self.shape)}{arg} @{fmt_loc(self.loc)}>"
+
+
+def movement_shape(op: Op, shape: tuple, arg) -> tuple:
+  """The shape a movement op makes of `shape`."""
+  if op in (Op.RESHAPE, Op.EXPAND): return tuple(arg)
+  if op is Op.PERMUTE: return tuple(shape[i] for i in arg)
+  if op is Op.PAD: return tuple(s + b + a for s, (b, a) in zip(shape, arg))
+  if op is Op.SHRINK: return tuple(hi - lo for lo, hi in arg)
+  return shape   # FLIP, DETACH
+
+
+def apply_path(node: LazyNode, path: tuple, loc=None) -> LazyNode:
+  """`node` seen through movement ops `path` ((op, arg) pairs, outermost first, as in a view's path)."""
+  for op, arg in reversed(path):
+    node = LazyNode(op, node.dtype, movement_shape(op, node.shape, arg), (node,), arg, loc or node.loc)
+  return node
 
 
 def toposort(roots, through_realized: bool = False) -> list[LazyNode]:

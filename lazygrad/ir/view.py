@@ -1,9 +1,11 @@
 """Views: movement ops as index arithmetic. A `View` maps an index in its shape to a buffer offset (strides, offset)
 and a validity mask (from pad/shrink); a `ShapeTracker` is a stack of views for reshapes that cannot merge."""
 from __future__ import annotations
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 from ..helpers import prod, strides_for
+from .ops import Op
 from .symbolic import Lin, Var, Cond, in_range
 
 
@@ -154,3 +156,14 @@ class ShapeTracker:
       m = "" if v.mask is None else f" mask={list(v.mask)}"
       return f"View({list(v.shape)}, strides={list(v.strides)}, offset={v.offset}{m})"
     return " ∘ ".join(fmt(v) for v in self.views)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def view_of(node_shape: tuple, path: tuple) -> ShapeTracker:
+  """The view of a node of shape `node_shape` after the movement ops `path` ((op, arg) pairs, outermost first)."""
+  st = ShapeTracker.from_shape(node_shape)
+  for op, arg in reversed(path):
+    if op is Op.DETACH: continue   # the same values (a detached view's path holds one)
+    st = {Op.RESHAPE: st.reshape, Op.PERMUTE: st.permute, Op.EXPAND: st.expand, Op.PAD: st.pad,
+          Op.SHRINK: st.shrink, Op.FLIP: st.flip}[op](arg)
+  return st

@@ -6,17 +6,29 @@ import functools, os
 DEVICES = ("numpy", "triton", "triton-interp")
 
 
-@functools.cache
+_ALIASES = {"cpu": "numpy", "cuda": "triton", "gpu": "triton"}
+
+
+def canonical_name(name: str | None) -> str:
+  """'numpy', 'triton' or 'triton-interp' for a device name or alias (None: the default device)."""
+  name = str(name or default_device_name()).lower()
+  name = _ALIASES.get(name.split(":")[0] if name.startswith("cuda:") else name, name)
+  if name not in DEVICES: raise ValueError(f"unknown device {name!r}; available: {', '.join(DEVICES)}")
+  return name
+
+
 def get_device(name: str | None = None):
   """The device called `name` ('numpy', 'triton' for CUDA, 'triton-interp' for Triton's CPU interpreter)."""
-  name = (name or default_device_name()).lower()
-  if name in ("numpy", "cpu"):
+  return _make(canonical_name(name))
+
+
+@functools.cache
+def _make(name: str):
+  if name == "numpy":
     from .numpy_device import NumpyDevice
     return NumpyDevice()
-  if name in ("triton", "cuda", "gpu", "triton-interp"):
-    from .triton_device import TritonDevice
-    return TritonDevice(interpret=name == "triton-interp")
-  raise ValueError(f"unknown device {name!r}; available: {', '.join(DEVICES)}")
+  from .triton_device import TritonDevice
+  return TritonDevice(interpret=name == "triton-interp")
 
 
 @functools.cache

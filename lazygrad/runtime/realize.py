@@ -2,11 +2,12 @@
 from __future__ import annotations
 import time
 from dataclasses import dataclass
-from ..helpers import settings, counters, prod
+from ..helpers import settings, counters, prod, fmt_loc
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
 from ..codegen.kernel import Kernel
+from ..errors import StaleValueError
 from .buffer import Buffer
 from . import check
 
@@ -25,12 +26,22 @@ recording: list | None = None   # while a jit captures: every (program, buffers)
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
-  pos, key = {}, []
+  """The graph with nodes named by position; realized nodes by dtype, shape and which of them share a buffer (an
+  in-place kernel must run after every kernel that reads the old contents of its buffer, whichever node reads it)."""
+  pos, key, first_on = {}, [], {}
   for i, n in enumerate(order):
     pos[id(n)] = i
-    if n.realized: key.append(("B", n.dtype, n.shape))
+    if n.realized: key.append(("B", n.dtype, n.shape, first_on.setdefault(id(n.buffer), i)))
+    elif n.op is Op.BUFFER: raise _stale(n)
     else: key.append((n.op, n.dtype, n.shape, n.arg, tuple(pos[id(s)] for s in n.srcs)))
   return tuple(key)
+
+
+def _stale(n: LazyNode) -> StaleValueError:
+  return StaleValueError(f"a tensor created at {fmt_loc(n.loc)} was overwritten by an in-place update at "
+                         f"{fmt_loc(n.buffer.written_at)} after a computation reading its old value was built, and that "
+                         f"value is gone. Fix: realize (or take the gradient of) what needs the old value before the "
+                         f"in-place update, or update a clone()")
 
 
 def get_schedule(targets: list[LazyNode], device) -> list[ScheduleItem]:
@@ -68,9 +79,11 @@ def kernel_cost(k: Kernel) -> tuple[int, int]:
 def run_schedule(items: list[ScheduleItem], device):
   t_start = time.perf_counter()
   for it in items:
-    for n in it.outputs:   # an assign writes into the buffer of its target
-      if n.buffer is None: n.buffer = n.srcs[0].buffer if n.op is Op.ASSIGN else Buffer(device, n.dtype, prod(n.shape))
-    if any(prod(n.shape) == 0 for n in it.outputs): continue   # nothing to compute
+    for n in it.outputs:   # an assign writes into the buffer of its target, everything else into a new one
+      if n.op is Op.ASSIGN: n.buffer = n.srcs[0].buffer
+      else: n.set_buffer(Buffer(device, n.dtype, prod(n.shape)))
+    if any(prod(n.shape) == 0 for n in it.outputs):   # nothing to compute
+      _written(it.outputs); continue
     prg = get_program(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     if settings.DEBUG >= 3: print(it.kernel.text)
@@ -82,6 +95,7 @@ def run_schedule(items: list[ScheduleItem], device):
     prg(bufs)
     if recording is not None: recording.append((prg, bufs))
     if checking: check.compare(it, prg, bufs, before)
+    _written(it.outputs)
     if settings.DEBUG >= 2:
       device.synchronize()
       dt = time.perf_counter() - t0
@@ -93,12 +107,21 @@ def run_schedule(items: list[ScheduleItem], device):
     print(f"realize: {len(items)} kernel{'s' if len(items) != 1 else ''} in {(time.perf_counter() - t_start) * 1e3:.3f} ms")
 
 
+def _written(outputs: list[LazyNode]):
+  """An in-place write makes a new version of its buffer: nodes holding an older one are no longer realized."""
+  for n in outputs:
+    if n.op is Op.ASSIGN:
+      n.buffer.version += 1
+      n.buffer.written_at = n.loc
+      n.version = n.buffer.version
+
+
 def _share_reshaped_buffers(nodes: list[LazyNode]):
-  """A reshape of a realized node is the same memory: give it that buffer instead of a copy kernel."""
+  """A reshape or detach of a realized node is the same memory: give it that buffer instead of a copy kernel."""
   for n in nodes:
     base = n
-    while base.op is Op.RESHAPE and not base.realized: base = base.srcs[0]
-    if base is not n and base.realized: n.buffer = base.buffer
+    while base.op in (Op.RESHAPE, Op.DETACH) and not base.realized: base = base.srcs[0]
+    if base is not n and base.realized: n.set_buffer(base.buffer)
 
 
 def realize(nodes: list[LazyNode], device):
