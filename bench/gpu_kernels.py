@@ -7,6 +7,7 @@ Run: python bench/gpu_kernels.py [--quick]   (see bench/NOTES.md for the recorde
 import argparse
 import torch
 import triton.testing
+import lazygrad
 from lazygrad import Tensor
 from lazygrad.runtime import realize as engine
 from lazygrad.runtime.device import get_device
@@ -65,6 +66,7 @@ def main():
   del x, lx
 
   torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls: tf32 tensor cores on both sides
+  lazygrad.set_float32_matmul_precision("high")
   m = 16 * 1024 if not args.quick else 4096
   for dtype in (torch.float32, torch.bfloat16):
     for k, nn in ((768, 2304), (768, 3072), (3072, 768), (768, 50304)):

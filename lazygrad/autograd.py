@@ -64,6 +64,7 @@ def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
                                           for x in (lo, s - hi))),)
   if op is Op.FLIP: return (g.flip(n.arg),)
   if op is Op.CONTIGUOUS: return (g,)
+  if op is Op.CHECK: return g, None
   if op is Op.ASSIGN: return _assign_rule(n, g, T)
   if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
     x, index = src

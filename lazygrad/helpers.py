@@ -22,6 +22,28 @@ class _Settings(threading.local):
 
 settings = _Settings()
 
+_PRECISIONS = {"highest": "highest", "ieee": "highest", "high": "high", "tf32": "high", "medium": "medium"}
+
+
+def _precision(name: str) -> str:
+  if str(name).lower() not in _PRECISIONS:
+    raise ValueError(f"float32 matmul precision must be 'highest', 'high' or 'medium', got {name!r}")
+  return _PRECISIONS[str(name).lower()]
+
+
+_fp32_precision = _precision(os.environ.get("LAZYGRAD_FP32_PRECISION", "highest"))
+
+
+def set_float32_matmul_precision(precision: str):
+  """As torch.set_float32_matmul_precision: 'highest' (the default) multiplies float32 exactly, 'high' and
+  'medium' allow tf32 tensor cores on the GPU (10-bit mantissa inputs, float32 accumulation). Process-wide; also
+  LAZYGRAD_FP32_PRECISION in the environment."""
+  global _fp32_precision
+  _fp32_precision = _precision(precision)
+
+
+def get_float32_matmul_precision() -> str: return _fp32_precision
+
 
 @contextlib.contextmanager
 def Context(**kwargs):

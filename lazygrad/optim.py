@@ -10,11 +10,20 @@ from .tensor import Tensor, realize
 from .autograd import no_grad
 
 
+def _check(opt: str, name: str, value, ok) -> float:
+  """A hyperparameter, refused (as torch refuses it) unless it is a finite number `ok` accepts."""
+  if isinstance(value, Tensor): return value
+  if not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+    raise ValueError(f"{opt}: invalid {name}: {value!r}")
+  return float(value)
+
+
 class Optimizer:
   def __init__(self, params: Iterable[Tensor], lr: float):
     self.params = [p for p in params if p.requires_grad]
     if not self.params: raise ValueError(f"{type(self).__name__}: got no parameters that require grad")
-    self._lr = Tensor([float(lr)], device=self.params[0].device).realize()
+    lr = _check(type(self).__name__, "learning rate", lr, lambda v: v >= 0)
+    self._lr = Tensor([lr], device=self.params[0].device).realize()
 
   @property
   def lr(self) -> float: return float(self._lr.numpy()[0])
@@ -22,7 +31,8 @@ class Optimizer:
   @lr.setter
   def lr(self, value: "float | Tensor"):
     """A number, or a 1-element tensor (a jitted step takes the learning rate as an argument that way)."""
-    self._lr.assign(value.reshape(1) if isinstance(value, Tensor) else Tensor([float(value)], device=self.params[0].device))
+    value = _check(type(self).__name__, "learning rate", value, lambda v: v >= 0)
+    self._lr.assign(value.reshape(1) if isinstance(value, Tensor) else Tensor([value], device=self.params[0].device))
 
   def zero_grad(self, set_to_none: bool = True):
     for p in self.params: p.grad = None if set_to_none or p.grad is None else p.grad.zeros_like()
@@ -44,7 +54,7 @@ class Optimizer:
   def _extra_state(self) -> list[Tensor]: return []
 
   def _state(self, p: Tensor) -> Tensor:
-    return Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).realize()
+    return Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone().realize()   # memory of its own
 
 
 class SGD(Optimizer):
@@ -52,6 +62,8 @@ class SGD(Optimizer):
   def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
                weight_decay: float = 0.0):
     super().__init__(params, lr)
+    for name, v in (("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)):
+      _check("SGD", name, v, lambda v: v >= 0)
     if nesterov and (momentum <= 0 or dampening != 0):
       raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
     self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
@@ -77,6 +89,11 @@ class Adam(Optimizer):
 
   def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
     super().__init__(params, lr)
+    name = type(self).__name__
+    if len(betas) != 2: raise ValueError(f"{name}: betas must be a pair, got {betas!r}")
+    for i, b in enumerate(betas): _check(name, f"beta parameter at index {i}", b, lambda v: 0 <= v < 1)
+    _check(name, "epsilon value", eps, lambda v: v >= 0)
+    _check(name, "weight_decay value", weight_decay, lambda v: v >= 0)
     self.b1, self.b2, self.eps, self.weight_decay = betas[0], betas[1], eps, weight_decay
     self.m = [self._state(p) for p in self.params]
     self.v = [self._state(p) for p in self.params]

@@ -12,8 +12,10 @@ from .ir.node import LazyNode, apply_path, toposort
 from .ir.view import view_of
 from .ir.ops import Op
 from .runtime.buffer import Buffer
-from .runtime.device import get_device
+from .runtime.device import get_device, DEVICES, ALIASES
+_DEVICE_NAMES = set(DEVICES) | set(ALIASES)
 from .runtime import realize as _engine
+from .runtime.realize import NO_FAILURE
 from . import autograd
 
 
@@ -87,10 +89,13 @@ class Tensor:
       arr = data if isinstance(data, np.ndarray) else np.array(data)
       if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
       try: dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
-      except TypeError: raise _err(TypeError, "Tensor", f"cannot make a tensor of numpy dtype {arr.dtype}") from None
+      except TypeError as e:
+        raise _err(TypeError, "Tensor", f"cannot make a tensor of {arr.dtype} data" if dtype is None else str(e)) from None
       arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
       buf = Buffer(self._device, dt, arr.size, self._device.from_numpy(arr))
       node = LazyNode.from_buffer(buf, arr.shape)
+    if node.op is Op.BUFFER and not _takes_buffer(self, node.buffer):   # someone else's memory: hold its value
+      node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
     self._node, self._base, self._path, self._src, self._past = node, None, (), None, None
     self.grad, self.is_leaf, self._requires_grad = None, True, False
     _roots.add(self)
@@ -267,6 +272,7 @@ class Tensor:
   def numpy(self) -> np.ndarray:
     node = self.node   # what realize computes (after it, a view may see its base through a new node)
     realize(self)
+    _engine.raise_failed_checks()
     return np.array(node.buffer.numpy()[:self.numel()], copy=True).reshape(self.shape)
 
   def item(self):
@@ -286,6 +292,8 @@ class Tensor:
   # ---------------------------------------------------------------- creation
   @staticmethod
   def _const(value, shape, dtype: DType) -> "Tensor":
+    if any(s < 0 for s in shape):
+      raise _err(ShapeError, "full", f"negative dimension in shape {_shape_str(shape)}", "sizes must be >= 0")
     value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
     return Tensor(LazyNode(Op.CONST, dtype, tuple(shape), (), value))
 
@@ -442,6 +450,8 @@ class Tensor:
 
   def div(self, other, reverse=False, rounding_mode=None):
     """True division (integers become float32); rounding_mode 'floor' or 'trunc' as in torch.div."""
+    if rounding_mode not in (None, "floor", "trunc"):
+      raise _err(ValueError, "div", f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floor_divide(other, reverse)
     a, b = self._operands("div", other, reverse)
     if rounding_mode == "trunc": return a._alu(Op.IDIV, b) if a.dtype.is_int else a._alu(Op.DIV, b).trunc()
@@ -649,7 +659,10 @@ class Tensor:
   def abs(self):
     if self.dtype.is_bool or self.dtype == dtypes.uint8: return self
     return self * self.sign()   # gradient sign(x): 0 at 0, as in torch
-  def sign(self): return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+  def sign(self):
+    s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+    # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
+    return Tensor._const(False, self.shape, bool_)._on(self).where(self, s) if self.requires_grad else s
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def sigmoid(self): return (1 + (-self._float()).exp()).reciprocal()
@@ -678,7 +691,12 @@ class Tensor:
   def int(self): return self.cast(dtypes.int32)
   def long(self): return self.cast(int64)
   def bool(self): return self.cast(bool_)
-  def to(self, dtype=None, device=None):
+  def to(self, *args, dtype=None, device=None):
+    """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch."""
+    for a in args:
+      if isinstance(a, Tensor): device, dtype = a._device.name, a.dtype
+      elif isinstance(a, str) and a.split(":")[0].lower() in _DEVICE_NAMES: device = a
+      else: dtype = a
     out = self.cast(dtype) if dtype is not None else self
     if device is not None and get_device(device) is not self._device:
       out = Tensor(out.numpy(), dtype=out.dtype, device=device, requires_grad=out.requires_grad)
@@ -821,6 +839,11 @@ class Tensor:
     tensors = list(tensors)
     if not tensors: raise _err(ValueError, "cat", "expected a non-empty list of tensors")
     ref = tensors[0]
+    for i, t in enumerate(tensors):
+      if t.ndim == 0:
+        raise _err(ShapeError, "cat", f"zero-dimensional tensor (at position {i}) cannot be concatenated",
+                   "unsqueeze(0) it, or use stack")
+      ref._check_device("cat", t)
     d = _norm_dim("cat", dim, ref.ndim, ref.shape)
     for i, t in enumerate(tensors):
       if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape)) if j != d):
@@ -942,6 +965,8 @@ class Tensor:
     flat = None
     for d in tdims:
       s, t = self.shape[d], kinds[d][1].cast(int64)
+      t = t._checked(t, (t >= -s).logical_and(t < s), f"getitem: index {{}} is out of bounds for dimension {d} with "
+                     f"size {s}")
       t = (t < 0).where(t + s, t)._broadcast_to(bshape)
       flat = t if flat is None else flat * s + t
     x = self.permute(tdims + rest)
@@ -951,6 +976,13 @@ class Tensor:
       nb, before = len(bshape), tdims[0]
       out = out.permute(list(range(nb, nb + before)) + list(range(nb)) + list(range(nb + before, out.ndim)))
     return out
+
+  def _checked(self, index: "Tensor", valid: "Tensor", message: str, error: str = "IndexOutOfBounds") -> "Tensor":
+    """Self, checked when realized: every element of `index` where `valid` is false raises `error` (a class in
+    lazygrad.errors) with `message`, its {} filled with such an element."""
+    if index.numel() == 0: return self
+    flag = valid.where(NO_FAILURE, index.cast(int64)).max()
+    return self._result(LazyNode(Op.CHECK, self.dtype, self.shape, (self.node, flag.node), (error, message)), (self,))
 
   def _gather0(self, index: "Tensor") -> "Tensor":
     """out[j..., r...] = self[index[j...], r...] (the GATHER primitive: an indexed load, no copy of self)."""
@@ -968,6 +1000,9 @@ class Tensor:
         raise _err(ShapeError, "gather", f"index shape {_shape_str(index.shape)} is larger than input shape "
                    f"{_shape_str(self.shape)} in dimension {k}")
     n = self.shape[d]
+    if not index.dtype.is_int: raise _err(TypeError, "gather", f"index must be an integer tensor, got {index.dtype.name}")
+    index = index._checked(index, (index >= 0).logical_and(index < n), f"gather: index {{}} is out of bounds for "
+                           f"dimension {d} with size {n}")
     x = self.shrink(tuple(None if k == d else (0, index.shape[k]) for k in range(self.ndim)))
     hit = index.cast(int64).unsqueeze(-1) == Tensor.arange(n, device=self.device)                 # index.shape + (n,)
     src = x.permute([k for k in range(self.ndim) if k != d] + [d]).unsqueeze(d).expand(hit.shape)
@@ -981,9 +1016,12 @@ class Tensor:
 
   def _reduce(self, prim: Op, dims: tuple, keepdim: bool) -> "Tensor":
     kept = tuple(1 if i in dims else s for i, s in enumerate(self.shape))
-    if any(self.shape[d] == 0 for d in dims):   # an empty sum is 0 (an empty max was refused before)
-      out = Tensor._const(0, kept, self.dtype)._on(self)
-    else: out = self._new(prim, (self,), self.dtype, kept, dims) if dims and self.ndim else self
+    x = self
+    if any(self.shape[d] == 0 for d in dims):
+      # an empty sum is a sum of one 0 (an empty max was refused before); padding keeps the result a function of
+      # self, so its gradient is an (empty) zero tensor, as in torch
+      x = self._pad_shrink([(0, 1) if i in dims and s == 0 else (0, 0) for i, s in enumerate(self.shape)])
+    out = x._new(prim, (x,), self.dtype, kept, dims) if dims and self.ndim else self
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in dims))
 
   def sum(self, dim=None, keepdim=False, dtype=None, axis=None) -> "Tensor":
@@ -1112,7 +1150,9 @@ class Tensor:
   def one_hot(self, num_classes: int = -1) -> "Tensor":
     if not self.dtype.is_int: raise _err(TypeError, "one_hot", f"needs an integer tensor, got {self.dtype.name}")
     if num_classes < 0: num_classes = int(self.max().item()) + 1
-    return (self.unsqueeze(-1) == Tensor.arange(num_classes, device=self.device)).cast(int64)
+    x = self._checked(self, (self >= 0).logical_and(self < num_classes), f"one_hot: class value {{}} is out of range "
+                      f"for num_classes={num_classes}")
+    return (x.unsqueeze(-1) == Tensor.arange(num_classes, device=self.device)).cast(int64)
 
   def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
                     label_smoothing: float = 0.0) -> "Tensor":
@@ -1128,6 +1168,8 @@ class Tensor:
       raise _err(ShapeError, "cross_entropy", f"input shape {_shape_str(self.shape)} needs target shape "
                  f"{_shape_str(expect)}, got {_shape_str(target.shape)}")
     c = logits.shape[1]
+    tgt = tgt._checked(tgt, ((tgt >= 0).logical_and(tgt < c)).logical_or(tgt == ignore_index),
+                       f"cross_entropy: target {{}} is out of bounds for {c} classes")
     logp = logits.log_softmax(1)
     logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))           # classes last
     hit = tgt.unsqueeze(-1) == Tensor.arange(c, device=self.device)
@@ -1144,6 +1186,14 @@ class Tensor:
 
 _roots = IdWeakSet()      # live tensors that are not views (they hold a node of their own)
 _assigned = IdWeakSet()   # tensors whose node is an in-place update
+
+
+def _takes_buffer(t: Tensor, buffer) -> bool:
+  """Make `t` the owner of `buffer` unless another live tensor owns it (two owners would write each other's memory)."""
+  owner = buffer.owner() if buffer.owner is not None else None
+  if owner is not None and owner is not t: return False
+  buffer.owner = weakref.ref(t)
+  return True
 
 
 def _in_memory(node: LazyNode) -> bool:
@@ -1240,8 +1290,9 @@ def realize(*tensors: Tensor):
   readers, parts = _before_writes([t.node for t in tensors]) if _assigned else ([], [])
   _engine.realize([t.node for t in tensors + tuple(readers)] + parts, tensors[0]._device)
   for t in tensors + tuple(readers):   # drop the graph (later graphs start from the buffer), unless autograd needs it
-    if t._base is None and t._node.op not in (Op.BUFFER, Op.ASSIGN) and not t.requires_grad:
-      t._node = LazyNode.from_buffer(t._node.buffer, t.shape, t._node.loc)
+    n = t._node
+    if t._base is None and n.op not in (Op.BUFFER, Op.ASSIGN) and not t.requires_grad and _takes_buffer(t, n.buffer):
+      t._node = LazyNode.from_buffer(n.buffer, t.shape, n.loc)
   for t in list(_assigned):   # a realized in-place update: the tensor is its buffer again
     n = t._node
     if n.op is Op.ASSIGN and not n.realized: continue
@@ -1249,6 +1300,7 @@ def realize(*tensors: Tensor):
     if n.op is not Op.ASSIGN or (t.requires_grad and not t.is_leaf): continue
     if t.requires_grad: t._past = weakref.WeakSet(t._versions())   # graphs built on these still send gradients here
     t._node = LazyNode.from_buffer(n.buffer, t.shape, n.loc)
+    n.buffer.owner = weakref.ref(t)
 
 
 def _inplace_form(name: str):

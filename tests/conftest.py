@@ -11,8 +11,6 @@ except ImportError:
 
 if not HAS_GPU or os.environ.get("LAZYGRAD_DEVICE") == "triton-interp":
   os.environ.setdefault("TRITON_INTERPRET", "1")
-# the suites compare float32 results with PyTorch's exact float32: no tf32 in matmuls
-os.environ.setdefault("LAZYGRAD_FP32_PRECISION", "ieee")
 
 
 def pytest_collection_modifyitems(config, items):

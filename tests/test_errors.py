@@ -27,7 +27,35 @@ BAD = {  # id: (build fn - never realized, acceptable op names, substrings that 
     "max_dim": (lambda: ones(2, 3).max(dim=-3), ("max",), ["(2, 3)"]),
     "index": (lambda: ones(3, 4)[10], ("index", "getitem"), ["(3, 4)"]),
     "bitwise_and_float": (lambda: ones(2, 3) & ones(2, 3), ("and", "&", "bitwise"), ["float32"]),
+    "cat_0d": (lambda: Tensor.cat([Tensor(1.0), Tensor(2.0)]), ("cat",), ["zero-dimensional", "position 0"]),
+    "div_rounding_mode": (lambda: ones(2).div(2, rounding_mode="typo"), ("div",), ["'typo'", "'floor'"]),
+    "flip_repeated_dim": (lambda: ones(2, 3).flip((0, 0)), ("flip",), ["(0, 0)", "(2, 3)"]),
+    "full_negative": (lambda: Tensor.full((-3,), 2.0), ("full",), ["(-3,)"]),
+    "zeros_negative": (lambda: Tensor.zeros(2, -1), ("full",), ["(2, -1)"]),
+    "unknown_dtype": (lambda: Tensor([1, 2], dtype="uint32"), ("dtype",), ["uint32", "float32"]),
+    "inplace_float_into_int": (lambda: ones(2, dtype=np.int64).__iadd__(0.5), ("add_",), ["float32", "int64"]),
+    "write_expanded_view": (lambda: ones(1).expand(3).__iadd__(1), ("assign",), ["(3,)", "clone"]),
 }
+
+
+def test_tensors_on_two_devices_are_an_error_at_build_time():
+    from lazygrad.runtime.device import get_device
+    get_device("triton-interp")   # the interpreter is always available here (conftest sets TRITON_INTERPRET)
+    a, b = Tensor([1.0, 2.0], device="numpy"), Tensor([1.0, 2.0], device="triton-interp")
+    for build in (lambda: a + b, lambda: b * a, lambda: Tensor.cat([a, b]), lambda: a.where(a, b), lambda: a @ b):
+        with pytest.raises(RuntimeError, match="numpy.*triton-interp|triton-interp.*numpy"):
+            build()
+    assert a.to("triton-interp").device == "triton-interp" and (a.to("triton-interp") + b).numpy().tolist() == [2, 4]
+    assert a.to(b).device == "triton-interp" and a.to("numpy", "int32").dtype.name == "int32"
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: __import__("lazygrad").optim.SGD(p, lr=-1), lambda p: __import__("lazygrad").optim.SGD(p, momentum=-0.5),
+    lambda p: __import__("lazygrad").optim.Adam(p, betas=(1.0, 0.999)), lambda p: __import__("lazygrad").optim.AdamW(p, eps=-1),
+    lambda p: __import__("lazygrad").optim.AdamW(p, weight_decay=float("nan")), lambda p: __import__("lazygrad").optim.Adam(p, lr=float("inf"))])
+def test_optimizer_hyperparameters_are_checked(make):
+    with pytest.raises(ValueError, match="invalid"):
+        make([Tensor([1.0], requires_grad=True)])
 
 
 @pytest.mark.parametrize("case", list(BAD))

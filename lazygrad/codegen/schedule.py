@@ -69,7 +69,7 @@ class _KernelBuilder:
       seen.add(id(n))
       if n.op in REDUCE:
         if _strip1(n.shape) == _strip1(_base(self.root).shape): return n
-      elif n.op in ALU or n.op is Op.DETACH or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
+      elif n.op in ALU or n.op in (Op.DETACH, Op.CHECK) or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
         stack.extend(reversed(n.srcs))
     return None
 
@@ -123,7 +123,7 @@ class _KernelBuilder:
   def _children(self, n: LazyNode, path, region):
     if self._is_leaf(n) or n.op in (Op.CONST, Op.BUFFER): return []
     if n.op in MOVEMENT: return [(n.srcs[0], path + ((n.op, n.arg),), region)]
-    if n.op is Op.DETACH: return [(n.srcs[0], path, region)]
+    if n.op in (Op.DETACH, Op.CHECK): return [(n.srcs[0], path, region)]
     if n.op in REDUCE:
       return [(n.srcs[0], (), "F")] if self._fuses(n, path, region) else []
     if n.op in (Op.CONTIGUOUS, Op.ASSIGN): return []   # materialized below the root
@@ -151,7 +151,7 @@ class _KernelBuilder:
   def _make(self, n: LazyNode, path, region, srcs) -> KNode:
     if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.ASSIGN) or (n.op in REDUCE and not srcs):
       return self._load(n, path)
-    if n.op in MOVEMENT or n.op is Op.DETACH: return srcs[0]
+    if n.op in MOVEMENT or n.op in (Op.DETACH, Op.CHECK): return srcs[0]
     if n.op is Op.GATHER:   # row 0 of x, seen as the output, moved to row `index` at run time
       x = n.srcs[0]
       x_path = path + ((Op.EXPAND, n.shape), (Op.RESHAPE, (1,) * len(n.srcs[1].shape) + x.shape[1:]),

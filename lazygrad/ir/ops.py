@@ -21,6 +21,9 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   CONTIGUOUS = auto(); ASSIGN = auto()
   # identity for the compiler, a wall for gradients
   DETACH = auto()
+  # identity for the compiler and for gradients; srcs[1] is an int64 scalar that must be INT64_MIN (checked after the
+  # schedule runs), else arg = (error class name, message with {} for it) is raised: index and divisor checks
+  CHECK = auto()
   # out[j.., r..] = x[index[j..], r..]: rows of a materialized tensor picked by an integer tensor (embeddings)
   GATHER = auto()
 

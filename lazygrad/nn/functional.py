@@ -14,6 +14,14 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
   return out.cast(x.dtype)
 
 
+def embedding(idx: Tensor, weight: Tensor) -> Tensor:
+  """Rows of `weight` picked by the integer tensor `idx` (torch.nn.functional.embedding); idx must be in [0, rows)."""
+  if not idx.dtype.is_int: raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype.name}")
+  n = weight.shape[0]
+  idx = idx._checked(idx, (idx >= 0).logical_and(idx < n), f"embedding: index {{}} is out of range for {n} embeddings")
+  return weight._gather0(idx)
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
   if not training or p == 0: return x
   if p >= 1: return x * 0

@@ -5,7 +5,8 @@ import contextlib, math, threading
 from collections import OrderedDict
 from typing import Iterator
 import numpy as np
-from ..tensor import Tensor
+from ..tensor import Tensor, realize
+from ..autograd import no_grad
 from ..dtypes import to_dtype, float32
 from . import functional as F
 
@@ -71,7 +72,8 @@ class Module:
       v = v if isinstance(v, Tensor) else Tensor(np.asarray(v), device=t.device)
       if v.shape != t.shape:
         raise ValueError(f"load_state_dict: {name} has shape {t.shape} in the module but {v.shape} in the state")
-      t.node = v.to(device=t.device).cast(t.dtype).contiguous().realize().node
+      with no_grad(): t.assign(v.to(device=t.device))   # in place: whatever holds t's memory sees the new values
+    realize(*own.values())
     return missing, unexpected
 
   def train(self, mode: bool = True) -> "Module":
@@ -115,7 +117,7 @@ class Embedding(Module):
   def __init__(self, num_embeddings: int, embedding_dim: int, device=None):
     self.weight = Tensor.randn(num_embeddings, embedding_dim, requires_grad=True, device=device)
 
-  def forward(self, idx: Tensor) -> Tensor: return self.weight[idx]
+  def forward(self, idx: Tensor) -> Tensor: return F.embedding(idx, self.weight)
 
 
 class LayerNorm(Module):

@@ -6,13 +6,13 @@ import functools, os
 DEVICES = ("numpy", "triton", "triton-interp")
 
 
-_ALIASES = {"cpu": "numpy", "cuda": "triton", "gpu": "triton"}
+ALIASES = {"cpu": "numpy", "cuda": "triton", "gpu": "triton"}
 
 
 def canonical_name(name: str | None) -> str:
   """'numpy', 'triton' or 'triton-interp' for a device name or alias (None: the default device)."""
   name = str(name or default_device_name()).lower()
-  name = _ALIASES.get(name.split(":")[0] if name.startswith("cuda:") else name, name)
+  name = ALIASES.get(name.split(":")[0] if name.startswith("cuda:") else name, name)
   if name not in DEVICES: raise ValueError(f"unknown device {name!r}; available: {', '.join(DEVICES)}")
   return name
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 import time
 from dataclasses import dataclass
-from ..helpers import settings, counters, prod, fmt_loc
+from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
 from ..codegen.kernel import Kernel
+from .. import errors
 from ..errors import StaleValueError
 from .buffer import Buffer
 from . import check
@@ -23,6 +24,8 @@ class _Template:
 _schedule_cache: dict = {}
 _program_cache: dict = {}
 recording: list | None = None   # while a jit captures: every (program, buffers) launched, in order
+unread_checks: list[tuple] = []   # (flag buffer, (error, message), user line) of checks run but not yet read
+NO_FAILURE = -2**63               # a check's flag when every element passed
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
@@ -44,9 +47,10 @@ def _stale(n: LazyNode) -> StaleValueError:
                          f"in-place update, or update a clone()")
 
 
-def get_schedule(targets: list[LazyNode], device) -> list[ScheduleItem]:
-  """The schedule of `targets`, from the cache when this graph structure was scheduled before."""
-  order = toposort(targets)
+def get_schedule(targets: list[LazyNode], device, order: list[LazyNode] | None = None) -> list[ScheduleItem]:
+  """The schedule of `targets`, from the cache when this graph structure was scheduled before. `order`: the graph's
+  nodes in topological order, if known."""
+  order = order or toposort(targets)
   pos = {id(n): i for i, n in enumerate(order)}
   key = (device.name, tuple(pos[id(t)] for t in targets), _structure_key(order))
   if (tpl := _schedule_cache.get(key)) is None:
@@ -60,7 +64,7 @@ def get_schedule(targets: list[LazyNode], device) -> list[ScheduleItem]:
 
 
 def get_program(kernel: Kernel, device):
-  key = (device.name, device.lowering, kernel.text)
+  key = (device.name, device.lowering, get_float32_matmul_precision(), kernel.text)
   if (prg := _program_cache.get(key)) is None:
     prg = _program_cache[key] = device.compile(kernel)   # the device counts the lowerings it really does
   return prg
@@ -88,7 +92,7 @@ def run_schedule(items: list[ScheduleItem], device):
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     if settings.DEBUG >= 3: print(it.kernel.text)
     if settings.DEBUG >= 4: print(prg.prog.text)
-    if settings.DEBUG >= 5 and hasattr(prg, "source"): print(prg.source)
+    if settings.DEBUG >= 5 and getattr(prg, "source", None): print(prg.source)
     checking = settings.CHECK and device.name != "numpy"
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
@@ -128,4 +132,18 @@ def realize(nodes: list[LazyNode], device):
   _share_reshaped_buffers(nodes)
   targets = list({id(n): n for n in nodes if not n.realized}.values())
   if not targets: return
-  run_schedule(get_schedule(targets, device), device)
+  order = toposort(targets)
+  checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
+  targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
+  run_schedule(get_schedule(targets, device, order), device)
+  unread_checks.extend((c.srcs[1].buffer, c.arg, c.loc) for c in checks)
+  if device.name == "numpy" or settings.CHECK: raise_failed_checks()
+
+
+def raise_failed_checks():
+  """Read the flags of the index and divisor checks run so far and raise the first that failed. The numpy device
+  does this as each schedule ends; on a GPU reading a flag waits for the device, so it is done when a value is read
+  on the host anyway (`Tensor.numpy`, `item`...), or at once under check mode."""
+  pending, unread_checks[:] = list(unread_checks), []
+  for buf, (error, message), loc in pending:
+    if (v := int(buf.numpy()[0])) != NO_FAILURE: raise getattr(errors, error)(f"{message.format(v)} (at {fmt_loc(loc)})")

@@ -13,7 +13,7 @@ import contextlib, hashlib, importlib.util, os, sys, threading
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType
-from ..helpers import counters
+from ..helpers import counters, get_float32_matmul_precision
 from ..codegen.linearize import LoweringOptions, linearize
 from ..codegen.schedule import ScheduleOptions
 from ..codegen.triton import render
@@ -109,7 +109,6 @@ class TritonDevice:
     self.schedule_options = ScheduleOptions(max_fused_row=8192 if not interpret else 4096)
     self.lowering = LoweringOptions(whole=False, max_tile=4096 if not interpret else 1024,
                                     max_reduce_block=1024 if not interpret else 256, dot_float64=False)
-    self.fp32_precision = os.environ.get("LAZYGRAD_FP32_PRECISION", "tf32" if not interpret else "ieee")
 
   # buffers
   def alloc(self, dtype: DType, size: int):
@@ -132,14 +131,15 @@ class TritonDevice:
 
   # kernels
   def compile(self, kernel) -> TritonKernel:
-    key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{self.fp32_precision}\n{kernel.text}"
+    precision = "ieee" if get_float32_matmul_precision() == "highest" else "tf32"
+    key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{precision}\n{kernel.text}"
                          .encode()).hexdigest()[:24]
     path = CACHE_DIR / f"{kernel.name}_{key}.py"
     try:
       source, mod = _load(path, kernel.name)
     except Exception:   # missing, cut short, corrupted: render it again (the new file replaces a bad one)
       counters.lowerings += 1
-      source = render(linearize(kernel, self.lowering), self.fp32_precision, self.interpret)
+      source = render(linearize(kernel, self.lowering), precision, self.interpret)
       path.parent.mkdir(parents=True, exist_ok=True)
       tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
       tmp.write_text(f"{source}{_SEAL}{_digest(source)}\n")
