@@ -47,6 +47,24 @@ def test_layers_match_torch():
   assert nn.GELU("tanh")(Tensor(x)).shape == (3, 8)
 
 
+@pytest.mark.parametrize("shape, normalized", [((3, 4, 5), (4, 5)), ((2, 6), 6), ((2, 3, 4), (2, 3, 4))])
+def test_layer_norm_over_several_trailing_dims(shape, normalized):
+  x = randn(*shape)
+  ln, tln = nn.LayerNorm(normalized), torch.nn.LayerNorm(normalized)
+  rng = np.random.default_rng(1)
+  w, b = rng.standard_normal(ln.weight.shape).astype(np.float32), rng.standard_normal(ln.weight.shape).astype(np.float32)
+  with lazygrad.no_grad(): ln.weight.copy_(Tensor(w)); ln.bias.copy_(Tensor(b))
+  with torch.no_grad(): tln.weight.copy_(torch.tensor(w)); tln.bias.copy_(torch.tensor(b))
+  xt, txt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+  (ln(xt) * Tensor(x)).sum().backward()
+  (tln(txt) * torch.tensor(x)).sum().backward()
+  np.testing.assert_allclose(ln(xt).numpy(), tln(txt).detach().numpy(), atol=1e-5)
+  for a, t in ((xt, txt), (ln.weight, tln.weight), (ln.bias, tln.bias)):
+    np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), atol=1e-4)
+  assert nn.LayerNorm(normalized, elementwise_affine=False).weight is None
+  with pytest.raises(lazygrad.ShapeError, match="trailing"): nn.LayerNorm((7,))(Tensor(x))
+
+
 def test_dropout_scales_and_turns_off_in_eval():
   d = nn.Dropout(0.25)
   y = d(Tensor(np.ones((200, 200), np.float32))).numpy()

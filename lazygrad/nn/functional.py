@@ -1,14 +1,22 @@
 """Functional forms of the layers, composed from Tensor ops (and so from the compiler's primitives)."""
 from __future__ import annotations
 import math
+from ..errors import ShapeError
 from ..tensor import Tensor
 
 
-def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-  """Normalize over the last dim; computed in float32 whatever x's dtype."""
+def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+  """torch.nn.functional.layer_norm: normalize over the trailing dims `normalized_shape`; computed in float32
+  whatever x's dtype."""
+  shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+  if not shape or tuple(x.shape[len(x.shape) - len(shape):]) != shape:
+    raise ShapeError(f"layer_norm: normalized_shape {shape} must be the trailing dims of the input of shape "
+                     f"{tuple(x.shape)}")
+  dims = tuple(range(x.ndim - len(shape), x.ndim))
   xf = x.float()
-  mu = xf.mean(-1, keepdim=True)
-  out = (xf - mu) * (xf.var(-1, keepdim=True, correction=0) + eps).rsqrt()
+  mu = xf.mean(dims, keepdim=True)
+  out = (xf - mu) * (xf.var(dims, keepdim=True, correction=0) + eps).rsqrt()
   if weight is not None: out = out * weight
   if bias is not None: out = out + bias
   return out.cast(x.dtype)

@@ -121,12 +121,17 @@ class Embedding(Module):
 
 
 class LayerNorm(Module):
-  def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True, device=None):
+  """torch.nn.LayerNorm: normalizes over the trailing dims `normalized_shape`, with a weight and bias of that shape."""
+  def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+               device=None):
+    self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     self.eps = eps
-    self.weight = Tensor(np.ones(normalized_shape, np.float32), requires_grad=True, device=device)
-    self.bias = Tensor(np.zeros(normalized_shape, np.float32), requires_grad=True, device=device) if bias else None
+    affine = elementwise_affine
+    self.weight = Tensor(np.ones(self.normalized_shape, np.float32), requires_grad=True, device=device) if affine else None
+    self.bias = Tensor(np.zeros(self.normalized_shape, np.float32), requires_grad=True, device=device) \
+      if affine and bias else None
 
-  def forward(self, x: Tensor) -> Tensor: return F.layer_norm(x, self.weight, self.bias, self.eps)
+  def forward(self, x: Tensor) -> Tensor: return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 class Dropout(Module):
