@@ -1,6 +1,6 @@
 """Small shared utilities: settings from the environment, counters, the user's source line."""
 from __future__ import annotations
-import contextlib, functools, math, os, sys, threading, weakref
+import collections, contextlib, functools, math, os, sys, threading, weakref
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -92,6 +92,23 @@ def strides_for(shape: tuple) -> tuple:
     strides.append(acc if s != 1 else 0)
     acc *= s
   return tuple(reversed(strides))
+
+
+class LRU(collections.OrderedDict):
+  """A dict that keeps its `size` most recently used entries (the compiler's caches: bounded memory in long runs)."""
+  def __init__(self, size: int):
+    super().__init__()
+    self.size = size
+
+  def get(self, key, default=None):
+    if key not in self: return default
+    self.move_to_end(key)
+    return self[key]
+
+  def __setitem__(self, key, value):
+    super().__setitem__(key, value)
+    self.move_to_end(key)
+    if len(self) > self.size: self.popitem(last=False)
 
 
 class IdWeakSet:

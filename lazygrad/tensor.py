@@ -319,7 +319,10 @@ class Tensor:
     is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     dt = to_dtype(dtype) if dtype is not None else int64 if is_int else float32
     n = max(0, math.ceil((end - start) / step))
-    return Tensor((start + np.arange(n, dtype=np.float64 if not is_int else np.int64) * step).astype(dt.np), dtype=dt, **kw)
+    if all(float(v).is_integer() for v in (start, step)):   # computed on the device from an IOTA: no host data
+      iota = Tensor(LazyNode(Op.IOTA, int64, (n,)), device=kw.pop("device", None))
+      return (iota * int(step) + int(start) if (step, start) != (1, 0) else iota).cast(dt)._with(**kw)
+    return Tensor((start + np.arange(n, dtype=np.float64) * step).astype(dt.np), dtype=dt, **kw)
 
   @staticmethod
   def linspace(start, end, steps: int, dtype=None, **kw) -> "Tensor":
@@ -850,17 +853,20 @@ class Tensor:
         bad = next((j for j in range(max(t.ndim, ref.ndim)) if j != d and (j >= t.ndim or j >= ref.ndim or t.shape[j] != ref.shape[j])), None)
         raise _err(ShapeError, "cat", f"tensor 0 has shape {_shape_str(ref.shape)} but tensor {i} has shape "
                    f"{_shape_str(t.shape)}: dimension {bad} differs", f"all sizes except dim {d} must match")
+    if len(tensors) > _CAT_FANIN:   # every element of one cat kernel tests every input: cat groups, then the groups
+      return Tensor.cat([Tensor.cat(tensors[i:i + _CAT_FANIN], d).contiguous()
+                         for i in range(0, len(tensors), _CAT_FANIN)], d)
     dt = ref.dtype
     for t in tensors[1:]: dt = promote(dt, t.dtype)
-    total = sum(t.shape[d] for t in tensors)
-    out, offset = None, 0
+    total, offset, parts = sum(t.shape[d] for t in tensors), 0, []
     for t in tensors:
       arg = [(0, 0)] * ref.ndim
       arg[d] = (offset, total - offset - t.shape[d])
       offset += t.shape[d]
-      p = t.cast(dt)._pad_shrink(arg)
-      out = p if out is None else (out._alu(Op.OR, p) if dt.is_bool else out._alu(Op.ADD, p))
-    return out
+      parts.append((t.cast(dt)._pad_shrink(arg), Tensor._const(True, t.shape, bool_)._on(t)._pad_shrink(arg)))
+    out = parts[-1][0]
+    for p, inside in reversed(parts[:-1]): out = inside.where(p, out)   # a select, not a sum: -0.0 stays -0.0
+    return out._root()
 
   @staticmethod
   def stack(tensors: Sequence["Tensor"], dim: int = 0) -> "Tensor":
@@ -1186,6 +1192,9 @@ class Tensor:
 
 _roots = IdWeakSet()      # live tensors that are not views (they hold a node of their own)
 _assigned = IdWeakSet()   # tensors whose node is an in-place update
+
+
+_CAT_FANIN = 16   # inputs of one cat kernel
 
 
 def _takes_buffer(t: Tensor, buffer) -> bool:

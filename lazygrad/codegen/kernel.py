@@ -1,8 +1,8 @@
 """Kernel AST: what one kernel computes, independent of how it is tiled.
 
 A kernel has one iteration space `shape` (output axes first, then `n_reduce` reduce axes). Its AST is a tree of
-`KNode`s: LOAD/VALID read through a ShapeTracker over the iteration space (size 1 on reduce axes after a
-reduction), CONST, ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
+`KNode`s: LOAD/VALID/INDEX read through a ShapeTracker over the iteration space (size 1 on reduce axes after a
+reduction; INDEX gives the position itself, an IOTA), CONST, ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
 roots. A LOAD with a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)).
 Buffers are numbered: 0..n_out-1 are written, the rest read."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..ir.view import ShapeTracker
 
 
 class K(Enum):
-  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto()
+  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto()
   def __repr__(self): return self.name
 
 

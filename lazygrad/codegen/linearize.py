@@ -20,9 +20,11 @@ from .uops import U, UOp, Program
 
 @dataclass(frozen=True)
 class LoweringOptions:
-  """How a device wants kernels tiled. `whole`: one tile spans the iteration space (numpy). Otherwise blocks are
-  powers of two with at most `max_tile` elements, and `dot_blocks` (m, n, k) for contractions."""
+  """How a device wants kernels tiled. `whole`: one tile spans the iteration space (numpy), unless it holds more
+  than `max_whole` elements and is not a contraction (whose tiles are its operands). Otherwise blocks are powers of
+  two with at most `max_tile` elements, and `dot_blocks` (m, n, k) for contractions."""
   whole: bool = True
+  max_whole: int | None = None
   max_tile: int = 4096
   max_reduce_block: int = 1024
   dot_blocks: tuple = (128, 128, 64)   # (m, n, k) for 2-byte operands; k shrinks for wider ones
@@ -44,7 +46,8 @@ def needs_whole_reduce(k: Kernel) -> bool:
 
 def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
   if opts.blocks is not None: return tuple(opts.blocks)
-  if opts.whole: return tuple(k.shape)
+  if opts.whole and (opts.max_whole is None or prod(k.shape) <= opts.max_whole or _dot_parts_of(k, opts) is not None):
+    return tuple(k.shape)
   n_out = len(k.shape) - k.n_reduce
   blocks = [1] * len(k.shape)
   whole_red = needs_whole_reduce(k)
@@ -88,8 +91,8 @@ def _axes_of(node: KNode) -> set[int] | None:
   out = set()
   for n in node.walk():
     if n.op in REDUCE: return None
-    if n.op in (K.LOAD, K.VALID):
-      st: ShapeTracker = n.arg if n.op is K.VALID else n.arg[1]   # a gather's index is walked as a source
+    if n.op in (K.LOAD, K.VALID, K.INDEX):
+      st: ShapeTracker = n.arg if n.op is not K.LOAD else n.arg[1]   # a gather's index is walked as a source
       idx, conds = st.index(_axis_vars(st.shape))
       for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}: out.add(int(v.name[1:]))
   return out
@@ -281,6 +284,13 @@ class _Linearizer:
       _, conds, _ = self.access(n.arg)
       if conds is None: return self.const(False, bool_)
       return self.all_of([self.cond(c) for c in conds]) or self.const(True, bool_)
+    if n.op is K.INDEX:   # the element's position in the IOTA: its address, had it a buffer (0 where padded)
+      idx, conds, _ = self.access(n.arg)
+      if conds is None: return self.const(0, n.dtype)
+      v = self.lin(idx)
+      if v.dtype != n.dtype: v = self.alu(Op.CAST, n.dtype, v)
+      mask = self.all_of([self.cond(c) for c in conds])
+      return v if mask is None else self.alu(Op.WHERE, n.dtype, mask, v, self.const(0, n.dtype))
     if n.op in REDUCE:
       if self.dot_parts(n) is not None: return self.to_full(self.dot(n, None), n)
       return self.partial(n)
@@ -395,6 +405,7 @@ def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
 def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions()) -> Program:
   """Lower a kernel AST to block uops for the block sizes `opts` chooses."""
   blocks = choose_blocks(k, opts)
-  index_dtype = int64 if max(b.size for b in k.bufs) >= 2**31 else int32
+  sizes = [b.size for b in k.bufs] + [prod(n.arg.views[0].shape) for n in k.nodes if n.op is K.INDEX]
+  index_dtype = int64 if max(sizes) >= 2**31 else int32
   uops, grid = _Linearizer(k, blocks, index_dtype, opts).lower()
   return Program(k.name, uops, grid, blocks, k)

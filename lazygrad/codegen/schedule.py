@@ -101,7 +101,7 @@ class _KernelBuilder:
         s = s.srcs[0]
       if not seen_expand: return set()   # an elementwise product summed, not a contraction
       bases.append(s)
-    return {b for b in bases if not self._is_leaf(b) and b.op not in (Op.BUFFER, Op.CONST, Op.GATHER)}
+    return {b for b in bases if not self._is_leaf(b) and b.op not in (Op.BUFFER, Op.CONST, Op.IOTA, Op.GATHER)}
 
   def _visit(self, node: LazyNode, path: tuple, region: str) -> KNode:
     """AST of `node` seen through `path`; an explicit stack so chains of any length work."""
@@ -121,7 +121,7 @@ class _KernelBuilder:
     return memo[(id(node), path, region)]
 
   def _children(self, n: LazyNode, path, region):
-    if self._is_leaf(n) or n.op in (Op.CONST, Op.BUFFER): return []
+    if self._is_leaf(n) or n.op in (Op.CONST, Op.BUFFER, Op.IOTA): return []
     if n.op in MOVEMENT: return [(n.srcs[0], path + ((n.op, n.arg),), region)]
     if n.op in (Op.DETACH, Op.CHECK): return [(n.srcs[0], path, region)]
     if n.op in REDUCE:
@@ -158,6 +158,7 @@ class _KernelBuilder:
                        (Op.SHRINK, ((0, 1),) + tuple((0, s) for s in x.shape[1:])))
       out = self._load(x, x_path, (prod(x.shape[1:]), x.shape[0]), srcs[0])
     elif n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
+    elif n.op is Op.IOTA: out = KNode(K.INDEX, n.dtype, (), view_of(n.shape, path), (n.loc,))
     elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
     else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg, (n.loc,))
     if any(op is Op.PAD for op, _ in path):
@@ -176,8 +177,8 @@ def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
   order = [i for i in range(len(full)) if i not in axes] + list(axes)
   shape = [full[i] for i in order]
   kinds = ["r" if i in axes else "o" for i in order]
-  sts = [(n.arg if n.op is K.VALID else n.arg[1]).permute(order) for n in store.walk()
-         if n.op in (K.LOAD, K.STORE, K.VALID)]
+  sts = [(n.arg if n.op in (K.VALID, K.INDEX) else n.arg[1]).permute(order) for n in store.walk()
+         if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX)]
   # groups of adjacent axes that merge
   groups: list[list[int]] = []
   for a in range(len(shape)):
@@ -197,7 +198,7 @@ def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
     srcs = tuple(memo[s] for s in n.srcs)
     if n.op is K.LOAD: arg = (n.arg[0], remap(n.arg[1]), n.arg[2])
     elif n.op is K.STORE: arg = (n.arg[0], remap(n.arg[1]))
-    elif n.op is K.VALID: arg = remap(n.arg)
+    elif n.op in (K.VALID, K.INDEX): arg = remap(n.arg)
     elif n.op in REDUCE: arg = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
     else: arg = n.arg
     memo[n] = KNode(n.op, n.dtype, srcs, arg, n.locs)

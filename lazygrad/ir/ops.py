@@ -3,8 +3,8 @@ from enum import IntEnum, auto
 
 
 class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops millions of times)
-  # sources
-  BUFFER = auto(); CONST = auto()
+  # sources (IOTA: a 1-d integer tensor whose element i is i, an arange without host data)
+  BUFFER = auto(); CONST = auto(); IOTA = auto()
   # unary ALU
   NEG = auto(); RECIP = auto(); SQRT = auto(); EXP = auto(); LOG = auto(); SIN = auto(); TRUNC = auto(); NOT = auto()
   # binary ALU

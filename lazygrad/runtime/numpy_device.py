@@ -12,6 +12,7 @@ from ..ir.alu import exec_alu
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
 from ..codegen.linearize import LoweringOptions, linearize
+from ..codegen.schedule import ScheduleOptions
 
 
 class Affine:
@@ -77,7 +78,10 @@ def _dot(a, b, acc, dtype: DType, shape: tuple):
 
 class NumpyDevice:
   name = "numpy"
-  lowering = LoweringOptions(whole=True)
+  # a kernel is a few numpy calls over whole tiles; past 16M elements it is tiled so that temporaries stay small
+  # (a sum of 2**31 uint8 would otherwise hold a 16 GB int64 copy)
+  lowering = LoweringOptions(whole=True, max_whole=1 << 24, max_tile=1 << 22, max_reduce_block=1 << 22)
+  schedule_options = ScheduleOptions(max_fused_row=1 << 24)
 
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
   def from_numpy(self, arr: np.ndarray): return np.ascontiguousarray(arr).reshape(-1)

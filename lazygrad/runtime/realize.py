@@ -2,7 +2,7 @@
 from __future__ import annotations
 import time
 from dataclasses import dataclass
-from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision
+from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
@@ -21,8 +21,8 @@ class _Template:
   inputs: list[list[int]]
 
 
-_schedule_cache: dict = {}
-_program_cache: dict = {}
+_schedule_cache = LRU(1024)   # bounded: a long run that keeps making new graph structures does not grow forever
+_program_cache = LRU(4096)
 recording: list | None = None   # while a jit captures: every (program, buffers) launched, in order
 unread_checks: list[tuple] = []   # (flag buffer, (error, message), user line) of checks run but not yet read
 NO_FAILURE = -2**63               # a check's flag when every element passed
