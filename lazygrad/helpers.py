@@ -1,6 +1,27 @@
-"""Small shared utilities: settings from the environment, counters, the user's source line."""
+"""Small shared utilities at the bottom of the package: the exceptions users meet, settings from the environment,
+counters, caches, the user's source line."""
 from __future__ import annotations
 import collections, contextlib, functools, math, os, sys, threading, weakref
+
+# ---------------------------------------------------------------- the exceptions a user can meet (lazygrad.errors)
+class ShapeError(ValueError):
+  """A shape that an op cannot take; the message names the op, the shapes, the dimension and the fix."""
+
+
+class IndexOutOfBounds(IndexError, RuntimeError):
+  """An integer index (tensor indexing, gather, embedding, one_hot, a cross-entropy target) outside its dimension.
+  Index values live on the device: the numpy device raises when the schedule runs, the GPU at the next read of a
+  value on the host (like CUDA's asynchronous errors, but naming the index, the size and the user's line)."""
+
+
+class DivisionByZero(ZeroDivisionError, RuntimeError):
+  """Integer division or remainder by zero (PyTorch raises too); raised like IndexOutOfBounds."""
+
+
+class StaleValueError(RuntimeError):
+  """A graph reads a value that an in-place update overwrote after the graph was built (PyTorch's 'modified by an
+  inplace operation'); the message names where the value was made and where it was overwritten."""
+
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -6,8 +6,7 @@ from typing import Sequence
 import numpy as np
 from . import dtypes
 from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bool_
-from .helpers import prod, user_frame, fmt_loc, IdWeakSet
-from .errors import ShapeError
+from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError
 from .ir.node import LazyNode, apply_path, toposort
 from .ir.view import view_of
 from .ir.ops import Op

@@ -1,7 +1,7 @@
 """Functional forms of the layers, composed from Tensor ops (and so from the compiler's primitives)."""
 from __future__ import annotations
 import math
-from ..errors import ShapeError
+from ..helpers import ShapeError
 from ..tensor import Tensor
 
 

@@ -7,8 +7,7 @@ from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
 from ..codegen.kernel import Kernel
-from .. import errors
-from ..errors import StaleValueError
+from .. import helpers
 from .buffer import Buffer
 from . import check
 
@@ -40,8 +39,8 @@ def _structure_key(order: list[LazyNode]) -> tuple:
   return tuple(key)
 
 
-def _stale(n: LazyNode) -> StaleValueError:
-  return StaleValueError(f"a tensor created at {fmt_loc(n.loc)} was overwritten by an in-place update at "
+def _stale(n: LazyNode) -> helpers.StaleValueError:
+  return helpers.StaleValueError(f"a tensor created at {fmt_loc(n.loc)} was overwritten by an in-place update at "
                          f"{fmt_loc(n.buffer.written_at)} after a computation reading its old value was built, and that "
                          f"value is gone. Fix: realize (or take the gradient of) what needs the old value before the "
                          f"in-place update, or update a clone()")
@@ -146,4 +145,4 @@ def raise_failed_checks():
   on the host anyway (`Tensor.numpy`, `item`...), or at once under check mode."""
   pending, unread_checks[:] = list(unread_checks), []
   for buf, (error, message), loc in pending:
-    if (v := int(buf.numpy()[0])) != NO_FAILURE: raise getattr(errors, error)(f"{message.format(v)} (at {fmt_loc(loc)})")
+    if (v := int(buf.numpy()[0])) != NO_FAILURE: raise getattr(helpers, error)(f"{message.format(v)} (at {fmt_loc(loc)})")
