@@ -9,7 +9,8 @@ from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bo
 from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError
 from .ir.node import LazyNode, apply_path, toposort
 from .ir.view import view_of
-from .ir.ops import Op
+from .ir.ops import Op, ALU
+from .ir.alu import exec_alu
 from .runtime.buffer import Buffer
 from .runtime.device import get_device, DEVICES, ALIASES
 _DEVICE_NAMES = set(DEVICES) | set(ALIASES)
@@ -382,6 +383,9 @@ class Tensor:
   # ---------------------------------------------------------------- graph building primitives
   def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
     for s in srcs: self._check_device(op.name.lower(), s)
+    if op in ALU and all(s.node.op is Op.CONST for s in srcs):   # constants fold as they are built
+      with np.errstate(all="ignore"): v = exec_alu(op, dtype, [np.asarray(s.node.arg, s.dtype.np) for s in srcs])
+      return Tensor._const(np.asarray(v).item(), shape, dtype)._on(self)
     return self._result(LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg), srcs)
 
   def _result(self, node: LazyNode, srcs: tuple) -> "Tensor":

@@ -46,6 +46,16 @@ def test_reductions_over_huge_tensors_are_tiled_on_numpy():
   assert peak < 400e6, f"{peak / 1e6:.0f} MB"
 
 
+def test_new_constants_reuse_the_schedule_and_kernel():
+  x = Tensor([1.0, 2.0])
+  (x * 0.5 + 1).realize()
+  schedules, lowerings = lazygrad.counters.schedules, lazygrad.counters.lowerings
+  for i in range(1, 300):   # (at i = 0 both constants are 0.0: one node, another structure)
+    np.testing.assert_allclose((x * (i * 0.1) + i).numpy(), np.array([1.0, 2.0]) * np.float32(i * 0.1) + i, rtol=1e-6)
+  assert (lazygrad.counters.schedules, lazygrad.counters.lowerings) == (schedules, lowerings)
+  assert (Tensor([1.5]) * 2 + (1 - 0.9)).node.srcs[1].op.name == "CONST"   # constants fold when built
+
+
 def test_compiler_caches_are_bounded():
   x = Tensor([1.0, 2.0])
   before = lazygrad.counters.schedules

@@ -2,7 +2,8 @@
 
 A kernel has one iteration space `shape` (output axes first, then `n_reduce` reduce axes). Its AST is a tree of
 `KNode`s: LOAD/VALID/INDEX read through a ShapeTracker over the iteration space (size 1 on reduce axes after a
-reduction; INDEX gives the position itself, an IOTA), CONST, ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
+reduction; INDEX gives the position itself, an IOTA), CONST, SCALAR (a constant the kernel takes as argument
+number `arg`), ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
 roots. A LOAD with a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)).
 Buffers are numbered: 0..n_out-1 are written, the rest read."""
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..ir.view import ShapeTracker
 
 
 class K(Enum):
-  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto()
+  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto(); SCALAR = auto()
   def __repr__(self): return self.name
 
 
@@ -64,6 +65,7 @@ class Kernel:
   bufs: tuple             # BufSpec per buffer slot; slots [0, n_out) are outputs
   n_out: int
   stores: tuple           # KNode STORE roots
+  scalars: tuple = ()     # dtype of each scalar argument
 
   @cached_property
   def nodes(self) -> list[KNode]:
@@ -82,12 +84,14 @@ class Kernel:
     names, lines = {}, [f"kernel {self.name} shape={list(self.shape)} reduce_axes={self.n_reduce}",
                         "  bufs: " + ", ".join(f"b{i}:{b.dtype.name}[{b.size}]{'*' if i < self.n_out else ''}"
                                               for i, b in enumerate(self.bufs))]
+    if self.scalars: lines.append("  scalars: " + ", ".join(f"s{i}:{d.name}" for i, d in enumerate(self.scalars)))
     for i, n in enumerate(self.nodes):
       names[n] = f"%{i}"
       srcs = " ".join(names[s] for s in n.srcs)
       if n.op is K.LOAD and n.arg[2]: arg = f"b{n.arg[0]} {n.arg[1]} + index*{n.arg[2][0]} (rows {n.arg[2][1]})"
       elif n.op in (K.LOAD, K.STORE): arg = f"b{n.arg[0]} {n.arg[1]}"
       elif n.op is K.CONST: arg = repr(n.arg)
+      elif n.op is K.SCALAR: arg = f"s{n.arg}"
       elif n.op is Op.CAST: arg = ""
       else: arg = "" if n.arg is None else str(n.arg)
       lines.append("  " + " ".join(p for p in (f"%{i} = {n.op.name} {n.dtype.name}", srcs, arg) if p))

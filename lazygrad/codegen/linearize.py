@@ -159,7 +159,8 @@ class _Linearizer:
       value = exec_alu(arg, dtype, [np.asarray(s.arg, s.dtype.np) for s in srcs])
       return self.const(np.asarray(value).item(), dtype)
     if shape is None: shape = _broadcast(*(s.shape for s in srcs))
-    pure = op in (U.CONST, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST, U.RESHAPE)
+    pure = op in (U.CONST, U.SCALAR, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST,
+                  U.RESHAPE)
     key = (op, dtype, tuple(id(s) for s in srcs), arg, shape)
     if pure:
       for scope in reversed(self.scopes):
@@ -266,6 +267,7 @@ class _Linearizer:
 
   def node(self, n: KNode, srcs: list[UOp]) -> UOp:
     if n.op is K.CONST: return self.const(n.arg, n.dtype)
+    if n.op is K.SCALAR: return self.emit(U.SCALAR, n.dtype, (), n.arg, ())
     if n.op is K.LOAD:
       slot, st, gather = n.arg
       idx, conds, used = self.access(st)

@@ -7,8 +7,8 @@ and reductions fuse when their result is used
   - broadcast back over the very axes they reduced (softmax, layernorm: the reduce axes then sit in one tile).
 A reduction that does not fit either pattern, or that two kernels need, is realized as a kernel of its own."""
 from __future__ import annotations
-from dataclasses import dataclass
-from ..dtypes import bool_
+from dataclasses import dataclass, field
+from ..dtypes import bool_, float32
 from ..helpers import prod, fmt_loc
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
@@ -21,6 +21,15 @@ class ScheduleItem:
   kernel: Kernel
   outputs: list[LazyNode]
   inputs: list[LazyNode]
+  scalars: list[LazyNode] = field(default_factory=list)   # the CONST nodes whose values the kernel takes as arguments
+
+
+def is_parameter(n: LazyNode) -> bool:
+  """A constant passed to its kernel as an argument, not written into it: a new value (a changing learning rate,
+  a scale) then reuses the compiled kernel. Only float32: Triton types a float argument as float32, so one in a
+  float16 or float64 expression would change its type; integer and bool constants rarely change, and literals let
+  the compiler simplify."""
+  return n.op is Op.CONST and n.dtype == float32
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class _KernelBuilder:
   def __init__(self, root: LazyNode, materialized: set, opts: ScheduleOptions, use_top: bool = True):
     self.root, self.materialized, self.opts = root, materialized, opts
     self.inputs: dict[int, tuple[int, LazyNode]] = {}
+    self.scalars: dict[int, tuple[int, LazyNode]] = {}
     self.unfusable: set[LazyNode] = set()
     self.fused: set[LazyNode] = set()
     self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
@@ -157,6 +167,9 @@ class _KernelBuilder:
       x_path = path + ((Op.EXPAND, n.shape), (Op.RESHAPE, (1,) * len(n.srcs[1].shape) + x.shape[1:]),
                        (Op.SHRINK, ((0, 1),) + tuple((0, s) for s in x.shape[1:])))
       out = self._load(x, x_path, (prod(x.shape[1:]), x.shape[0]), srcs[0])
+    elif is_parameter(n):
+      slot, _ = self.scalars.setdefault(id(n), (len(self.scalars), n))
+      out = KNode(K.SCALAR, n.dtype, (), slot, (n.loc,))
     elif n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
     elif n.op is Op.IOTA: out = KNode(K.INDEX, n.dtype, (), view_of(n.shape, path), (n.loc,))
     elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
@@ -249,10 +262,11 @@ def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions())
     b = builders[id(n)]
     store, _ = b.ast
     inputs = [node for _, node in sorted(b.inputs.values(), key=lambda t: t[0])]
+    scalars = [node for _, node in sorted(b.scalars.values(), key=lambda t: t[0])]
     ast, shape, n_reduce = _canonicalize(store, b.full, b.axes)
     bufs = (BufSpec(n.dtype, prod(n.shape)),) + tuple(BufSpec(i.dtype, prod(i.shape)) for i in inputs)
-    items.append(ScheduleItem(Kernel(_kernel_name(ast, shape, n_reduce), shape, n_reduce, bufs, 1, (ast,)),
-                              [n], inputs))
+    kernel = Kernel(_kernel_name(ast, shape, n_reduce), shape, n_reduce, bufs, 1, (ast,), tuple(s.dtype for s in scalars))
+    items.append(ScheduleItem(kernel, [n], inputs, scalars))
   return _order_assigns(items)
 
 

@@ -70,7 +70,8 @@ class _Renderer:
     p = self.prog
     params = [u for u in p.uops if u.op is U.PARAM]
     for u in params: self.names[id(u)] = f"b{u.arg}"
-    head = f"@triton.jit\ndef {p.name}({', '.join(self.names[id(u)] for u in params)}):"
+    args = [self.names[id(u)] for u in params] + [f"s{i}" for i in range(len(p.kernel.scalars) if p.kernel else 0)]
+    head = f"@triton.jit\ndef {p.name}({', '.join(args)}):"
     for i, u in enumerate(p.uops): self.uop(i, u)
     meta = f"\nGRID = {p.grid}\nNUM_WARPS = {num_warps(p)}\nNUM_STAGES = {3 if any(u.op is U.RANGE for u in p.uops) else 1}\n"
     return PRELUDE + (ROUND_BF16 if self.interpreter else "") + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
@@ -79,6 +80,7 @@ class _Renderer:
     s = [self.names.get(id(x)) for x in u.srcs]
     idt = TL_DTYPE[u.dtype.name] if u.dtype is not None else None
     if u.op is U.PARAM: return
+    if u.op is U.SCALAR: self.names[id(u)] = f"s{u.arg}"; return
     if u.op is U.CONST: self.names[id(u)] = _literal(u.arg, u.dtype); return
     if u.op is U.PROGRAM_ID:
       self.emit(u, "pid", "tl.program_id(0)" + (".to(tl.int64)" if u.dtype.name == "int64" else ""))
@@ -129,7 +131,7 @@ class _Renderer:
     op = u.arg
     if op not in (Op.CAST, Op.WHERE) and any(x.dtype.name in ("float16", "bfloat16") for x in u.srcs):
       # half-precision math in float32, rounded once per op (what the numpy reference does)
-      s = [f"{n}.to(tl.float32)" if x.dtype.name in ("float16", "bfloat16") and x.op is not U.CONST else n
+      s = [f"{n}.to(tl.float32)" if x.dtype.name in ("float16", "bfloat16") and x.op not in (U.CONST, U.SCALAR) else n
            for n, x in zip(s, u.srcs)]
       expr = self._alu(op, u, s)
       if u.dtype.name == "bfloat16": return self.to_bf16(f"({expr})")

@@ -12,6 +12,7 @@ from ..ir.ops import Op
 
 class U(Enum):
   PARAM = auto()        # buffer pointer, arg: slot
+  SCALAR = auto()       # scalar argument, arg: its number
   PROGRAM_ID = auto()   # scalar program index
   CONST = auto()        # scalar, arg: value
   ARANGE = auto()       # tile 0..block-1 along one axis, arg: axis

@@ -26,12 +26,12 @@ def snapshot(bufs: list[Buffer]) -> list[np.ndarray]:
   return [np.array(b.numpy(), copy=True) for b in bufs]
 
 
-def compare(item, prg, bufs: list[Buffer], before: list[np.ndarray]):
+def compare(item, prg, bufs: list[Buffer], scalars: list, before: list[np.ndarray]):
   """Run `item`'s kernel on the numpy interpreter over `before` and compare with the device's outputs."""
   from .device import get_device
   ref_dev = get_device("numpy")
   ref_bufs = [Buffer(ref_dev, b.dtype, b.size, arr.copy()) for b, arr in zip(bufs, before)]
-  ref_dev.compile(item.kernel)(ref_bufs)
+  ref_dev.compile(item.kernel)(ref_bufs, scalars)
   rtol, atol = tolerance(item.kernel, prg)
   for i, (got_buf, ref_buf) in enumerate(zip(bufs[:len(item.outputs)], ref_bufs)):
     got, ref = got_buf.numpy().astype(np.float64), ref_buf.numpy().astype(np.float64)

@@ -36,7 +36,7 @@ class jit:
     if [a.shape for a in inputs] != shapes:
       raise ValueError(f"jit {self.fn.__name__}: inputs of shapes {[a.shape for a in inputs]} after a capture with {shapes}")
     swap = {id(b): a.node.buffer for b, a in zip(bufs_in, inputs)}
-    for prg, bufs in launches: prg([swap.get(id(b), b) for b in bufs])
+    for prg, bufs, scalars in launches: prg([swap.get(id(b), b) for b in bufs], scalars)
     engine.counters.kernels += len(launches)
     return tuple(Tensor._wrap(LazyNode.from_buffer(b, shape), inputs[0]) for b, shape in outs)
 

@@ -144,12 +144,12 @@ class Interpreter:
     if u.op is U.BROADCAST: return np.broadcast_to(_dense(s[0]), u.shape)
     return np.reshape(_dense(s[0]), u.shape)
 
-  def __call__(self, bufs: list):
+  def __call__(self, bufs: list, scalars=()):
     for b in bufs: b.ensure()
     with np.errstate(all="ignore"):
-      for pid in range(self.prog.grid): self._run_program(pid, bufs)
+      for pid in range(self.prog.grid): self._run_program(pid, bufs, scalars)
 
-  def _run_program(self, pid: int, bufs):
+  def _run_program(self, pid: int, bufs, scalars):
     uops, srcidx, static = self.prog.uops, self.srcs, self.static
     vals: list = list(self.template)
     loops = []   # (range uop position, counter)
@@ -174,6 +174,7 @@ class Interpreter:
       elif op is U.ARANGE: vals[pc] = Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
       elif op is U.CONST: vals[pc] = u.dtype.np(u.arg)
       elif op is U.PARAM: vals[pc] = u.arg
+      elif op is U.SCALAR: vals[pc] = u.dtype.np(scalars[u.arg])
       elif op is U.PROGRAM_ID: vals[pc] = pid
       elif op is U.REDUCE:
         fn = np.sum if u.arg[0] is Op.REDUCE_SUM else np.max

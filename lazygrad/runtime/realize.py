@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
-from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions
+from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter
 from ..codegen.kernel import Kernel
 from .. import helpers
 from .buffer import Buffer
@@ -18,6 +18,7 @@ class _Template:
   kernels: list[Kernel]
   outputs: list[list[int]]
   inputs: list[list[int]]
+  scalars: list[list[int]]
 
 
 _schedule_cache = LRU(1024)   # bounded: a long run that keeps making new graph structures does not grow forever
@@ -35,7 +36,7 @@ def _structure_key(order: list[LazyNode]) -> tuple:
     pos[id(n)] = i
     if n.realized: key.append(("B", n.dtype, n.shape, first_on.setdefault(id(n.buffer), i)))
     elif n.op is Op.BUFFER: raise _stale(n)
-    else: key.append((n.op, n.dtype, n.shape, n.arg, tuple(pos[id(s)] for s in n.srcs)))
+    else: key.append((n.op, n.dtype, n.shape, None if is_parameter(n) else n.arg, tuple(pos[id(s)] for s in n.srcs)))
   return tuple(key)
 
 
@@ -55,11 +56,11 @@ def get_schedule(targets: list[LazyNode], device, order: list[LazyNode] | None =
   if (tpl := _schedule_cache.get(key)) is None:
     counters.schedules += 1
     items = schedule(targets, getattr(device, "schedule_options", ScheduleOptions()))
-    tpl = _Template([it.kernel for it in items], [[pos[id(n)] for n in it.outputs] for it in items],
-                    [[pos[id(n)] for n in it.inputs] for it in items])
+    tpl = _Template(*([it.kernel for it in items],) + tuple([[pos[id(n)] for n in getattr(it, f)] for it in items]
+                                                         for f in ("outputs", "inputs", "scalars")))
     _schedule_cache[key] = tpl
-  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins])
-          for k, outs, ins in zip(tpl.kernels, tpl.outputs, tpl.inputs)]
+  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc])
+          for k, outs, ins, sc in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars)]
 
 
 def get_program(kernel: Kernel, device):
@@ -89,15 +90,17 @@ def run_schedule(items: list[ScheduleItem], device):
       _written(it.outputs); continue
     prg = get_program(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
-    if settings.DEBUG >= 3: print(it.kernel.text)
+    scalars = [n.dtype.np(n.arg).item() for n in it.scalars]   # rounded to their dtype, as a literal would be
+    if settings.DEBUG >= 3:
+      print(it.kernel.text + ("\n  values: " + ", ".join(f"s{i}={v!r}" for i, v in enumerate(scalars)) if scalars else ""))
     if settings.DEBUG >= 4: print(prg.prog.text)
     if settings.DEBUG >= 5 and getattr(prg, "source", None): print(prg.source)
     checking = settings.CHECK and device.name != "numpy"
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
-    prg(bufs)
-    if recording is not None: recording.append((prg, bufs))
-    if checking: check.compare(it, prg, bufs, before)
+    prg(bufs, scalars)
+    if recording is not None: recording.append((prg, bufs, scalars))
+    if checking: check.compare(it, prg, bufs, scalars, before)
     _written(it.outputs)
     if settings.DEBUG >= 2:
       device.synchronize()

@@ -66,12 +66,12 @@ class TritonKernel:
     """The uops (for DEBUG=4); lowered again on demand, since a disk-cache hit skips lowering."""
     return linearize(self.kernel, self.lowering)
 
-  def __call__(self, bufs):
+  def __call__(self, bufs, scalars=()):
     args = [b.ensure().data for b in bufs]
     try:
       # the interpreter computes masked-off lanes too (x/0 there is harmless)
       with self.launch_lock, np.errstate(all="ignore"):
-        self.fn[(self.grid,)](*args, num_warps=self.num_warps, num_stages=self.num_stages)
+        self.fn[(self.grid,)](*args, *map(float, scalars), num_warps=self.num_warps, num_stages=self.num_stages)
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise _compile_error(self.kernel, self.source, e) from None
 
