@@ -277,6 +277,15 @@ def test_sigmoid_tanh_values_within_a_few_ulps(op, max_ulp):
   close(got, want, atol=1e-38)   # below -88 torch's sigmoid is 0, lazygrad's the (subnormal) exact value
 
 
+@pytest.mark.parametrize("op", ["sigmoid", "tanh"])
+def test_sigmoid_tanh_float64_within_a_few_ulps(op):
+  x = np.concatenate([GRID, EXTREMES]).astype(np.float64)
+  got, want = getattr(Tensor(x, dtype=lazygrad.float64), op)().numpy(), getattr(torch, op)(torch.tensor(x)).numpy()
+  fine = np.isfinite(want) & (np.abs(want) > 1e-300)   # float64 ulps here: the float32 coefficients were not enough
+  assert (np.abs(got - want)[fine] / np.spacing(np.abs(want[fine]))).max() <= 6
+  close(got, want, rtol=1e-15, atol=1e-300)
+
+
 @pytest.mark.parametrize("op, atol", [("sigmoid", 1e-7), ("tanh", 3e-7), ("silu", 3e-7)])
 def test_sigmoid_tanh_gradients_finite_and_match_torch(op, atol):
   fn = {"sigmoid": lambda x: x.sigmoid(), "tanh": lambda x: x.tanh(),

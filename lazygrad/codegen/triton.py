@@ -23,8 +23,8 @@ import triton.language as tl
 '''
 
 # Helpers a kernel's source starts with when it uses them.
-# libdevice, for what Triton has no operator for (its float `%` on the GPU is a - b*trunc(a/b), off for large
-# quotients: 1e10 % 3 gave 256); the name works in triton 3.6 and later, mapped to CUDA's library when compiled.
+# libdevice, for what Triton has no exact operator for (its float `%` on the GPU is not fmod: 1e10 % 3 gave 256 on an
+# H200 with triton 3.6, libdevice.fmod 1); this name works from triton 3.6 on, mapped to CUDA's library when compiled.
 LIBDEVICE = '''from triton.language.extra import libdevice
 '''
 
