@@ -62,7 +62,8 @@ def _opmath(fn):
   """Half-precision + - * / // with a Python number compute in float32 and round once, as PyTorch's CUDA kernels
   do ("opmath": x_half * 0.1 is half(float(x) * 0.1f), not x * half(0.1)). PyTorch's CPU kernels round the scalar
   of + and - to the half type first; lazygrad follows the GPU on every device. A number the half type holds exactly
-  gives the same result either way and skips the detour."""
+  gives the same result either way and skips the detour. Both devices round the number to the half type for **, %
+  and comparisons, and so does lazygrad (there, no decorator)."""
   @functools.wraps(fn)
   def op(self, other, *args, **kwargs):
     if self.dtype in _HALF and _is_scalar(other) and not isinstance(other, (bool, np.bool_)):
@@ -655,7 +656,8 @@ class Tensor:
     else: dt = promote(xs.dtype, ys.dtype)
     shape = _broadcast_shape("where", cond.shape, *(v.shape for v in (xs, ys) if v is not None))
     def prep(v):
-      return v.cast(dt)._broadcast_to(shape) if isinstance(v, Tensor) else Tensor._const(v, shape, dt, "where")._on(cond)
+      if isinstance(v, Tensor): return v.cast(dt)._broadcast_to(shape)
+      return Tensor._const(v, shape, dt, "where")._on(cond)
     c = cond.cast(bool_)._broadcast_to(shape)
     return c._new(Op.WHERE, (c, prep(x), prep(y)), dt, shape)
 
@@ -1358,7 +1360,7 @@ def _inplace_form(name: str):
   return method
 
 
-for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "clamp", "clip", "neg", "abs", "exp",
-              "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
+for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "fmod", "clamp", "clip", "neg", "abs",
+              "exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
               "masked_fill", "square", "sin", "cos", "logical_not"):
   setattr(Tensor, _name + "_", _inplace_form(_name))

@@ -221,7 +221,8 @@ def test_half_arithmetic_with_a_python_float_is_float32_math(dtype, op):
 def test_half_ops_that_torch_rounds_match_torch(dtype, op):
   """As PyTorch on CPU and CUDA: s / x is (1 / x) * s; pow, % and comparisons take s rounded to the half type."""
   fn = {"s/x": lambda x: 0.1 / x, "x**s": lambda x: x.abs() ** 0.1, "s**x": lambda x: 0.1 ** x,
-        "x%s": lambda x: x % 0.1, "x<s": lambda x: x < 0.1, "x==s": lambda x: x == 0.1, "x*exact": lambda x: x * 0.5}[op]
+        "x%s": lambda x: x % 0.1, "x<s": lambda x: x < 0.1, "x==s": lambda x: x == 0.1,
+        "x*exact": lambda x: x * 0.5}[op]
   x = half_input(dtype)
   got, want = fn(Tensor.from_torch(x)), fn(x)
   assert_same(got, want, values=False)
@@ -231,8 +232,9 @@ def test_half_ops_that_torch_rounds_match_torch(dtype, op):
 # ---------------------------------------------------------------- 7. integer scalars outside the dtype's range
 
 @pytest.mark.parametrize("dtype, op", [
-  ("uint8", lambda x: x / -4), ("int32", lambda x: x + 2**33), ("uint8", lambda x: x + -4), ("uint8", lambda x: x + 300),
-  ("uint8", lambda x: x * 300), ("uint8", lambda x: x - 300), ("uint8", lambda x: 300 - x), ("uint8", lambda x: x < 300),
+  ("uint8", lambda x: x / -4), ("int32", lambda x: x + 2**33), ("uint8", lambda x: x + -4),
+  ("uint8", lambda x: x + 300), ("uint8", lambda x: x * 300), ("uint8", lambda x: x - 300),
+  ("uint8", lambda x: 300 - x), ("uint8", lambda x: x < 300),
   ("int32", lambda x: x == 2**33 + 1), ("uint8", lambda x: x // -4), ("uint8", lambda x: x % -4),
   ("int32", lambda x: x * -2**40), ("int64", lambda x: x + (2**63 - 1)), ("int32", lambda x: -2**33 / x)])
 def test_integer_scalars_wrap_like_torch(dtype, op):
@@ -302,6 +304,11 @@ def test_gelu_tanh_gradient_is_finite_far_out():
   # the gradient was NaN below about -10; near -5 both sides round 1 + tanh(...) to a float32 ulp or two
   check_grads(lambda x: x.gelu(approximate="tanh") if isinstance(x, Tensor) else F.gelu(x, approximate="tanh"), x,
               rtol=1e-5, atol=5e-7)
+
+
+def test_log_of_sigmoid_matches_logsigmoid():
+  x = np.linspace(-85, 30, 500).astype(np.float32)
+  check_grads(lambda x: x.sigmoid().log() if isinstance(x, Tensor) else F.logsigmoid(x), x, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", HALF)
