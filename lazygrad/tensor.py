@@ -738,22 +738,23 @@ class Tensor:
   # tests/test_numerics.py), with gradients that stay finite (no 0 * inf) for any input
   def sigmoid(self):
     x = self._f32()
-    pos = x >= 0
-    z = pos.where(-x, x).exp()
-    return self._rounded(pos.where(1.0, z) / (1 + z))
+    neg = x < 0
+    z = neg.where(x, -x).exp()
+    return self._rounded(neg.where(z, 1.0) / (1 + z))
   def tanh(self):
     x = self._f32()
-    pos = x >= 0
-    w = (pos.where(x, -x) * -2).exp()
+    neg = x < 0
+    a = neg.where(-x, x)
+    w = (a * -2).exp()
     big = (1 - w) / (1 + w)
     # near 0, 1 - w cancels: an odd polynomial there, fed only small inputs so that its unused branch cannot make an
     # inf * 0 gradient
     cut, coefficients = _TANH_POLY[x.dtype.name]
-    small = (x > -cut).logical_and(x < cut)
+    small = a < cut
     s = small.where(x, 0.0)
     s2 = s * s
     p = functools.reduce(lambda acc, c: c + s2 * acc, reversed(coefficients[:-1]), coefficients[-1])
-    return self._rounded(small.where(s + s * (s2 * p), pos.where(big, -big)))
+    return self._rounded(small.where(s + s * (s2 * p), neg.where(-big, big)))
   def relu(self):
     x, zero = self._operands("relu", 0)
     return zero._alu(Op.MAX, x)   # zero first: at 0 the gradient goes to the constant, as torch's relu does
