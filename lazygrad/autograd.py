@@ -38,6 +38,11 @@ def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
   if op is Op.SUB: return g, -g
   if op is Op.MUL: return g * src[1], g * src[0]
   if op is Op.DIV: return g / src[1], -g * src[0] / (src[1] * src[1])
+  if op is Op.POW:   # PyTorch's formulas, so zeros, infinities and NaNs come out as there
+    x, y = src
+    return (g * (y == 0).where(0.0, y * x ** (y - 1)),
+            g * (x == 0).logical_and(y >= 0).where(0.0, out * x.log()))
+  if op is Op.MOD: return g, -g * src[0].div(src[1], rounding_mode="trunc")   # fmod's, as in PyTorch
   if op is Op.NEG: return (-g,)
   if op is Op.RECIP: return (-g * out * out,)
   if op is Op.SQRT: return (g / (2 * out),)

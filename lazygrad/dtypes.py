@@ -81,6 +81,13 @@ def promote_scalar(t: DType, x) -> DType:
   return default_float if k == 'f' else default_int
 
 
+def wrap_int(v: int, d: DType) -> int:
+  """An integer scalar as integer dtype d holds it: two's complement wraparound, as torch's scalar arithmetic does."""
+  bits = 8 * d.itemsize
+  v &= (1 << bits) - 1
+  return v - (1 << bits) if d.kind == 'i' and v >> (bits - 1) else v
+
+
 def min_value(d: DType):
   return False if d.is_bool else np.iinfo(d.np).min if d.is_int else -float("inf")
 

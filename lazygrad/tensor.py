@@ -1,7 +1,7 @@
 """Tensor: the user-facing, PyTorch-like API. Every method checks its arguments at once and returns a Tensor
 wrapping a new lazy node; nothing runs until a value is needed (`realize`, `numpy`, `item`, `tolist`)."""
 from __future__ import annotations
-import math, weakref
+import functools, math, weakref
 from typing import Sequence
 import numpy as np
 from . import dtypes
@@ -25,6 +25,7 @@ def _err(cls, op: str, msg: str, fix: str = ""):
 
 
 def _shape_str(s) -> str: return str(tuple(s))
+def _is_scalar(x) -> bool: return isinstance(x, (int, float, bool, np.number, np.bool_))
 
 
 def _broadcast_shape(op: str, *shapes) -> tuple:
@@ -55,6 +56,30 @@ def _shape_arg(shape) -> tuple:
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
   return tuple(int(s) for s in shape)
 
+
+_HALF = (dtypes.float16, dtypes.bfloat16)
+
+
+def _opmath(fn):
+  """Half-precision + - * / // with a Python number compute in float32 and round once, as PyTorch's CUDA kernels
+  do ("opmath": x_half * 0.1 is half(float(x) * 0.1f), not x * half(0.1)). PyTorch's CPU kernels round the scalar
+  of + and - to the half type first; lazygrad follows the GPU on every device. A number the half type holds exactly
+  gives the same result either way and skips the detour. Both devices round the number to the half type for **, %
+  and comparisons, and so does lazygrad (there, no decorator)."""
+  @functools.wraps(fn)
+  def op(self, other, *args, **kwargs):
+    if self.dtype in _HALF and _is_scalar(other) and not isinstance(other, (bool, np.bool_)):
+      with np.errstate(over="ignore"): exact = float(np.asarray(other, self.dtype.np)) == other
+      if not exact: return fn(self.float(), other, *args, **kwargs).cast(self.dtype)
+    return fn(self, other, *args, **kwargs)
+  return op
+
+
+# tanh(x) = x + x^3 * P(x^2) for |x| < cut: (cut, P's coefficients from the constant term up). float32: a minimax
+# fit, under 0.8 ulp (the exp formula above 0.6 stays under 2); float64: Taylor's, exact to an ulp below 0.05.
+_TANH_POLY = {"float32": (0.6, (-0.33333295583724976, 0.13331879675388336, -0.053780388087034225, 0.02078511007130146,
+                                -0.005883185192942619)),
+              "float64": (0.05, (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925))}
 
 _rng = np.random.Generator(np.random.Philox(0))
 
@@ -221,7 +246,7 @@ class Tensor:
       what = "a leaf tensor" if base is self else "a view of a leaf tensor"
       raise _err(RuntimeError, "assign", f"{what} of shape {_shape_str(base.shape)} that requires grad is being used "
                  "in an in-place operation", "wrap the update in `with lazygrad.no_grad():`")
-    value = value if isinstance(value, Tensor) else Tensor._const(value, self.shape, self.dtype)._on(self)
+    value = value if isinstance(value, Tensor) else Tensor._const(value, self.shape, self.dtype, "assign")._on(self)
     self._check_device("assign", value)
     if value.shape != self.shape:
       raise _err(ShapeError, "assign", f"value shape {_shape_str(value.shape)} does not match the tensor shape "
@@ -291,10 +316,13 @@ class Tensor:
 
   # ---------------------------------------------------------------- creation
   @staticmethod
-  def _const(value, shape, dtype: DType) -> "Tensor":
+  def _const(value, shape, dtype: DType, op: str = "full") -> "Tensor":
     if any(s < 0 for s in shape):
-      raise _err(ShapeError, "full", f"negative dimension in shape {_shape_str(shape)}", "sizes must be >= 0")
+      raise _err(ShapeError, op, f"negative dimension in shape {_shape_str(shape)}", "sizes must be >= 0")
     value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
+    if dtype.is_int and not (info := np.iinfo(dtype.np)).min <= value <= info.max:
+      raise _err(OverflowError, op, f"value {value} cannot be converted to {dtype.name} without overflow (its range is "
+                 f"{info.min}..{info.max})", f"use a value in range, or cast the tensor to a wider dtype first")
     return Tensor(LazyNode(Op.CONST, dtype, tuple(shape), (), value))
 
   @staticmethod
@@ -415,8 +443,9 @@ class Tensor:
     dt = to_dtype(dtype)
     return self if dt == self.dtype else self._alu(Op.CAST, dtype=dt)
 
-  def _operands(self, op: str, other, reverse=False, dtype_fn=promote) -> tuple["Tensor", "Tensor"]:
-    """Both operands as tensors of one dtype and one (broadcast) shape."""
+  def _operands(self, op: str, other, reverse=False, dtype_fn=promote, wrap=True) -> tuple["Tensor", "Tensor"]:
+    """Both operands as tensors of one dtype and one (broadcast) shape. An integer scalar out of an integer dtype's
+    range wraps into it (`wrap`, as torch's arithmetic does) or is an error."""
     if isinstance(other, Tensor):
       dt = dtype_fn(self.dtype, other.dtype)
       if (self.ndim == 0) != (other.ndim == 0):   # a 0-d tensor only promotes to a higher kind, like a scalar
@@ -424,9 +453,13 @@ class Tensor:
         dt = zero_t.dtype if dtypes.kind_order(zero_t.dtype) > dtypes.kind_order(dim_t.dtype) else dim_t.dtype
       shape = _broadcast_shape(op, self.shape, other.shape)
       a, b = self.cast(dt)._broadcast_to(shape), other.cast(dt)._broadcast_to(shape)
-    elif isinstance(other, (int, float, bool, np.number, np.bool_)):
+    elif _is_scalar(other):
       dt = promote_scalar(self.dtype, other)
-      a, b = self.cast(dt), Tensor._const(other, self.shape, dt)._on(self)
+      if dt.is_int and wrap:   # uint8 + 300 adds 44, as in torch
+        if not -2**63 <= other < 2**63:
+          raise _err(OverflowError, op, f"the integer {other} does not fit in int64", "use a smaller number")
+        other = dtypes.wrap_int(int(other), dt)
+      a, b = self.cast(dt), Tensor._const(other, self.shape, dt, op)._on(self)
     else:
       raise _err(TypeError, op, f"unsupported operand type {type(other).__name__}; use a Tensor or a Python number")
     return (b, a) if reverse else (a, b)
@@ -441,66 +474,106 @@ class Tensor:
     return self.reshape(pre).expand(shape)
 
   # ---------------------------------------------------------------- elementwise arithmetic
+  @_opmath
   def add(self, other, reverse=False):
     a, b = self._operands("add", other, reverse)
     return a._alu(Op.OR if a.dtype.is_bool else Op.ADD, b)
 
+  @_opmath
   def sub(self, other, reverse=False):
     a, b = self._operands("sub", other, reverse)
     if a.dtype.is_bool: raise _err(TypeError, "sub", "subtraction of bool tensors is not supported", "use logical_xor or cast to int")
     return a._alu(Op.SUB, b)
 
+  @_opmath
   def mul(self, other, reverse=False):
     a, b = self._operands("mul", other, reverse)
     return a._alu(Op.AND if a.dtype.is_bool else Op.MUL, b)
 
-  def div(self, other, reverse=False, rounding_mode=None):
+  @_opmath
+  def div(self, other, rounding_mode=None):
     """True division (integers become float32); rounding_mode 'floor' or 'trunc' as in torch.div."""
     if rounding_mode not in (None, "floor", "trunc"):
       raise _err(ValueError, "div", f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
-    if rounding_mode == "floor": return self.floor_divide(other, reverse)
-    a, b = self._operands("div", other, reverse)
+    if rounding_mode == "floor": return self.floor_divide(other)
+    if rounding_mode is None and not (self.dtype.is_float or isinstance(other, Tensor) and other.dtype.is_float):
+      # float32 before the operands meet, so an integer scalar is not wrapped into the tensor's dtype (uint8 / -4)
+      self, other = self.float(), other.float() if isinstance(other, Tensor) else other
+    a, b = self._operands("div", other)
     if rounding_mode == "trunc": return a._alu(Op.IDIV, b) if a.dtype.is_int else a._alu(Op.DIV, b).trunc()
-    if not a.dtype.is_float: a, b = a.cast(float32), b.cast(float32)
     return a._alu(Op.DIV, b)
 
+  @_opmath
   def floor_divide(self, other, reverse=False):
     a, b = self._operands("floor_divide", other, reverse)
     if a.dtype.is_bool: raise _err(TypeError, "floor_divide", "not supported on bool tensors", "cast to int first")
-    if a.dtype.is_float: return a._alu(Op.DIV, b).floor()
+    if a.dtype.is_float: return a._floor_divide_float(b)
     q = a._alu(Op.IDIV, b)   # truncates: step down where the signs differ and it was not exact
     fix = (a._alu(Op.MOD, b) != 0).logical_and((a < 0) != (b < 0))
     return fix.where(q - 1, q)
 
+  def _floor_divide_float(self, other: "Tensor") -> "Tensor":
+    """PyTorch's float floor division: from fmod, so that a/b rounding up to an integer does not count (1 // 0.1 is
+    9, as in Python, not floor(10.0)); half types in float32, rounded once. Piecewise constant: no gradient."""
+    a, b = self.detach()._f32(), other.detach()._f32()
+    mod = a._alu(Op.MOD, b)
+    div = (a - mod) / b
+    div = ((mod != 0).logical_and((b < 0) != (mod < 0))).where(div - 1, div)
+    fl = div.floor()
+    fl = (div - fl > 0.5).where(fl + 1, fl)
+    q = a / b
+    return self._rounded((b == 0).where(q, (div == 0).where(q * 0, fl)))   # q * 0: a zero with the quotient's sign
+
   def remainder(self, other, reverse=False):
-    """Python/torch modulo: the result has the sign of the divisor."""
+    """Python/torch modulo: the result has the sign of the divisor. From fmod, which is exact."""
     a, b = self._operands("remainder", other, reverse)
-    if a.dtype.is_bool: raise _err(TypeError, "remainder", "not supported on bool tensors", "cast to int first")
-    if a.dtype.is_float: return a - a._alu(Op.DIV, b).floor() * b
-    r = a._alu(Op.MOD, b)
+    r = a.fmod(b)
     return ((r != 0).logical_and((r < 0) != (b < 0))).where(r + b, r)
 
-  def pow(self, other, reverse=False):
-    if not reverse and isinstance(other, (int, float)) and not isinstance(other, bool):
-      if other == 2: return self * self
-      if other == 1: return self + 0 if not self.dtype.is_bool else self
-      if other == 0.5 and self.dtype.is_float: return self.sqrt()
-      if other == -1 and self.dtype.is_float: return self.reciprocal()
-    a, b = self._operands("pow", other, reverse)
-    if a.dtype.is_int or a.dtype.is_bool:
-      return a.cast(float32)._pow_float(b.cast(float32)).round().cast(a.dtype)
-    return a._pow_float(b)
+  def fmod(self, other):
+    """C's fmod, as torch.fmod: the result has the sign of the dividend."""
+    a, b = self._operands("fmod", other)
+    if a.dtype.is_bool: raise _err(TypeError, "fmod", "not supported on bool tensors", "cast to int first")
+    return a._alu(Op.MOD, b)
 
-  def _pow_float(self, y: "Tensor") -> "Tensor":
-    x = self
-    mag = (y * x.abs().log()).exp()
-    y_int = y.trunc() == y
-    y_odd = y_int.logical_and((y.abs() % 2) == 1)
-    neg = y_int.where(y_odd.where(-mag, mag), x.isinf().logical_or(x == 0).where(mag, math.nan))
-    negative = (x < 0).logical_or((x == 0).logical_and(x.reciprocal() < 0))    # -0.0 counts as negative
-    out = negative.where(neg, mag)
-    one = (y == 0).logical_or(x == 1).logical_or((x == -1).logical_and(y.isinf()))
-    return one.where(1.0, out)
+  def pow(self, other, reverse=False):
+    """torch.pow. Integer ** integer is exact (wrapping on overflow, as torch's integer math does); a float base or
+    exponent makes the result float (int_tensor ** 2.0 is float32). A Python number as the exponent takes PyTorch's
+    fast paths, which give its results exactly: x*x, x*x*x, sqrt, rsqrt, 1/x."""
+    if not reverse and _is_scalar(other) and not isinstance(other, (bool, np.bool_)):
+      x = self.cast(promote_scalar(self.dtype, other))
+      if x.dtype.is_int:
+        if other < 0:
+          raise _err(RuntimeError, "pow", f"Integers to negative integer powers are not allowed ({x.dtype.name} "
+                     f"tensor of shape {_shape_str(x.shape)} ** {other})", "cast the tensor to float first")
+        return x._ipow(int(other))
+      # torch's -2 fast path, 1 / (x*x), is not taken: built from primitives its gradient at 0 would be NaN
+      fast = {2: lambda: x * x, 3: lambda: x * x * x, 0.5: x.sqrt, -0.5: x.rsqrt, -1: x.reciprocal}
+      if other in fast: return fast[other]()
+    a, b = self._operands("pow", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "pow", "not supported on two bool tensors", "cast one to int or float")
+    return a._alu(Op.POW, b) if a.dtype.is_float else a._ipow_tensor(b)
+
+  def _ipow(self, e: int) -> "Tensor":
+    """self ** e for an integer tensor and a Python int e >= 0: square-and-multiply, unrolled."""
+    out, base = Tensor._const(1, self.shape, self.dtype)._on(self), self
+    while e:
+      if e & 1: out = out * base
+      e >>= 1
+      if e: base = base * base
+    return out
+
+  def _ipow_tensor(self, e: "Tensor") -> "Tensor":
+    """self ** e for integer tensors, as torch's powi: square-and-multiply over every bit of e (a fixed loop of
+    selects); for e < 0, 1 ** e is 1, (-1) ** e is -1 or 1 and anything else gives 0."""
+    out, base = Tensor._const(1, self.shape, self.dtype)._on(self), self
+    bits = 8 * self.dtype.itemsize - (self.dtype.kind == 'i')
+    for i in range(bits):
+      out = ((e & (1 << i)) != 0).where(out * base, out)
+      if i + 1 < bits: base = base * base
+    if self.dtype.kind == 'u': return out
+    negative_power = (self == 1).logical_or(self == -1).where(((e & 1) != 0).where(self, 1), 0)
+    return (e < 0).where(negative_power, out)
 
   def __neg__(self):
     if self.dtype.is_bool: raise _err(TypeError, "neg", "negation of a bool tensor is not supported", "use logical_not()")
@@ -513,7 +586,7 @@ class Tensor:
   __mul__ = mul
   def __rmul__(self, o): return self.mul(o, True)
   __truediv__ = div
-  def __rtruediv__(self, o): return self.div(o, True)
+  def __rtruediv__(self, o): return self.reciprocal() * o   # as in torch: 2 / x is (1 / x) * 2
   __floordiv__ = floor_divide
   def __rfloordiv__(self, o): return self.floor_divide(o, True)
   __mod__ = remainder
@@ -598,7 +671,9 @@ class Tensor:
     elif ys is None: dt = promote_scalar(xs.dtype, y)
     else: dt = promote(xs.dtype, ys.dtype)
     shape = _broadcast_shape("where", cond.shape, *(v.shape for v in (xs, ys) if v is not None))
-    def prep(v): return v.cast(dt)._broadcast_to(shape) if isinstance(v, Tensor) else Tensor._const(v, shape, dt)._on(cond)
+    def prep(v):
+      if isinstance(v, Tensor): return v.cast(dt)._broadcast_to(shape)
+      return Tensor._const(v, shape, dt, "where")._on(cond)
     c = cond.cast(bool_)._broadcast_to(shape)
     return c._new(Op.WHERE, (c, prep(x), prep(y)), dt, shape)
 
@@ -620,18 +695,18 @@ class Tensor:
   def minimum(self, other):
     a, b = self._operands("minimum", other)
     if a.dtype.is_bool: return a._alu(Op.AND, b)
-    if a.dtype.kind == 'u': return (a < b).where(a, b)
-    return -((-a).maximum(-b))
+    if a.dtype.is_float: return -((-a).maximum(-b))
+    return ~(~a)._alu(Op.MAX, ~b)   # ~x = -x-1 reverses the order and cannot overflow
 
   def clamp(self, min=None, max=None):
     if min is None and max is None: raise _err(ValueError, "clamp", "at least one of min and max must be given")
     out = self
     if min is not None:
-      a, b = out._operands("clamp", min)
+      a, b = out._operands("clamp", min, wrap=False)
       out = a._alu(Op.MAX, b)
     if max is not None:
-      a, b = out._operands("clamp", max)
-      out = (a > b).where(b, a) if a.dtype.kind in 'ub' else -((-a)._alu(Op.MAX, -b))
+      a, b = out._operands("clamp", max, wrap=False)
+      out = -((-a)._alu(Op.MAX, -b)) if a.dtype.is_float else (a > b).where(b, a)
     return out
   clip = clamp
 
@@ -671,12 +746,40 @@ class Tensor:
     return Tensor._const(False, self.shape, bool_)._on(self).where(self, s) if self.requires_grad else s
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
-  def sigmoid(self): return (1 + (-self._float()).exp()).reciprocal()
-  def tanh(self): return 2 * (2 * self._float()).sigmoid() - 1
+  def _f32(self) -> "Tensor":
+    """Self in float32 if it is an integer or half tensor: activations compute there, as PyTorch's do."""
+    return self if self.dtype in (float32, dtypes.float64) else self.cast(float32)
+  def _rounded(self, out: "Tensor") -> "Tensor":
+    """`out`, computed from self._f32(), rounded once to self's dtype if that is a half type."""
+    return out.cast(self.dtype) if self.dtype in _HALF else out
+
+  # sigmoid and tanh from exp(-|x|), which never overflows: exact to a few float32 ulps over the whole range (see
+  # tests/test_numerics.py), with gradients that stay finite (no 0 * inf) for any input
+  def sigmoid(self):
+    x = self._f32()
+    neg = x < 0
+    z = neg.where(x, -x).exp()
+    return self._rounded(neg.where(z, 1.0) / (1 + z))
+  def tanh(self):
+    x = self._f32()
+    neg = x < 0
+    a = neg.where(-x, x)
+    w = (a * -2).exp()
+    big = (1 - w) / (1 + w)
+    # near 0, 1 - w cancels: an odd polynomial there, fed only small inputs so that its unused branch cannot make an
+    # inf * 0 gradient
+    cut, coefficients = _TANH_POLY[x.dtype.name]
+    small = a < cut
+    s = small.where(x, 0.0)
+    s2 = s * s
+    p = functools.reduce(lambda acc, c: c + s2 * acc, reversed(coefficients[:-1]), coefficients[-1])
+    return self._rounded(small.where(s + s * (s2 * p), neg.where(-big, big)))
   def relu(self):
     x, zero = self._operands("relu", 0)
     return zero._alu(Op.MAX, x)   # zero first: at 0 the gradient goes to the constant, as torch's relu does
-  def silu(self): return self * self.sigmoid()
+  def silu(self):
+    x = self._f32()
+    return self._rounded(x * x.sigmoid())
   def erf(self):
     """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), composed from primitives."""
     x = self._float()
@@ -685,10 +788,11 @@ class Tensor:
     y = 1 - poly * (-(x * x)).exp()
     return (x < 0).where(-y, y)
   def gelu(self, approximate: str = "none"):
+    x = self._f32()
     if approximate == "tanh":
-      return 0.5 * self * (1 + (math.sqrt(2 / math.pi) * (self + 0.044715 * self * self * self)).tanh())
+      return self._rounded(0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
     if approximate != "none": raise _err(ValueError, "gelu", f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return 0.5 * self * (1 + (self * (1 / math.sqrt(2))).erf())
+    return self._rounded(0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
   def square(self): return self * self
 
   def float(self): return self.cast(float32)
@@ -912,7 +1016,7 @@ class Tensor:
                  "use basic indices (ints, slices), or build the result with where()")
     if isinstance(value, Tensor) and value._base is not None and (value._base, value._path) == (view._base, view._path):
       return   # `x[i] += y` wrote through the view already
-    value = value if isinstance(value, Tensor) else Tensor._const(value, (), view.dtype)._on(view)
+    value = value if isinstance(value, Tensor) else Tensor._const(value, (), view.dtype, "setitem")._on(view)
     view.assign(value._broadcast_to(_broadcast_shape("setitem", view.shape, value.shape)))
 
   def __getitem__(self, idx) -> "Tensor":
@@ -1055,9 +1159,8 @@ class Tensor:
   def min(self, dim=None, keepdim=False, axis=None) -> "Tensor":
     dims = self._reduce_dims("min", axis if dim is None else dim)
     self._check_nonempty("min", dims)
-    if self.dtype.is_bool: return self.logical_not()._reduce(Op.REDUCE_MAX, dims, keepdim).logical_not()
-    if self.dtype == dtypes.uint8: return 255 - (255 - self)._reduce(Op.REDUCE_MAX, dims, keepdim)
-    return -((-self)._reduce(Op.REDUCE_MAX, dims, keepdim))
+    if self.dtype.is_float: return -((-self)._reduce(Op.REDUCE_MAX, dims, keepdim))
+    return ~(~self)._reduce(Op.REDUCE_MAX, dims, keepdim)   # ~x = -x-1 reverses the order and cannot overflow
   amax, amin = max, min
 
   def _check_nonempty(self, op, dims):
@@ -1069,7 +1172,7 @@ class Tensor:
     if dim is None: return self.flatten()._arg_reduce(op, 0, False, largest).reshape((1,) * self.ndim if keepdim else ())
     d = _norm_dim(op, dim, self.ndim, self.shape)
     self._check_nonempty(op, (d,))
-    x = self if largest else (-self if not self.dtype.is_bool else self.logical_not())
+    x = self if largest else -self if self.dtype.is_float else ~self   # ~x: -x overflows at the integer minimum
     m = x.max(d, keepdim=True)
     hit = (x == m).logical_or(x.isnan()) if x.dtype.is_float else (x == m)
     n = self.shape[d]
@@ -1095,8 +1198,8 @@ class Tensor:
     dims = self._reduce_dims("logsumexp", axis if dim is None else dim)
     x = self._float()
     if any(self.shape[d] == 0 for d in dims): return x.sum(dims, keepdim) - math.inf
-    m = x.max(dims, keepdim=True)
-    m = m.isinf().where(0.0, m)
+    m = x.max(dims, keepdim=True).detach()   # the result does not depend on m: no gradient through the max
+    m = m.isinf().where(0.0, m)   # as torch: an infinite max is not subtracted (logsumexp([inf, 0]) is inf)
     out = (x - m).exp().sum(dims, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dims)
 
@@ -1104,14 +1207,15 @@ class Tensor:
     x = self._float() if dtype is None else self.cast(dtype)
     d = _norm_dim("softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
     if x.numel() == 0: return x
-    e = (x - x.max(d, keepdim=True)).exp()
+    e = (x - x.max(d, keepdim=True).detach()).exp()   # shifting by the max changes nothing but the rounding
     return e / e.sum(d, keepdim=True)
 
   def log_softmax(self, dim=-1, dtype=None, axis=None) -> "Tensor":
     x = self._float() if dtype is None else self.cast(dtype)
     d = _norm_dim("log_softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
     if x.numel() == 0: return x
-    return x - x.logsumexp(d, keepdim=True)
+    shifted = x - x.max(d, keepdim=True).detach()   # as torch: an infinite max gives NaN rows (log_softmax([inf, 0]))
+    return shifted - shifted.exp().sum(d, keepdim=True).log()
 
   # ---------------------------------------------------------------- linear algebra and nn helpers
   def matmul(self, other: "Tensor") -> "Tensor":
@@ -1321,7 +1425,7 @@ def _inplace_form(name: str):
   return method
 
 
-for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "clamp", "clip", "neg", "abs", "exp",
-              "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
+for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "fmod", "clamp", "clip", "neg", "abs",
+              "exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
               "masked_fill", "square", "sin", "cos", "logical_not"):
   setattr(Tensor, _name + "_", _inplace_form(_name))

@@ -8,7 +8,7 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   # unary ALU
   NEG = auto(); RECIP = auto(); SQRT = auto(); EXP = auto(); LOG = auto(); SIN = auto(); TRUNC = auto(); NOT = auto()
   # binary ALU
-  ADD = auto(); SUB = auto(); MUL = auto(); DIV = auto(); IDIV = auto(); MOD = auto(); MAX = auto()
+  ADD = auto(); SUB = auto(); MUL = auto(); DIV = auto(); IDIV = auto(); MOD = auto(); MAX = auto(); POW = auto()
   CMPLT = auto(); CMPEQ = auto(); CMPNE = auto(); AND = auto(); OR = auto(); XOR = auto()
   # ternary ALU
   WHERE = auto()
@@ -31,7 +31,8 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
 
 
 UNARY = {Op.NEG, Op.RECIP, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC, Op.NOT}
-BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAX, Op.CMPLT, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR, Op.XOR}
+BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAX, Op.POW, Op.CMPLT, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR,
+          Op.XOR}
 ALU = UNARY | BINARY | {Op.WHERE, Op.CAST}
 COMPARE = {Op.CMPLT, Op.CMPEQ, Op.CMPNE}
 REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX}
