@@ -1,6 +1,6 @@
 """The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report."""
 from __future__ import annotations
-import time
+import threading, time
 from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc
 from ..ir.node import LazyNode, toposort
@@ -22,7 +22,16 @@ class _Template:
 
 _schedule_cache: dict = {}
 _program_cache: dict = {}
-recording: list | None = None   # while a jit captures: every (program, buffers) launched, in order
+
+
+class _JitState(threading.local):
+  """What lazygrad.jit does in this thread: `running` names the function it runs as plain code (host reads of tensor
+  values are refused meanwhile), `capture` records the kernel launches and host uploads of a call being captured."""
+  running: str | None = None
+  capture = None
+
+
+jit_state = _JitState()
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
@@ -93,7 +102,7 @@ def run_schedule(items: list[ScheduleItem], device):
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
     prg(bufs)
-    if recording is not None: recording.append((prg, bufs))
+    if (cap := jit_state.capture) is not None: cap.launched(prg, bufs, len(it.outputs))
     if checking: check.compare(it, prg, bufs, before)
     _written(it.outputs)
     if settings.DEBUG >= 2:
