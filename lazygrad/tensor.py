@@ -1293,14 +1293,16 @@ def overwrite(written: list[tuple[Buffer, list[Tensor]]], run):
   in-place update of the tensors listed with each buffer (which hold it now). Before, every other live tensor still
   waiting to read the current contents is realized (one holding such a buffer itself gets a copy); after, each buffer
   has a new version, which its tensors hold."""
-  targets = [t._node for _, ts in written for t in ts]   # the updated tensors themselves are not copied
-  for b, _ in written:
-    now = LazyNode.from_buffer(b, (b.size,))
-    targets.append(LazyNode(Op.ASSIGN, b.dtype, now.shape, (now, now)))
-  readers, _ = _before_writes(targets)   # whole buffers written once: no value reads two versions of one
-  realize_all(readers)
-  run()
   loc = user_frame()
+  holders, bufs = {id(t) for _, ts in written for t in ts}, {id(b) for b, _ in written}
+  if any(id(t) not in holders and (not t._node.realized or id(t._node.buffer) in bufs) for t in _roots):   # may read
+    targets = [t._node for _, ts in written for t in ts]   # the updated tensors themselves are not copied
+    for b, _ in written:
+      now = LazyNode.from_buffer(b, (b.size,), loc)
+      targets.append(LazyNode(Op.ASSIGN, b.dtype, now.shape, (now, now), None, loc))
+    readers, _ = _before_writes(targets)   # whole buffers written once: no value reads two versions of one
+    realize_all(readers)
+  run()
   for b, ts in written:
     b.version += 1
     b.written_at = loc
