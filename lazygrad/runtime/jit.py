@@ -6,7 +6,7 @@ signature is the structure of its arguments, every non-tensor value in them (whi
 shape, dtype, device and requires_grad (a view's: also the view it is of its base), and which tensor arguments share
 memory. The first call with a signature runs the function as plain code, the second runs it again and captures its
 kernels, later calls replay them with the new arguments' memory. So a new shape, dtype or non-tensor value captures
-anew. The last `max_captures` (8) signatures are kept, each capture with its intermediate buffers. A jitted method
+anew (pass numbers that change every call, a learning rate, as tensors). The last `max_captures` (8) signatures are kept, each capture with its intermediate buffers. A jitted method
 (`@lazygrad.jit` on a `def` in a class) keeps its captures per object. Jitted functions called inside a jitted
 function run as plain code, part of the outer one.
 
@@ -22,9 +22,9 @@ What a replay does:
   memory: a result held from an earlier call never changes. A result that is an argument comes back as the new call's
   argument, one that existed before the call (state) as itself, the others without autograd history (on every call:
   call backward inside the function). Non-tensor results come back as captured.
-- Tensors the function made and kept (`p.grad`, attributes it set) hold each replay's values. Other Python effects
-  (attributes set, lists appended, flags like `module.training` read) happen only on calls that run the function:
-  pass what changes as arguments.
+- Tensors the function made and left reachable (`p.grad`, attributes it set) hold each replay's values while they
+  stay reachable. Python effects themselves (attributes set, lists appended, flags like `module.training` read)
+  happen only on calls that run the function: pass what changes as arguments.
 - Pending in-place updates of live tensors are realized before every call.
 
 Raises JitError, on the call that runs the function: a host read of a tensor's value inside it (`item`, `numpy`,
