@@ -1295,7 +1295,7 @@ def overwrite(written: list[tuple[Buffer, list[Tensor]]], run):
   has a new version, which its tensors hold."""
   loc = user_frame()
   holders, bufs = {id(t) for _, ts in written for t in ts}, {id(b) for b, _ in written}
-  if any(id(t) not in holders and (not t._node.realized or id(t._node.buffer) in bufs) for t in _roots):   # may read
+  if written and any(id(t) not in holders and (not t._node.realized or id(t._node.buffer) in bufs) for t in _roots):
     targets = [t._node for _, ts in written for t in ts]   # the updated tensors themselves are not copied
     for b, _ in written:
       now = LazyNode.from_buffer(b, (b.size,), loc)

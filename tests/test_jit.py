@@ -64,6 +64,17 @@ def test_replayed_updates_are_in_place_updates():
   np.testing.assert_array_equal((ps[0] * 1).numpy(), new)
 
 
+def test_replaced_state_captures_anew():
+  lin = lazygrad.nn.Linear(2, 2)
+  f = lazygrad.jit(lambda x: lin(x))
+  x = Tensor([[1.0, 0.0]])
+  for _ in range(3): f(x)
+  lin.load_state_dict({"weight": np.eye(2, dtype=np.float32) * 5, "bias": np.zeros(2, np.float32)})   # new memory
+  assert [f(x).tolist() for _ in range(3)] == [[[5, 0]]] * 3
+  lin.weight = Tensor(np.eye(2, dtype=np.float32) * 7, requires_grad=True)   # the old tensor is gone
+  assert [f(x).tolist() for _ in range(3)] == [[[7, 0]]] * 3
+
+
 def test_random_tensors_are_drawn_anew_like_a_plain_run():
   def f(x):
     return (F.dropout(x + 1, 0.5) + Tensor.rand(4) + Tensor.randn(4) + Tensor.uniform(4, low=2, high=3) +

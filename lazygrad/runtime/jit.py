@@ -12,7 +12,9 @@ function run as plain code, part of the outer one.
 
 What a replay does:
 - Tensors the function reads other than its arguments (parameters, optimizer state) are read by memory: in-place
-  updates made between calls show, a name rebound to a new tensor (`model.w = Tensor(...)`) does not.
+  updates made between calls show. When the tensors that held such memory at the capture all hold other memory
+  (`load_state_dict`, `Module.to`, or `model.w = Tensor(...)` dropping the old tensor), the call captures anew; a
+  name rebound while the old tensor lives on elsewhere is not seen.
 - In-place updates (optimizer steps, `assign` to an argument) are written as in-place updates of the tensors holding
   that memory: live tensors still waiting to read the old values are realized first, the holders then see the new ones.
 - Random tensors made inside (`Tensor.rand`, `randn`, `uniform`, `normal`, `randint`, so dropout) are drawn again, in
@@ -144,10 +146,10 @@ class jit:
     inputs, holders, desc = self._inputs(flat.tensors)
     key = (structure, desc)
     replay = self._calls.get(key)
-    if replay is not None:
+    if replay is not None and not replay.replaced():
       self._calls.move_to_end(key)
       return replay(flat.tensors, inputs, holders)
-    capture = _Capture() if key in self._calls else None
+    capture = _Capture() if key in self._calls else None   # seen before (or its state was replaced): capture now
     before = IdWeakSet()
     for t in _roots: before.add(t)
     grads = [t.grad for t in flat.tensors]
@@ -230,15 +232,22 @@ class _Replay:
     self.launches = [(prg, [slot[id(b)] for b in bufs]) for prg, bufs, _ in launches]
     self.uploads = [(slot[id(b)], src) for b, src in uploads]
     self.results = [(r[0], slot[id(r[1])], r[2]) if r[0] == "new" else r for r in results]
-    # in-place writes: of an input (held by the arguments), of state (held by the live tensors on it now)
+    # state: memory older than the call, with the live tensors holding it now
+    self.state = [(b, [weakref.ref(t) for t in live if t._node.realized and t._node.buffer is b])
+                  for b in self.fixed if not cap.made(b)]
+    # in-place writes: of an input (held by the arguments), of state (held by its tensors)
     self.writes_in = [i for i, b in enumerate(inputs) if id(b) in written]
-    self.writes = [(b, [weakref.ref(t) for t in live if t._node.realized and t._node.buffer is b])
-                   for b in self.fixed if id(b) in written and not cap.made(b)]
+    self.writes = [(b, refs) for b, refs in self.state if id(b) in written]
     self.state_written = {id(b) for b, _ in self.writes}
     # tensors the function made and kept on an input or on memory made anew: given each replay's
     fixed = range(len(inputs), len(inputs) + len(self.fixed))
     self.rebinds = [[weakref.ref(t), slot[id(t._node.buffer)], weakref.ref(t._node)] for t in kept
                     if slot[id(t._node.buffer)] not in fixed]
+
+  def replaced(self) -> bool:
+    """Whether the tensors holding some state at the capture all hold other memory now (loaded, moved, or dropped
+    for a new tensor): the function would read that instead of what the kernels read."""
+    return any(refs and not any((t := r()) is not None and t._node.buffer is b for r in refs) for b, refs in self.state)
 
   def __call__(self, tensors: list[Tensor], inputs: list[Buffer], holders: list[list[Tensor]]):
     t0 = time.perf_counter()
