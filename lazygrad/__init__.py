@@ -10,4 +10,5 @@ from . import dtypes, optim, runtime
 from .runtime import triton_device   # noqa: F401  its error classes, without importing triton
 
 __all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context",
-           "counters", "settings", "dtypes", "bool_", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+           "counters", "settings", "dtypes", "bool_", "uint8", "int32", "int64", "float16", "bfloat16", "float32",
+           "float64"]

@@ -202,6 +202,12 @@ def test_keyword_arguments_methods_and_no_tensor_arguments():
   for i in range(1, 5): assert a.add(Tensor([1.0])).tolist() == [i] and b.add(Tensor([2.0])).tolist() == [100 + 2 * i]
   assert a.total.tolist() == [4] and b.total.tolist() == [108]
 
+  class Slotted:
+    __slots__ = ()
+    @lazygrad.jit
+    def f(self, x): return x
+  with pytest.raises(JitError, match="Slotted objects have no __dict__"): Slotted().f(Tensor([1.0]))
+
   ones, noise = lazygrad.jit(lambda: Tensor.ones(3) * 2), lazygrad.jit(lambda: Tensor.rand(3))
   assert [ones().tolist() for _ in range(4)] == [[2, 2, 2]] * 4
   assert len({noise().numpy().tobytes() for _ in range(4)}) == 4
@@ -221,6 +227,13 @@ def test_new_shapes_and_dtypes_capture_anew():
   for dt in (np.int32, np.int32, np.int32, np.float32):
     out = f(Tensor(np.array([1, 2], dt)))
     assert out.dtype.name == np.dtype(dt).name and out.tolist() == [2, 4]
+  runs = []
+  def g(x):
+    runs.append(x.shape)
+    return x * 2
+  g = lazygrad.jit(g, max_captures=2)   # the least recently used signature goes first
+  for n in (1, 1, 2, 2, 1, 3, 3, 2): g(Tensor(np.zeros(n, np.float32)))
+  assert runs == [(1,), (1,), (2,), (2,), (3,), (3,), (2,)]
 
 
 def test_what_replays_cannot_reproduce_raises():

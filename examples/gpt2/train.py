@@ -270,7 +270,8 @@ class Trainer:
   @no_grad()
   def evaluate(self) -> float:
     self.model.eval()   # no dropout
-    try: losses = [self.loss_of(*self.batches.get("val", k, self.args.device)).item() for k in range(self.args.eval_iters)]
+    try: losses = [self.loss_of(*self.batches.get("val", k, self.args.device)).item()
+                   for k in range(self.args.eval_iters)]
     finally: self.model.train()
     return float(np.mean(losses))
 

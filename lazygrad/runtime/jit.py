@@ -6,9 +6,9 @@ signature is the structure of its arguments, every non-tensor value in them (whi
 shape, dtype, device and requires_grad (a view's: also the view it is of its base), and which tensor arguments share
 memory. The first call with a signature runs the function as plain code, the second runs it again and captures its
 kernels, later calls replay them with the new arguments' memory. So a new shape, dtype or non-tensor value captures
-anew (pass numbers that change every call, a learning rate, as tensors). The last `max_captures` (8) signatures are kept, each capture with its intermediate buffers. A jitted method
-(`@lazygrad.jit` on a `def` in a class) keeps its captures per object. Jitted functions called inside a jitted
-function run as plain code, part of the outer one.
+anew (pass numbers that change every call, a learning rate, as tensors). The last `max_captures` (8) signatures are
+kept, each capture with its intermediate buffers. A jitted method (`@lazygrad.jit` on a `def` in a class) keeps its
+captures per object. Jitted functions called inside a jitted function run as plain code, part of the outer one.
 
 What a replay does:
 - Tensors the function reads other than its arguments (parameters, optimizer state) are read by memory: in-place
@@ -33,7 +33,7 @@ Raises JitError, on the call that runs the function: a host read of a tensor's v
 `tolist`, `bool`/`int`/`float`, `repr` with values, `.to` another device) or `manual_seed` (baked into replays); an
 unhashable non-tensor argument; a tensor argument with autograd history (computed from tensors requiring grad); setting
 `.grad` of an argument; kernels that read a tensor the call dropped (an old `.grad` that backward accumulated into).
-On a replay: an argument sharing memory with a tensor the function reads as state."""
+On a replay: an argument sharing memory with a tensor the function reads as state, when either is updated in place."""
 from __future__ import annotations
 import collections, functools, time, weakref
 import numpy as np
@@ -161,9 +161,10 @@ class jit:
     finally: state.running = state.capture = None
     for i, (t, g) in enumerate(zip(flat.tensors, grads)):
       if t.grad is not g:
-        raise JitError(f"jit {self.name}: sets .grad of tensor argument {i} (shape {t.shape}), and a replay cannot give "
-                       "the next call's arguments a .grad. Fix: let the function read the tensors it differentiates "
-                       "(model parameters) instead of taking them as arguments, or return their gradients (gradient())")
+        raise JitError(f"jit {self.name}: sets .grad of tensor argument {i} (shape {t.shape}), and a replay cannot "
+                       "give the next call's arguments a .grad. Fix: let the function read the tensors it "
+                       "differentiates (model parameters) instead of taking them as arguments, or return their "
+                       "gradients (gradient())")
     results = [("arg", flat.index(t)) if flat.index(t) is not None else ("same", t) if t in before else
                ("new", t.node.buffer, t.shape) for t in out.tensors]
     self._calls[key] = _Replay(self.name, capture, before, inputs, template, results) if capture else None
@@ -271,7 +272,8 @@ class _Replay:
       if t is None or t._node is not r[2](): continue   # gone, or given another value since
       _hold(t, table[r[1]], loc)
       r[2] = weakref.ref(t._node)
-    values = [tensors[r[1]] if r[0] == "arg" else r[1] if r[0] == "same" else _on(table[r[1]], r[2]) for r in self.results]
+    values = [tensors[r[1]] if r[0] == "arg" else r[1] if r[0] == "same" else _on(table[r[1]], r[2])
+              for r in self.results]
     if settings.DEBUG >= 1:
       print(f"jit {self.name}: replayed {len(self.launches)} kernels in {(time.perf_counter() - t0) * 1e3:.3f} ms")
     return _build(self.template, values)
