@@ -220,6 +220,24 @@ def test_nested_jit_runs_inside_the_outer_one():
   for v in range(3): assert inner(Tensor([float(v)])).tolist() == [2 * v]
 
 
+def test_grad_mode_and_autocast_are_part_of_the_signature():
+  lin, x = lazygrad.nn.Linear(4, 4), Tensor(rng.standard_normal((2, 4)).astype(np.float32))
+  f = lazygrad.jit(lambda x: lin(x))
+  want = lin(x).numpy()
+  with lazygrad.nn.autocast("bfloat16"): want16 = lin(x).numpy()
+  assert not np.array_equal(want, want16)
+  for _ in range(3):
+    np.testing.assert_array_equal(f(x).numpy(), want)
+    with lazygrad.nn.autocast("bfloat16"): np.testing.assert_array_equal(f(x).numpy(), want16)
+  def norm_grad(x):   # the gradient inside, or (under no_grad) none
+    x = x.detach().requires_grad_()
+    return x.square().sum().gradient(x)[0] if lazygrad.autograd.grad_mode.enabled else x * 0
+  g = lazygrad.jit(norm_grad)
+  for _ in range(3):
+    assert g(Tensor([1.0, 2.0])).tolist() == [2, 4]
+    with lazygrad.no_grad(): assert g(Tensor([1.0, 2.0])).tolist() == [0, 0]
+
+
 def test_new_shapes_and_dtypes_capture_anew():
   f = lazygrad.jit(lambda x: x * 2)
   for n in (3, 3, 3, 5, 5, 5, 3):
@@ -242,8 +260,9 @@ def test_what_replays_cannot_reproduce_raises():
   w = Tensor([2.0], requires_grad=True)
   grad_of_arg = lazygrad.jit(lambda p: (p * p).sum().backward())
   with pytest.raises(JitError, match=r"sets \.grad of tensor argument 0"): grad_of_arg(w)
-  with pytest.raises(JitError, match="computed from tensors that require grad.*Fix: pass it .detach"):
-    lazygrad.jit(lambda x: x + 1)(w * 2)
+  plus = lazygrad.jit(lambda x: x + 1)
+  with pytest.raises(JitError, match="computed from tensors that require grad.*Fix: pass it .detach"): plus(w * 2)
+  assert [plus((w * i).detach()).item() for i in range(4)] == [1, 3, 5, 7]
   def accumulate(x):   # no zero_grad: the new .grad adds to the old one, which the function drops
     (w * x).sum().backward()
     lazygrad.realize(w.grad)

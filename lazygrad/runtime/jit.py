@@ -3,8 +3,8 @@ cache lookups, only the launches (and the host random draws they need).
 
 Calls. Tensor arguments may be positional or keyword, alone or at any depth inside lists, tuples and dicts. A call's
 signature is the structure of its arguments, every non-tensor value in them (which must be hashable), each tensor's
-shape, dtype, device and requires_grad (a view's: also the view it is of its base), and which tensor arguments share
-memory. The first call with a signature runs the function as plain code, the second runs it again and captures its
+shape, dtype, device and requires_grad (a view's: also the view it is of its base), which tensor arguments share
+memory, and the modes no_grad and autocast. The first call with a signature runs the function as plain code, the second runs it again and captures its
 kernels, later calls replay them with the new arguments' memory. So a new shape, dtype or non-tensor value captures
 anew (pass numbers that change every call, a learning rate, as tensors). The last `max_captures` (8) signatures are
 kept, each capture with its intermediate buffers. A jitted method (`@lazygrad.jit` on a `def` in a class) keeps its
@@ -37,9 +37,11 @@ On a replay: an argument sharing memory with a tensor the function reads as stat
 from __future__ import annotations
 import collections, functools, time, weakref
 import numpy as np
+from ..autograd import grad_mode
 from ..errors import JitError
 from ..helpers import counters, settings, user_frame, IdWeakSet
 from ..ir.node import LazyNode, toposort
+from ..nn.module import autocast_dtype
 from ..tensor import Tensor, realize_all, overwrite, _hold, _roots, _assigned
 from .buffer import Buffer, serials
 from . import realize as engine
@@ -144,7 +146,7 @@ class jit:
     structure = (tuple(flat.walk(a, f"args[{i}]") for i, a in enumerate(args)),
                  tuple((k, flat.walk(v, f"kwargs[{k!r}]")) for k, v in sorted(kwargs.items())))
     inputs, holders, desc = self._inputs(flat.tensors)
-    key = (structure, desc)
+    key = (structure, desc, grad_mode.enabled, autocast_dtype())
     replay = self._calls.get(key)
     if replay is not None and not replay.replaced():
       self._calls.move_to_end(key)
@@ -177,11 +179,11 @@ class jit:
     hold their base's), and the tensors' part of the signature."""
     roots = {}
     for i, t in enumerate(tensors):
-      root = t._base if t._base is not None else t
-      if root.requires_grad and not root.is_leaf:
+      if t.requires_grad and not t.is_leaf:
         raise JitError(f"jit {self.name}: tensor argument {i} (shape {t.shape}) was computed from tensors that require "
                        "grad, and replays cannot extend its autograd history. Fix: pass it .detach()ed, or compute it "
                        "inside the function")
+      root = t._base if t._base is not None else t
       roots[id(root)] = root
     realize_all(list(roots.values()))
     bufs, holders, at, desc = [], [], {}, []
