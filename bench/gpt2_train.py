@@ -38,8 +38,7 @@ def run_lazygrad(cfg, data, precision, device, use_jit=False):
     return loss
   run = lazygrad.jit(kernels) if use_jit else kernels
   def step(x, y):
-    out = run(Tensor(x, device=device), Tensor(y, device=device))
-    return (out[0] if isinstance(out, tuple) else out).item()
+    return run(Tensor(x, device=device), Tensor(y, device=device)).item()
   return step
 
 

@@ -23,6 +23,11 @@ class StaleValueError(RuntimeError):
   inplace operation'); the message names where the value was made and where it was overwritten."""
 
 
+class JitError(RuntimeError):
+  """A function given to lazygrad.jit does something a replay of its kernels could not reproduce; the message names
+  the function, what it did and the fix."""
+
+
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 

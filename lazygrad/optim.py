@@ -54,7 +54,9 @@ class Optimizer:
   def _extra_state(self) -> list[Tensor]: return []
 
   def _state(self, p: Tensor) -> Tensor:
-    return Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone().realize()   # memory of its own
+    # memory of its own: a realized constant is shared by every equal constant still alive, and the states of
+    # same-shaped parameters are updated in place in one schedule
+    return Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone().realize()
 
 
 class SGD(Optimizer):

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 from . import dtypes
 from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bool_
-from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError
+from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError, JitError
 from .ir.node import LazyNode, apply_path, toposort
 from .ir.view import view_of
 from .ir.ops import Op, ALU
@@ -88,6 +88,9 @@ def manual_seed(seed: int):
   """Seed the random generator. Random tensors are drawn on the host, so one seed gives the same values on
   every device."""
   global _rng
+  if (fn := _engine.jit_state.running) is not None:
+    raise _err(JitError, "manual_seed", f"called inside {fn}, which lazygrad.jit is running to capture its kernels: "
+               "replays do not run it, so they would draw other numbers than plain calls", "seed before the call")
   _rng = np.random.Generator(np.random.Philox(int(seed)))
 
 
@@ -117,7 +120,7 @@ class Tensor:
       except TypeError as e:
         raise _err(TypeError, "Tensor", f"cannot make a tensor of {arr.dtype} data" if dtype is None else str(e)) from None
       arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
-      buf = Buffer(self._device, dt, arr.size, self._device.from_numpy(arr))
+      buf = _uploaded(Buffer(self._device, dt, arr.size, self._device.from_numpy(arr)))
       node = LazyNode.from_buffer(buf, arr.shape)
     if node.op is Op.BUFFER and not _takes_buffer(self, node.buffer):   # someone else's memory: hold its value
       node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
@@ -285,7 +288,7 @@ class Tensor:
   def element_size(self) -> int: return self.dtype.itemsize
 
   def __repr__(self):
-    body = np.array2string(self.numpy(), separator=", ") if self.node.realized or self.numel() <= 64 else "<lazy>"
+    body = np.array2string(self._host("repr"), separator=", ") if self.node.realized or self.numel() <= 64 else "<lazy>"
     return f"Tensor({body}, dtype={self.dtype.name})"
 
   # ---------------------------------------------------------------- realization
@@ -294,25 +297,32 @@ class Tensor:
     realize(self)
     return self
 
-  def numpy(self) -> np.ndarray:
+  def numpy(self) -> np.ndarray: return self._host("numpy")
+  def item(self): return self._scalar("item")
+  def tolist(self): return self._host("tolist").tolist()
+  def __float__(self): return float(self._scalar("float"))
+  def __int__(self): return int(self._scalar("int"))
+  def __bool__(self): return bool(self._scalar("bool"))
+  def __index__(self):
+    if not self.dtype.is_int: raise _err(TypeError, "__index__", f"only integer tensors can be used as an index, got {self.dtype.name}")
+    return int(self._scalar("__index__"))
+
+  def _host(self, op: str) -> np.ndarray:
+    """A copy of the values on the host; `op` is the user's call (for the error when a jit forbids reading)."""
+    if (fn := _engine.jit_state.running) is not None:
+      raise _err(JitError, op, f"reads a tensor's value on the host inside {fn}, which lazygrad.jit is running to "
+                 "capture its kernels: replays run only the kernels, so the value read now would be baked into every "
+                 "later call", "return the tensor from the function and read it after the call")
     node = self.node   # what realize computes (after it, a view may see its base through a new node)
     realize(self)
     _engine.raise_failed_checks()
     return np.array(node.buffer.numpy()[:self.numel()], copy=True).reshape(self.shape)
 
-  def item(self):
+  def _scalar(self, op: str):
     if self.numel() != 1:
-      raise _err(ValueError, "item", f"only a tensor with one element can be converted to a Python scalar, got shape "
+      raise _err(ValueError, op, f"only a tensor with one element can be converted to a Python scalar, got shape "
                  f"{_shape_str(self.shape)}", "index or reduce it first")
-    return self.numpy().reshape(()).item()
-
-  def tolist(self): return self.numpy().tolist()
-  def __float__(self): return float(self.item())
-  def __int__(self): return int(self.item())
-  def __bool__(self): return bool(self.item())
-  def __index__(self):
-    if not self.dtype.is_int: raise _err(TypeError, "__index__", f"only integer tensors can be used as an index, got {self.dtype.name}")
-    return int(self.item())
+    return self._host(op).reshape(()).item()
 
   # ---------------------------------------------------------------- creation
   @staticmethod
@@ -361,27 +371,38 @@ class Tensor:
     return Tensor(np.eye(n, m if m is not None else n), dtype=dtype or float32, **kw)
 
   @staticmethod
+  def _drawn(draw, dtype, kw) -> "Tensor":
+    """A tensor of the host random numbers `draw()` returns; a jit capture keeps `draw` to draw anew on each replay."""
+    t = Tensor(draw(), dtype=dtype, **kw)
+    if (cap := _engine.jit_state.capture) is not None: cap.uploaded(t.node.buffer, draw)
+    return t
+
+  @staticmethod
   def rand(*shape, dtype=None, **kw) -> "Tensor":
-    return Tensor(_rng.random(_shape_arg(shape), dtype=np.float32), dtype=dtype or float32, **kw)
+    shape = _shape_arg(shape)
+    return Tensor._drawn(lambda: _rng.random(shape, dtype=np.float32), dtype or float32, kw)
 
   @staticmethod
   def randn(*shape, dtype=None, **kw) -> "Tensor":
-    return Tensor(_rng.standard_normal(_shape_arg(shape), dtype=np.float32), dtype=dtype or float32, **kw)
+    shape = _shape_arg(shape)
+    return Tensor._drawn(lambda: _rng.standard_normal(shape, dtype=np.float32), dtype or float32, kw)
 
   @staticmethod
   def uniform(*shape, low: float = 0.0, high: float = 1.0, dtype=None, **kw) -> "Tensor":
-    return Tensor(_rng.uniform(low, high, _shape_arg(shape)).astype(np.float32), dtype=dtype or float32, **kw)
+    shape = _shape_arg(shape)
+    return Tensor._drawn(lambda: _rng.uniform(low, high, shape).astype(np.float32), dtype or float32, kw)
 
   @staticmethod
   def normal(*shape, mean: float = 0.0, std: float = 1.0, dtype=None, **kw) -> "Tensor":
-    return Tensor((_rng.standard_normal(_shape_arg(shape), dtype=np.float32) * std + mean).astype(np.float32),
-                  dtype=dtype or float32, **kw)
+    shape = _shape_arg(shape)
+    return Tensor._drawn(lambda: (_rng.standard_normal(shape, dtype=np.float32) * std + mean).astype(np.float32),
+                         dtype or float32, kw)
 
   @staticmethod
   def randint(low, high=None, size=(), dtype=None, **kw) -> "Tensor":
     if high is None: low, high = 0, low
-    return Tensor(_rng.integers(low, high, _shape_arg((size,) if isinstance(size, int) else size)),
-                  dtype=dtype or int64, **kw)
+    shape = _shape_arg((size,) if isinstance(size, int) else size)
+    return Tensor._drawn(lambda: _rng.integers(low, high, shape), dtype or int64, kw)
 
   @staticmethod
   def from_torch(t, device: str | None = None) -> "Tensor":
@@ -390,7 +411,7 @@ class Tensor:
     dt = to_dtype(t.dtype)
     if dev.name.startswith("triton"):
       data = t.detach().to(dev.torch_device).contiguous().view(-1)
-      return Tensor(LazyNode.from_buffer(Buffer(dev, dt, t.numel(), data), tuple(t.shape)), device=dev.name)
+      return Tensor(LazyNode.from_buffer(_uploaded(Buffer(dev, dt, t.numel(), data)), tuple(t.shape)), device=dev.name)
     arr = t.detach().cpu()
     return Tensor(arr.float().numpy() if dt.name == "bfloat16" else arr.numpy(), dtype=dt, device=dev.name)
 
@@ -809,7 +830,7 @@ class Tensor:
       else: dtype = a
     out = self.cast(dtype) if dtype is not None else self
     if device is not None and get_device(device) is not self._device:
-      out = Tensor(out.numpy(), dtype=out.dtype, device=device, requires_grad=out.requires_grad)
+      out = Tensor(out._host("to"), dtype=out.dtype, device=device, requires_grad=out.requires_grad)
     return out
   def type(self, dtype): return self.cast(dtype)
 
@@ -1312,6 +1333,12 @@ def _takes_buffer(t: Tensor, buffer) -> bool:
   return True
 
 
+def _uploaded(buf: Buffer) -> Buffer:
+  """`buf`, just filled from the host; a jit capture keeps a copy of its contents for replays that need them again."""
+  if (cap := _engine.jit_state.capture) is not None: cap.uploaded(buf, np.array(buf.numpy(), copy=True))
+  return buf
+
+
 def _in_memory(node: LazyNode) -> bool:
   """Is `node` a tensor's own memory (a buffer, maybe with in-place updates pending), which can be written?"""
   while node.op is Op.ASSIGN: node = node.srcs[0]
@@ -1414,9 +1441,41 @@ def realize(*tensors: Tensor):
     if n.op is Op.ASSIGN and not n.realized: continue
     _assigned.discard(t)
     if n.op is not Op.ASSIGN or (t.requires_grad and not t.is_leaf): continue
-    if t.requires_grad: t._past = weakref.WeakSet(t._versions())   # graphs built on these still send gradients here
-    t._node = LazyNode.from_buffer(n.buffer, t.shape, n.loc)
-    n.buffer.owner = weakref.ref(t)
+    _hold(t, n.buffer, n.loc)
+
+
+def realize_all(tensors: list[Tensor]):
+  """Realize tensors that may be on several devices: one schedule per device."""
+  for dev in {id(t._device): t._device for t in tensors}.values(): realize(*(t for t in tensors if t._device is dev))
+
+
+def _hold(t: Tensor, buffer: Buffer, loc):
+  """`t` is `buffer` (its owner) as it is now; graphs built on the nodes it held before still send it their
+  gradients."""
+  if t.requires_grad: t._past = weakref.WeakSet(t._versions())
+  t._node = LazyNode.from_buffer(buffer, t.shape, loc)
+  buffer.owner = weakref.ref(t)
+
+
+def overwrite(written: list[tuple[Buffer, list[Tensor]]], run):
+  """Call `run`, which writes the buffers of `written` outside any schedule (a jit replay's in-place updates), as an
+  in-place update of the tensors listed with each buffer (which hold it now). Before, every other live tensor still
+  waiting to read the current contents is realized (one holding such a buffer itself gets a copy); after, each buffer
+  has a new version, which its tensors hold."""
+  loc = user_frame()
+  holders, bufs = {id(t) for _, ts in written for t in ts}, {id(b) for b, _ in written}
+  if written and any(id(t) not in holders and (not t._node.realized or id(t._node.buffer) in bufs) for t in _roots):
+    targets = [t._node for _, ts in written for t in ts]   # the updated tensors themselves are not copied
+    for b, _ in written:
+      now = LazyNode.from_buffer(b, (b.size,), loc)
+      targets.append(LazyNode(Op.ASSIGN, b.dtype, now.shape, (now, now), None, loc))
+    readers, _ = _before_writes(targets)   # whole buffers written once: no value reads two versions of one
+    realize_all(readers)
+  run()
+  for b, ts in written:
+    b.version += 1
+    b.written_at = loc
+    for t in ts: _hold(t, b, loc)
 
 
 def _inplace_form(name: str):

@@ -118,3 +118,15 @@ def test_learning_rate_change_keeps_the_schedule():
     if step == 1: s = counters.schedules
   assert counters.schedules == s
   assert abs(opt.lr - 0.025) < 1e-9
+
+
+def test_states_of_same_shaped_parameters_have_memory_of_their_own():
+  """Equal constants are one node: a realized one still alive must not give its memory to several states."""
+  zeros = Tensor.zeros(3)
+  alive = zeros.node   # noqa: F841  the shared node, realized below
+  zeros.realize()
+  ps = [Tensor(np.ones(3, np.float32), requires_grad=True) for _ in range(2)]
+  opt = lazygrad.optim.Adam(ps, lr=0.1)
+  (ps[0] * 2 + ps[1] * 3).sum().backward()
+  opt.step()
+  for p in ps: np.testing.assert_allclose(p.numpy(), 0.9, rtol=1e-6)

@@ -1,9 +1,9 @@
 """Train a GPT-2 with lazygrad on nanoGPT-format data (train.bin / val.bin of uint16 tokens).
 
-Each step (forward, backward, gradient clipping and the AdamW update) is one lazygrad schedule. Checkpoints are
-safetensors files written atomically; --resume continues exactly where the checkpoint stopped, with the model
-stored there (the batches are a function of the seed and the step, so with the same training options the loss
-sequence is the one an uninterrupted run gives).
+Each step (forward, backward, gradient clipping and the AdamW update) is one lazygrad schedule, captured once and
+replayed by lazygrad.jit. Checkpoints are safetensors files written atomically; --resume continues exactly where the
+checkpoint stopped, with the model stored there (the batches and the dropout masks are a function of the seed and the
+step, so with the same training options the loss sequence is the one an uninterrupted run gives).
 
 Example: python examples/gpt2/train.py --config tiny --steps 200 --batch 16"""
 from __future__ import annotations
@@ -262,13 +262,17 @@ class Trainer:
     a = self.args
     lr = cosine_warmup_lr(self.step, a.warmup, a.steps, a.lr, a.min_lr)
     x, y = self.batches.get("train", self.step, a.device)
-    out = self.step_kernels(x, y, Tensor([lr], device=a.device))
+    lazygrad.manual_seed(np.random.SeedSequence([a.seed, self.step]).generate_state(1)[0])   # this step's dropout
+    loss = self.step_kernels(x, y, Tensor([lr], device=a.device))
     self.step += 1
-    return (out[0] if isinstance(out, tuple) else out).item()
+    return loss.item()
 
   @no_grad()
   def evaluate(self) -> float:
-    losses = [self.loss_of(*self.batches.get("val", k, self.args.device)).item() for k in range(self.args.eval_iters)]
+    self.model.eval()   # no dropout
+    try: losses = [self.loss_of(*self.batches.get("val", k, self.args.device)).item()
+                   for k in range(self.args.eval_iters)]
+    finally: self.model.train()
     return float(np.mean(losses))
 
   def run(self) -> list[float]:

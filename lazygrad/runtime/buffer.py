@@ -1,18 +1,22 @@
 """Buffers: flat device memory of one dtype."""
 from __future__ import annotations
+import itertools
 from ..dtypes import DType
+
+serials = itertools.count()   # buffers are numbered in the order they are made (a jit tells what a call made)
 
 
 class Buffer:
   """`size` elements of `dtype` on `device`. `data` is the device's storage (a flat numpy array on the numpy device,
   a torch tensor on Triton devices), allocated on first use. `version` counts the in-place writes (ASSIGNs) into it,
   `written_at` is the user line of the last one. `owner` (a weak reference) is the one tensor that may hold the buffer
-  as its memory and write it in place; other tensors reading it hold values (see Tensor)."""
-  __slots__ = ("device", "dtype", "size", "data", "version", "written_at", "owner")
+  as its memory and write it in place; other tensors reading it hold values (see Tensor). `serial` numbers buffers
+  in the order they are made."""
+  __slots__ = ("device", "dtype", "size", "data", "version", "written_at", "owner", "serial")
 
   def __init__(self, device, dtype: DType, size: int, data=None):
     self.device, self.dtype, self.size, self.data = device, dtype, size, data
-    self.version, self.written_at, self.owner = 0, None, None
+    self.version, self.written_at, self.owner, self.serial = 0, None, None, next(serials)
 
   @property
   def nbytes(self) -> int: return self.size * self.dtype.itemsize
@@ -23,5 +27,9 @@ class Buffer:
 
   def numpy(self):
     return self.device.to_numpy(self.ensure())
+
+  def write(self, arr):
+    """Copy the host array `arr` (this buffer's dtype and size) into this buffer."""
+    self.device.write(self.ensure(), arr)
 
   def __repr__(self): return f"<Buffer {self.device.name} {self.dtype.name}[{self.size}]>"

@@ -1,48 +1,288 @@
-"""JIT: capture the kernels a function launches once, then replay them on later calls without building the graph,
-scheduling or looking anything up: only the kernel launches remain.
+"""JIT: capture the kernels a function launches, then replay them on later calls: no graph building, scheduling or
+cache lookups, only the launches (and the host random draws they need).
 
-The function must take its changing data as Tensor arguments (realized, same shapes and dtypes every call) and
-return Tensors. Everything it creates from host data itself (constants, `Tensor.rand` inside) is frozen at capture,
-as with CUDA graphs. In-place updates (optimizer steps) replay in place. The buffers of a captured call stay
-allocated and are reused by every replay."""
+Calls. Tensor arguments may be positional or keyword, alone or at any depth inside lists, tuples and dicts. A call's
+signature is the structure of its arguments, every non-tensor value in them (which must be hashable), each tensor's
+shape, dtype, device and requires_grad (a view's: also the view it is of its base), which tensor arguments share
+memory, and the modes no_grad and autocast. The first call with a signature runs the function as plain code, the second runs it again and captures its
+kernels, later calls replay them with the new arguments' memory. So a new shape, dtype or non-tensor value captures
+anew (pass numbers that change every call, a learning rate, as tensors). The last `max_captures` (8) signatures are
+kept, each capture with its intermediate buffers. A jitted method (`@lazygrad.jit` on a `def` in a class) keeps its
+captures per object. Jitted functions called inside a jitted function run as plain code, part of the outer one.
+
+What a replay does:
+- Tensors the function reads other than its arguments (parameters, optimizer state) are read by memory: in-place
+  updates made between calls show. When the tensors that held such memory at the capture all hold other memory
+  (`load_state_dict`, `Module.to`, or `model.w = Tensor(...)` dropping the old tensor), the call captures anew; a
+  name rebound while the old tensor lives on elsewhere is not seen.
+- In-place updates (optimizer steps, `assign` to an argument) are written as in-place updates of the tensors holding
+  that memory: live tensors still waiting to read the old values are realized first, the holders then see the new ones.
+- Random tensors made inside (`Tensor.rand`, `randn`, `uniform`, `normal`, `randint`, so dropout) are drawn again, in
+  the capture's order, from the current generator: a jitted run draws the numbers a plain run with the same seed draws.
+  Other host data made inside (`Tensor([...])`, `arange`) is a constant, as it was at capture.
+- Results come back as the function returned them (a tensor, None, lists, tuples, dicts, nested), each tensor in new
+  memory: a result held from an earlier call never changes. A result that is an argument comes back as the new call's
+  argument, one that existed before the call (state) as itself, the others without autograd history (on every call:
+  call backward inside the function). Non-tensor results come back as captured.
+- Tensors the function made and left reachable (`p.grad`, attributes it set) hold each replay's values while they
+  stay reachable. Python effects themselves (attributes set, lists appended, flags like `module.training` read)
+  happen only on calls that run the function: pass what changes as arguments.
+- Pending in-place updates of live tensors are realized before every call.
+
+Raises JitError, on the call that runs the function: a host read of a tensor's value inside it (`item`, `numpy`,
+`tolist`, `bool`/`int`/`float`, `repr` with values, `.to` another device) or `manual_seed` (baked into replays); an
+unhashable non-tensor argument; a tensor argument with autograd history (computed from tensors requiring grad); setting
+`.grad` of an argument; kernels that read a tensor the call dropped (an old `.grad` that backward accumulated into).
+On a replay: an argument sharing memory with a tensor the function reads as state, when either is updated in place."""
 from __future__ import annotations
-import functools
-from ..ir.node import LazyNode
+import collections, functools, time, weakref
+import numpy as np
+from ..autograd import grad_mode
+from ..helpers import JitError
+from ..helpers import counters, settings, user_frame, IdWeakSet
+from ..ir.node import LazyNode, toposort
+from ..nn.module import autocast_dtype
+from ..tensor import Tensor, realize_all, overwrite, _hold, _roots, _assigned
+from .buffer import Buffer, serials
 from . import realize as engine
+
+_TENSOR, _LEAF = "tensor", "leaf"   # template tags (containers are tagged with their type)
+
+
+class _Flat:
+  """Structures of lists, tuples (named ones too) and dicts as templates, with their distinct tensors pulled out.
+  With `fn` (the jitted function's name) they are arguments: their other values must be hashable."""
+
+  def __init__(self, fn: str | None = None):
+    self.tensors: list[Tensor] = []
+    self._at: dict[int, int] = {}
+    self.fn = fn
+
+  def index(self, t: Tensor) -> int | None:
+    """t's position among the tensors (by identity), None if it is not one of them."""
+    return self._at.get(id(t))
+
+  def walk(self, x, where: str = ""):
+    if isinstance(x, Tensor):
+      if id(x) not in self._at:
+        self._at[id(x)] = len(self.tensors)
+        self.tensors.append(x)
+      return (_TENSOR, self._at[id(x)])
+    if type(x) in (list, tuple) or (isinstance(x, tuple) and hasattr(x, "_fields")):
+      return (type(x), tuple(self.walk(v, f"{where}[{i}]") for i, v in enumerate(x)))
+    if type(x) is dict: return (dict, tuple((k, self.walk(v, f"{where}[{k!r}]")) for k, v in x.items()))
+    if self.fn is not None:
+      try: hash(x)
+      except TypeError:
+        raise JitError(f"jit {self.fn}: argument {where} is an unhashable {type(x).__name__}, but non-tensor arguments "
+                       "key the captures. Fix: pass arrays as Tensors and other values in a hashable form (a tuple, a "
+                       "frozenset)") from None
+    return (_LEAF, type(x), x)
+
+
+def _build(template, values: list):
+  """The structure `template` describes, with `values` for its tensors."""
+  kind, body = template[0], template[1]
+  if kind is _TENSOR: return values[body]
+  if kind is _LEAF: return template[2]
+  if kind is dict: return {k: _build(v, values) for k, v in body}
+  items = [_build(v, values) for v in body]
+  return kind(*items) if hasattr(kind, "_fields") else kind(items)
+
+
+class _Capture:
+  """What a call being captured does, in order: its kernel launches, host uploads and value checks."""
+
+  def __init__(self):
+    self.first = next(serials)   # buffers the call makes are numbered after this
+    self.launches: list = []     # (program, buffers, how many of them it writes, scalar arguments)
+    self.uploads: dict = {}      # id(buffer) -> (buffer, its host array or the draw that makes new ones)
+    self.checks: list = []       # (flag buffer, (error, message), user line): index and divisor checks
+
+  def launched(self, prg, bufs: list[Buffer], n_out: int, scalars: list):
+    self.launches.append((prg, bufs, n_out, scalars))
+  def uploaded(self, buf: Buffer, source): self.uploads[id(buf)] = (buf, source)
+  def checked(self, checks: list): self.checks += checks
+  def made(self, buf: Buffer) -> bool: return buf.serial > self.first
+
+  def needed(self, wanted: set) -> list:
+    """The launches a replay repeats: in-place writes of memory older than the call, and the launches computing the
+    `wanted` buffers (ids), directly or through what they read. Work the call did for tensors made before it (values
+    an in-place write made it realize) is not repeated."""
+    out = []
+    for prg, bufs, n_out, scalars in reversed(self.launches):
+      if any(id(b) in wanted or not self.made(b) for b in bufs[:n_out]):
+        out.append((prg, bufs, n_out, scalars))
+        wanted.update(id(b) for b in bufs)
+    return out[::-1]
 
 
 class jit:
-  """Decorator: the first call runs normally (scheduling and compiling), the second is captured, later calls
-  replay the captured kernels with the new arguments' buffers."""
+  """Decorator: capture the kernels a function launches and replay them on later calls (see the module docstring)."""
 
-  def __init__(self, fn):
-    self.fn, self.calls, self.captured = fn, 0, None
+  def __init__(self, fn, max_captures: int = 8):
+    self.fn, self.max_captures = fn, max_captures
+    self.name = getattr(fn, "__qualname__", None) or repr(fn)
+    self._attr = getattr(fn, "__name__", None)   # where a jitted method keeps each object's own jit
+    self._calls: collections.OrderedDict = collections.OrderedDict()   # signature -> None (ran once) or its replay
     functools.update_wrapper(self, fn)
 
-  def __call__(self, *args):
-    from ..tensor import Tensor, realize
-    inputs = [a for a in args if isinstance(a, Tensor)]
-    realize(*inputs)
-    self.calls += 1
-    if self.calls == 1: return self._realized(self.fn(*args))
-    if self.captured is None:
-      engine.recording = []
-      try: outs = self._realized(self.fn(*args))
-      finally: launches, engine.recording = engine.recording, None
-      self.captured = ([a.node.buffer for a in inputs], [a.shape for a in inputs], launches,
-                       [(o.node.buffer, o.shape) for o in outs])
-      return outs
-    bufs_in, shapes, launches, outs = self.captured
-    if [a.shape for a in inputs] != shapes:
-      raise ValueError(f"jit {self.fn.__name__}: inputs of shapes {[a.shape for a in inputs]} after a capture with {shapes}")
-    swap = {id(b): a.node.buffer for b, a in zip(bufs_in, inputs)}
-    for prg, bufs, scalars in launches: prg([swap.get(id(b), b) for b in bufs], scalars)
-    engine.counters.kernels += len(launches)
-    return tuple(Tensor._wrap(LazyNode.from_buffer(b, shape), inputs[0]) for b, shape in outs)
+  def __set_name__(self, owner, name): self._attr = name
 
-  @staticmethod
-  def _realized(outs):
-    from ..tensor import realize
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    realize(*outs)
-    return outs
+  def __get__(self, obj, objtype=None):
+    """The jit of the method bound to `obj`, made on first use and kept in obj's __dict__ (found there next time):
+    its captures hold that object's tensors."""
+    if obj is None: return self
+    bound = jit(self.fn.__get__(obj, objtype), self.max_captures)
+    try: vars(obj)[self._attr] = bound
+    except TypeError:
+      raise JitError(f"jit {self.name}: {type(obj).__name__} objects have no __dict__ to keep each object's captures "
+                     f"in. Fix: jit the bound method instead (self.{self._attr} = lazygrad.jit(self._step), with the "
+                     "undecorated method as _step), or give the class a __dict__") from None
+    return bound
+
+  def __call__(self, *args, **kwargs):
+    state = engine.jit_state
+    if state.running is not None: return self.fn(*args, **kwargs)   # inside another jit's function: its plain code
+    realize_all([t for t in _assigned if not t._node.realized])
+    flat = _Flat(self.name)
+    structure = (tuple(flat.walk(a, f"args[{i}]") for i, a in enumerate(args)),
+                 tuple((k, flat.walk(v, f"kwargs[{k!r}]")) for k, v in sorted(kwargs.items())))
+    inputs, holders, desc = self._inputs(flat.tensors)
+    key = (structure, desc, grad_mode.enabled, autocast_dtype())
+    replay = self._calls.get(key)
+    if replay is not None and not replay.replaced():
+      self._calls.move_to_end(key)
+      return replay(flat.tensors, inputs, holders)
+    capture = _Capture() if key in self._calls else None   # seen before (or its state was replaced): capture now
+    before = IdWeakSet()
+    for t in _roots: before.add(t)
+    grads = [t.grad for t in flat.tensors]
+    state.running, state.capture = self.name, capture
+    out = _Flat()
+    try:
+      template = out.walk(self.fn(*args, **kwargs))
+      realize_all(out.tensors)
+    finally: state.running = state.capture = None
+    for i, (t, g) in enumerate(zip(flat.tensors, grads)):
+      if t.grad is not g:
+        raise JitError(f"jit {self.name}: sets .grad of tensor argument {i} (shape {t.shape}), and a replay cannot "
+                       "give the next call's arguments a .grad. Fix: let the function read the tensors it "
+                       "differentiates (model parameters) instead of taking them as arguments, or return their "
+                       "gradients (gradient())")
+    results = [("arg", flat.index(t)) if flat.index(t) is not None else ("same", t) if t in before else
+               ("new", t.node.buffer, t.shape) for t in out.tensors]
+    self._calls[key] = _Replay(self.name, capture, before, inputs, template, results) if capture else None
+    self._calls.move_to_end(key)
+    while len(self._calls) > self.max_captures: self._calls.popitem(last=False)
+    return _build(template, [_on(r[1], r[2]) if r[0] == "new" else t for t, r in zip(out.tensors, results)])
+
+  def _inputs(self, tensors: list[Tensor]) -> tuple[list[Buffer], list[list[Tensor]], tuple]:
+    """The memory of the tensor arguments (realized; distinct buffers), the argument tensors holding each (views
+    hold their base's), and the tensors' part of the signature."""
+    roots = {}
+    for i, t in enumerate(tensors):
+      if t.requires_grad and not t.is_leaf:
+        raise JitError(f"jit {self.name}: tensor argument {i} (shape {t.shape}) was computed from tensors that require "
+                       "grad, and replays cannot extend its autograd history. Fix: pass it .detach()ed, or compute it "
+                       "inside the function")
+      root = t._base if t._base is not None else t
+      roots[id(root)] = root
+    realize_all(list(roots.values()))
+    bufs, holders, at, desc = [], [], {}, []
+    for t in tensors:
+      root = t._base if t._base is not None else t
+      b = root._node.buffer
+      if id(b) not in at:
+        at[id(b)] = len(bufs)
+        bufs.append(b); holders.append([])
+      if not any(h is root for h in holders[at[id(b)]]): holders[at[id(b)]].append(root)
+      desc.append((at[id(b)], root.shape, root.dtype, t._path, t.device, t.requires_grad))
+    return bufs, holders, tuple(desc)
+
+
+def _on(buf: Buffer, shape: tuple) -> Tensor:
+  """A new tensor holding `buf` (a result: no autograd history)."""
+  return Tensor(LazyNode.from_buffer(buf, shape), device=buf.device.name)
+
+
+class _Replay:
+  """A captured call. Its launches address a table of buffers: the call's inputs, then fixed buffers (state, and
+  intermediates nothing else can reach), then buffers made anew for each replay (those reachable after the call:
+  results, tensors the function kept). Before the launches, host data is copied in: random numbers drawn anew, and
+  constants into buffers a replay writes or makes anew."""
+
+  def __init__(self, name: str, cap: _Capture, before: IdWeakSet, inputs: list[Buffer], template, results: list):
+    self.name, self.template = name, template
+    live = list(_roots)
+    reach = {id(n.buffer) for n in toposort([t._node for t in live]) if n.realized}   # memory that outlives the call
+    kept = [t for t in live if t not in before and t._node.realized]   # tensors the function made and kept
+    new = [r[1] for r in results if r[0] == "new"]
+    launches = cap.needed({id(b) for b in new} | {id(t._node.buffer) for t in kept} | {id(c[0]) for c in cap.checks})
+    is_input = {id(b) for b in inputs}
+    for _, bufs, n_out, _ in launches:
+      if any(not cap.made(b) and id(b) not in is_input and id(b) not in reach for b in bufs[n_out:]):
+        raise JitError(f"jit {name}: the captured kernels read a tensor that the call dropped (such as an old .grad "
+                       "that backward() added to), so replays would read the value it had at the capture. Fix: "
+                       "start from a new value inside the function (optimizer.zero_grad() before backward()), or "
+                       "update such tensors in place (assign)")
+    written = {id(b) for _, bufs, n_out, _ in launches for b in bufs[:n_out]}
+    uploads = [(b, src) for b, src in cap.uploads.values() if callable(src) or id(b) in written or id(b) in reach]
+    used = {id(b): b for _, bufs, _, _ in launches for b in bufs} | {id(b): b for b, _ in uploads} | \
+           {id(b): b for b in new} | {id(t._node.buffer): t._node.buffer for t in kept}
+    anew = [b for b in used.values() if id(b) not in is_input and cap.made(b) and id(b) in reach]
+    self.fixed = [b for b in used.values() if id(b) not in is_input and not (cap.made(b) and id(b) in reach)]
+    self.fixed_ids = {id(b) for b in self.fixed}
+    self.anew = [(b.device, b.dtype, b.size) for b in anew]
+    slot = {id(b): i for i, b in enumerate(inputs + self.fixed + anew)}
+    self.launches = [(prg, [slot[id(b)] for b in bufs], scalars) for prg, bufs, _, scalars in launches]
+    self.checks = [(slot[id(b)], what, loc) for b, what, loc in cap.checks]
+    self.uploads = [(slot[id(b)], src) for b, src in uploads]
+    self.results = [(r[0], slot[id(r[1])], r[2]) if r[0] == "new" else r for r in results]
+    # state: memory older than the call, with the live tensors holding it now
+    self.state = [(b, [weakref.ref(t) for t in live if t._node.realized and t._node.buffer is b])
+                  for b in self.fixed if not cap.made(b)]
+    # in-place writes: of an input (held by the arguments), of state (held by its tensors)
+    self.writes_in = [i for i, b in enumerate(inputs) if id(b) in written]
+    self.writes = [(b, refs) for b, refs in self.state if id(b) in written]
+    self.state_written = {id(b) for b, _ in self.writes}
+    # tensors the function made and kept on an input or on memory made anew: given each replay's
+    fixed = range(len(inputs), len(inputs) + len(self.fixed))
+    self.rebinds = [[weakref.ref(t), slot[id(t._node.buffer)], weakref.ref(t._node)] for t in kept
+                    if slot[id(t._node.buffer)] not in fixed]
+
+  def replaced(self) -> bool:
+    """Whether the tensors holding some state at the capture all hold other memory now (loaded, moved, or dropped
+    for a new tensor): the function would read that instead of what the kernels read."""
+    return any(refs and not any((t := r()) is not None and t._node.buffer is b for r in refs) for b, refs in self.state)
+
+  def __call__(self, tensors: list[Tensor], inputs: list[Buffer], holders: list[list[Tensor]]):
+    t0 = time.perf_counter()
+    for i, b in enumerate(inputs):   # the kernels were captured with separate memory for the two
+      if id(b) in (self.fixed_ids if i in self.writes_in else self.state_written):
+        raise JitError(f"jit {self.name}: a tensor argument shares memory with a tensor the captured kernels read as "
+                       "state (not as an argument), and one of them is updated in place. Fix: pass a copy (.clone())")
+    table = inputs + self.fixed + [Buffer(*spec) for spec in self.anew]
+    for slot, source in self.uploads:
+      b = table[slot]
+      b.write(np.asarray(source() if callable(source) else source, b.dtype.np))
+    written = [(b, [t for r in refs if (t := r()) is not None and t._node.realized and t._node.buffer is b])
+               for b, refs in self.writes] + [(inputs[i], holders[i]) for i in self.writes_in]
+    def launch():
+      for prg, slots, scalars in self.launches: prg([table[i] for i in slots], scalars)
+    overwrite(written, launch)
+    counters.kernels += len(self.launches)
+    if self.checks:   # the flags of this replay's checks, read as realize reads them
+      engine.unread_checks.extend((table[i], what, loc) for i, what, loc in self.checks)
+      if table[self.checks[0][0]].device.name == "numpy" or settings.CHECK: engine.raise_failed_checks()
+    loc = user_frame()
+    for r in self.rebinds:
+      t = r[0]()
+      if t is None or t._node is not r[2](): continue   # gone, or given another value since
+      _hold(t, table[r[1]], loc)
+      r[2] = weakref.ref(t._node)
+    values = [tensors[r[1]] if r[0] == "arg" else r[1] if r[0] == "same" else _on(table[r[1]], r[2])
+              for r in self.results]
+    if settings.DEBUG >= 1:
+      print(f"jit {self.name}: replayed {len(self.launches)} kernels in {(time.perf_counter() - t0) * 1e3:.3f} ms")
+    return _build(self.template, values)

@@ -86,6 +86,7 @@ class NumpyDevice:
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
   def from_numpy(self, arr: np.ndarray): return np.ascontiguousarray(arr).reshape(-1)
   def to_numpy(self, buf): return buf.data
+  def write(self, buf, arr: np.ndarray): buf.data[...] = arr.reshape(-1)
 
   def compile(self, kernel, opts: LoweringOptions | None = None) -> "Interpreter":
     counters.lowerings += 1

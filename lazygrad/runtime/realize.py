@@ -1,6 +1,6 @@
 """The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report."""
 from __future__ import annotations
-import time
+import threading, time
 from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU
 from ..ir.node import LazyNode, toposort
@@ -23,9 +23,18 @@ class _Template:
 
 _schedule_cache = LRU(1024)   # bounded: a long run that keeps making new graph structures does not grow forever
 _program_cache = LRU(4096)
-recording: list | None = None   # while a jit captures: every (program, buffers) launched, in order
 unread_checks: list[tuple] = []   # (flag buffer, (error, message), user line) of checks run but not yet read
 NO_FAILURE = -2**63               # a check's flag when every element passed
+
+
+class _JitState(threading.local):
+  """What lazygrad.jit does in this thread: `running` names the function it runs as plain code (host reads of tensor
+  values are refused meanwhile), `capture` records the kernel launches and host uploads of a call being captured."""
+  running: str | None = None
+  capture = None
+
+
+jit_state = _JitState()
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
@@ -99,7 +108,7 @@ def run_schedule(items: list[ScheduleItem], device):
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
     prg(bufs, scalars)
-    if recording is not None: recording.append((prg, bufs, scalars))
+    if (cap := jit_state.capture) is not None: cap.launched(prg, bufs, len(it.outputs), scalars)
     if checking: check.compare(it, prg, bufs, scalars, before)
     _written(it.outputs)
     if settings.DEBUG >= 2:
@@ -138,7 +147,9 @@ def realize(nodes: list[LazyNode], device):
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
   run_schedule(get_schedule(targets, device, order), device)
-  unread_checks.extend((c.srcs[1].buffer, c.arg, c.loc) for c in checks)
+  checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
+  if (cap := jit_state.capture) is not None: cap.checked(checks)
+  unread_checks.extend(checks)
   if device.name == "numpy" or settings.CHECK: raise_failed_checks()
 
 

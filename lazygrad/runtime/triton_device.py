@@ -52,6 +52,15 @@ def _torch_dtype(dt: DType):
           "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool}[dt.name]
 
 
+def _host_tensor(arr: np.ndarray):
+  """A flat CPU torch tensor with a copy of arr's values."""
+  torch = _torch()
+  flat = np.ascontiguousarray(arr).reshape(-1)
+  if flat.dtype.name == "bfloat16":   # torch cannot take ml_dtypes arrays: move the bits
+    return torch.from_numpy(flat.view(np.int16).copy()).view(torch.bfloat16)
+  return torch.from_numpy(flat.copy())
+
+
 class TritonKernel:
   """A compiled kernel and its launch grid."""
   def __init__(self, fn, grid: int, num_warps: int, num_stages: int, source: str, kernel, lowering: LoweringOptions,
@@ -114,12 +123,8 @@ class TritonDevice:
   def alloc(self, dtype: DType, size: int):
     return _torch().empty(size, dtype=_torch_dtype(dtype), device=self.torch_device)
 
-  def from_numpy(self, arr: np.ndarray):
-    torch = _torch()
-    flat = np.ascontiguousarray(arr).reshape(-1)
-    if flat.dtype.name == "bfloat16":   # torch cannot take ml_dtypes arrays: move the bits
-      return torch.from_numpy(flat.view(np.int16).copy()).view(torch.bfloat16).to(self.torch_device)
-    return torch.from_numpy(flat.copy()).to(self.torch_device)
+  def from_numpy(self, arr: np.ndarray): return _host_tensor(arr).to(self.torch_device)
+  def write(self, buf, arr: np.ndarray): buf.data.copy_(_host_tensor(arr))
 
   def to_numpy(self, buf) -> np.ndarray:
     t = buf.data.detach().to("cpu")
