@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 from . import dtypes
 from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bool_
-from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError, JitError
+from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError, JitError, DivisionByZero
 from .ir.node import LazyNode, apply_path, toposort
 from .ir.view import view_of
 from .ir.ops import Op, ALU
@@ -521,7 +521,7 @@ class Tensor:
       # float32 before the operands meet, so an integer scalar is not wrapped into the tensor's dtype (uint8 / -4)
       self, other = self.float(), other.float() if isinstance(other, Tensor) else other
     a, b = self._operands("div", other)
-    if rounding_mode == "trunc": return a._alu(Op.IDIV, b) if a.dtype.is_int else a._alu(Op.DIV, b).trunc()
+    if rounding_mode == "trunc": return a._alu(Op.IDIV, _nonzero("div", b)) if a.dtype.is_int else a._alu(Op.DIV, b).trunc()
     return a._alu(Op.DIV, b)
 
   @_opmath
@@ -529,6 +529,7 @@ class Tensor:
     a, b = self._operands("floor_divide", other, reverse)
     if a.dtype.is_bool: raise _err(TypeError, "floor_divide", "not supported on bool tensors", "cast to int first")
     if a.dtype.is_float: return a._floor_divide_float(b)
+    b = _nonzero("floor_divide", b)
     q = a._alu(Op.IDIV, b)   # truncates: step down where the signs differ and it was not exact
     fix = (a._alu(Op.MOD, b) != 0).logical_and((a < 0) != (b < 0))
     return fix.where(q - 1, q)
@@ -555,7 +556,7 @@ class Tensor:
     """C's fmod, as torch.fmod: the result has the sign of the dividend."""
     a, b = self._operands("fmod", other)
     if a.dtype.is_bool: raise _err(TypeError, "fmod", "not supported on bool tensors", "cast to int first")
-    return a._alu(Op.MOD, b)
+    return a._alu(Op.MOD, _nonzero("remainder", b) if a.dtype.is_int else b)
 
   def pow(self, other, reverse=False):
     """torch.pow. Integer ** integer is exact (wrapping on overflow, as torch's integer math does); a float base or
@@ -1476,6 +1477,13 @@ def overwrite(written: list[tuple[Buffer, list[Tensor]]], run):
     b.version += 1
     b.written_at = loc
     for t in ts: _hold(t, b, loc)
+
+
+def _nonzero(op: str, divisor: Tensor) -> Tensor:
+  """An integer divisor, checked: division by zero raises (as in torch), at once for a constant, else when computed."""
+  if divisor.node.op is Op.CONST and divisor.node.arg == 0:
+    raise _err(DivisionByZero, op, "integer division by zero", "divide by a nonzero number, or in floating point")
+  return divisor._checked(divisor, divisor != 0, f"{op}: integer division by zero (divisor {{}})", "DivisionByZero")
 
 
 def _inplace_form(name: str):

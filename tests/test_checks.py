@@ -91,3 +91,21 @@ def test_float32_matmul_precision_follows_pytorch():
     assert lazygrad.get_float32_matmul_precision() == "high"
   finally: lazygrad.set_float32_matmul_precision("highest")
   with pytest.raises(ValueError, match="'highest'"): lazygrad.set_float32_matmul_precision("fast")
+
+
+@pytest.mark.parametrize("build", [lambda: Tensor([5, 3]) // Tensor([1, 0]), lambda: Tensor([5]) % Tensor([0]),
+                                   lambda: 7 % Tensor([0]), lambda: Tensor([5]).fmod(Tensor([0])),
+                                   lambda: Tensor([5]).div(Tensor([0]), rounding_mode="trunc")])
+def test_integer_division_by_zero_raises(build):
+  from lazygrad.errors import DivisionByZero
+  out = build()
+  with pytest.raises(DivisionByZero, match="division by zero") as e:
+    out.numpy()
+  assert isinstance(e.value, ZeroDivisionError) and isinstance(e.value, RuntimeError) and "test_checks.py" in str(e.value)
+
+
+def test_integer_division_by_a_zero_constant_raises_when_built():
+  from lazygrad.errors import DivisionByZero
+  for build in (lambda: Tensor([5]) // 0, lambda: Tensor([5]) % 0):
+    with pytest.raises(DivisionByZero, match="division by zero"): build()
+  assert np.isinf((Tensor([5.0]) // 0).item()) and (Tensor([7, -7]) // Tensor([2, 2])).tolist() == [3, -4]
