@@ -39,6 +39,18 @@ def _round_bf16(x):
   return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
 '''
 
+# On the GPU Triton's float32 `/` is an approximate division (1e10 // 3 came out an ulp off on an H200) and tl.exp,
+# tl.log and tl.sin are the approximate hardware instructions (17 ulps off in sigmoid's tail; sin has no range
+# reduction for large arguments). PyTorch's are IEEE division and CUDA's accurate math library: so are these.
+DIV_RN = '''
+
+@triton.jit
+def _div(x, y):
+  x, y = tl.broadcast(x, y)
+  return tl.math.div_rn(x, y)
+'''
+_ACCURATE = {Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin"}
+
 # The interpreter cannot call libdevice: float64 pow from exp2/log2 (rounded to float32 it is correctly rounded
 # but for rare ties, like libdevice's float64 pow on the GPU), with C's special cases spelled out.
 POW_INTERP = '''
@@ -176,6 +188,12 @@ class _Renderer:
       dt = "float64" if u.dtype.name == "float64" else "float32"
       x, y = (self.operand(v, n, dt) for v, n in zip(u.srcs, s))
       return self.helper(LIBDEVICE, f"libdevice.fmod({x}, {y})")
+    if not self.interpreter and u.dtype.name in ("float32", "float16", "bfloat16"):   # computed in float32
+      if op in (Op.DIV, Op.RECIP) or (op is Op.IDIV and u.dtype.is_float):
+        x, y = ("tl.cast(1.0, tl.float32)", s[0]) if op is Op.RECIP else \
+          (self.operand(v, n, "float32") for v, n in zip(u.srcs, s))
+        return self.helper(DIV_RN, f"_div({x}, {y})")
+      if op in _ACCURATE: return self.helper(LIBDEVICE, f"libdevice.{_ACCURATE[op]}({self.operand(u.srcs[0], s[0], 'float32')})")
     if op in _BINARY:
       if op is Op.IDIV and u.dtype.is_float: return f"{s[0]} / {s[1]}"
       return f"{s[0]} {_BINARY[op]} {s[1]}"
