@@ -4,7 +4,7 @@ from .tensor import Tensor, ShapeError, manual_seed, realize
 from .dtypes import DType, bool_, uint8, int32, int64, float16, bfloat16, float32, float64
 from .helpers import Context, counters, settings, set_float32_matmul_precision, get_float32_matmul_precision
 from .autograd import no_grad
-from .runtime.jit import jit
+from .jit import jit
 from .errors import JitError
 from . import dtypes, optim, runtime
 from .runtime import triton_device   # noqa: F401  its error classes, without importing triton

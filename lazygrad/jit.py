@@ -37,14 +37,13 @@ On a replay: an argument sharing memory with a tensor the function reads as stat
 from __future__ import annotations
 import collections, functools, time, weakref
 import numpy as np
-from ..autograd import grad_mode
-from ..helpers import JitError
-from ..helpers import counters, settings, user_frame, IdWeakSet
-from ..ir.node import LazyNode, toposort
-from ..nn.module import autocast_dtype
-from ..tensor import Tensor, realize_all, overwrite, _hold, _roots, _assigned
-from .buffer import Buffer, serials
-from . import realize as engine
+from .autograd import grad_mode
+from .helpers import JitError, counters, settings, user_frame, IdWeakSet
+from .ir.node import LazyNode, toposort
+from .nn.module import autocast_dtype
+from .tensor import Tensor, realize_all, overwrite, _hold, _roots, _assigned
+from .runtime.buffer import Buffer, serials
+from .runtime import realize as engine
 
 _TENSOR, _LEAF = "tensor", "leaf"   # template tags (containers are tagged with their type)
 
