@@ -4,11 +4,12 @@ cache lookups, only the launches (and the host random draws they need).
 Calls. Tensor arguments may be positional or keyword, alone or at any depth inside lists, tuples and dicts. A call's
 signature is the structure of its arguments, every non-tensor value in them (which must be hashable), each tensor's
 shape, dtype, device and requires_grad (a view's: also the view it is of its base), which tensor arguments share
-memory, and the modes no_grad and autocast. The first call with a signature runs the function as plain code, the second runs it again and captures its
-kernels, later calls replay them with the new arguments' memory. So a new shape, dtype or non-tensor value captures
-anew (pass numbers that change every call, a learning rate, as tensors). The last `max_captures` (8) signatures are
-kept, each capture with its intermediate buffers. A jitted method (`@lazygrad.jit` on a `def` in a class) keeps its
-captures per object. Jitted functions called inside a jitted function run as plain code, part of the outer one.
+memory, and the modes no_grad and autocast. The first call with a signature runs the function as plain code, the
+second runs it again and captures its kernels, later calls replay them with the new arguments' memory. So a new shape,
+dtype or non-tensor value captures anew (pass numbers that change every call, a learning rate, as tensors). The last
+`max_captures` (8) signatures are kept, each capture with its intermediate buffers. A jitted method (`@lazygrad.jit`
+on a `def` in a class) keeps its captures per object. Jitted functions called inside a jitted function run as plain
+code, part of the outer one.
 
 What a replay does:
 - Tensors the function reads other than its arguments (parameters, optimizer state) are read by memory: in-place
