@@ -35,6 +35,12 @@ def prod(xs) -> int:
   return math.prod(xs)
 
 
+def exact(arg):
+  """`arg` as a key that also tells apart what == does not: a float's sign (-0.0 from 0.0, so x * -0.0 is not
+  hash-consed into x * 0.0)."""
+  return (arg, math.copysign(1.0, arg)) if isinstance(arg, float) else arg
+
+
 def getenv(key: str, default=0):
   return type(default)(os.environ.get(key, default))
 

@@ -360,3 +360,14 @@ def test_softmax_family_gradients_with_masked_entries(op):
   (getattr(lx, op)(1) * Tensor(w)).sum().backward()
   (getattr(torch, op)(tx, 1) * torch.tensor(w)).sum().backward()
   close(lx.grad.numpy(), tx.grad.numpy(), atol=1e-7)
+
+
+def test_signed_zero_constants_and_abs():
+  x = Tensor([1.0, 2.0])
+  keep = x * 0.0   # an equal-comparing 0.0 constant of the same shape, alive: -0.0 must not become it
+  assert np.signbit((x * -0.0).numpy()).all() and not np.signbit(keep.numpy()).any()
+  assert (1 / (x * -0.0)).numpy().tolist() == [-inf, -inf]
+  assert not np.signbit(Tensor([-0.0, -1.0, 0.0]).abs().numpy()).any()
+  v = Tensor([-0.0, 0.0, -2.0], requires_grad=True)
+  v.abs().sum().backward()
+  assert v.grad.numpy().tolist() == [0.0, 0.0, -1.0]

@@ -13,6 +13,7 @@ from enum import Enum, auto
 from functools import cached_property
 from typing import Any
 from ..dtypes import DType
+from ..helpers import exact
 from ..ir.ops import Op, REDUCE
 from ..ir.view import ShapeTracker
 
@@ -29,7 +30,7 @@ class KNode:
   _cache: "weakref.WeakValueDictionary[tuple, KNode]" = weakref.WeakValueDictionary()
 
   def __new__(cls, op: Op | K, dtype: DType, srcs: tuple = (), arg: Any = None, locs: tuple = ()):
-    key = (op, dtype, tuple(id(s) for s in srcs), arg)
+    key = (op, dtype, tuple(id(s) for s in srcs), exact(arg))
     if (hit := cls._cache.get(key)) is not None: return hit
     self = super().__new__(cls)
     self.op, self.dtype, self.srcs, self.arg, self.locs = op, dtype, tuple(srcs), arg, locs

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import math
 import numpy as np
 from ..dtypes import DType, bool_, int32, int64, float32, min_value
-from ..helpers import prod
+from ..helpers import prod, exact
 from ..ir.alu import exec_alu
 from ..ir.ops import Op, REDUCE
 from ..ir.symbolic import Lin, Var, Div, Mod, Cond
@@ -161,7 +161,7 @@ class _Linearizer:
     if shape is None: shape = _broadcast(*(s.shape for s in srcs))
     pure = op in (U.CONST, U.SCALAR, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST,
                   U.RESHAPE)
-    key = (op, dtype, tuple(id(s) for s in srcs), arg, shape)
+    key = (op, dtype, tuple(id(s) for s in srcs), exact(arg), shape)
     if pure:
       for scope in reversed(self.scopes):
         if key in scope: return scope[key]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import weakref, itertools
 from typing import Any
 from ..dtypes import DType
-from ..helpers import user_frame, fmt_loc, prod
+from ..helpers import user_frame, fmt_loc, prod, exact
 from .ops import Op, MOVEMENT
 
 _cache: dict[tuple, weakref.ref] = {}   # hash-consing table (a plain dict of weak references: this is a hot path)
@@ -24,7 +24,7 @@ class LazyNode:
   __slots__ = ("op", "dtype", "shape", "srcs", "arg", "loc", "buffer", "version", "key", "__weakref__")
 
   def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None):
-    key = (op, dtype, shape, tuple(id(s) for s in srcs), arg)
+    key = (op, dtype, shape, tuple(id(s) for s in srcs), exact(arg))
     if op is not Op.BUFFER and (ref := _cache.get(key)) is not None and (hit := ref()) is not None: return hit
     self = super().__new__(cls)
     self.op, self.dtype, self.shape, self.srcs, self.arg = op, dtype, shape, srcs, arg

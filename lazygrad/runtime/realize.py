@@ -2,7 +2,7 @@
 from __future__ import annotations
 import threading, time
 from dataclasses import dataclass
-from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU
+from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter
@@ -45,7 +45,7 @@ def _structure_key(order: list[LazyNode]) -> tuple:
     pos[id(n)] = i
     if n.realized: key.append(("B", n.dtype, n.shape, first_on.setdefault(id(n.buffer), i)))
     elif n.op is Op.BUFFER: raise _stale(n)
-    else: key.append((n.op, n.dtype, n.shape, None if is_parameter(n) else n.arg, tuple(pos[id(s)] for s in n.srcs)))
+    else: key.append((n.op, n.dtype, n.shape, None if is_parameter(n) else exact(n.arg), tuple(pos[id(s)] for s in n.srcs)))
   return tuple(key)
 
 
