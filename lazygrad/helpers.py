@@ -112,10 +112,6 @@ def fmt_loc(loc) -> str:
   return f"{os.path.basename(loc[0])}:{loc[1]}" if loc else "?"
 
 
-def all_same(xs) -> bool:
-  return all(x == xs[0] for x in xs)
-
-
 @functools.lru_cache(None)
 def strides_for(shape: tuple) -> tuple:
   """Contiguous (row-major) strides; size-1 dims get stride 0 so views compare canonically."""

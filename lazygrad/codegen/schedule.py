@@ -65,7 +65,6 @@ class _KernelBuilder:
     self.unfusable: set[LazyNode] = set()
     self.fused: set[LazyNode] = set()
     self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
-    self.broadcast_back = False
     top = self._top_level_reduce() if use_top else None
     self.has_top = top is not None
     if top is not None: self.full, self.axes = top.srcs[0].shape, top.arg
@@ -149,7 +148,6 @@ class _KernelBuilder:
     elif ok:   # broadcast back over the reduced axes: they must fit in one tile
       ok = st == ShapeTracker.from_shape(r.shape).expand(self.full) and (
         self.opts.max_fused_row is None or prod(self.full[a] for a in r.arg) <= self.opts.max_fused_row)
-      if ok: self.broadcast_back = True
     if ok: self.axes = r.arg; self.fused.add(r)
     else: self.unfusable.add(r)
     return ok

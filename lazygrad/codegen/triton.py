@@ -9,8 +9,9 @@ from ..helpers import fmt_loc
 from ..ir.ops import Op
 from .uops import U, UOp, Program
 
-TL_DTYPE = {"float32": "tl.float32", "float16": "tl.float16", "bfloat16": "tl.bfloat16", "float64": "tl.float64",
-            "int32": "tl.int32", "int64": "tl.int64", "uint8": "tl.uint8", "bool": "tl.int1"}
+def tl_dtype(dt: DType) -> str:
+  """Triton's name of a dtype: lazygrad's names are Triton's, but for bool."""
+  return "tl.int1" if dt.is_bool else f"tl.{dt.name}"
 
 _BINARY = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/", Op.IDIV: "//", Op.MOD: "%", Op.CMPLT: "<",
            Op.CMPEQ: "==", Op.CMPNE: "!=", Op.AND: "&", Op.OR: "|", Op.XOR: "^"}
@@ -73,7 +74,7 @@ def _literal(v, dtype: DType) -> str:
     v = float(np.asarray(v, dtype.np))   # a half constant is its rounded value, written as a weakly typed literal
     text = repr(v) if math.isfinite(v) else ("float('nan')" if math.isnan(v) else f"{'-' if v < 0 else ''}float('inf')")
     return text if dtype.name != "float64" else f"tl.full((), {text}, tl.float64)"
-  return str(int(v)) if dtype.name == "int32" else f"tl.full((), {int(v)}, {TL_DTYPE[dtype.name]})"
+  return str(int(v)) if dtype.name == "int32" else f"tl.full((), {int(v)}, {tl_dtype(dtype)})"
 
 
 def _index_expr(shape: tuple, axis: int) -> str:
@@ -116,7 +117,7 @@ class _Renderer:
 
   def uop(self, i: int, u: UOp):
     s = [self.names.get(id(x)) for x in u.srcs]
-    idt = TL_DTYPE[u.dtype.name] if u.dtype is not None else None
+    idt = tl_dtype(u.dtype) if u.dtype is not None else None
     if u.op is U.PARAM: return
     if u.op is U.SCALAR: self.names[id(u)] = f"s{u.arg}"; return
     if u.op is U.CONST: self.names[id(u)] = _literal(u.arg, u.dtype); return
@@ -142,7 +143,7 @@ class _Renderer:
       self.emit(u, None, f"tl.store({s[0]} + {s[1]}, {s[2]}{mask})")
     elif u.op is U.BROADCAST:
       src = u.srcs[0]
-      self.emit(u, f"x{i}", f"tl.full({list(u.shape)}, {src.arg}, {TL_DTYPE[src.dtype.name]})" if src.op is U.CONST
+      self.emit(u, f"x{i}", f"tl.full({list(u.shape)}, {src.arg}, {tl_dtype(src.dtype)})" if src.op is U.CONST
                 else f"tl.broadcast_to({s[0]}, {list(u.shape)})")
     elif u.op is U.REDUCE:
       op, axes = u.arg
@@ -204,10 +205,10 @@ class _Renderer:
       src = u.srcs[0].dtype
       if u.dtype.is_bool: return f"{s[0]} != 0"
       if src.is_float and u.dtype.is_int and u.dtype.kind == 'u':   # float -> uint8 wraps like torch via int32
-        return f"{s[0]}.to(tl.int32).to({TL_DTYPE[u.dtype.name]})"
+        return f"{s[0]}.to(tl.int32).to({tl_dtype(u.dtype)})"
       if u.dtype.name == "bfloat16": return self.to_bf16(f"{s[0]}.to(tl.float32)")
-      if src.name == "bfloat16" and u.dtype.name != "float32": return f"{s[0]}.to(tl.float32).to({TL_DTYPE[u.dtype.name]})"
-      return f"{s[0]}.to({TL_DTYPE[u.dtype.name]})"
+      if src.name == "bfloat16" and u.dtype.name != "float32": return f"{s[0]}.to(tl.float32).to({tl_dtype(u.dtype)})"
+      return f"{s[0]}.to({tl_dtype(u.dtype)})"
     raise NotImplementedError(f"triton renderer: no rendering for {op}")
 
   def operand(self, x: UOp, name: str, dtype: str) -> str:
@@ -223,7 +224,7 @@ class _Renderer:
       s = [f"{x}.to(tl.float32)" for x in s[:2]] + s[2:]
     prec = f", input_precision='{self.precision}'" if a.dtype.name == "float32" else ""
     acc = f", {s[2]}" if len(s) > 2 else ""
-    return f"tl.dot({s[0]}, {s[1]}{acc}{prec}, out_dtype={TL_DTYPE[u.dtype.name]})"
+    return f"tl.dot({s[0]}, {s[1]}{acc}{prec}, out_dtype={tl_dtype(u.dtype)})"
 
 
 def num_warps(p: Program) -> int:

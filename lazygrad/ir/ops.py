@@ -34,8 +34,5 @@ UNARY = {Op.NEG, Op.RECIP, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC, Op.NOT}
 BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAX, Op.POW, Op.CMPLT, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR,
           Op.XOR}
 ALU = UNARY | BINARY | {Op.WHERE, Op.CAST}
-COMPARE = {Op.CMPLT, Op.CMPEQ, Op.CMPNE}
 REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX}
 MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP}
-# f(0) == 0: a zero-padded view may be pushed through these without masking the result
-ZERO_PRESERVING = {Op.NEG, Op.SQRT, Op.TRUNC, Op.ADD, Op.SUB, Op.MUL, Op.AND, Op.OR, Op.XOR, Op.CAST, Op.MAX}

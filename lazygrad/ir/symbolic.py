@@ -30,9 +30,6 @@ class Mod:
   def __repr__(self): return f"(({self.x})%{self.d})"
 
 
-Atom = Var | Div | Mod
-
-
 @dataclass(frozen=True)
 class Lin:
   """sum(coef * atom) + const, terms sorted by repr so equal expressions compare equal."""
@@ -96,8 +93,6 @@ class Lin:
       lo, hi = lo + min(c * alo, c * ahi), hi + max(c * alo, c * ahi)
     return lo, hi
 
-  @property
-  def is_const(self) -> bool: return not self.terms
   def vars(self) -> set:
     out = set()
     for a, _ in self.terms: out |= {a} if isinstance(a, Var) else a.x.vars()

@@ -148,9 +148,6 @@ class ShapeTracker:
       conds += c
     return idx, conds
 
-  def axis_vars(self) -> list[Lin]:
-    return [Lin.of(Var(f"i{d}", 0, s - 1)) for d, s in enumerate(self.shape)]
-
   def __repr__(self):
     def fmt(v: View):
       m = "" if v.mask is None else f" mask={list(v.mask)}"

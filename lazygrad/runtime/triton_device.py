@@ -47,9 +47,7 @@ def _torch():
 
 
 def _torch_dtype(dt: DType):
-  torch = _torch()
-  return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
-          "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool}[dt.name]
+  return getattr(_torch(), dt.name)   # lazygrad's dtype names are torch's
 
 
 def _host_tensor(arr: np.ndarray):
