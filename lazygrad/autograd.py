@@ -1,13 +1,12 @@
 """Reverse-mode autodiff on the lazy graph: one rule per primitive, each building more lazy nodes, so backward
 is scheduled together with forward (and with the optimizer's update) and fuses like any other code."""
 from __future__ import annotations
-import contextlib, functools, threading
-from typing import TYPE_CHECKING
+import contextlib, functools, math, threading
 from .dtypes import bool_
 from .helpers import IdWeakSet
+from .ir import build as B
 from .ir.node import LazyNode, apply_path, toposort
 from .ir.ops import Op
-if TYPE_CHECKING: from .tensor import Tensor
 
 
 class _GradMode(threading.local):
@@ -29,86 +28,87 @@ class no_grad(contextlib.ContextDecorator):
 def _inverse(perm): return tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
 
 
-def _rule(n: LazyNode, g: "Tensor", T) -> tuple:
-  """Gradients of n's sources given the gradient g of n (None: no gradient flows there)."""
-  src = [T(s) for s in n.srcs]
-  out = T(n)
-  op = n.op
+def _rule(n: LazyNode, g: LazyNode) -> tuple:
+  """Gradients of n's sources given the gradient g of n (None: no gradient flows there), as lazy nodes."""
+  op, s, k = n.op, n.srcs, lambda v: B.like(g, v)
   if op is Op.ADD: return g, g
-  if op is Op.SUB: return g, -g
-  if op is Op.MUL: return g * src[1], g * src[0]
-  if op is Op.DIV: return g / src[1], -g * src[0] / (src[1] * src[1])
+  if op is Op.SUB: return g, B.neg(g)
+  if op is Op.MUL: return B.mul(g, s[1]), B.mul(g, s[0])
+  if op is Op.DIV: return B.div(g, s[1]), B.div(B.mul(B.neg(g), s[0]), B.mul(s[1], s[1]))
   if op is Op.POW:   # PyTorch's formulas, so zeros, infinities and NaNs come out as there
-    x, y = src
-    return (g * (y == 0).where(0.0, y * x ** (y - 1)),
-            g * (x == 0).logical_and(y >= 0).where(0.0, out * x.log()))
-  if op is Op.MOD: return g, -g * src[0].div(src[1], rounding_mode="trunc")   # fmod's, as in PyTorch
-  if op is Op.NEG: return (-g,)
-  if op is Op.RECIP: return (-g * out * out,)
-  if op is Op.SQRT: return (g / (2 * out),)
-  if op is Op.EXP: return (g * out,)
-  if op is Op.LOG: return (g / src[0],)
-  if op is Op.SIN: return (g * src[0].cos(),)
-  if op is Op.TRUNC: return (g * 0,)
+    x, y = s
+    dx = B.where(B.alu(Op.CMPEQ, y, k(0)), k(0), B.mul(y, B.alu(Op.POW, x, B.sub(y, k(1)))))
+    y_nonneg = B.alu(Op.OR, B.alu(Op.CMPLT, k(0), y), B.alu(Op.CMPEQ, y, k(0)))
+    dy = B.where(B.alu(Op.AND, B.alu(Op.CMPEQ, x, k(0)), y_nonneg), k(0), B.mul(n, B.alu(Op.LOG, x)))
+    return B.mul(g, dx), B.mul(g, dy)
+  if op is Op.MOD:   # fmod's, as in PyTorch: d/db = -trunc(a / b)
+    return g, B.mul(B.neg(g), B.in_float32(lambda a, b: B.alu(Op.TRUNC, B.div(a, b)), s[0], s[1]))
+  if op is Op.NEG: return (B.neg(g),)
+  if op is Op.RECIP: return (B.mul(B.mul(B.neg(g), n), n),)
+  if op is Op.SQRT: return (B.div(g, B.mul(k(2), n)),)
+  if op is Op.EXP: return (B.mul(g, n),)
+  if op is Op.LOG: return (B.div(g, s[0]),)
+  if op is Op.SIN: return (B.mul(g, B.cos(s[0])),)
+  if op is Op.TRUNC: return (B.mul(g, k(0)),)
   if op is Op.MAX:   # a tie's gradient goes to the first operand (Tensor.maximum/clamp/relu order them)
-    take_a = src[0] >= src[1]
-    return take_a.where(g, 0.0), take_a.where(0.0, g)
-  if op is Op.WHERE: return None, src[0].where(g, 0.0), src[0].where(0.0, g)
-  if op is Op.CAST: return (g.cast(n.srcs[0].dtype),) if n.srcs[0].dtype.is_float else (None,)
-  if op is Op.REDUCE_SUM: return (g.expand(n.srcs[0].shape),)
+    take_a = B.alu(Op.OR, B.alu(Op.CMPLT, s[1], s[0]), B.alu(Op.CMPEQ, s[0], s[1]))
+    return B.where(take_a, g, k(0)), B.where(take_a, k(0), g)
+  if op is Op.WHERE: return None, B.where(s[0], g, k(0)), B.where(s[0], k(0), g)
+  if op is Op.CAST: return (B.cast(g, s[0].dtype),) if s[0].dtype.is_float else (None,)
+  if op is Op.REDUCE_SUM: return (B.expand(g, s[0].shape),)
   if op is Op.REDUCE_MAX:   # ties share the gradient evenly, as torch.amax does
-    hit = (src[0] == out.expand(n.srcs[0].shape)).cast(g.dtype)
-    return (hit * (g / hit.sum(n.arg, keepdim=True)).expand(n.srcs[0].shape),)
-  if op is Op.RESHAPE: return (g.reshape(n.srcs[0].shape),)
-  if op is Op.PERMUTE: return (g.permute(_inverse(n.arg)),)
+    hit = B.cast(B.alu(Op.CMPEQ, s[0], B.expand(n, s[0].shape)), g.dtype)
+    share = B.in_float32(lambda h, gr: B.div(gr, B.reduce(Op.REDUCE_SUM, h, n.arg)), hit, g)
+    return (B.mul(hit, B.expand(share, s[0].shape)),)
+  if op is Op.RESHAPE: return (B.reshape(g, s[0].shape),)
+  if op is Op.PERMUTE: return (B.movement(Op.PERMUTE, g, _inverse(n.arg)),)
   if op is Op.EXPAND:
-    axes = tuple(i for i, (a, b) in enumerate(zip(n.srcs[0].shape, n.shape)) if a != b)
-    return (g.sum(axes, keepdim=True),)
-  if op is Op.PAD: return (g.shrink(tuple((b, b + s) for (b, _), s in zip(n.arg, n.srcs[0].shape))),)
-  if op is Op.SHRINK: return (g.pad(tuple(x for (lo, hi), s in reversed(list(zip(n.arg, n.srcs[0].shape)))
-                                          for x in (lo, s - hi))),)
-  if op is Op.FLIP: return (g.flip(n.arg),)
-  if op is Op.CONTIGUOUS: return (g,)
-  if op is Op.CHECK: return g, None
-  if op is Op.ASSIGN: return _assign_rule(n, g, T)
+    axes = tuple(i for i, (a, b) in enumerate(zip(s[0].shape, n.shape)) if a != b)
+    return (B.in_float32(lambda v: B.reduce(Op.REDUCE_SUM, v, axes), g),)
+  if op is Op.PAD: return (B.movement(Op.SHRINK, g, tuple((b, b + sz) for (b, _), sz in zip(n.arg, s[0].shape))),)
+  if op is Op.SHRINK: return (B.movement(Op.PAD, g, tuple((lo, sz - hi) for (lo, hi), sz in zip(n.arg, s[0].shape))),)
+  if op is Op.FLIP: return (B.movement(Op.FLIP, g, n.arg),)
+  if op in (Op.CONTIGUOUS, Op.CHECK): return (g,) + (None,) * (len(s) - 1)
+  if op is Op.ASSIGN: return _assign_rule(n, g)
   if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
-    x, index = src
-    rows, flat = x.shape[0], index.reshape(-1)
-    hit = (flat.unsqueeze(-1) == type(g).arange(rows, device=g.device)).cast(g.dtype)   # (picks, rows)
-    return (hit.T @ g.reshape(flat.shape[0], -1)).reshape(x.shape), None
-  return (None,) * len(n.srcs)   # comparisons, logic, integer division, detach: no gradient
+    x, index = s
+    flat = B.reshape(index, (index.numel,))
+    picks, rows = flat.shape[0], x.shape[0]
+    hit = B.alu(Op.CMPEQ, B.expand(B.reshape(flat, (picks, 1)), (picks, rows)), B.expand(B.reshape(B.iota(rows), (1, rows)), (picks, rows)))
+    rest = g.numel // picks if picks else math.prod(x.shape[1:])
+    gx = B.in_float32(lambda h, gr: B.matmul2d(B.movement(Op.PERMUTE, h, (1, 0)), gr),
+                      B.cast(hit, g.dtype), B.reshape(g, (picks, rest)))
+    return B.reshape(gx, x.shape), None
+  return (None,) * len(s)   # comparisons, logic, integer division, detach: no gradient
 
 
-def _assign_rule(n: LazyNode, g: "Tensor", T) -> tuple:
+def _assign_rule(n: LazyNode, g: LazyNode) -> tuple:
   """An in-place update's result is its value where it wrote (its region, or everywhere) and its target elsewhere."""
   if not n.arg: return None, g
   views = [n.srcs[0]]   # the target seen through the region's movement ops, one at a time
   for step in reversed(n.arg): views.append(apply_path(views[-1], (step,)))
-  region = type(g)._const(True, views[-1].shape, bool_)._on(g)
-  for v in reversed(views[1:]): region = _rule(v, region, T)[0]   # scattered back: a movement op's gradient
-  return region.where(0.0, g), T(apply_path(g.node, n.arg))
+  region = B.const(True, bool_, views[-1].shape)
+  for v in reversed(views[1:]): region = _rule(v, region)[0]   # scattered back: a movement op's gradient
+  return B.where(region, B.like(g, 0), g), apply_path(g, n.arg)
 
 
-def gradients(root: "Tensor", targets: list[list[LazyNode]], root_grad: "Tensor") -> list["Tensor | None"]:
-  """d(root)/d(target) for each target, as lazy tensors (None where root does not depend on a target). A target is
+def gradients(root: LazyNode, targets: list[list[LazyNode]], root_grad: LazyNode) -> list[LazyNode | None]:
+  """d(root)/d(target) for each target, as lazy nodes (None where root does not depend on a target). A target is
   given as every node that stands for it (Tensor._versions): its gradient is the sum over them."""
-  from .tensor import Tensor
-  def T(node: LazyNode) -> Tensor: return Tensor._wrap(node, root)
   wanted = {id(n) for nodes in targets for n in nodes}
-  order = toposort([root.node], through_realized=True)
+  order = toposort([root], through_realized=True)
   needs = set()
   for n in order:   # nodes on a path from a target to the root
     if id(n) in wanted or (n.op is not Op.DETACH and any(id(s) in needs for s in n.srcs)): needs.add(id(n))
-  grads: dict[int, Tensor] = {id(root.node): root_grad}
-  with no_grad():
-    for n in reversed(order):
-      if (g := grads.get(id(n))) is None: continue
-      for s, sg in zip(n.srcs, _rule(n, g, T)):
-        if sg is None or id(s) not in needs: continue
-        prev = grads.get(id(s))
-        grads[id(s)] = sg if prev is None else prev + sg
-    out = []
-    for nodes in targets:
-      found = [grads[i] for i in dict.fromkeys(id(n) for n in nodes) if i in grads]
-      out.append(functools.reduce(lambda a, b: a + b, found) if found else None)
+  grads: dict[int, LazyNode] = {id(root): root_grad}
+  for n in reversed(order):
+    if (g := grads.get(id(n))) is None: continue
+    for s, sg in zip(n.srcs, _rule(n, g)):
+      if sg is None or id(s) not in needs: continue
+      prev = grads.get(id(s))
+      grads[id(s)] = sg if prev is None else B.add(prev, sg)
+  out = []
+  for nodes in targets:
+    found = [grads[i] for i in dict.fromkeys(id(n) for n in nodes) if i in grads]
+    out.append(functools.reduce(B.add, found) if found else None)
   return out

@@ -10,7 +10,7 @@ from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError, JitError,
 from .ir.node import LazyNode, apply_path, toposort
 from .ir.view import view_of
 from .ir.ops import Op, ALU
-from .ir.alu import exec_alu
+from .ir import build as B
 from .runtime.buffer import Buffer
 from .runtime.device import get_device, DEVICES, ALIASES
 _DEVICE_NAMES = set(DEVICES) | set(ALIASES)
@@ -230,7 +230,7 @@ class Tensor:
     """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (lazily: nothing runs yet)."""
     g = self._check_backward("backward", gradient)
     leaves = list(autograd.grad_leaves)
-    for leaf, lg in zip(leaves, autograd.gradients(self, [t._versions() for t in leaves], g)):
+    for leaf, lg in zip(leaves, self._gradients([t._versions() for t in leaves], g)):
       if lg is None: continue
       lg = lg.cast(leaf.dtype)
       leaf.grad = lg if leaf.grad is None else leaf.grad + lg
@@ -238,8 +238,11 @@ class Tensor:
   def gradient(self, *targets: "Tensor", gradient: "Tensor | None" = None) -> list["Tensor"]:
     """d(self)/d(target) for each target as new lazy tensors; `.grad` is left alone. Unused targets get zeros."""
     g = self._check_backward("gradient", gradient)
-    grads = autograd.gradients(self, [t._versions() for t in targets], g)
+    grads = self._gradients([t._versions() for t in targets], g)
     return [t.zeros_like() if gr is None else gr.cast(t.dtype) for t, gr in zip(targets, grads)]
+
+  def _gradients(self, targets: list[list[LazyNode]], g: "Tensor") -> list["Tensor | None"]:
+    return [None if n is None else self._result(n, ()) for n in autograd.gradients(self.node, targets, g.node)]
 
   def assign(self, value) -> "Tensor":
     """In-place update, as PyTorch's `copy_`: this tensor (and every view of its memory) holds `value` from now on.
@@ -333,7 +336,7 @@ class Tensor:
     if dtype.is_int and not (info := np.iinfo(dtype.np)).min <= value <= info.max:
       raise _err(OverflowError, op, f"value {value} cannot be converted to {dtype.name} without overflow (its range is "
                  f"{info.min}..{info.max})", f"use a value in range, or cast the tensor to a wider dtype first")
-    return Tensor(LazyNode(Op.CONST, dtype, tuple(shape), (), value))
+    return Tensor(B.const(value, dtype, shape))
 
   @staticmethod
   def full(shape, fill_value, dtype=None, **kw) -> "Tensor":
@@ -432,9 +435,7 @@ class Tensor:
   # ---------------------------------------------------------------- graph building primitives
   def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
     for s in srcs: self._check_device(op.name.lower(), s)
-    if op in ALU and all(s.node.op is Op.CONST for s in srcs):   # constants fold as they are built
-      with np.errstate(all="ignore"): v = exec_alu(op, dtype, [np.asarray(s.node.arg, s.dtype.np) for s in srcs])
-      return Tensor._const(np.asarray(v).item(), shape, dtype)._on(self)
+    if op in ALU: return self._result(B.alu(op, *(s.node for s in srcs), dtype=dtype), srcs)   # constants fold there
     return self._result(LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg), srcs)
 
   def _result(self, node: LazyNode, srcs: tuple) -> "Tensor":
@@ -1151,13 +1152,7 @@ class Tensor:
     return dims if self.ndim else ()   # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
 
   def _reduce(self, prim: Op, dims: tuple, keepdim: bool) -> "Tensor":
-    kept = tuple(1 if i in dims else s for i, s in enumerate(self.shape))
-    x = self
-    if any(self.shape[d] == 0 for d in dims):
-      # an empty sum is a sum of one 0 (an empty max was refused before); padding keeps the result a function of
-      # self, so its gradient is an (empty) zero tensor, as in torch
-      x = self._pad_shrink([(0, 1) if i in dims and s == 0 else (0, 0) for i, s in enumerate(self.shape)])
-    out = x._new(prim, (x,), self.dtype, kept, dims) if dims and self.ndim else self
+    out = self._result(B.reduce(prim, self.node, dims), (self,)) if dims and self.ndim else self
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in dims))
 
   def sum(self, dim=None, keepdim=False, dtype=None, axis=None) -> "Tensor":

@@ -1,0 +1,80 @@
+"""Graph building on lazy nodes: the primitives with their shape and dtype rules, and the few compositions the
+gradient rules need. No user-facing checks (the Tensor API checks its arguments first, then builds here), no
+autograd, no devices. Constants fold as they are built."""
+from __future__ import annotations
+import math
+import numpy as np
+from ..dtypes import DType, bool_, float32, int64
+from .alu import exec_alu
+from .node import LazyNode, movement_shape
+from .ops import Op, COMPARE
+
+HALF = ("float16", "bfloat16")
+
+
+def const(value, dtype: DType, shape: tuple = ()) -> LazyNode:
+  value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
+  return LazyNode(Op.CONST, dtype, tuple(shape), (), value)
+
+
+def like(n: LazyNode, value) -> LazyNode:
+  """A constant of n's dtype and shape."""
+  return const(value, n.dtype, n.shape)
+
+
+def alu(op: Op, *srcs: LazyNode, dtype: DType | None = None) -> LazyNode:
+  """An elementwise primitive over sources of one shape; the result has `dtype` (default: the first source's, bool
+  for comparisons). All-constant sources fold into a constant."""
+  dtype = dtype or (bool_ if op in COMPARE else srcs[0].dtype)
+  if all(s.op is Op.CONST for s in srcs):
+    with np.errstate(all="ignore"): v = exec_alu(op, dtype, [np.asarray(s.arg, s.dtype.np) for s in srcs])
+    return const(np.asarray(v).item(), dtype, srcs[0].shape)
+  return LazyNode(op, dtype, srcs[0].shape, srcs)
+
+
+def cast(n: LazyNode, dtype: DType) -> LazyNode: return n if n.dtype == dtype else alu(Op.CAST, n, dtype=dtype)
+def where(c: LazyNode, a: LazyNode, b: LazyNode) -> LazyNode: return alu(Op.WHERE, c, a, b, dtype=a.dtype)
+def add(a, b): return alu(Op.ADD, a, b)
+def sub(a, b): return alu(Op.SUB, a, b)
+def mul(a, b): return alu(Op.MUL, a, b)
+def div(a, b): return alu(Op.DIV, a, b)
+def neg(a): return alu(Op.NEG, a)
+
+
+def in_float32(fn, *srcs: LazyNode) -> LazyNode:
+  """fn over float32 copies of half-precision sources, rounded back once (how half-precision math is done)."""
+  if srcs[0].dtype.name not in HALF: return fn(*srcs)
+  return cast(fn(*(cast(s, float32) for s in srcs)), srcs[0].dtype)
+
+
+def cos(x: LazyNode) -> LazyNode: return in_float32(lambda v: alu(Op.SIN, sub(like(v, math.pi / 2), v)), x)
+
+
+def movement(op: Op, n: LazyNode, arg) -> LazyNode:
+  shape = movement_shape(op, n.shape, arg)
+  if shape == n.shape and op in (Op.RESHAPE, Op.EXPAND): return n
+  return LazyNode(op, n.dtype, shape, (n,), arg)
+
+
+def reshape(n: LazyNode, shape) -> LazyNode: return movement(Op.RESHAPE, n, tuple(shape))
+def expand(n: LazyNode, shape) -> LazyNode: return movement(Op.EXPAND, n, tuple(shape))
+
+
+def reduce(op: Op, n: LazyNode, axes: tuple) -> LazyNode:
+  """`op` over `axes`, which keep size 1. A sum over a zero-size axis is a sum of one padded 0 (still a function of n,
+  so its own gradient is an empty zero); an empty max is refused before it is built."""
+  if any(n.shape[a] == 0 for a in axes):
+    n = movement(Op.PAD, n, tuple((0, 1) if i in axes and s == 0 else (0, 0) for i, s in enumerate(n.shape)))
+  if not axes: return n
+  return LazyNode(op, n.dtype, tuple(1 if i in axes else s for i, s in enumerate(n.shape)), (n,), axes)
+
+
+def matmul2d(a: LazyNode, b: LazyNode) -> LazyNode:
+  """(m, k) @ (k, n) as the compiler's contraction: a product broadcast over (m, n, k), summed over k (a DOT)."""
+  (m, k), n = a.shape, b.shape[1]
+  prod = mul(expand(reshape(a, (m, 1, k)), (m, n, k)),
+             expand(reshape(movement(Op.PERMUTE, b, (1, 0)), (1, n, k)), (m, n, k)))
+  return reshape(reduce(Op.REDUCE_SUM, prod, (2,)), (m, n))
+
+
+def iota(n: int) -> LazyNode: return LazyNode(Op.IOTA, int64, (n,))
