@@ -23,6 +23,10 @@ class StaleValueError(RuntimeError):
   inplace operation'); the message names where the value was made and where it was overwritten."""
 
 
+class InvalidIR(RuntimeError):
+  """An IR that breaks its stage's contract (raised by the verify() checks, on in the tests): a bug in lazygrad."""
+
+
 class JitError(RuntimeError):
   """A function given to lazygrad.jit does something a replay of its kernels could not reproduce; the message names
   the function, what it did and the fix."""
@@ -50,6 +54,7 @@ class _Settings(threading.local):
   def __init__(self):
     self.DEBUG = getenv("DEBUG", 0)
     self.CHECK = getenv("LAZYGRAD_CHECK", 0)
+    self.VERIFY = getenv("LAZYGRAD_VERIFY", 0)   # check each IR's contract at every stage boundary (tests turn it on)
 
 
 settings = _Settings()

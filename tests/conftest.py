@@ -9,6 +9,7 @@ try:
 except ImportError:
   HAS_GPU = False
 
+os.environ.setdefault("LAZYGRAD_VERIFY", "1")   # every IR's contract is checked at each stage boundary
 if not HAS_GPU or os.environ.get("LAZYGRAD_DEVICE") == "triton-interp":
   os.environ.setdefault("TRITON_INTERPRET", "1")
 

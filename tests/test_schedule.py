@@ -160,3 +160,27 @@ def test_debug_text_is_stable(capsys):
   text = "\n".join(lines) + "\n"
   if not golden.exists(): golden.write_text(text)
   assert text == golden.read_text()
+
+
+def test_each_ir_checks_its_contract():
+  """verify() of the lazy graph, the kernel AST and the uops (on in the tests: LAZYGRAD_VERIFY) catches a node that
+  breaks its stage's contract."""
+  from lazygrad.helpers import InvalidIR, settings
+  from lazygrad.ir.node import LazyNode, verify
+  from lazygrad.ir.ops import Op
+  from lazygrad.codegen.linearize import linearize
+  assert settings.VERIFY
+  a = Tensor(np.ones((2, 3), np.float32)).node
+  verify([a, LazyNode(Op.ADD, a.dtype, (2, 3), (a, a))])
+  for bad in (LazyNode(Op.ADD, a.dtype, (3, 2), (a, a)), LazyNode(Op.RESHAPE, a.dtype, (5,), (a,), (5,)),
+              LazyNode(Op.REDUCE_SUM, a.dtype, (2, 3), (a,), (1,)), LazyNode(Op.CMPLT, a.dtype, (2, 3), (a, a))):
+    with pytest.raises(InvalidIR, match="lazy graph"): verify([bad])
+  (item,) = get_schedule([(Tensor(np.ones((4, 8), np.float32)) * 2).sum(1).node], get_device("numpy"))
+  item.kernel.verify()
+  k = item.kernel
+  broken = type(k)(k.name, k.shape, 0, k.bufs, 1, k.stores, k.scalars)   # says no axis is reduced
+  with pytest.raises(InvalidIR, match="reduces"): broken.verify()
+  prog = linearize(item.kernel)
+  prog.verify()
+  prog.uops = prog.uops[1:] + prog.uops[:1]   # a parameter moved after its first use
+  with pytest.raises(InvalidIR, match="defined after"): prog.verify()

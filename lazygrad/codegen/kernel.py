@@ -13,7 +13,7 @@ from enum import Enum, auto
 from functools import cached_property
 from typing import Any
 from ..dtypes import DType
-from ..helpers import exact
+from ..helpers import exact, InvalidIR
 from ..ir.ops import Op, REDUCE
 from ..ir.view import ShapeTracker
 
@@ -99,3 +99,20 @@ class Kernel:
     return "\n".join(lines)
 
   def __str__(self): return self.text
+
+  def verify(self):
+    """Check the kernel AST's contract; raises InvalidIR naming the kernel and the node."""
+    def fail(msg): raise InvalidIR(f"kernel {self.name}: {msg}\n{self.text}")
+    if len(self.stores) != self.n_out or sorted(s.arg[0] for s in self.stores) != list(range(self.n_out)):
+      fail("its stores are not the buffer slots 0..n_out-1, one each")
+    rank, reduce_axes = len(self.shape), tuple(range(len(self.shape) - self.n_reduce, len(self.shape)))
+    for n in self.nodes:
+      if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX):
+        st = n.arg if n.op in (K.VALID, K.INDEX) else n.arg[1]
+        if len(st.shape) != rank or any(a != b and a != 1 for a, b in zip(st.shape, self.shape)):
+          fail(f"{n} is seen through shape {st.shape}, not the iteration space {self.shape}")
+      if n.op is K.LOAD and not (self.n_out <= n.arg[0] < len(self.bufs) and self.bufs[n.arg[0]].dtype == n.dtype):
+        fail(f"{n} reads slot {n.arg[0]}, which is no input of its dtype")
+      if n.op is K.SCALAR and not (n.arg < len(self.scalars) and self.scalars[n.arg] == n.dtype):
+        fail(f"{n} is no scalar argument of its dtype")
+      if n.op in REDUCE and tuple(n.arg) != reduce_axes: fail(f"{n} reduces {n.arg}, not the reduce axes {reduce_axes}")

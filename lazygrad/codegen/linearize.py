@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import math
 import numpy as np
 from ..dtypes import DType, bool_, int32, int64, float32, min_value
-from ..helpers import prod, exact
+from ..helpers import prod, exact, settings
 from ..ir.alu import exec_alu
 from ..ir.ops import Op, REDUCE
 from ..ir.symbolic import Lin, Var, Div, Mod, Cond
@@ -410,4 +410,6 @@ def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions()) -> Program:
   sizes = [b.size for b in k.bufs] + [prod(n.arg.views[0].shape) for n in k.nodes if n.op is K.INDEX]
   index_dtype = int64 if max(sizes) >= 2**31 else int32
   uops, grid = _Linearizer(k, blocks, index_dtype, opts).lower()
-  return Program(k.name, uops, grid, blocks, k)
+  prog = Program(k.name, uops, grid, blocks, k)
+  if settings.VERIFY: prog.verify()
+  return prog

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Any
 from ..dtypes import DType
+from ..helpers import InvalidIR
 from ..ir.ops import Op
 
 
@@ -49,6 +50,23 @@ class Program:
   grid: int
   blocks: tuple
   kernel: Any = None
+
+  def verify(self):
+    """Check the uops' contract: SSA order, loops that nest, accumulators updated in place, buffer access through
+    parameters, ALU tiles that broadcast; raises InvalidIR naming the program and the uop."""
+    seen, loops = set(), []
+    def fail(i, msg): raise InvalidIR(f"program {self.name}: uop %{i}: {msg}\n{self.text}")
+    for i, u in enumerate(self.uops):
+      if any(id(s) not in seen for s in u.srcs): fail(i, "reads a value defined after it")
+      if u.op is U.RANGE: loops.append(u)
+      if u.op is U.ENDRANGE and (not loops or loops.pop() is not u.srcs[0]): fail(i, "closes a loop that is not open")
+      if u.op is U.ACC_UPDATE and u.srcs[0].op is not U.ACC: fail(i, "updates something that is not an accumulator")
+      if u.op in (U.LOAD, U.STORE) and u.srcs[0].op is not U.PARAM: fail(i, "accesses memory not through a parameter")
+      if u.op is U.ALU and any(s.shape and len(s.shape) != len(u.shape) or
+                               any(a not in (1, b) for a, b in zip(s.shape, u.shape)) for s in u.srcs):
+        fail(i, f"tiles {[s.shape for s in u.srcs]} do not broadcast to {u.shape}")
+      seen.add(id(u))
+    if loops: fail(len(self.uops), "a loop is never closed")
 
   @property
   def text(self) -> str:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import weakref, itertools
 from typing import Any
 from ..dtypes import DType
-from ..helpers import user_frame, fmt_loc, prod, exact
-from .ops import Op, MOVEMENT
+from ..helpers import user_frame, fmt_loc, prod, exact, InvalidIR
+from .ops import Op, MOVEMENT, ALU, COMPARE, REDUCE
+from .view import view_of
 
 _cache: dict[tuple, weakref.ref] = {}   # hash-consing table (a plain dict of weak references: this is a hot path)
 
@@ -68,6 +69,48 @@ def apply_path(node: LazyNode, path: tuple, loc=None) -> LazyNode:
   for op, arg in reversed(path):
     node = LazyNode(op, node.dtype, movement_shape(op, node.shape, arg), (node,), arg, loc or node.loc)
   return node
+
+
+def _contract(n: LazyNode) -> str | None:
+  """What is wrong with one node of the lazy graph, or None (its shape and dtype as its op and sources make them)."""
+  s, op = n.srcs, n.op
+  if op in (Op.BUFFER, Op.CONST, Op.IOTA):
+    if s: return "a source node has sources"
+    if op is Op.IOTA and (len(n.shape) != 1 or not n.dtype.is_int): return "an IOTA is 1-d and integer"
+    return None
+  if op in ALU:
+    if any(x.shape != n.shape for x in s): return "ALU sources must have the node's shape"
+    if op is Op.WHERE: ok = s[0].dtype.is_bool and s[1].dtype == s[2].dtype == n.dtype
+    elif op in COMPARE: ok = n.dtype.is_bool and s[0].dtype == s[1].dtype
+    else: ok = op is Op.CAST or all(x.dtype == n.dtype for x in s)
+    return None if ok else f"dtypes {[x.dtype.name for x in s]} -> {n.dtype.name} do not fit {op.name}"
+  if op in MOVEMENT:
+    if op is Op.RESHAPE and prod(n.arg) != prod(s[0].shape): return f"reshape of {s[0].shape} to {n.arg}"
+    if op is Op.EXPAND and (len(n.arg) != len(s[0].shape) or any(a not in (1, b) for a, b in zip(s[0].shape, n.arg))):
+      return f"expand of {s[0].shape} to {n.arg}"
+    want = movement_shape(op, s[0].shape, n.arg)
+  elif op in REDUCE:
+    if list(n.arg) != sorted(set(n.arg)) or any(not 0 <= a < len(s[0].shape) for a in n.arg): return f"bad axes {n.arg}"
+    want = tuple(1 if i in n.arg else x for i, x in enumerate(s[0].shape))
+  elif op is Op.GATHER:
+    if not s[1].dtype.is_int: return "a GATHER's index is integer"
+    want = s[1].shape + s[0].shape[1:]
+  elif op is Op.CHECK:
+    if s[1].shape != () or not s[1].dtype.is_int: return "a CHECK's flag is an integer scalar"
+    want = s[0].shape
+  elif op is Op.ASSIGN:
+    if s[0].shape != n.shape: return "an ASSIGN has its target's shape"
+    if view_of(n.shape, n.arg or ()).shape != s[1].shape: return "an ASSIGN's value has the shape of its region"
+    want = n.shape
+  else: want = s[0].shape   # CONTIGUOUS, DETACH
+  if n.shape != tuple(want): return f"shape {n.shape}, its op and sources make {tuple(want)}"
+  return None if n.dtype == s[0].dtype else f"dtype {n.dtype.name}, its source's is {s[0].dtype.name}"
+
+
+def verify(order: list[LazyNode]):
+  """Check the lazy graph's contract for each (unrealized) node; raises InvalidIR naming the node."""
+  for n in order:
+    if not n.realized and (err := _contract(n)) is not None: raise InvalidIR(f"lazy graph: {n}: {err}")
 
 
 def toposort(roots, through_realized: bool = False) -> list[LazyNode]:

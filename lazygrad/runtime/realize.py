@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading, time
 from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
-from ..ir.node import LazyNode, toposort
+from ..ir.node import LazyNode, toposort, verify as verify_graph
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter
 from ..codegen.kernel import Kernel
@@ -64,7 +64,10 @@ def get_schedule(targets: list[LazyNode], device, order: list[LazyNode] | None =
   key = (device.name, tuple(pos[id(t)] for t in targets), _structure_key(order))
   if (tpl := _schedule_cache.get(key)) is None:
     counters.schedules += 1
+    if settings.VERIFY: verify_graph(order)
     items = schedule(targets, getattr(device, "schedule_options", ScheduleOptions()))
+    if settings.VERIFY:
+      for it in items: it.kernel.verify()
     tpl = _Template(*([it.kernel for it in items],) + tuple([[pos[id(n)] for n in getattr(it, f)] for it in items]
                                                          for f in ("outputs", "inputs", "scalars")))
     _schedule_cache[key] = tpl
