@@ -12,8 +12,7 @@ from .ir.view import view_of
 from .ir.ops import Op, ALU
 from .ir import build as B
 from .runtime.buffer import Buffer
-from .runtime.device import get_device, DEVICES, ALIASES
-_DEVICE_NAMES = set(DEVICES) | set(ALIASES)
+from .runtime.device import get_device, is_device_name
 from .runtime import realize as _engine
 from .runtime.realize import NO_FAILURE
 from . import autograd
@@ -829,7 +828,7 @@ class Tensor:
     """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch."""
     for a in args:
       if isinstance(a, Tensor): device, dtype = a._device.name, a.dtype
-      elif isinstance(a, str) and a.split(":")[0].lower() in _DEVICE_NAMES: device = a
+      elif isinstance(a, str) and is_device_name(a): device = a
       else: dtype = a
     out = self.cast(dtype) if dtype is not None else self
     if device is not None and get_device(device) is not self._device:

@@ -6,7 +6,7 @@ from lazygrad import Tensor, counters
 from lazygrad.codegen.linearize import LoweringOptions
 from lazygrad.codegen.uops import U
 from lazygrad.runtime.device import get_device
-from lazygrad.runtime.realize import get_program, get_schedule
+from lazygrad.runtime.realize import compile_kernel, get_schedule
 
 rng = np.random.default_rng(0)
 def randn(*shape): return rng.standard_normal(shape).astype(np.float32)
@@ -20,7 +20,7 @@ def kernels_for(*tensors) -> int:
 
 def programs_for(t: Tensor):
   dev = get_device("numpy")
-  return [get_program(it.kernel, dev).prog for it in get_schedule([t.node], dev)]
+  return [compile_kernel(it.kernel, dev).prog for it in get_schedule([t.node], dev)]
 
 
 @pytest.mark.parametrize("name, build, budget", [
@@ -184,3 +184,24 @@ def test_each_ir_checks_its_contract():
   prog.verify()
   prog.uops = prog.uops[1:] + prog.uops[:1]   # a parameter moved after its first use
   with pytest.raises(InvalidIR, match="defined after"): prog.verify()
+
+
+def test_tiling_is_an_explicit_input_and_part_of_the_cache_key():
+  from lazygrad.codegen.linearize import Tiling, choose_tiling
+  from lazygrad.runtime.device import register_device, get_device as device_named
+  from lazygrad.runtime.numpy_device import NumpyDevice
+  dev = get_device("numpy")
+  x = np.arange(64, dtype=np.float32).reshape(8, 8)
+  (item,) = get_schedule([(Tensor(x) * 3).sum(1).node], dev)
+  default = choose_tiling(item.kernel, dev.lowering)
+  assert default.blocks == (8, 8)
+  before = counters.lowerings
+  programs = [compile_kernel(item.kernel, dev, t) for t in (default, Tiling((2, 4)), Tiling((2, 4)))]
+  assert programs[1] is programs[2] and programs[0] is not programs[1] and counters.lowerings - before <= 2
+  assert programs[1].prog.blocks == (2, 4) and programs[1].prog.grid == 4   # four programs, a loop over the row
+  for prg in programs[:2]:
+    out = lazygrad.runtime.buffer.Buffer(dev, item.kernel.bufs[0].dtype, 8)
+    prg([out, item.inputs[0].buffer], [3.0])
+    np.testing.assert_allclose(out.numpy(), (x * 3).sum(1))
+  register_device("numpy-again", NumpyDevice, aliases=("np2",))   # a backend registers a factory: nothing else changes
+  assert device_named("np2").name == "numpy" and Tensor([1.0, 2.0], device="numpy-again").to("np2").numpy().tolist() == [1, 2]

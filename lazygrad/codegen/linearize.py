@@ -6,7 +6,7 @@ reduction's result is only used after it (never broadcast back). A sum of a prod
 different output axes becomes a DOT."""
 from __future__ import annotations
 from dataclasses import dataclass
-import math
+import functools, math
 import numpy as np
 from ..dtypes import DType, bool_, int32, int64, float32, min_value
 from ..helpers import prod, exact, settings
@@ -31,7 +31,24 @@ class LoweringOptions:
   min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
   column_block: int = 64           # block of the contiguous output axis of a column reduction
   dot_float64: bool = True         # Triton 3.6 cannot compile float64 tl.dot (MMA "largeK" assertion)
-  blocks: tuple | None = None      # explicit block sizes (tests of tiling on the numpy interpreter)
+
+
+@dataclass(frozen=True)
+class Tiling:
+  """How one kernel is cut up: a block size per axis, and for Triton the warps of a program and the pipeline stages
+  of its loops. An explicit input of lowering and part of every program cache key, so a tuner can try several."""
+  blocks: tuple
+  num_warps: int = 1
+  num_stages: int = 1
+
+
+@functools.lru_cache(maxsize=4096)   # a kernel of a cached schedule asks again at every realize
+def choose_tiling(k: Kernel, opts: LoweringOptions) -> Tiling:
+  """The default tiling: the blocks `opts` gives this kernel, warps by tile size, 3 stages when it loops."""
+  blocks = choose_blocks(k, opts)
+  tile = prod(blocks)
+  loops = any(blocks[a] < k.shape[a] for a in range(len(k.shape) - k.n_reduce, len(k.shape)))
+  return Tiling(blocks, 8 if tile >= 8192 else 4 if tile >= 1024 else 2 if tile >= 256 else 1, 3 if loops else 1)
 
 
 def _next_pow2(x: int) -> int: return 1 << max(0, (x - 1).bit_length())
@@ -45,7 +62,6 @@ def needs_whole_reduce(k: Kernel) -> bool:
 
 
 def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
-  if opts.blocks is not None: return tuple(opts.blocks)
   if opts.whole and (opts.max_whole is None or prod(k.shape) <= opts.max_whole or _dot_parts_of(k, opts) is not None):
     return tuple(k.shape)
   n_out = len(k.shape) - k.n_reduce
@@ -404,12 +420,12 @@ def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
   return [u for u in uops if id(u) in live]
 
 
-def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions()) -> Program:
-  """Lower a kernel AST to block uops for the block sizes `opts` chooses."""
-  blocks = choose_blocks(k, opts)
+def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions(), tiling: Tiling | None = None) -> Program:
+  """Lower a kernel AST to block uops, cut up by `tiling` (default: the one `opts` chooses)."""
+  tiling = tiling or choose_tiling(k, opts)
   sizes = [b.size for b in k.bufs] + [prod(n.arg.views[0].shape) for n in k.nodes if n.op is K.INDEX]
   index_dtype = int64 if max(sizes) >= 2**31 else int32
-  uops, grid = _Linearizer(k, blocks, index_dtype, opts).lower()
-  prog = Program(k.name, uops, grid, blocks, k)
+  uops, grid = _Linearizer(k, tuple(tiling.blocks), index_dtype, opts).lower()
+  prog = Program(k.name, uops, grid, tiling, k)
   if settings.VERIFY: prog.verify()
   return prog

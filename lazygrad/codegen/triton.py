@@ -108,7 +108,7 @@ class _Renderer:
     args = [self.names[id(u)] for u in params] + [f"s{i}" for i in range(len(p.kernel.scalars) if p.kernel else 0)]
     head = f"@triton.jit\ndef {p.name}({', '.join(args)}):"
     for i, u in enumerate(p.uops): self.uop(i, u)
-    meta = f"\nGRID = {p.grid}\nNUM_WARPS = {num_warps(p)}\nNUM_STAGES = {3 if any(u.op is U.RANGE for u in p.uops) else 1}\n"
+    meta = f"\nGRID = {p.grid}\nNUM_WARPS = {p.tiling.num_warps}\nNUM_STAGES = {p.tiling.num_stages}\n"
     return PRELUDE + "".join(self.helpers) + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
 
   def helper(self, snippet: str, call: str) -> str:
@@ -225,11 +225,6 @@ class _Renderer:
     prec = f", input_precision='{self.precision}'" if a.dtype.name == "float32" else ""
     acc = f", {s[2]}" if len(s) > 2 else ""
     return f"tl.dot({s[0]}, {s[1]}{acc}{prec}, out_dtype={tl_dtype(u.dtype)})"
-
-
-def num_warps(p: Program) -> int:
-  tile = math.prod(p.blocks)
-  return 8 if tile >= 8192 else 4 if tile >= 1024 else 2 if tile >= 256 else 1
 
 
 def render(prog: Program, fp32_precision: str = "tf32", interpreter: bool = False) -> str:

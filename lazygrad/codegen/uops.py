@@ -44,12 +44,15 @@ class UOp:
 
 @dataclass
 class Program:
-  """A lowered kernel: uops plus the launch grid (number of programs) and the tile shape of its axes."""
+  """A lowered kernel: uops plus the launch grid (number of programs) and the tiling they were lowered for."""
   name: str
   uops: list[UOp]
   grid: int
-  blocks: tuple
+  tiling: Any
   kernel: Any = None
+
+  @property
+  def blocks(self) -> tuple: return tuple(self.tiling.blocks)
 
   def verify(self):
     """Check the uops' contract: SSA order, loops that nest, accumulators updated in place, buffer access through

@@ -1,34 +1,61 @@
-"""Device registry. The default device comes from LAZYGRAD_DEVICE, else numpy on a machine without a GPU."""
+"""Devices: the interface a backend implements, and the registry that finds one by name. The default device comes
+from LAZYGRAD_DEVICE, else triton on a machine with a CUDA GPU, else numpy.
+
+A device holds buffers and runs kernels:
+- `name`; `lowering` (LoweringOptions: how it wants kernels tiled); `schedule_options` (ScheduleOptions);
+- `alloc(dtype, size)`, `from_numpy(array)`, `to_numpy(buffer)`, `synchronize()` (and `Buffer.write` uses its storage);
+- `compile(kernel, tiling, precision)`: a program for a kernel AST lowered with `tiling` (block sizes, warps,
+  stages) and float32 contractions in `precision` ('ieee' or 'tf32'); the program is called with (buffers, scalars)
+  and has `prog` (its uops). The realize engine's `compile_kernel` is the one caller, and caches by all four.
+The numpy interpreter and the Triton devices are the implementations; another backend registers a factory."""
 from __future__ import annotations
 import functools, os
+from typing import Callable
 
-
-DEVICES = ("numpy", "triton", "triton-interp")
-
-
+_FACTORIES: dict[str, Callable] = {}
 ALIASES = {"cpu": "numpy", "cuda": "triton", "gpu": "triton"}
 
 
+def register_device(name: str, factory: Callable, aliases: tuple = ()):
+  """Make `get_device(name)` (and its aliases) build the device with `factory()`, once, on first use."""
+  _FACTORIES[name] = factory
+  ALIASES.update({a: name for a in aliases})
+
+
+def _numpy():
+  from .numpy_device import NumpyDevice
+  return NumpyDevice()
+
+
+def _triton(interpret: bool):
+  from .triton_device import TritonDevice
+  return TritonDevice(interpret=interpret)
+
+
+register_device("numpy", _numpy)
+register_device("triton", lambda: _triton(False))
+register_device("triton-interp", lambda: _triton(True))
+
+
+def is_device_name(name: str) -> bool: return name.split(":")[0].lower() in _FACTORIES.keys() | ALIASES.keys()
+
+
 def canonical_name(name: str | None) -> str:
-  """'numpy', 'triton' or 'triton-interp' for a device name or alias (None: the default device)."""
+  """The registered name of a device name or alias (None: the default device)."""
   name = str(name or default_device_name()).lower()
   name = ALIASES.get(name.split(":")[0] if name.startswith("cuda:") else name, name)
-  if name not in DEVICES: raise ValueError(f"unknown device {name!r}; available: {', '.join(DEVICES)}")
+  if name not in _FACTORIES: raise ValueError(f"unknown device {name!r}; available: {', '.join(_FACTORIES)}")
   return name
 
 
 def get_device(name: str | None = None):
-  """The device called `name` ('numpy', 'triton' for CUDA, 'triton-interp' for Triton's CPU interpreter)."""
+  """The device called `name` ('numpy', 'triton' for CUDA, 'triton-interp' for Triton's CPU interpreter, or one
+  registered since)."""
   return _make(canonical_name(name))
 
 
 @functools.cache
-def _make(name: str):
-  if name == "numpy":
-    from .numpy_device import NumpyDevice
-    return NumpyDevice()
-  from .triton_device import TritonDevice
-  return TritonDevice(interpret=name == "triton-interp")
+def _make(name: str): return _FACTORIES[name]()
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from ..helpers import counters
 from ..ir.alu import exec_alu
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
-from ..codegen.linearize import LoweringOptions, linearize
+from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.schedule import ScheduleOptions
 
 
@@ -88,9 +88,10 @@ class NumpyDevice:
   def to_numpy(self, buf): return buf.data
   def write(self, buf, arr: np.ndarray): buf.data[...] = arr.reshape(-1)
 
-  def compile(self, kernel, opts: LoweringOptions | None = None) -> "Interpreter":
+  def compile(self, kernel, tiling: Tiling | None = None, precision: str = "ieee") -> "Interpreter":
+    """The interpreter of `kernel` lowered with `tiling` (numpy's contractions are exact: `precision` is unused)."""
     counters.lowerings += 1
-    return Interpreter(linearize(kernel, opts or self.lowering))
+    return Interpreter(linearize(kernel, self.lowering, tiling))
 
   def synchronize(self): pass
 

@@ -7,6 +7,7 @@ from ..ir.node import LazyNode, toposort, verify as verify_graph
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter
 from ..codegen.kernel import Kernel
+from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
 from .buffer import Buffer
 from . import check
@@ -75,10 +76,14 @@ def get_schedule(targets: list[LazyNode], device, order: list[LazyNode] | None =
           for k, outs, ins, sc in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars)]
 
 
-def get_program(kernel: Kernel, device):
-  key = (device.name, device.lowering, get_float32_matmul_precision(), kernel.text)
+def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
+  """The one way from a kernel AST to a program the device runs: lowered with `tiling` (default: the device's
+  choice for this kernel) and the float32 contraction precision in force, cached by all of them."""
+  tiling = tiling or choose_tiling(kernel, device.lowering)
+  precision = "ieee" if get_float32_matmul_precision() == "highest" else "tf32"
+  key = (device.name, device.lowering, tiling, precision, kernel.text)
   if (prg := _program_cache.get(key)) is None:
-    prg = _program_cache[key] = device.compile(kernel)   # the device counts the lowerings it really does
+    prg = _program_cache[key] = device.compile(kernel, tiling, precision)   # it counts the lowerings it really does
   return prg
 
 
@@ -100,7 +105,7 @@ def run_schedule(items: list[ScheduleItem], device):
       else: n.set_buffer(Buffer(device, n.dtype, prod(n.shape)))
     if any(prod(n.shape) == 0 for n in it.outputs):   # nothing to compute
       _written(it.outputs); continue
-    prg = get_program(it.kernel, device)
+    prg = compile_kernel(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     scalars = [n.dtype.np(n.arg).item() for n in it.scalars]   # rounded to their dtype, as a literal would be
     if settings.DEBUG >= 3:

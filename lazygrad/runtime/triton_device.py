@@ -13,8 +13,8 @@ import contextlib, hashlib, importlib.util, os, sys, threading
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType
-from ..helpers import counters, get_float32_matmul_precision
-from ..codegen.linearize import LoweringOptions, linearize
+from ..helpers import counters
+from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.schedule import ScheduleOptions
 from ..codegen.triton import render
 
@@ -61,24 +61,24 @@ def _host_tensor(arr: np.ndarray):
 
 class TritonKernel:
   """A compiled kernel and its launch grid."""
-  def __init__(self, fn, grid: int, num_warps: int, num_stages: int, source: str, kernel, lowering: LoweringOptions,
+  def __init__(self, fn, grid: int, source: str, kernel, lowering: LoweringOptions, tiling: Tiling, precision: str,
                interpret: bool):
-    self.fn, self.grid, self.num_warps, self.source, self.kernel = fn, grid, num_warps, source, kernel
-    self.num_stages = num_stages
-    self.lowering = lowering
+    self.fn, self.grid, self.source, self.kernel = fn, grid, source, kernel
+    self.lowering, self.tiling, self.precision = lowering, tiling, precision
     self.launch_lock = _INTERPRETER_LOCK if interpret else contextlib.nullcontext()
 
   @property
   def prog(self):
     """The uops (for DEBUG=4); lowered again on demand, since a disk-cache hit skips lowering."""
-    return linearize(self.kernel, self.lowering)
+    return linearize(self.kernel, self.lowering, self.tiling)
 
   def __call__(self, bufs, scalars=()):
     args = [b.ensure().data for b in bufs]
     try:
       # the interpreter computes masked-off lanes too (x/0 there is harmless)
       with self.launch_lock, np.errstate(all="ignore"):
-        self.fn[(self.grid,)](*args, *map(float, scalars), num_warps=self.num_warps, num_stages=self.num_stages)
+        self.fn[(self.grid,)](*args, *map(float, scalars), num_warps=self.tiling.num_warps,
+                              num_stages=self.tiling.num_stages)
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise _compile_error(self.kernel, self.source, e) from None
 
@@ -133,24 +133,24 @@ class TritonDevice:
     if not self.interpret: _torch().cuda.synchronize()
 
   # kernels
-  def compile(self, kernel) -> TritonKernel:
-    precision = "ieee" if get_float32_matmul_precision() == "highest" else "tf32"
-    key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{precision}\n{kernel.text}"
+  def compile(self, kernel, tiling: Tiling, precision: str) -> TritonKernel:
+    """`kernel` lowered with `tiling` and rendered with float32 contractions in `precision` ('ieee' or 'tf32')."""
+    key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{tiling}\n{precision}\n{kernel.text}"
                          .encode()).hexdigest()[:24]
     path = CACHE_DIR / f"{kernel.name}_{key}.py"
     try:
       source, mod = _load(path, kernel.name)
     except Exception:   # missing, cut short, corrupted: render it again (the new file replaces a bad one)
       counters.lowerings += 1
-      source = render(linearize(kernel, self.lowering), precision, self.interpret)
+      source = render(linearize(kernel, self.lowering, tiling), precision, self.interpret)
       path.parent.mkdir(parents=True, exist_ok=True)
       tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
       tmp.write_text(f"{source}{_SEAL}{_digest(source)}\n")
       os.replace(tmp, path)   # atomic: a concurrent reader never sees half a file
       try: _, mod = _load(path, kernel.name)
       except Exception as e: raise _compile_error(kernel, source, e) from None   # the renderer wrote bad Python
-    return TritonKernel(getattr(mod, kernel.name), mod.GRID, mod.NUM_WARPS, mod.NUM_STAGES, source, kernel,
-                        self.lowering, self.interpret)
+    return TritonKernel(getattr(mod, kernel.name), mod.GRID, source, kernel, self.lowering, tiling, precision,
+                        self.interpret)
 
 
 def _digest(source: str) -> str: return hashlib.sha256(source.encode()).hexdigest()
