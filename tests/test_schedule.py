@@ -192,7 +192,7 @@ def test_tiling_is_an_explicit_input_and_part_of_the_cache_key():
   from lazygrad.runtime.numpy_device import NumpyDevice
   dev = get_device("numpy")
   x = np.arange(64, dtype=np.float32).reshape(8, 8)
-  (item,) = get_schedule([(Tensor(x) * 3).sum(1).node], dev)
+  (item,) = get_schedule([(Tensor(x, device="numpy") * 3).sum(1).node], dev)
   default = choose_tiling(item.kernel, dev.lowering)
   assert default.blocks == (8, 8)
   before = counters.lowerings

@@ -58,7 +58,7 @@ class BufSpec:
   size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # compared and hashed by identity: a cache lookup per launch stays cheap
 class Kernel:
   name: str
   shape: tuple            # iteration space: output axes, then reduce axes
