@@ -7,7 +7,7 @@ import ml_dtypes
 _pybool = bool   # this module also exports `bool` (the dtype), as torch does
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True, eq=False)   # one object per dtype: compared and hashed by identity (every node key holds one)
 class DType:
   name: str
   itemsize: int
@@ -16,6 +16,7 @@ class DType:
   np: type
 
   def __repr__(self): return f"lazygrad.{self.name}"
+  def __reduce__(self): return to_dtype, (self.name,)   # a copy or an unpickled one is the same object
   @property
   def is_float(self): return self.kind == 'f'
   @property

@@ -230,8 +230,10 @@ class _Replay:
     uploads = [(b, src) for b, src in cap.uploads.values() if callable(src) or id(b) in written or id(b) in reach]
     used = {id(b): b for _, bufs, _, _ in launches for b in bufs} | {id(b): b for b, _ in uploads} | \
            {id(b): b for b in new} | {id(t._node.buffer): t._node.buffer for t in kept}
-    anew = [b for b in used.values() if id(b) not in is_input and cap.made(b) and id(b) in reach]
-    self.fixed = [b for b in used.values() if id(b) not in is_input and not (cap.made(b) and id(b) in reach)]
+    # made anew each replay: what outlives the call, and check flags (a GPU reads them later, after other replays)
+    outlive = reach | {id(c[0]) for c in cap.checks}
+    anew = [b for b in used.values() if id(b) not in is_input and cap.made(b) and id(b) in outlive]
+    self.fixed = [b for b in used.values() if id(b) not in is_input and not (cap.made(b) and id(b) in outlive)]
     self.fixed_ids = {id(b) for b in self.fixed}
     self.anew = [(b.device, b.dtype, b.size) for b in anew]
     slot = {id(b): i for i, b in enumerate(inputs + self.fixed + anew)}
@@ -273,8 +275,7 @@ class _Replay:
     overwrite(written, launch)
     counters.kernels += len(self.launches)
     if self.checks:   # the flags of this replay's checks, read as realize reads them
-      engine.unread_checks.extend((table[i], what, loc) for i, what, loc in self.checks)
-      if table[self.checks[0][0]].device.name == "numpy" or settings.CHECK: engine.raise_failed_checks()
+      engine.note_checks([(table[i], what, loc) for i, what, loc in self.checks], table[self.checks[0][0]].device)
     loc = user_frame()
     for r in self.rebinds:
       t = r[0]()

@@ -188,7 +188,7 @@ class Tensor:
       # a leaf's gradient is found by its node: a shared one (equal constants are one node) would merge gradients
       self._node = self._fresh()
     self._requires_grad = bool(flag)
-    if flag: autograd.grad_leaves.add(self)
+    if flag and self.is_leaf: autograd.grad_leaves.add(self)
     else: autograd.grad_leaves.discard(self)
 
   def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
@@ -261,7 +261,9 @@ class Tensor:
     # a write into memory must not carry gradients built under no_grad into the tensor's identity (see _versions)
     vnode = value.node if tracked else LazyNode(Op.DETACH, value.dtype, value.shape, (value.node,))
     if self._base is None and not _in_memory(self._node):   # no memory to write: a new value (never an alias)
-      self._node = value.node if not _in_memory(value.node) else LazyNode(Op.CONTIGUOUS, value.dtype, value.shape, (value.node,))
+      # a tensor requiring grad keeps its history through the update (as torch's does under no_grad)
+      new = value.node if tracked or self._requires_grad else vnode
+      self._node = LazyNode(Op.CONTIGUOUS, new.dtype, new.shape, (new,)) if _in_memory(new) else new
     elif self._base is None: self._node = LazyNode(Op.ASSIGN, self.dtype, self.shape, (self._node, vnode))
     else:
       region = tuple((op, arg) for op, arg in self._path if op is not Op.DETACH)
@@ -274,12 +276,13 @@ class Tensor:
     return self
 
   # ---------------------------------------------------------------- properties
+  # (from _node: a view's shape and dtype stay what they were when it was made, so its node need not be derived)
   @property
-  def shape(self) -> tuple: return self.node.shape
+  def shape(self) -> tuple: return self._node.shape
   @property
-  def dtype(self) -> DType: return self.node.dtype
+  def dtype(self) -> DType: return self._node.dtype
   @property
-  def ndim(self) -> int: return len(self.node.shape)
+  def ndim(self) -> int: return len(self._node.shape)
   @property
   def device(self) -> str: return self._device.name
   def numel(self) -> int: return prod(self.shape)
@@ -335,7 +338,9 @@ class Tensor:
     if dtype.is_int and not (info := np.iinfo(dtype.np)).min <= value <= info.max:
       raise _err(OverflowError, op, f"value {value} cannot be converted to {dtype.name} without overflow (its range is "
                  f"{info.min}..{info.max})", f"use a value in range, or cast the tensor to a wider dtype first")
-    return Tensor(B.const(value, dtype, shape))
+    t = Tensor._wrap(B.const(value, dtype, shape), _DEFAULT)   # a constant reads no memory: not one of _roots
+    t._device = get_device()
+    return t
 
   @staticmethod
   def full(shape, fill_value, dtype=None, **kw) -> "Tensor":
@@ -433,12 +438,16 @@ class Tensor:
 
   # ---------------------------------------------------------------- graph building primitives
   def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
-    for s in srcs: self._check_device(op.name.lower(), s)
+    for s in srcs:
+      if s._device is not self._device: self._check_device(op.name.lower(), s)
     if op in ALU: return self._result(B.alu(op, *(s.node for s in srcs), dtype=dtype), srcs)   # constants fold there
     return self._result(LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg), srcs)
 
   def _result(self, node: LazyNode, srcs: tuple) -> "Tensor":
-    """A new tensor (not a view) holding `node`, computed from `srcs`."""
+    """A new tensor (not a view) holding `node`, computed from `srcs`. Made under no_grad from tensors requiring
+    grad, its node is detached: gradients do not flow through it (autograd follows the graph, not flags)."""
+    if not autograd.grad_mode.enabled and any(s._requires_grad for s in srcs):
+      node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
     t = Tensor._wrap(node, self)
     t._requires_grad = node.dtype.is_float and autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
     t.is_leaf = not t._requires_grad
@@ -457,8 +466,10 @@ class Tensor:
   def _mov(self, op: Op, shape: tuple, arg) -> "Tensor":
     """A view of self through one movement op."""
     if tuple(shape) == self.shape and op in (Op.RESHAPE, Op.EXPAND): return self
-    node = LazyNode(op, self.dtype, tuple(shape), (self.node,), arg)
-    return self._view(node, ((op, arg),), self.dtype.is_float and autograd.grad_mode.enabled and self._requires_grad)
+    node, path = LazyNode(op, self.dtype, tuple(shape), (self.node,), arg), ((op, arg),)
+    if not autograd.grad_mode.enabled and self._requires_grad:   # made under no_grad: no gradient flows through it
+      node, path = LazyNode(Op.DETACH, self.dtype, node.shape, (node,)), ((Op.DETACH, None),) + path
+    return self._view(node, path, self.dtype.is_float and autograd.grad_mode.enabled and self._requires_grad)
 
   def cast(self, dtype) -> "Tensor":
     dt = to_dtype(dtype)
@@ -643,7 +654,13 @@ class Tensor:
     """Write src (broadcast, cast to this dtype) into this tensor in place."""
     src = src if isinstance(src, Tensor) else Tensor(src, device=self.device)
     return self.assign(src._broadcast_to(_broadcast_shape("copy_", self.shape, src.shape)))
-  def fill_(self, value) -> "Tensor": return self.assign(value.item() if isinstance(value, Tensor) else value)
+  def fill_(self, value) -> "Tensor":
+    """Every element becomes `value` (a number, or a one-element tensor, which stays on the device)."""
+    if isinstance(value, Tensor):
+      if value.numel() != 1:
+        raise _err(RuntimeError, "fill_", f"the value must have one element, got shape {_shape_str(value.shape)}")
+      value = value.reshape(()).cast(self.dtype)._broadcast_to(self.shape)
+    return self.assign(value)
   def zero_(self) -> "Tensor": return self.assign(0)
 
   # comparisons and logic
@@ -1037,7 +1054,7 @@ class Tensor:
     if view is not self and view._base is None:
       raise _err(NotImplementedError, "setitem", "assignment through integer-tensor indices is not supported yet",
                  "use basic indices (ints, slices), or build the result with where()")
-    if isinstance(value, Tensor) and value._base is not None and (value._base, value._path) == (view._base, view._path):
+    if isinstance(value, Tensor) and value._base is not None and value._base is view._base and value._path == view._path:
       return   # `x[i] += y` wrote through the view already
     value = value if isinstance(value, Tensor) else Tensor._const(value, (), view.dtype, "setitem")._on(view)
     view.assign(value._broadcast_to(_broadcast_shape("setitem", view.shape, value.shape)))
@@ -1315,6 +1332,8 @@ class Tensor:
 
 
 _roots = IdWeakSet()      # live tensors that are not views (they hold a node of their own)
+_DEFAULT = Tensor.__new__(Tensor)   # a stand-in reference for _wrap (its device is set right after)
+_DEFAULT._device = None
 _assigned = IdWeakSet()   # tensors whose node is an in-place update
 
 
@@ -1356,13 +1375,14 @@ def _before_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode
   may write buffers of its own (a pending update of another tensor), so scan again until nothing is added."""
   keep, parts = [], []
   while True:
-    more, parts = _scan_writes(targets + [t.node for t in keep])
-    if not more: return keep, parts
+    more, parts, writes_more = _scan_writes(targets + [t.node for t in keep])
     keep += more
+    if not writes_more: return keep, parts
 
 
-def _scan_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode]]:
-  """What must be computed before the in-place writes of the schedule of `targets`.
+def _scan_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode], bool]:
+  """What must be computed before the in-place writes of the schedule of `targets`, and whether the tensors found
+  bring in-place writes of their own.
 
   Each write makes a new version of its buffer (rank 1, 2... along a chain of assigns; 0 is what the buffer holds
   now). Live tensors still waiting to read a version the schedule overwrites are realized with it (a tensor holding
@@ -1371,14 +1391,15 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode]]
   computed first, into memory of their own."""
   rank: dict[int, tuple[int, int]] = {}   # node -> (buffer, version) for the nodes whose versions the schedule makes
   for n in toposort(targets):
-    if n.op is Op.ASSIGN:
+    if n.op is Op.ASSIGN and not n.realized:
       below = rank.get(id(n.srcs[0]), (id(n.srcs[0].buffer), 0))
       rank[id(n)] = (below[0], below[1] + 1)
-  if not rank: return [], []
+  if not rank: return [], [], False
   final: dict[int, int] = {}
   for b, k in rank.values(): final[b] = max(final.get(b, 0), k)
   reads: dict[int, dict] = {}   # node -> {buffer: versions read}, for the written buffers
   parts: dict[int, LazyNode] = {}
+  other_writes = []             # unrealized assigns outside this schedule, met on the way
 
   def merge(n: LazyNode) -> dict:
     out: dict[int, set] = {}
@@ -1401,11 +1422,12 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode]]
         stack.append((n, True))
         stack.extend((s, False) for s in n.srcs if id(s) not in reads)
       else:
-        r = merge(n)
+        r, split = merge(n), len(parts)
         for b, ks in r.items():
           if len(ks) > 1:
             parts.update((id(s), s) for s in n.srcs if not s.realized and max(reads[id(s)].get(b, {max(ks)})) < max(ks))
-        reads[id(n)] = merge(n)
+        reads[id(n)] = merge(n) if len(parts) != split else r
+        if n.op is Op.ASSIGN: other_writes.append(n)
 
   for n in targets: visit(n)
   keep, wanted = [], {id(n) for n in targets}
@@ -1419,7 +1441,7 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[Tensor], list[LazyNode]]
       visit(n)
       if not any(min(ks) < final[b] for b, ks in reads[id(n)].items()): continue
     keep.append(t)
-  return keep, list(parts.values())
+  return keep, list(parts.values()), bool(keep) and bool(other_writes)
 
 
 def realize(*tensors: Tensor):
@@ -1430,8 +1452,10 @@ def realize(*tensors: Tensor):
   _engine.realize([t.node for t in tensors + tuple(readers)] + parts, tensors[0]._device)
   for t in tensors + tuple(readers):   # drop the graph (later graphs start from the buffer), unless autograd needs it
     n = t._node
-    if t._base is None and n.op not in (Op.BUFFER, Op.ASSIGN) and not t.requires_grad and _takes_buffer(t, n.buffer):
-      t._node = LazyNode.from_buffer(n.buffer, t.shape, n.loc)
+    if t._base is not None or n.op is Op.BUFFER or not n.realized: continue
+    if n.op is Op.ASSIGN:   # its own memory (a clone, an update): the tensor is its buffer again
+      if not (t.requires_grad and not t.is_leaf): _hold(t, n.buffer, n.loc)
+    elif not t.requires_grad and _takes_buffer(t, n.buffer): t._node = LazyNode.from_buffer(n.buffer, t.shape, n.loc)
   for t in list(_assigned):   # a realized in-place update: the tensor is its buffer again
     n = t._node
     if n.op is Op.ASSIGN and not n.realized: continue
@@ -1469,8 +1493,7 @@ def overwrite(written: list[tuple[Buffer, list[Tensor]]], run):
     realize_all(readers)
   run()
   for b, ts in written:
-    b.version += 1
-    b.written_at = loc
+    b.bump(loc)
     for t in ts: _hold(t, b, loc)
 
 

@@ -206,3 +206,43 @@ def test_random_programs_with_inplace_updates_match_pytorch(program):
       lz[pick(ins[1])].realize()
   for a, b in zip(lz, th):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_no_grad_results_and_copies_carry_no_gradient():
+  w = Tensor([1.0, 2.0], requires_grad=True)
+  x = Tensor.zeros(2)
+  with no_grad():
+    x.copy_(w * 3)
+    y, v = w * 3, w[0:1]
+  (x * w + y * w).sum().backward()
+  (v * w[0:1]).sum().backward()
+  np.testing.assert_array_equal(w.grad.numpy(), [3 + 3 + 1, 6 + 6])   # torch: x, y and v are constants
+
+
+def test_setitem_from_another_tensors_view_and_copies_of_updated_tensors():
+  x, y = Tensor.zeros(3, 3), Tensor.ones(3, 3)
+  x[0] = y[0]
+  x[:, 2] = y[1]
+  np.testing.assert_array_equal(x.numpy(), [[1, 1, 1], [0, 0, 1], [0, 0, 1]])
+  a = Tensor([1.0, 2.0])
+  b = Tensor(a)
+  a += 1
+  assert a.tolist() == [2, 3] and b.tolist() == [1, 2]
+
+
+def test_requires_grad_on_a_non_leaf_and_fill_with_a_tensor():
+  x = Tensor([1.0, 2.0], requires_grad=True)
+  y = x * 2
+  y.requires_grad_()
+  y.sum().backward()
+  assert y.grad is None and x.grad.tolist() == [2, 2]   # torch fills only leaves
+  z = Tensor([1.0, 2.0, 3.0])
+  z.fill_(Tensor(5.0))
+  assert z.tolist() == [5, 5, 5]
+
+
+def test_updating_a_clone_is_one_kernel():
+  x = Tensor.ones(3).clone().realize()
+  before = lazygrad.counters.kernels
+  x.assign(x * 2 + 1).realize()
+  assert lazygrad.counters.kernels - before == 1 and x.tolist() == [3, 3, 3]

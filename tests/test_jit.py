@@ -290,3 +290,12 @@ def test_replays_use_the_constants_of_the_capture():
   f = lazygrad.jit(lambda t, c: t * c + 1)
   for c in (0.5, 0.5, 0.5, 2.0, 2.0, 2.0):   # a new number is a new signature: captured anew, never stale
     np.testing.assert_allclose(f(x, c).numpy(), [1 * c + 1, 2 * c + 1])
+
+
+def test_a_failed_check_survives_later_replays():
+  emb = lazygrad.nn.Embedding(4, 2)
+  f = lazygrad.jit(lambda idx: emb(idx) * 2)
+  for _ in range(3): f(Tensor([0, 3]))
+  with pytest.raises(lazygrad.errors.IndexOutOfBounds, match="index 9"):   # numpy: at once; a GPU: at the read
+    f(Tensor([0, 9]))
+    f(Tensor([1, 2])).numpy()   # nothing is read between the two replays

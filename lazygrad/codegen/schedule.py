@@ -287,7 +287,7 @@ def _reads_target_elsewhere(b: _KernelBuilder, assign: LazyNode) -> bool:
   return any(k.op is K.LOAD and k.arg[0] == slot and k.arg[1] != store_st for k in store.walk())
 
 
-def _written_buffer(n: LazyNode):
+def written_buffer(n: LazyNode):
   """The buffer an assign writes: its target's, below any assigns in the same schedule."""
   while not n.realized: n = n.srcs[0]
   return n.buffer
@@ -307,7 +307,7 @@ def _order_assigns(items: list[ScheduleItem]) -> list[ScheduleItem]:
   for i, it in enumerate(items):
     for o in it.outputs:
       if o.op is Op.ASSIGN:
-        deps[i] |= (readers.get(id(o.srcs[0]), set()) | readers.get(id(_written_buffer(o)), set())) - {i}
+        deps[i] |= (readers.get(id(o.srcs[0]), set()) | readers.get(id(written_buffer(o)), set())) - {i}
   done, out, pending = set(), [], list(range(len(items)))
   while pending:   # stable: earliest ready item first
     ready = next((i for i in pending if deps[i] <= done), None)

@@ -21,6 +21,12 @@ class Buffer:
   @property
   def nbytes(self) -> int: return self.size * self.dtype.itemsize
 
+  def bump(self, loc) -> int:
+    """Count an in-place write (made at user line `loc`); returns the new version."""
+    self.version += 1
+    self.written_at = loc
+    return self.version
+
   def ensure(self) -> "Buffer":
     if self.data is None: self.data = self.device.alloc(self.dtype, self.size)
     return self

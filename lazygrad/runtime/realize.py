@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
 from ..ir.node import LazyNode, toposort, verify as verify_graph
 from ..ir.ops import Op, REDUCE
-from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter
+from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter, written_buffer
 from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
@@ -133,32 +133,42 @@ def run_schedule(items: list[ScheduleItem], device):
 def _written(outputs: list[LazyNode]):
   """An in-place write makes a new version of its buffer: nodes holding an older one are no longer realized."""
   for n in outputs:
-    if n.op is Op.ASSIGN:
-      n.buffer.version += 1
-      n.buffer.written_at = n.loc
-      n.version = n.buffer.version
+    if n.op is Op.ASSIGN: n.version = n.buffer.bump(n.loc)
 
 
-def _share_reshaped_buffers(nodes: list[LazyNode]):
-  """A reshape or detach of a realized node is the same memory: give it that buffer instead of a copy kernel."""
+def _share_reshaped_buffers(nodes: list[LazyNode], written: set) -> bool:
+  """A reshape or detach of a realized node is the same memory: give it that buffer instead of a copy kernel,
+  unless the schedule writes that buffer (the node's value would go with it). Whether any node was given one."""
+  shared = False
   for n in nodes:
     base = n
     while base.op in (Op.RESHAPE, Op.DETACH) and not base.realized: base = base.srcs[0]
-    if base is not n and base.realized: n.set_buffer(base.buffer)
+    if base is not n and base.realized and id(base.buffer) not in written:
+      n.set_buffer(base.buffer)
+      shared = True
+  return shared
 
 
 def realize(nodes: list[LazyNode], device):
-  _share_reshaped_buffers(nodes)
   targets = list({id(n): n for n in nodes if not n.realized}.values())
   if not targets: return
   order = toposort(targets)
+  if _share_reshaped_buffers(targets, {id(written_buffer(n)) for n in order if n.op is Op.ASSIGN}):
+    if not (targets := [n for n in targets if not n.realized]): return
+    order = toposort(targets)
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
   run_schedule(get_schedule(targets, device, order), device)
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_state.capture) is not None: cap.checked(checks)
+  note_checks(checks, device)
+
+
+def note_checks(checks: list, device):
+  """Checks whose flags were just computed: read at once on the numpy device or under check mode, else at the next
+  host read (or when many are waiting, so the list stays bounded)."""
   unread_checks.extend(checks)
-  if device.name == "numpy" or settings.CHECK: raise_failed_checks()
+  if device.name == "numpy" or settings.CHECK or len(unread_checks) > 4096: raise_failed_checks()
 
 
 def raise_failed_checks():
