@@ -168,7 +168,7 @@ def note_checks(checks: list, device):
   """Checks whose flags were just computed: read at once on the numpy device or under check mode, else at the next
   host read (or when many are waiting, so the list stays bounded)."""
   unread_checks.extend(checks)
-  if device.name == "numpy" or settings.CHECK or len(unread_checks) > 4096: raise_failed_checks()
+  if device.name == "numpy" or settings.CHECK or len(unread_checks) > 256: raise_failed_checks()
 
 
 def raise_failed_checks():
