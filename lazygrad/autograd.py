@@ -5,7 +5,7 @@ import contextlib, functools, math, threading
 from .dtypes import bool_
 from .helpers import IdWeakSet
 from .ir import build as B
-from .ir.node import LazyNode, apply_path, toposort
+from .ir.node import LazyNode, toposort
 from .ir.ops import Op
 
 
@@ -86,10 +86,10 @@ def _assign_rule(n: LazyNode, g: LazyNode) -> tuple:
   """An in-place update's result is its value where it wrote (its region, or everywhere) and its target elsewhere."""
   if not n.arg: return None, g
   views = [n.srcs[0]]   # the target seen through the region's movement ops, one at a time
-  for step in reversed(n.arg): views.append(apply_path(views[-1], (step,)))
+  for step in reversed(n.arg): views.append(B.apply_path(views[-1], (step,)))
   region = B.const(True, bool_, views[-1].shape)
   for v in reversed(views[1:]): region = _rule(v, region)[0]   # scattered back: a movement op's gradient
-  return B.where(region, B.like(g, 0), g), apply_path(g, n.arg)
+  return B.where(region, B.like(g, 0), g), B.apply_path(g, n.arg)
 
 
 def gradients(root: LazyNode, targets: list[list[LazyNode]], root_grad: LazyNode) -> list[LazyNode | None]:

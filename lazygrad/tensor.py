@@ -7,7 +7,7 @@ import numpy as np
 from . import dtypes
 from .dtypes import DType, to_dtype, promote, promote_scalar, float32, int64, bool_
 from .helpers import prod, user_frame, fmt_loc, IdWeakSet, ShapeError, JitError, DivisionByZero
-from .ir.node import LazyNode, apply_path, toposort
+from .ir.node import LazyNode, toposort
 from .ir.view import view_of
 from .ir.ops import Op, ALU
 from .ir import build as B
@@ -142,7 +142,7 @@ class Tensor:
     """This tensor's lazy node. A view's node is its path applied to its base's current node."""
     base = self._base
     if base is None: return self._node
-    if self._src is not base._node: self._node, self._src = apply_path(base._node, self._path, self._node.loc), base._node
+    if self._src is not base._node: self._node, self._src = B.apply_path(base._node, self._path, self._node.loc), base._node
     return self._node
 
   @node.setter
@@ -466,7 +466,7 @@ class Tensor:
   def _mov(self, op: Op, shape: tuple, arg) -> "Tensor":
     """A view of self through one movement op."""
     if tuple(shape) == self.shape and op in (Op.RESHAPE, Op.EXPAND): return self
-    node, path = LazyNode(op, self.dtype, tuple(shape), (self.node,), arg), ((op, arg),)
+    node, path = B.movement(op, self.node, arg), ((op, arg),)
     if not autograd.grad_mode.enabled and self._requires_grad:   # made under no_grad: no gradient flows through it
       node, path = LazyNode(Op.DETACH, self.dtype, node.shape, (node,)), ((Op.DETACH, None),) + path
     return self._view(node, path, self.dtype.is_float and autograd.grad_mode.enabled and self._requires_grad)

@@ -50,10 +50,17 @@ def in_float32(fn, *srcs: LazyNode) -> LazyNode:
 def cos(x: LazyNode) -> LazyNode: return in_float32(lambda v: alu(Op.SIN, sub(like(v, math.pi / 2), v)), x)
 
 
-def movement(op: Op, n: LazyNode, arg) -> LazyNode:
+def movement(op: Op, n: LazyNode, arg, loc=None) -> LazyNode:
+  """A movement op (or a DETACH) over n; a reshape or expand to n's own shape is n itself."""
   shape = movement_shape(op, n.shape, arg)
   if shape == n.shape and op in (Op.RESHAPE, Op.EXPAND): return n
-  return LazyNode(op, n.dtype, shape, (n,), arg)
+  return LazyNode(op, n.dtype, shape, (n,), arg, loc)
+
+
+def apply_path(n: LazyNode, path: tuple, loc=None) -> LazyNode:
+  """`n` seen through movement ops `path` ((op, arg) pairs, outermost first, as in a view's path)."""
+  for op, arg in reversed(path): n = movement(op, n, arg, loc or n.loc)
+  return n
 
 
 def reshape(n: LazyNode, shape) -> LazyNode: return movement(Op.RESHAPE, n, tuple(shape))

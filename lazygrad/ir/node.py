@@ -64,13 +64,6 @@ def movement_shape(op: Op, shape: tuple, arg) -> tuple:
   return shape   # FLIP, DETACH
 
 
-def apply_path(node: LazyNode, path: tuple, loc=None) -> LazyNode:
-  """`node` seen through movement ops `path` ((op, arg) pairs, outermost first, as in a view's path)."""
-  for op, arg in reversed(path):
-    node = LazyNode(op, node.dtype, movement_shape(op, node.shape, arg), (node,), arg, loc or node.loc)
-  return node
-
-
 def _contract(n: LazyNode) -> str | None:
   """What is wrong with one node of the lazy graph, or None (its shape and dtype as its op and sources make them)."""
   s, op = n.srcs, n.op
