@@ -63,10 +63,11 @@ def test_realized_tensor_is_not_recomputed():
 def test_reduction_needed_by_two_kernels_is_stored_once_and_kept():
   a = Tensor(randn(8, 8))
   s = a.sum(1)
-  out1 = (a - s.reshape(8, 1) * 2).exp()     # fuses s as a broadcast-back reduction...
-  out2 = s.reshape(1, 8) * a                 # ...but this kernel needs it too: s is stored once
-  assert kernels_for(out1, out2) == 3
+  out1 = (a - s.reshape(8, 1) * 2).exp()     # fuses s as a broadcast-back reduction and stores it too...
+  out2 = s.reshape(1, 8) * a                 # ...for this kernel, which reads it transposed
+  assert kernels_for(out1, out2) == 2
   assert kernels_for(s) == 0                 # computed on the way, and kept
+  np.testing.assert_allclose(out1.numpy(), np.exp(a.numpy() - a.numpy().sum(1, keepdims=True) * 2), rtol=1e-5)
   np.testing.assert_allclose(out2.numpy(), a.numpy().sum(1)[None, :] * a.numpy(), rtol=1e-5)
 
 
@@ -113,6 +114,8 @@ def test_loads_stay_affine_after_reshape_of_a_transpose():
 
 
 TILED = LoweringOptions(whole=False, max_tile=8, max_reduce_block=4, dot_blocks=(4, 4, 4), min_dot_block=2)
+LOOPED = LoweringOptions(whole=False, max_tile=8, max_reduce_block=4, max_whole_row=4, dot_blocks=(4, 4, 4),
+                         min_dot_block=2)   # rows never fit a tile: softmax and layernorm loop once per reduction
 
 TILED_CASES = {
   "sum_rows": (lambda a, b: a.sum(1), lambda a, b: a.sum(1)),
@@ -127,17 +130,31 @@ TILED_CASES = {
   "broadcast": (lambda a, b: a[:, :1] * b[:1, :], lambda a, b: a[:, :1] * b[:1, :]),
   "argmax": (lambda a, b: a.argmax(1), lambda a, b: a.argmax(1)),
   "strided": (lambda a, b: a[::2, 1::3] + b[::2, 2::3], lambda a, b: a[::2, 1::3] + b[::2, 2::3]),
+  "layernorm": (lambda a, b: (a - a.mean(1, keepdim=True)) / (a.var(1, keepdim=True, correction=0) + 1e-5).sqrt() * b,
+                lambda a, b: (a - a.mean(1, keepdims=True)) / np.sqrt(a.var(1, keepdims=True) + 1e-5) * b),
+  "var_cols": (lambda a, b: a.var(0), lambda a, b: a.var(0, ddof=1)),
+  "logsumexp": (lambda a, b: a.logsumexp(1), lambda a, b: np.log(np.exp(a - a.max(1, keepdims=True)).sum(1)) + a.max(1)),
 }
 
 
+@pytest.mark.parametrize("opts", [TILED, LOOPED], ids=["tiled", "looped"])
 @pytest.mark.parametrize("case", list(TILED_CASES))
-def test_small_tiles_match_whole_tiles(case, monkeypatch):
+def test_small_tiles_match_whole_tiles(case, opts, monkeypatch):
   """Lowering with small blocks (grids, masks, reduce loops, blocked DOT) computes what whole tiles compute."""
   fn, ref = TILED_CASES[case]
   x, y = randn(7, 13), randn(7, 13)
-  monkeypatch.setattr(get_device("numpy"), "lowering", TILED)
+  monkeypatch.setattr(get_device("numpy"), "lowering", opts)
   out = fn(Tensor(x, device="numpy"), Tensor(y, device="numpy")).numpy()
   np.testing.assert_allclose(out, ref(x, y), rtol=1e-5, atol=1e-6)
+
+
+def test_looped_softmax_has_a_loop_per_reduction_and_one_for_its_outputs(monkeypatch):
+  monkeypatch.setattr(get_device("numpy"), "lowering", LOOPED)
+  (prog,) = programs_for(Tensor(randn(7, 13)).softmax(-1))
+  ops = [u.op for u in prog.uops]
+  assert ops.count(U.RANGE) == 3 and ops.count(U.ACC) == 2   # max, sum of exp, then the probabilities
+  stores = [i for i, op in enumerate(ops) if op is U.STORE]
+  assert len(stores) == 1 and stores[0] < ops.index(U.ENDRANGE, stores[0])   # stored inside the last loop
 
 
 def test_tiled_programs_loop_and_mask(monkeypatch):
@@ -205,3 +222,61 @@ def test_tiling_is_an_explicit_input_and_part_of_the_cache_key():
     np.testing.assert_allclose(out.numpy(), (x * 3).sum(1))
   register_device("numpy-again", NumpyDevice, aliases=("np2",))   # a backend registers a factory: nothing else changes
   assert device_named("np2").name == "numpy" and Tensor([1.0, 2.0], device="numpy-again").to("np2").numpy().tolist() == [1, 2]
+
+
+def _softmax_parts(t: Tensor):
+  m = t.max(-1, keepdim=True)
+  e = (t - m).exp()
+  s = e.sum(-1, keepdim=True)
+  return e / s, m, s
+
+
+def _layernorm_parts(t: Tensor):
+  mean = t.mean(-1, keepdim=True)
+  rstd = ((t - mean) ** 2).mean(-1, keepdim=True).add(1e-5).rsqrt()
+  return (t - mean) * rstd, mean, rstd
+
+
+@pytest.mark.parametrize("lowering", [None, LOOPED], ids=["whole_rows", "looped"])
+@pytest.mark.parametrize("case", ["softmax", "layernorm"])
+def test_one_kernel_with_two_reductions_stores_three_outputs(case, lowering, monkeypatch):
+  """Softmax storing its max and sum, layernorm its mean and rstd: one kernel, two reductions (the second needs
+  the first), three outputs, on the default device (numpy, or Triton's interpreter in the interpreter run)."""
+  dev = get_device()
+  if lowering is not None:   # rows longer than a tile: one loop per reduction, then one for the element outputs
+    monkeypatch.setattr(dev, "lowering", LoweringOptions(whole=False, max_tile=16, max_reduce_block=4, max_whole_row=4))
+  x = randn(6, 10)
+  outs = {"softmax": _softmax_parts, "layernorm": _layernorm_parts}[case](Tensor(x))
+  (item,) = get_schedule([o.node for o in outs], dev)
+  assert item.kernel.n_out == 3 and len(item.kernel.reduces) == 2
+  assert kernels_for(*outs) == 1
+  refs = {"softmax": lambda: (np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
+                              x.max(-1, keepdims=True), np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+          "layernorm": lambda: ((x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5),
+                                x.mean(-1, keepdims=True), 1 / np.sqrt(x.var(-1, keepdims=True) + 1e-5))}[case]()
+  for got, ref in zip(outs, refs): np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_column_sums_of_one_input_share_a_kernel():
+  a, b = Tensor(randn(12, 5)), Tensor(randn(12, 5))
+  bias_grad, weight_grad = a.sum(0), (a * b).sum(0)
+  assert kernels_for(bias_grad, weight_grad) == 1
+  np.testing.assert_allclose(weight_grad.numpy(), (a.numpy() * b.numpy()).sum(0), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(bias_grad.numpy(), a.numpy().sum(0), rtol=1e-5, atol=1e-6)
+
+
+def test_adamw_updates_parameter_and_moments_in_one_kernel():
+  ps = [Tensor(randn(4, 6), requires_grad=True), Tensor(randn(5), requires_grad=True)]
+  opt = lazygrad.optim.AdamW(ps, lr=1e-2)
+  sum((p * p).sum() for p in ps).backward()
+  before = counters.kernels
+  opt.step()
+  assert counters.kernels - before == 3   # the step counter, then per parameter: the parameter, m and v together
+
+
+def test_cut_reasons_are_recorded():
+  a = Tensor(randn(8, 8))
+  s = a.sum(1)
+  out = (a - s.reshape(8, 1)).exp() + s.reshape(1, 8)
+  items = get_schedule([out.node], get_device())
+  assert [r for it in items for r in it.reasons] == ["a reduction used in another iteration space", "target"]

@@ -1,11 +1,13 @@
 """Kernel AST: what one kernel computes, independent of how it is tiled.
 
-A kernel has one iteration space `shape` (output axes first, then `n_reduce` reduce axes). Its AST is a tree of
-`KNode`s: LOAD/VALID/INDEX read through a ShapeTracker over the iteration space (size 1 on reduce axes after a
-reduction; INDEX gives the position itself, an IOTA), CONST, SCALAR (a constant the kernel takes as argument
-number `arg`), ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back), and STORE
-roots. A LOAD with a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)).
-Buffers are numbered: 0..n_out-1 are written, the rest read."""
+A kernel has one iteration space `shape` (output axes first, then `n_reduce` reduce axes) and one or more outputs.
+Its AST is a DAG of `KNode`s: LOAD/VALID/INDEX read through a ShapeTracker over the iteration space (size 1 on
+reduce axes after a reduction; INDEX gives the position itself, an IOTA), CONST, SCALAR (a constant the kernel takes
+as argument number `arg`), ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back; a
+reduction may read another, as softmax's sum reads its max), and one STORE root per output. A store seen with size 1
+on the reduce axes writes a per-row value after the reductions; one that spans them writes every element. A LOAD with
+a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)). Buffers are numbered:
+0..n_out-1 are written (store i writes slot i), the rest read."""
 from __future__ import annotations
 import weakref
 from dataclasses import dataclass

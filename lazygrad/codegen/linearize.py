@@ -1,9 +1,11 @@
-"""Linearizer: kernel AST -> block-level uops, for given block sizes.
+"""Linearizer: kernel AST -> block-level uops, for a given tiling.
 
-Output axes are split into blocks; one program computes one block of the output (the grid is the number of blocks,
-its index decomposed per axis). Reduce axes are either one whole tile, or walked by a loop with accumulators when a
-reduction's result is only used after it (never broadcast back). A sum of a product whose operands vary along
-different output axes becomes a DOT."""
+Output axes are split into blocks; one program computes one block of every output (the grid is the number of
+blocks, its index decomposed per axis). Reduce axes are either one whole tile, or walked by loops: one loop per
+level of reductions (reductions that need no other reduction first share the first loop, a reduction of a value
+that needs them the next, as the row sum of exp(x - max) needs the row max), each with its accumulators, and a last
+loop for the outputs that vary along the reduce axes (softmax's probabilities). A sum of a product whose operands
+vary along different output axes becomes a DOT."""
 from __future__ import annotations
 from dataclasses import dataclass
 import functools, math
@@ -22,11 +24,14 @@ from .uops import U, UOp, Program
 class LoweringOptions:
   """How a device wants kernels tiled. `whole`: one tile spans the iteration space (numpy), unless it holds more
   than `max_whole` elements and is not a contraction (whose tiles are its operands). Otherwise blocks are powers of
-  two with at most `max_tile` elements, and `dot_blocks` (m, n, k) for contractions."""
+  two with at most `max_tile` elements, and `dot_blocks` (m, n, k) for contractions. A kernel that uses its
+  reductions over their own axes again (softmax, layernorm) keeps those axes in one tile up to `max_whole_row`
+  elements, so it reads the row once; longer rows loop once per level of reductions."""
   whole: bool = True
   max_whole: int | None = None
   max_tile: int = 4096
   max_reduce_block: int = 1024
+  max_whole_row: int = 8192
   dot_blocks: tuple = (128, 128, 64)   # (m, n, k) for 2-byte operands; k shrinks for wider ones
   min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
   column_block: int = 64           # block of the contiguous output axis of a column reduction
@@ -54,11 +59,22 @@ def choose_tiling(k: Kernel, opts: LoweringOptions) -> Tiling:
 def _next_pow2(x: int) -> int: return 1 << max(0, (x - 1).bit_length())
 
 
-def needs_whole_reduce(k: Kernel) -> bool:
-  """A reduction whose result is broadcast back over the reduce axes needs them in one tile."""
-  store = k.stores[0]
-  if k.n_reduce and any(s != 1 for s in store.arg[1].shape[-k.n_reduce:]): return True
-  return any(r is not q and r in q.walk() for q in k.reduces for r in k.reduces)
+def element_stores(k: Kernel) -> list[KNode]:
+  """Stores of values that vary along the reduce axes (written once per element, after every reduction)."""
+  return [s for s in k.stores if k.n_reduce and any(n != 1 for n in s.arg[1].shape[-k.n_reduce:])]
+
+
+def reduction_levels(k: Kernel) -> list[list[KNode]]:
+  """The kernel's reductions by level: level 0 needs no other reduction, level i+1 needs one of level i."""
+  level: dict[KNode, int] = {}
+  for r in k.reduces:   # sources first
+    level[r] = max((level[q] + 1 for q in r.srcs[0].walk() if q in level), default=0)
+  return [[r for r in level if level[r] == i] for i in range(max(level.values(), default=-1) + 1)]
+
+
+def reuses_reductions(k: Kernel) -> bool:
+  """Does the kernel use a reduction over its own axes again (broadcast back, or inside another reduction)?"""
+  return bool(element_stores(k)) or len(reduction_levels(k)) > 1
 
 
 def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
@@ -66,7 +82,8 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
     return tuple(k.shape)
   n_out = len(k.shape) - k.n_reduce
   blocks = [1] * len(k.shape)
-  whole_red = needs_whole_reduce(k)
+  whole_red = reuses_reductions(k) and \
+    prod(_next_pow2(s) for s in k.shape[n_out:]) <= max(opts.max_whole_row, opts.max_reduce_block)
   budget = opts.max_tile
   c = _stride1_axis(k)
   if k.n_reduce and not whole_red and c is not None and c < n_out:
@@ -368,6 +385,47 @@ class _Linearizer:
     shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
     return self.emit(U.REDUCE, r.dtype, (x,), (r.op, axes), shape, r.locs)
 
+  def loop(self, n_iter: int, body):
+    """Emit `body` inside a loop over the blocks of the reduce axes: values computed inside stay inside."""
+    rng = self.emit(U.RANGE, self.idt, (), n_iter, ())
+    self.scopes.append({})
+    outer_memo, outer_axes = self.memo, dict(self.axis_memo)
+    self.memo = dict(outer_memo)
+    self.define_axes(list(self.reduce_axes()), rng)
+    body()
+    self.emit(U.ENDRANGE, None, (rng,), None, ())
+    self.scopes.pop()
+    self.memo, self.axis_memo = outer_memo, outer_axes
+
+  def accumulate(self, reduces: list[KNode], n_iter: int):
+    """Reductions of one level, accumulated over a loop; afterwards their values are the accumulators."""
+    accs = {}
+    for r in reduces:
+      if self.dot_parts(r) is not None:
+        accs[r] = self.emit(U.ACC, r.dtype, (), 0, self.space_shape(self.dot_space(r)))
+      else:
+        shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
+        accs[r] = self.emit(U.ACC, r.dtype, (), 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype), shape)
+    def body():
+      for r, acc in accs.items():
+        if self.dot_parts(r) is not None: new = self.dot(r, acc)
+        else: new = self.alu(Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
+        self.emit(U.ACC_UPDATE, r.dtype, (acc, new), None, acc.shape)
+    self.loop(n_iter, body)
+    for r, acc in accs.items():
+      self.memo[(self.full, r)] = self.to_full(acc, r) if self.dot_parts(r) is not None else acc
+
+  def store(self, stores: list[KNode]):
+    """Every value first, then the stores: an in-place output never changes memory another output still reads."""
+    out_axes = set(range(self.n_out))
+    values = [self.value(st.srcs[0]) for st in stores]
+    for store, value in zip(stores, values):
+      slot, st = store.arg
+      idx, conds, used = self.access(st)
+      mask = self.all_of([self.bounds_mask(used | out_axes)] + [self.cond(c) for c in conds or []])
+      srcs = (self.params[slot], self.address(self.lin(idx), mask, value), value) + ((mask,) if mask is not None else ())
+      self.emit(U.STORE, None, srcs, None, None, store.locs)
+
   def lower(self) -> tuple[list[UOp], int]:
     k = self.k
     self.params = {i: self.emit(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)}
@@ -375,41 +433,15 @@ class _Linearizer:
     n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
     pid = self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None
     self.define_axes(out_axes, pid)
-    red_axes = list(self.reduce_axes())
-    n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in red_axes)
+    n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in self.reduce_axes())
     if n_iter > 1:
-      if needs_whole_reduce(k):
-        raise ValueError(f"kernel {k.name}: a reduction broadcast back needs its axes in one tile; blocks {self.blocks}")
-      accs = {}
-      for r in k.reduces:
-        if self.dot_parts(r) is not None:
-          accs[r] = self.emit(U.ACC, r.dtype, (), 0, self.space_shape(self.dot_space(r)))
-        else:
-          shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
-          accs[r] = self.emit(U.ACC, r.dtype, (), 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype), shape)
-      rng = self.emit(U.RANGE, self.idt, (), n_iter, ())
-      self.scopes.append({})
-      outer_memo, outer_axes = self.memo, dict(self.axis_memo)
-      self.memo = dict(outer_memo)
-      self.define_axes(red_axes, rng)
-      for r, acc in accs.items():
-        if self.dot_parts(r) is not None: new = self.dot(r, acc)
-        else: new = self.alu(Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
-        self.emit(U.ACC_UPDATE, r.dtype, (acc, new), None, acc.shape)
-      self.emit(U.ENDRANGE, None, (rng,), None, ())
-      self.scopes.pop()
-      self.memo, self.axis_memo = outer_memo, outer_axes
-      for r, acc in accs.items():
-        self.memo[(self.full, r)] = self.to_full(acc, r) if self.dot_parts(r) is not None else acc
+      for level in reduction_levels(k): self.accumulate(level, n_iter)
+      elements = element_stores(k)
+      if elements: self.loop(n_iter, lambda: self.store(elements))
+      self.store([st for st in k.stores if st not in elements])
     else:
-      self.define_axes(red_axes, None)
-    for store in k.stores:
-      slot, st = store.arg
-      value = self.value(store.srcs[0])
-      idx, conds, used = self.access(st)
-      mask = self.all_of([self.bounds_mask(used | set(out_axes))] + [self.cond(c) for c in conds or []])
-      srcs = (self.params[slot], self.address(self.lin(idx), mask, value), value) + ((mask,) if mask is not None else ())
-      self.emit(U.STORE, None, srcs, None, None, store.locs)
+      self.define_axes(list(self.reduce_axes()), None)
+      self.store(list(k.stores))
     return _dead_code_eliminated(self.uops), n_prog
 
 

@@ -1,11 +1,18 @@
-"""Schedule: cut the lazy graph into kernels.
+"""Schedule: lazy graph -> kernel ASTs, in two printable steps.
 
-Every node that must exist in memory (the targets, `contiguous()`, reductions that cannot fuse) roots one kernel.
-A kernel pulls in everything below its root up to realized nodes: elementwise chains fuse, movement ops become views,
-and reductions fuse when their result is used
+`partition(targets)` finds every node that must exist in memory, each with its reason (a target, `contiguous()`,
+an in-place update, a reduction that cannot fuse where it is used, one two kernels need, a computed matmul
+operand), and groups them into kernels. Each stored node's fusion analysis pulls in everything below it up to
+stored or realized nodes: elementwise chains fuse, movement ops become views, and reductions fuse when their result
+is used
   - element by element after them (a matmul followed by a bias and relu: the post-reduce part of the kernel), or
-  - broadcast back over the very axes they reduced (softmax, layernorm: the reduce axes then sit in one tile).
-A reduction that does not fit either pattern, or that two kernels need, is realized as a kernel of its own."""
+  - broadcast back over the very axes they reduced (softmax, layernorm).
+Groups that share an iteration space then merge into one kernel with several outputs: a producer into a consumer
+that reads it only where it is computed (layernorm storing its mean and rstd for the backward, an optimizer updating
+a parameter and its moments), and siblings that read the same input (the column sums of a backward).
+`build_kernel(group)` builds the group's kernel AST: one store per output, loads shared, outputs that other outputs
+read used as values. Contract (checked by `Kernel.verify`): each kernel reads only realized nodes and outputs of
+kernels before it; an in-place output reads its own memory only at the element it writes."""
 from __future__ import annotations
 from dataclasses import dataclass, field
 from ..dtypes import bool_, float32
@@ -22,6 +29,7 @@ class ScheduleItem:
   outputs: list[LazyNode]
   inputs: list[LazyNode]
   scalars: list[LazyNode] = field(default_factory=list)   # the CONST nodes whose values the kernel takes as arguments
+  reasons: list[str] = field(default_factory=list)        # why each output is stored (DEBUG=2)
 
 
 def is_parameter(n: LazyNode) -> bool:
@@ -30,11 +38,6 @@ def is_parameter(n: LazyNode) -> bool:
   float16 or float64 expression would change its type; integer and bool constants rarely change, and literals let
   the compiler simplify."""
   return n.op is Op.CONST and n.dtype == float32
-
-
-@dataclass(frozen=True)
-class ScheduleOptions:
-  max_fused_row: int | None = None   # most elements a broadcast-back reduction may span (None: no limit)
 
 
 def _strip1(shape): return tuple(s for s in shape if s != 1)
@@ -58,11 +61,11 @@ def _region(n: LazyNode) -> tuple:
 class _KernelBuilder:
   """Builds the AST of the kernel rooted at `root`; records reductions it could not fuse in `unfusable`."""
 
-  def __init__(self, root: LazyNode, materialized: set, opts: ScheduleOptions, use_top: bool = True):
-    self.root, self.materialized, self.opts = root, materialized, opts
+  def __init__(self, root: LazyNode, materialized: set, use_top: bool = True):
+    self.root, self.materialized = root, materialized
     self.inputs: dict[int, tuple[int, LazyNode]] = {}
     self.scalars: dict[int, tuple[int, LazyNode]] = {}
-    self.unfusable: set[LazyNode] = set()
+    self.unfusable: dict[LazyNode, str] = {}   # -> why it cannot be computed inline
     self.fused: set[LazyNode] = set()
     self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
     top = self._top_level_reduce() if use_top else None
@@ -92,25 +95,30 @@ class _KernelBuilder:
     # with a top-level reduction the root is computed in its output space (the full space, reduce axes size 1)
     path = ((Op.RESHAPE, self.out_shape),) if self.has_top else ()
     value = self._visit(_base(self.root), path, "O" if self.has_top else "F")
-    for r in self.fused: self.unfusable |= self._computed_contraction_operands(r)
+    for r in self.fused:
+      for b in self._contraction_operands(r) or ():
+        if not self._is_leaf(b) and b.op not in (Op.BUFFER, Op.CONST, Op.IOTA, Op.GATHER):
+          # a DOT reloads each operand tile once per tile of the other side: computing it inline repeats the work
+          self.unfusable.setdefault(b, "a computed operand of a matmul")
     store_st = view_of(self.root.shape, path + _region(self.root))
     return KNode(K.STORE, self.root.dtype, (value,), (0, store_st), (self.root.loc,)), store_st
 
-  def _computed_contraction_operands(self, r: LazyNode) -> set:
-    """Computed values feeding a contraction (a sum of a product of two broadcast operands, i.e. a matmul).
-    A DOT reloads each operand tile once per tile of the other side, so computing an operand inside it would
-    repeat that work many times over: such operands are stored once instead."""
+  def _contraction_operands(self, r: LazyNode) -> list[LazyNode] | None:
+    """The two operands of a contraction (a sum of a product of two broadcast operands, i.e. a matmul), else None."""
     src = r.srcs[0]
-    if r.op is not Op.REDUCE_SUM or src.op is not Op.MUL: return set()
+    if r.op is not Op.REDUCE_SUM or src.op is not Op.MUL: return None
     bases = []
     for s in src.srcs:
       seen_expand = False
       while not self._is_leaf(s) and (s.op in MOVEMENT or s.op is Op.CAST):
         seen_expand |= s.op is Op.EXPAND
         s = s.srcs[0]
-      if not seen_expand: return set()   # an elementwise product summed, not a contraction
+      if not seen_expand: return None   # an elementwise product summed, not a contraction
       bases.append(s)
-    return {b for b in bases if not self._is_leaf(b) and b.op not in (Op.BUFFER, Op.CONST, Op.IOTA, Op.GATHER)}
+    return bases
+
+  @property
+  def contraction(self) -> bool: return any(self._contraction_operands(r) is not None for r in self.fused)
 
   def _visit(self, node: LazyNode, path: tuple, region: str) -> KNode:
     """AST of `node` seen through `path`; an explicit stack so chains of any length work."""
@@ -145,11 +153,10 @@ class _KernelBuilder:
     st = view_of(r.shape, path)
     ok = r.srcs[0].shape == self.full and (self.axes is None or r.arg == self.axes)
     if ok and region == "O": ok = st == ShapeTracker.from_shape(r.shape)
-    elif ok:   # broadcast back over the reduced axes: they must fit in one tile
-      ok = st == ShapeTracker.from_shape(r.shape).expand(self.full) and (
-        self.opts.max_fused_row is None or prod(self.full[a] for a in r.arg) <= self.opts.max_fused_row)
+    elif ok:   # broadcast back over the reduced axes
+      ok = st == ShapeTracker.from_shape(r.shape).expand(self.full)
     if ok: self.axes = r.arg; self.fused.add(r)
-    else: self.unfusable.add(r)
+    else: self.unfusable[r] = "a reduction used in another iteration space"
     return ok
 
   def _load(self, n: LazyNode, path, gather=None, index: KNode | None = None) -> KNode:
@@ -182,13 +189,14 @@ class _KernelBuilder:
     return out
 
 
-def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
+def _canonicalize(stores: list[KNode], full: tuple, axes) -> tuple[list[KNode], tuple, int]:
   """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously."""
   axes = tuple(axes or ())
   order = [i for i in range(len(full)) if i not in axes] + list(axes)
   shape = [full[i] for i in order]
   kinds = ["r" if i in axes else "o" for i in order]
-  sts = [(n.arg if n.op in (K.VALID, K.INDEX) else n.arg[1]).permute(order) for n in store.walk()
+  nodes = _walk(stores)
+  sts = [(n.arg if n.op in (K.VALID, K.INDEX) else n.arg[1]).permute(order) for n in nodes
          if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX)]
   # groups of adjacent axes that merge
   groups: list[list[int]] = []
@@ -205,7 +213,7 @@ def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
     return st.reshape(tuple(prod(st.shape[a] for a in g) for g in groups))
 
   memo: dict = {}
-  for n in store.walk():
+  for n in nodes:
     srcs = tuple(memo[s] for s in n.srcs)
     if n.op is K.LOAD: arg = (n.arg[0], remap(n.arg[1]), n.arg[2])
     elif n.op is K.STORE: arg = (n.arg[0], remap(n.arg[1]))
@@ -213,7 +221,16 @@ def _canonicalize(store: KNode, full: tuple, axes) -> tuple[KNode, tuple, int]:
     elif n.op in REDUCE: arg = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
     else: arg = n.arg
     memo[n] = KNode(n.op, n.dtype, srcs, arg, n.locs)
-  return memo[store], new_shape, n_reduce
+  return [memo[s] for s in stores], new_shape, n_reduce
+
+
+def _walk(roots: list[KNode]) -> list[KNode]:
+  """Nodes below `roots`, sources first, each once."""
+  seen, out = set(), []
+  for r in roots:
+    for n in r.walk():
+      if n not in seen: seen.add(n); out.append(n)
+  return out
 
 
 def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
@@ -223,58 +240,259 @@ def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
   return v.strides[a] == v.strides[b] * v.shape[b]
 
 
-def _kernel_name(store: KNode, shape, n_reduce) -> str:
+def _kernel_name(stores: list[KNode], shape) -> str:
   ops = []
-  for n in store.walk():
+  for n in _walk(stores):
     if n.op in REDUCE and (name := n.op.name[7:].lower()) not in ops: ops.append(name)
   return ("r_" + "_".join(ops) if ops else "e") + "_" + "_".join(map(str, shape))
 
 
-def schedule(targets: list[LazyNode], opts: ScheduleOptions = ScheduleOptions()) -> list[ScheduleItem]:
-  """Ordered kernels that compute `targets` (and any node they must materialize on the way)."""
+# ---------------------------------------------------------------------------------------------------- partition
+@dataclass(eq=False)
+class Group:
+  """The nodes one kernel computes and stores, each with the reason it must be stored (shown at DEBUG=2), and the
+  fusion analysis of each (what it computes inline, what it loads). All share one iteration space: `full`, with
+  `axes` reduced (None: no reduction)."""
+  roots: list[LazyNode]
+  reasons: list[str]
+  builders: list[_KernelBuilder]
+
+  @property
+  def full(self) -> tuple: return self.builders[0].full
+  @property
+  def axes(self): return next((b.axes for b in self.builders if b.axes is not None), None)
+  @property
+  def contraction(self) -> bool: return any(b.contraction for b in self.builders)
+
+  def loads(self) -> dict[int, LazyNode]:
+    return {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
+
+  def __str__(self):
+    outs = ", ".join(f"{n.op.name.lower()} {n.dtype.name}{list(n.shape)} ({why})" for n, why in zip(self.roots, self.reasons))
+    return f"group space={list(self.full)} reduce={list(self.axes or [])}: {outs}"
+
+
+def partition(targets: list[LazyNode]) -> list[Group]:
+  """Cut the graph below `targets` into groups, one per kernel, in an order that respects data and in-place
+  dependencies. First every node that must be stored is found, with its reason; then groups that can share one
+  iteration space merge (a producer into the consumer that reads it element by element, and siblings that read
+  the same input), so one kernel stores several outputs."""
   order = toposort(targets)
   pos = {id(n): i for i, n in enumerate(order)}
-  materialized = {id(n) for n in targets if not n.realized} | \
-                 {id(n) for n in order if n.op in (Op.CONTIGUOUS, Op.ASSIGN) and not n.realized} | \
-                 {id(n.srcs[0]) for n in order if n.op in (Op.ASSIGN, Op.GATHER) and not n.realized and not n.srcs[0].realized}
+  reasons: dict[int, str] = {}
+  for n in order:
+    if n.realized: continue
+    if n.op is Op.CONTIGUOUS: reasons.setdefault(id(n), "contiguous()")
+    if n.op is Op.ASSIGN:
+      reasons.setdefault(id(n), "in-place update")
+      if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "updated in place later")
+    if n.op is Op.GATHER and not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "table of a gather")
+  for n in targets:
+    if not n.realized: reasons[id(n)] = "target"
   builders: dict[int, _KernelBuilder] = {}
-  new = set(materialized)
-  while True:
+  new = set(reasons)
+  while True:   # building a kernel may find values it cannot compute inline: they are stored too, then rebuilt
     owners: dict[int, int] = {}
-    extra: set[int] = set()
+    extra: dict[int, str] = {}
     for n in order:
-      if id(n) not in materialized: continue
+      if id(n) not in reasons: continue
       if id(n) in builders and id(n) not in new and not (builders[id(n)].visited & new):
-        b = builders[id(n)]   # nothing it reads was newly materialized: the kernel stands
-      else: b = _build(n, materialized, opts)
-      if n.op is Op.ASSIGN and _reads_target_elsewhere(b, n): extra.add(id(n.srcs[1]))
+        b = builders[id(n)]   # nothing it reads was newly stored: the kernel stands
+      else: b = _build(n, set(reasons))
+      if n.op is Op.ASSIGN and _reads_target_elsewhere(b, n):
+        extra.setdefault(id(n.srcs[1]), "an in-place update reads its own target elsewhere")
       builders[id(n)] = b
-      extra |= {id(r) for r in b.unfusable}
+      for r, why in b.unfusable.items(): extra.setdefault(id(r), why)
       for r in b.fused:
-        if owners.setdefault(id(r), id(n)) != id(n): extra.add(id(r))   # two kernels need it: store it once
-    new = extra - materialized
+        if owners.setdefault(id(r), id(n)) != id(n): extra.setdefault(id(r), "a reduction two kernels need")
+    new = set(extra) - set(reasons)
     if not new: break
-    materialized |= new
-  items = []
-  for n in sorted((order[pos[i]] for i in materialized), key=lambda n: pos[id(n)]):
-    b = builders[id(n)]
-    store, _ = b.ast
-    inputs = [node for _, node in sorted(b.inputs.values(), key=lambda t: t[0])]
-    scalars = [node for _, node in sorted(b.scalars.values(), key=lambda t: t[0])]
-    ast, shape, n_reduce = _canonicalize(store, b.full, b.axes)
-    bufs = (BufSpec(n.dtype, prod(n.shape)),) + tuple(BufSpec(i.dtype, prod(i.shape)) for i in inputs)
-    kernel = Kernel(_kernel_name(ast, shape, n_reduce), shape, n_reduce, bufs, 1, (ast,), tuple(s.dtype for s in scalars))
-    items.append(ScheduleItem(kernel, [n], inputs, scalars))
-  return _order_assigns(items)
+    for i in new: reasons[i] = extra[i]
+  roots = sorted((order[pos[i]] for i in reasons), key=lambda n: pos[id(n)])
+  return _merged([Group([n], [reasons[id(n)]], [builders[id(n)]]) for n in roots])
 
 
-def _build(n: LazyNode, materialized: set, opts: ScheduleOptions) -> _KernelBuilder:
-  b = _KernelBuilder(n, materialized, opts)
+def _buffer_key(n: LazyNode) -> int:
+  """Nodes with the same key live in the same memory: a realized node's buffer, an assign's target buffer."""
+  if n.realized: return id(n.buffer)
+  return id(written_buffer(n)) if n.op is Op.ASSIGN else id(n)
+
+
+class _GroupGraph:
+  """Groups with their data and in-place ordering edges, merged in place as fusion proceeds."""
+
+  def __init__(self, groups: list[Group]):
+    self.groups = {i: g for i, g in enumerate(groups)}
+    self.succ: dict[int, set[int]] = {i: set() for i in self.groups}
+    owner = {id(n): i for i, g in self.groups.items() for n in g.roots}
+    readers: dict[int, set[int]] = {}
+    for i, g in self.groups.items():
+      for n in g.loads().values():
+        if id(n) in owner and owner[id(n)] != i: self.succ[owner[id(n)]].add(i)
+        readers.setdefault(id(n), set()).add(i)
+        if n.realized: readers.setdefault(id(n.buffer), set()).add(i)
+    for i, g in self.groups.items():   # an in-place update runs after every reader of the memory it overwrites
+      for n in g.roots:
+        if n.op is Op.ASSIGN:
+          for r in (readers.get(id(n.srcs[0]), set()) | readers.get(id(written_buffer(n)), set())) - {i}:
+            self.succ[r].add(i)
+    self.pred: dict[int, set[int]] = {i: set() for i in self.groups}
+    for i, ss in self.succ.items():
+      for j in ss: self.pred[j].add(i)
+
+  def reaches(self, a: int, b: int, direct_ok: bool) -> bool:
+    """Is there a path a -> .. -> b (with `direct_ok`, the edge a -> b itself does not count)?"""
+    stack = [s for s in self.succ[a] if not (direct_ok and s == b)]
+    seen = set(stack)
+    while stack:
+      x = stack.pop()
+      if x == b: return True
+      for s in self.succ[x]:
+        if s not in seen: seen.add(s); stack.append(s)
+    return False
+
+  def merge(self, a: int, b: int):
+    """Fold group a into group b."""
+    ga, gb = self.groups.pop(a), self.groups[b]
+    gb.roots, gb.reasons, gb.builders = ga.roots + gb.roots, ga.reasons + gb.reasons, ga.builders + gb.builders
+    for s in self.succ.pop(a):
+      self.pred[s].discard(a)
+      if s != b: self.succ[b].add(s); self.pred[s].add(b)
+    for p in self.pred.pop(a):
+      self.succ[p].discard(a)
+      if p != b: self.succ[p].add(b); self.pred[b].add(p)
+
+  def ordered(self) -> list[Group]:
+    """Topological order, earliest group first among those ready."""
+    indeg = {i: len(self.pred[i]) for i in self.groups}
+    ready = sorted(i for i, d in indeg.items() if d == 0)
+    out = []
+    while ready:
+      i = ready.pop(0)
+      out.append(self.groups[i])
+      for s in sorted(self.succ[i]):
+        indeg[s] -= 1
+        if indeg[s] == 0: ready.append(s); ready.sort()
+    if len(out) < len(self.groups):
+      o = next(n for i in self.groups if indeg[i] for n in self.groups[i].roots if n.op is Op.ASSIGN)
+      raise RuntimeError(f"assign at {fmt_loc(o.loc)}: one computation needs both the old and the new value of the "
+                         "tensor updated in place there. Fix: clone() the old value before the update")
+    return out
+
+
+def _same_space(a: Group, b: Group) -> bool:
+  return a.full == b.full and (a.axes is None or b.axes is None or a.axes == b.axes) and \
+    not a.contraction and not b.contraction
+
+
+def _substitutable(producer: Group, consumer: Group) -> bool:
+  """Does `consumer` read every output of `producer` only at the element it is computed (or broadcast back along
+  the reduced axes)? Then it can use the values instead of loading them."""
+  stores = {id(n): b.ast[1] for n, b in zip(producer.roots, producer.builders)}
+  full = consumer.full
+  for b in consumer.builders:
+    slots = {slot: stores[i] for i, (slot, _) in b.inputs.items() if i in stores}
+    for k in b.ast[0].walk():
+      if k.op is K.LOAD and k.arg[0] in slots:
+        st, store = k.arg[1], slots[k.arg[0]]
+        if k.arg[2] is not None or not (st == store or (st.shape == full and st == store.expand(full))): return False
+  return True
+
+
+def _in_place_safe(groups: list[Group]) -> bool:
+  """In one kernel an in-place update may read the memory it writes only at the element it writes."""
+  written = {_buffer_key(n): b.ast[1] for g in groups for n, b in zip(g.roots, g.builders) if n.op is Op.ASSIGN}
+  if not written: return True
+  for g in groups:
+    for b in g.builders:
+      slots = {slot: written[_buffer_key(n)] for slot, n in b.inputs.values() if _buffer_key(n) in written}
+      if any(k.op is K.LOAD and k.arg[0] in slots and k.arg[1] != slots[k.arg[0]] for k in b.ast[0].walk()):
+        return False
+  return True
+
+
+def _merged(groups: list[Group]) -> list[Group]:
+  """Merge groups that share an iteration space: producer into consumer, then siblings reading the same input."""
+  graph = _GroupGraph(groups)
+  for c in sorted(graph.groups):
+    merged = True
+    while merged:   # a merge brings the producer's producers in reach
+      merged = False
+      for p in sorted(graph.pred[c], reverse=True):
+        gp, gc = graph.groups[p], graph.groups[c]
+        if _same_space(gp, gc) and any(id(n) in gc.loads() for n in gp.roots) and _substitutable(gp, gc) and \
+           _in_place_safe([gp, gc]) and not graph.reaches(p, c, True):
+          graph.merge(p, c)
+          merged = True
+          break
+  readers: dict[int, list[int]] = {}
+  for i, g in graph.groups.items():
+    for n in g.loads().values(): readers.setdefault(_buffer_key(n), []).append(i)
+  for ids in readers.values():
+    head = None
+    for b in dict.fromkeys(ids):
+      if b not in graph.groups: continue
+      if head is not None and head in graph.groups and _siblings(graph, head, b): graph.merge(head, b)
+      head = b
+  return graph.ordered()
+
+
+def _siblings(graph: _GroupGraph, a: int, b: int) -> bool:
+  """May two groups reading the same input become one kernel? Both reduce the same axes (or neither does), and
+  neither needs the other."""
+  ga, gb = graph.groups[a], graph.groups[b]
+  return (ga.axes is None) == (gb.axes is None) and _same_space(ga, gb) and _in_place_safe([ga, gb]) and \
+    not graph.reaches(a, b, False) and not graph.reaches(b, a, False)
+
+
+def build_kernel(group: Group) -> ScheduleItem:
+  """The kernel AST of a group: one store per output, shared loads, and each output the group's other members
+  read computed inline instead of loaded; canonicalized (reduce axes last, contiguous axes merged)."""
+  outputs = group.roots
+  out_slot = {id(n): i for i, n in enumerate(outputs)}
+  inputs: dict[int, tuple[int, LazyNode]] = {}
+  scalars: dict[int, tuple[int, LazyNode]] = {}
+  values: dict[int, KNode] = {}   # outputs rewritten so far (producers come first in a group)
+  stores = []
+  for n, b in zip(outputs, group.builders):
+    slot_of = {slot: node for slot, node in b.inputs.values()}
+    scalar_of = {i: node for i, node in b.scalars.values()}
+    memo: dict = {}
+    for k in b.ast[0].walk():
+      srcs = tuple(memo[s] for s in k.srcs)
+      if k.op is K.LOAD and id(node := slot_of[k.arg[0]]) in values and k.arg[2] is None:
+        memo[k] = values[id(node)]   # another output of this kernel, at the element it is computed
+        continue
+      if k.op is K.LOAD:
+        slot = inputs.setdefault(id(node), (len(outputs) + len(inputs), node))[0]
+        arg = (slot,) + k.arg[1:]
+      elif k.op is K.SCALAR: arg = scalars.setdefault(id(scalar_of[k.arg]), (len(scalars), scalar_of[k.arg]))[0]
+      elif k.op is K.STORE: arg = (out_slot[id(n)], k.arg[1])
+      else: arg = k.arg
+      memo[k] = KNode(k.op, k.dtype, srcs, arg, k.locs)
+    stores.append(memo[b.ast[0]])
+    values[id(n)] = stores[-1].srcs[0]
+  stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes)
+  in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
+  sc_nodes = [node for _, node in sorted(scalars.values(), key=lambda t: t[0])]
+  bufs = tuple(BufSpec(n.dtype, prod(n.shape)) for n in outputs + in_nodes)
+  kernel = Kernel(_kernel_name(stores, shape), shape, n_reduce, bufs, len(outputs), tuple(stores),
+                  tuple(s.dtype for s in sc_nodes))
+  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons)
+
+
+def schedule(targets: list[LazyNode]) -> list[ScheduleItem]:
+  """Ordered kernels that compute `targets` (and any node they must store on the way)."""
+  return [build_kernel(g) for g in partition(targets)]
+
+
+def _build(n: LazyNode, materialized: set) -> _KernelBuilder:
+  b = _KernelBuilder(n, materialized)
   b.ast = b.build()
   if b.has_top and b.unfusable and _base(n).op not in REDUCE:
     # a reduction feeding the root element by element may still be the wrong one to build the kernel around
     # (softmax of a matmul): keep whichever choice leaves fewer reductions to materialize
-    alt = _KernelBuilder(n, materialized, opts, use_top=False)
+    alt = _KernelBuilder(n, materialized, use_top=False)
     alt.ast = alt.build()
     if len(alt.unfusable) < len(b.unfusable): b = alt
   return b
@@ -291,29 +509,3 @@ def written_buffer(n: LazyNode):
   """The buffer an assign writes: its target's, below any assigns in the same schedule."""
   while not n.realized: n = n.srcs[0]
   return n.buffer
-
-
-def _order_assigns(items: list[ScheduleItem]) -> list[ScheduleItem]:
-  """Topological order in which an assign's kernel runs after every kernel that reads the old contents of its
-  buffer, through the target node or any other realized node on the same buffer."""
-  if not any(o.op is Op.ASSIGN for it in items for o in it.outputs): return items
-  producer = {id(o): i for i, it in enumerate(items) for o in it.outputs}
-  readers: dict[int, set[int]] = {}
-  for j, it in enumerate(items):
-    for x in it.inputs:
-      readers.setdefault(id(x), set()).add(j)
-      if x.realized: readers.setdefault(id(x.buffer), set()).add(j)
-  deps = [{producer[id(x)] for x in it.inputs if id(x) in producer} for it in items]
-  for i, it in enumerate(items):
-    for o in it.outputs:
-      if o.op is Op.ASSIGN:
-        deps[i] |= (readers.get(id(o.srcs[0]), set()) | readers.get(id(written_buffer(o)), set())) - {i}
-  done, out, pending = set(), [], list(range(len(items)))
-  while pending:   # stable: earliest ready item first
-    ready = next((i for i in pending if deps[i] <= done), None)
-    if ready is None:
-      o = next(o for i in pending for o in items[i].outputs if o.op is Op.ASSIGN)
-      raise RuntimeError(f"assign at {fmt_loc(o.loc)}: one computation needs both the old and the new value of the "
-                         "tensor updated in place there. Fix: clone() the old value before the update")
-    pending.remove(ready); done.add(ready); out.append(items[ready])
-  return out

@@ -2,7 +2,7 @@
 from LAZYGRAD_DEVICE, else triton on a machine with a CUDA GPU, else numpy.
 
 A device holds buffers and runs kernels:
-- `name`; `lowering` (LoweringOptions: how it wants kernels tiled); `schedule_options` (ScheduleOptions);
+- `name`; `lowering` (LoweringOptions: how it wants kernels tiled);
 - `alloc(dtype, size)`, `from_numpy(array)`, `to_numpy(buffer)`, `synchronize()` (and `Buffer.write` uses its storage);
 - `compile(kernel, tiling, precision)`: a program for a kernel AST lowered with `tiling` (block sizes, warps,
   stages) and float32 contractions in `precision` ('ieee' or 'tf32'); the program is called with (buffers, scalars)

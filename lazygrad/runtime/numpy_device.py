@@ -12,7 +12,6 @@ from ..ir.alu import exec_alu
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
-from ..codegen.schedule import ScheduleOptions
 
 
 class Affine:
@@ -81,7 +80,6 @@ class NumpyDevice:
   # a kernel is a few numpy calls over whole tiles; past 16M elements it is tiled so that temporaries stay small
   # (a sum of 2**31 uint8 would otherwise hold a 16 GB int64 copy)
   lowering = LoweringOptions(whole=True, max_whole=1 << 24, max_tile=1 << 22, max_reduce_block=1 << 22)
-  schedule_options = ScheduleOptions(max_fused_row=1 << 24)
 
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
   def from_numpy(self, arr: np.ndarray): return np.ascontiguousarray(arr).reshape(-1)
@@ -148,10 +146,15 @@ class Interpreter:
 
   def __call__(self, bufs: list, scalars=()):
     for b in bufs: b.ensure()
+    n_out = self.prog.kernel.n_out if self.prog.kernel is not None else 1
+    # loads are views: where a kernel with several outputs updates memory it reads, they must be copies, or an
+    # output stored later would see what an earlier store wrote
+    written = {id(b) for b in bufs[:n_out]} if n_out > 1 else set()
+    copied = {i for i in range(n_out, len(bufs)) if id(bufs[i]) in written}
     with np.errstate(all="ignore"):
-      for pid in range(self.prog.grid): self._run_program(pid, bufs, scalars)
+      for pid in range(self.prog.grid): self._run_program(pid, bufs, scalars, copied)
 
-  def _run_program(self, pid: int, bufs, scalars):
+  def _run_program(self, pid: int, bufs, scalars, copied: set):
     uops, srcidx, static = self.prog.uops, self.srcs, self.static
     vals: list = list(self.template)
     loops = []   # (range uop position, counter)
@@ -172,7 +175,9 @@ class Interpreter:
           v = vals[j]
           if isinstance(v, np.ndarray) and v is not out and v.flags.owndata and v.flags.writeable and v.ndim:
             self.pool.setdefault((v.dtype.type, v.shape), []).append(v)
-      elif op is U.LOAD: vals[pc] = self._load(bufs[u.srcs[0].arg].data, u, s)
+      elif op is U.LOAD:
+        vals[pc] = self._load(bufs[u.srcs[0].arg].data, u, s)
+        if u.srcs[0].arg in copied: vals[pc] = np.array(vals[pc])
       elif op is U.ARANGE: vals[pc] = Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
       elif op is U.CONST: vals[pc] = u.dtype.np(u.arg)
       elif op is U.PARAM: vals[pc] = u.arg

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
 from ..ir.node import LazyNode, toposort, verify as verify_graph
 from ..ir.ops import Op, REDUCE
-from ..codegen.schedule import schedule, ScheduleItem, ScheduleOptions, is_parameter, written_buffer
+from ..codegen.schedule import schedule, ScheduleItem, is_parameter, written_buffer
 from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
@@ -20,6 +20,7 @@ class _Template:
   outputs: list[list[int]]
   inputs: list[list[int]]
   scalars: list[list[int]]
+  reasons: list[list[str]]
 
 
 _schedule_cache = LRU(1024)   # bounded: a long run that keeps making new graph structures does not grow forever
@@ -66,14 +67,14 @@ def get_schedule(targets: list[LazyNode], device, order: list[LazyNode] | None =
   if (tpl := _schedule_cache.get(key)) is None:
     counters.schedules += 1
     if settings.VERIFY: verify_graph(order)
-    items = schedule(targets, getattr(device, "schedule_options", ScheduleOptions()))
+    items = schedule(targets)
     if settings.VERIFY:
       for it in items: it.kernel.verify()
-    tpl = _Template(*([it.kernel for it in items],) + tuple([[pos[id(n)] for n in getattr(it, f)] for it in items]
-                                                         for f in ("outputs", "inputs", "scalars")))
+    tpl = _Template([it.kernel for it in items], *([[pos[id(n)] for n in getattr(it, f)] for it in items]
+                                                  for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items])
     _schedule_cache[key] = tpl
-  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc])
-          for k, outs, ins, sc in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars)]
+  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why)
+          for k, outs, ins, sc, why in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars, tpl.reasons)]
 
 
 def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
@@ -123,8 +124,9 @@ def run_schedule(items: list[ScheduleItem], device):
       device.synchronize()
       dt = time.perf_counter() - t0
       nbytes, flops = kernel_cost(it.kernel)
+      stored = ", ".join(f"{n.dtype.name}{list(n.shape)} ({why})" for n, why in zip(it.outputs, it.reasons))
       print(f"  kernel {counters.kernels:5d} {it.kernel.name:<32s} {dt * 1e3:9.3f} ms {nbytes / dt / 1e9:8.2f} GB/s "
-            f"{flops / dt / 1e9:8.2f} GFLOP/s")
+            f"{flops / dt / 1e9:8.2f} GFLOP/s  stores {stored}")
     counters.kernels += 1
   if settings.DEBUG >= 1:
     print(f"realize: {len(items)} kernel{'s' if len(items) != 1 else ''} in {(time.perf_counter() - t_start) * 1e3:.3f} ms")

@@ -15,7 +15,6 @@ import numpy as np
 from ..dtypes import DType
 from ..helpers import counters
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
-from ..codegen.schedule import ScheduleOptions
 from ..codegen.triton import render
 
 CACHE_DIR = Path(os.environ.get("LAZYGRAD_CACHE", Path.home() / ".cache" / "lazygrad")) / "triton"
@@ -112,10 +111,9 @@ class TritonDevice:
                               "or unset TRITON_INTERPRET for the GPU")
     import triton  # noqa: F401
     self.torch_device = "cpu" if interpret else "cuda"
-    # whole-row reductions that broadcast back must fit one tile; bigger rows take the looped path
-    self.schedule_options = ScheduleOptions(max_fused_row=8192 if not interpret else 4096)
     self.lowering = LoweringOptions(whole=False, max_tile=4096 if not interpret else 1024,
-                                    max_reduce_block=1024 if not interpret else 256, dot_float64=False)
+                                    max_reduce_block=1024 if not interpret else 256,
+                                    max_whole_row=8192 if not interpret else 4096, dot_float64=False)
 
   # buffers
   def alloc(self, dtype: DType, size: int):
