@@ -2,7 +2,10 @@
 
 GPU (default when one is present): GPT-2 124M, B=16, T=1024, fp32 and bf16 autocast, AdamW; prints tokens/s and the
 time to the first step (scheduling and compilation). CPU: a tiny config, lazygrad's numpy device against PyTorch on
-the CPU. Run: python bench/gpt2_train.py [--device numpy] [--steps 10] [--precision bf16] [--no-compile]"""
+the CPU. Runners are built one at a time, right before they are measured, and freed after. Run:
+python bench/gpt2_train.py [--device numpy] [--steps 10] [--precision bf16] [--no-compile] [--runner "lazygrad jit"]
+(`--runner` measures one runner only: on a GPU, run each in its own process, as lazygrad and torch do not share
+80 GB well)."""
 import argparse, sys, time
 from pathlib import Path
 import numpy as np
@@ -79,6 +82,7 @@ def main():
   ap.add_argument("--steps", type=int, default=10)
   ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
   ap.add_argument("--no-compile", action="store_true")
+  ap.add_argument("--runner", choices=("lazygrad", "lazygrad jit", "torch eager", "torch.compile"), default=None)
   args = ap.parse_args()
   device = args.device or default_device_name()
   gpu = device == "triton"
@@ -92,12 +96,15 @@ def main():
   if not gpu: precisions = ("fp32",)
   rows = []
   for prec in precisions:
-    runners = [("lazygrad", run_lazygrad(cfg, data, prec, lazygrad_dev)),
-               ("lazygrad jit", run_lazygrad(cfg, data, prec, lazygrad_dev, use_jit=True)),
-               ("torch eager", run_torch(cfg, data, prec, torch_dev, False))]
-    if gpu and not args.no_compile: runners.append(("torch.compile", run_torch(cfg, data, prec, torch_dev, True)))
-    for name, step in runners:
+    runners = {"lazygrad": lambda: run_lazygrad(cfg, data, prec, lazygrad_dev),
+               "lazygrad jit": lambda: run_lazygrad(cfg, data, prec, lazygrad_dev, use_jit=True),
+               "torch eager": lambda: run_torch(cfg, data, prec, torch_dev, False)}
+    if gpu and not args.no_compile: runners["torch.compile"] = lambda: run_torch(cfg, data, prec, torch_dev, True)
+    for name, make in runners.items():
+      if args.runner not in (None, name): continue
+      step = make()
       dt, first, l0, l1 = measure(step, data, args.steps)
+      del step
       rows.append((f"{name} {prec}", B * T / dt, dt * 1e3, first, l0, l1))
       print(f"{name} {prec}: {B * T / dt:,.0f} tok/s, {dt * 1e3:.1f} ms/step, first step {first:.1f} s, loss {l0:.3f} -> {l1:.3f}",
             flush=True)
@@ -108,7 +115,7 @@ def main():
   for r in rows: print(f"{r[0]:<24s} {r[1]:12,.0f} {r[2]:9.1f} {r[3]:13.1f} {r[4]:7.3f} {r[5]:7.3f}")
   base = {r[0].split()[-1]: r[1] for r in rows if r[0].startswith("torch eager")}
   for r in rows:
-    if r[0].startswith("lazygrad"): print(f"{r[0]} / torch eager: {r[1] / base[r[0].split()[-1]]:.2f}")
+    if r[0].startswith("lazygrad") and r[0].split()[-1] in base: print(f"{r[0]} / torch eager: {r[1] / base[r[0].split()[-1]]:.2f}")
 
 
 if __name__ == "__main__":
