@@ -4,7 +4,9 @@ A kernel has one iteration space `shape` (output axes first, then `n_reduce` red
 Its AST is a DAG of `KNode`s: LOAD/VALID/INDEX read through a ShapeTracker over the iteration space (size 1 on
 reduce axes after a reduction; INDEX gives the position itself, an IOTA), CONST, SCALAR (a constant the kernel takes
 as argument number `arg`), ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back; a
-reduction may read another, as softmax's sum reads its max), and one STORE root per output. A store seen with size 1
+reduction may read another, as softmax's sum reads its max), DOT (a contraction: the sum over the one reduce axis of
+a * b, where a and b also vary along different output axes; arg (m, n, k), the axes of its result's rows, columns
+and of the sum), and one STORE root per output. A store seen with size 1
 on the reduce axes writes a per-row value after the reductions; one that spans them writes every element. A LOAD with
 a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)). Buffers are numbered:
 0..n_out-1 are written (store i writes slot i), the rest read."""
@@ -17,11 +19,12 @@ from typing import Any
 from ..dtypes import DType
 from ..helpers import exact, InvalidIR
 from ..ir.ops import Op, REDUCE
+from ..ir.symbolic import Lin, Var
 from ..ir.view import ShapeTracker
 
 
 class K(Enum):
-  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto(); SCALAR = auto()
+  LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto(); SCALAR = auto(); DOT = auto()
   def __repr__(self): return self.name
 
 
@@ -79,7 +82,7 @@ class Kernel:
     return out
 
   @property
-  def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE]
+  def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE or n.op is K.DOT]
 
   @cached_property
   def text(self) -> str:
@@ -118,3 +121,39 @@ class Kernel:
       if n.op is K.SCALAR and not (n.arg < len(self.scalars) and self.scalars[n.arg] == n.dtype):
         fail(f"{n} is no scalar argument of its dtype")
       if n.op in REDUCE and tuple(n.arg) != reduce_axes: fail(f"{n} reduces {n.arg}, not the reduce axes {reduce_axes}")
+      if n.op is K.DOT and contraction_axes(n.srcs, self.shape, self.n_reduce) != n.arg:
+        fail(f"{n} is no contraction with row, column and sum axes {n.arg}")
+
+
+def axis_vars(shape) -> list[Lin]:
+  """One index variable per axis of an iteration space (the constant 0 for a size-1 axis)."""
+  return [Lin.of(Var(d, 0, s - 1)) if s > 1 else Lin.of(0) for d, s in enumerate(shape)]
+
+
+def axes_of(node: KNode) -> set[int] | None:
+  """Kernel axes a value varies along; None if it contains a reduction."""
+  out = set()
+  for n in node.walk():
+    if n.op in REDUCE or n.op is K.DOT: return None
+    if n.op in (K.LOAD, K.VALID, K.INDEX):
+      st: ShapeTracker = n.arg if n.op is not K.LOAD else n.arg[1]   # a gather's index is walked as a source
+      idx, conds = st.index(axis_vars(st.shape))
+      out |= {v.axis for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
+  return out
+
+
+def contraction_axes(operands, shape: tuple, n_reduce: int) -> tuple | None:
+  """(m, n, k) when summing the product of `operands` over the last axis of `shape` is a matrix product laid out
+  (batch.., m, k) @ (batch.., k, n): one reduce axis, the first operand alone varies along m, the second alone
+  along n, both along k and any batch axes, which come before m and n; else None."""
+  a, b = operands
+  if n_reduce != 1 or not a.dtype.is_float: return None
+  da, db = axes_of(a), axes_of(b)
+  kk = len(shape) - 1
+  if da is None or db is None or kk not in da or kk not in db: return None
+  ma, nb = da - db - {kk}, db - da - {kk}
+  if len(ma) != 1 or len(nb) != 1: return None
+  m, n = ma.pop(), nb.pop()
+  batch = (da & db) - {kk}
+  if any(x > min(m, n) for x in batch) or set(range(kk)) != batch | {m, n}: return None
+  return m, n, kk

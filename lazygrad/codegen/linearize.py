@@ -14,9 +14,9 @@ from ..dtypes import DType, bool_, int32, int64, float32, min_value
 from ..helpers import prod, exact, settings
 from ..ir.alu import exec_alu
 from ..ir.ops import Op, REDUCE
-from ..ir.symbolic import Lin, Var, Div, Mod, Cond
+from ..ir.symbolic import Lin, Var, Div, Cond
 from ..ir.view import ShapeTracker
-from .kernel import K, KNode, Kernel
+from .kernel import K, KNode, Kernel, axis_vars
 from .uops import U, UOp, Program
 
 
@@ -68,7 +68,7 @@ def reduction_levels(k: Kernel) -> list[list[KNode]]:
   """The kernel's reductions by level: level 0 needs no other reduction, level i+1 needs one of level i."""
   level: dict[KNode, int] = {}
   for r in k.reduces:   # sources first
-    level[r] = max((level[q] + 1 for q in r.srcs[0].walk() if q in level), default=0)
+    level[r] = max((level[q] + 1 for s in r.srcs for q in s.walk() if q in level), default=0)
   return [[r for r in level if level[r] == i] for i in range(max(level.values(), default=-1) + 1)]
 
 
@@ -119,49 +119,23 @@ def _stride1_axis(k: Kernel) -> int | None:
   return best
 
 
-def _axes_of(node: KNode) -> set[int] | None:
-  """Kernel axes a value varies along; None if it contains a reduction."""
-  out = set()
-  for n in node.walk():
-    if n.op in REDUCE: return None
-    if n.op in (K.LOAD, K.VALID, K.INDEX):
-      st: ShapeTracker = n.arg if n.op is not K.LOAD else n.arg[1]   # a gather's index is walked as a source
-      idx, conds = st.index(_axis_vars(st.shape))
-      for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}: out.add(int(v.name[1:]))
-  return out
-
-
 def _strip_upcast(n: KNode) -> KNode:
   return n.srcs[0] if n.op is Op.CAST and n.dtype == float32 and n.srcs[0].dtype.is_float else n
 
 
-def _dot_parts(k: Kernel, r: KNode, float64_ok: bool = True):
-  """(a, b, (m, n, k)) when reduce `r` is a contraction, else None."""
-  if r.op is not Op.REDUCE_SUM or k.n_reduce != 1 or not r.dtype.is_float: return None
-  if r.dtype.itemsize == 8 and not float64_ok: return None
-  src = r.srcs[0]
-  if src.op is not Op.MUL: return None
-  a, b = (_strip_upcast(s) for s in src.srcs)
-  da, db = _axes_of(a), _axes_of(b)
-  kk = len(k.shape) - 1
-  if da is None or db is None or kk not in da or kk not in db: return None
-  ma, nb = da - db - {kk}, db - da - {kk}
-  if len(ma) != 1 or len(nb) != 1: return None
-  m, n = ma.pop(), nb.pop()
-  batch = (da & db) - {kk}
-  # operands are laid out (batch.., m, k) and (batch.., k, n): batch axes first, every output axis covered
-  if any(x > min(m, n) for x in batch) or set(range(kk)) != batch | {m, n}: return None
-  return a, b, (m, n, kk)
+def _dot_parts(r: KNode, opts: LoweringOptions):
+  """(a, b, (m, n, k)) for a DOT this device lowers as one (operands in their stored precision), else None."""
+  if r.op is not K.DOT or (r.dtype.itemsize == 8 and not opts.dot_float64): return None
+  return _strip_upcast(r.srcs[0]), _strip_upcast(r.srcs[1]), r.arg
 
 
 def _dot_parts_of(k: Kernel, opts: LoweringOptions):
   """The contraction of a kernel whose only reduction is one."""
-  parts = [_dot_parts(k, r, opts.dot_float64) for r in k.reduces]
+  parts = [_dot_parts(r, opts) for r in k.reduces]
   return parts[0] if len(parts) == 1 else None
 
 
-def _axis_vars(shape) -> list[Lin]:
-  return [Lin.of(Var(f"i{d}", 0, s - 1)) if s > 1 else Lin.of(0) for d, s in enumerate(shape)]
+def _reduce_op(r: KNode) -> Op: return Op.REDUCE_SUM if r.op is K.DOT else r.op
 
 
 def _broadcast(*shapes) -> tuple:
@@ -223,7 +197,7 @@ class _Linearizer:
     return self.alu(Op.ADD, self.idt, acc, self.const(x.const, self.idt)) if x.const else acc
 
   def atom(self, a) -> UOp:
-    if isinstance(a, Var): return self.axis_index(int(a.name[1:]))
+    if isinstance(a, Var): return self.axis_index(a.axis)
     return self.alu(Op.IDIV if isinstance(a, Div) else Op.MOD, self.idt, self.lin(a.x), self.const(a.d, self.idt))
 
   def cond(self, c: Cond) -> UOp:
@@ -279,8 +253,8 @@ class _Linearizer:
 
   # --- AST nodes
   def access(self, st: ShapeTracker) -> tuple[Lin, list[Cond] | None, set]:
-    idx, conds = st.index(_axis_vars(st.shape))
-    used = {int(v.name[1:]) for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
+    idx, conds = st.index(axis_vars(st.shape))
+    used = {v.axis for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
     return idx, conds, used
 
   def value(self, root: KNode) -> UOp:
@@ -290,7 +264,7 @@ class _Linearizer:
     while stack:
       n, ready = stack.pop()
       if (sp, n) in self.memo: continue
-      kids = () if n.op in REDUCE else n.srcs
+      kids = () if n.op in REDUCE or n.op is K.DOT else n.srcs
       if not ready and any((sp, s) not in self.memo for s in kids):
         stack.append((n, True))
         stack.extend((s, False) for s in kids if (sp, s) not in self.memo)
@@ -326,7 +300,7 @@ class _Linearizer:
       if v.dtype != n.dtype: v = self.alu(Op.CAST, n.dtype, v)
       mask = self.all_of([self.cond(c) for c in conds])
       return v if mask is None else self.alu(Op.WHERE, n.dtype, mask, v, self.const(0, n.dtype))
-    if n.op in REDUCE:
+    if n.op in REDUCE or n.op is K.DOT:
       if self.dot_parts(n) is not None: return self.to_full(self.dot(n, None), n)
       return self.partial(n)
     return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n.locs)
@@ -338,7 +312,7 @@ class _Linearizer:
 
   def reduce_axes(self): return tuple(range(self.n_out, self.rank))
 
-  def dot_parts(self, r: KNode): return _dot_parts(self.k, r, self.opts.dot_float64)
+  def dot_parts(self, r: KNode): return _dot_parts(r, self.opts)
 
   def dot_space(self, r: KNode) -> tuple:
     _, _, (m, n, kk) = self.dot_parts(r)
@@ -371,19 +345,20 @@ class _Linearizer:
 
   def partial(self, r: KNode) -> UOp:
     """One tile's worth of (non-DOT) reduction `r`: the whole reduction, or one step of the loop."""
-    red_axes = self.reduce_axes()
-    x = self.value(r.srcs[0])
+    red_axes, op = self.reduce_axes(), _reduce_op(r)
+    # a DOT this device does not lower as one (float64 on Triton) is a sum of the product
+    x = self.value(r.srcs[0]) if r.op is not K.DOT else self.alu(Op.MUL, r.dtype, *(self.value(s) for s in r.srcs))
     if (mask := self.bounds_mask(red_axes)) is not None:
-      ident = 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype)
+      ident = 0 if op is Op.REDUCE_SUM else min_value(r.dtype)
       x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(ident, x.dtype))
-    if r.op is Op.REDUCE_SUM and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
+    if op is Op.REDUCE_SUM and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
       # a value constant along a summed axis still counts once per element
       full = tuple(self.blocks[d] if d in red_axes else (x.shape[d] if x.shape else 1) for d in range(self.rank))
       x = self.emit(U.BROADCAST, x.dtype, (x,), None, full)
     axes = tuple(a for a in red_axes if x.shape and x.shape[a] > 1)
     if not axes: return x
     shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
-    return self.emit(U.REDUCE, r.dtype, (x,), (r.op, axes), shape, r.locs)
+    return self.emit(U.REDUCE, r.dtype, (x,), (op, axes), shape, r.locs)
 
   def loop(self, n_iter: int, body):
     """Emit `body` inside a loop over the blocks of the reduce axes: values computed inside stay inside."""
@@ -405,11 +380,11 @@ class _Linearizer:
         accs[r] = self.emit(U.ACC, r.dtype, (), 0, self.space_shape(self.dot_space(r)))
       else:
         shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
-        accs[r] = self.emit(U.ACC, r.dtype, (), 0 if r.op is Op.REDUCE_SUM else min_value(r.dtype), shape)
+        accs[r] = self.emit(U.ACC, r.dtype, (), 0 if _reduce_op(r) is Op.REDUCE_SUM else min_value(r.dtype), shape)
     def body():
       for r, acc in accs.items():
         if self.dot_parts(r) is not None: new = self.dot(r, acc)
-        else: new = self.alu(Op.ADD if r.op is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
+        else: new = self.alu(Op.ADD if _reduce_op(r) is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
         self.emit(U.ACC_UPDATE, r.dtype, (acc, new), None, acc.shape)
     self.loop(n_iter, body)
     for r, acc in accs.items():

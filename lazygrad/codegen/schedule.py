@@ -20,7 +20,7 @@ from ..helpers import prod, fmt_loc
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
 from ..ir.view import ShapeTracker, view_of
-from .kernel import K, KNode, Kernel, BufSpec
+from .kernel import K, KNode, Kernel, BufSpec, contraction_axes
 
 
 @dataclass
@@ -177,6 +177,8 @@ class _KernelBuilder:
       out = KNode(K.SCALAR, n.dtype, (), slot, (n.loc,))
     elif n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
     elif n.op is Op.IOTA: out = KNode(K.INDEX, n.dtype, (), view_of(n.shape, path), (n.loc,))
+    elif n.op in REDUCE and self._contraction_operands(n) is not None and srcs[0].op is Op.MUL:
+      out = KNode(K.DOT, n.dtype, srcs[0].srcs, self.axes, (n.loc,))   # the one place a contraction is recognized
     elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
     else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg, (n.loc,))
     if any(op is Op.PAD for op, _ in path):
@@ -219,6 +221,11 @@ def _canonicalize(stores: list[KNode], full: tuple, axes) -> tuple[list[KNode], 
     elif n.op is K.STORE: arg = (n.arg[0], remap(n.arg[1]))
     elif n.op in (K.VALID, K.INDEX): arg = remap(n.arg)
     elif n.op in REDUCE: arg = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
+    elif n.op is K.DOT:
+      if (arg := contraction_axes(srcs, new_shape, n_reduce)) is None:   # its layout is no matrix product after all
+        memo[n] = KNode(Op.REDUCE_SUM, n.dtype, (KNode(Op.MUL, n.dtype, srcs, None, n.locs),),
+                        tuple(range(len(new_shape) - n_reduce, len(new_shape))), n.locs)
+        continue
     else: arg = n.arg
     memo[n] = KNode(n.op, n.dtype, srcs, arg, n.locs)
   return [memo[s] for s in stores], new_shape, n_reduce
@@ -243,7 +250,8 @@ def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
 def _kernel_name(stores: list[KNode], shape) -> str:
   ops = []
   for n in _walk(stores):
-    if n.op in REDUCE and (name := n.op.name[7:].lower()) not in ops: ops.append(name)
+    name = "dot" if n.op is K.DOT else n.op.name[7:].lower() if n.op in REDUCE else None
+    if name is not None and name not in ops: ops.append(name)
   return ("r_" + "_".join(ops) if ops else "e") + "_" + "_".join(map(str, shape))
 
 

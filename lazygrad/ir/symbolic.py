@@ -10,10 +10,11 @@ import math
 
 @dataclass(frozen=True)
 class Var:
-  name: str
+  """The index along axis `axis` of an iteration space, in [lo, hi]."""
+  axis: int
   lo: int
   hi: int      # inclusive
-  def __repr__(self): return self.name
+  def __repr__(self): return f"i{self.axis}"
 
 
 @dataclass(frozen=True)

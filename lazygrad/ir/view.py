@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from ..helpers import prod, strides_for
 from .ops import Op
-from .symbolic import Lin, Var, Cond, in_range
+from .symbolic import Lin, Cond, in_range
 
 
 def _canonical_strides(shape, strides): return tuple(0 if s == 1 else st for s, st in zip(shape, strides))
