@@ -87,7 +87,7 @@ def manual_seed(seed: int):
   """Seed the random generator. Random tensors are drawn on the host, so one seed gives the same values on
   every device."""
   global _rng
-  if (fn := _engine.jit_state.running) is not None:
+  if (fn := _engine.jit_running()) is not None:
     raise _err(JitError, "manual_seed", f"called inside {fn}, which lazygrad.jit is running to capture its kernels: "
                "replays do not run it, so they would draw other numbers than plain calls", "seed before the call")
   _rng = np.random.Generator(np.random.Philox(int(seed)))
@@ -314,7 +314,7 @@ class Tensor:
 
   def _host(self, op: str) -> np.ndarray:
     """A copy of the values on the host; `op` is the user's call (for the error when a jit forbids reading)."""
-    if (fn := _engine.jit_state.running) is not None:
+    if (fn := _engine.jit_running()) is not None:
       raise _err(JitError, op, f"reads a tensor's value on the host inside {fn}, which lazygrad.jit is running to "
                  "capture its kernels: replays run only the kernels, so the value read now would be baked into every "
                  "later call", "return the tensor from the function and read it after the call")
@@ -381,7 +381,7 @@ class Tensor:
   def _drawn(draw, dtype, kw) -> "Tensor":
     """A tensor of the host random numbers `draw()` returns; a jit capture keeps `draw` to draw anew on each replay."""
     t = Tensor(draw(), dtype=dtype, **kw)
-    if (cap := _engine.jit_state.capture) is not None: cap.uploaded(t.node.buffer, draw)
+    if (cap := _engine.jit_capture()) is not None: cap.uploaded(t.node.buffer, draw)
     return t
 
   @staticmethod
@@ -1350,7 +1350,7 @@ def _takes_buffer(t: Tensor, buffer) -> bool:
 
 def _uploaded(buf: Buffer) -> Buffer:
   """`buf`, just filled from the host; a jit capture keeps a copy of its contents for replays that need them again."""
-  if (cap := _engine.jit_state.capture) is not None: cap.uploaded(buf, np.array(buf.numpy(), copy=True))
+  if (cap := _engine.jit_capture()) is not None: cap.uploaded(buf, np.array(buf.numpy(), copy=True))
   return buf
 
 
