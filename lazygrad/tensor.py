@@ -416,11 +416,8 @@ class Tensor:
     """A tensor with a torch tensor's values; a CUDA tensor's memory is shared with device 'triton', not copied."""
     dev = get_device(device or ("triton" if t.is_cuda else None))
     dt = to_dtype(t.dtype)
-    if dev.name.startswith("triton"):
-      data = t.detach().to(dev.torch_device).contiguous().view(-1)
-      return Tensor(LazyNode.from_buffer(_uploaded(Buffer(dev, dt, t.numel(), data)), tuple(t.shape)), device=dev.name)
-    arr = t.detach().cpu()
-    return Tensor(arr.float().numpy() if dt.name == "bfloat16" else arr.numpy(), dtype=dt, device=dev.name)
+    data = dev.from_torch(t, dt)   # the device's memory for it: shared where the device can, else a copy
+    return Tensor(LazyNode.from_buffer(_uploaded(Buffer(dev, dt, t.numel(), data)), tuple(t.shape)), device=dev.name)
 
   def _like_kw(self, dtype): return {"dtype": dtype or self.dtype}
   def zeros_like(self, dtype=None, **kw): return Tensor.zeros(self.shape, **self._like_kw(dtype), **kw)
