@@ -473,4 +473,3 @@ def overwrite(written: list[tuple[Buffer, list[TensorCore]]], run):
   for b, ts in written:
     b.bump(loc)
     for t in ts: _hold(t, b, loc)
-

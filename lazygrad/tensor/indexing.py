@@ -10,6 +10,7 @@ from ..runtime.realize import NO_FAILURE
 from .args import _err, _shape_str, _broadcast_shape, _norm_dim
 from .core import TensorCore
 
+
 class Indexing:
   """Tensor's indexing (a mixin: see core)."""
   __slots__ = ()

@@ -6,6 +6,7 @@ from ..helpers import ShapeError
 from .args import _err, _shape_str, _broadcast_shape
 from .core import TensorCore
 
+
 class NNOps:
   """Tensor's linear algebra and nn helpers (a mixin: see core)."""
   __slots__ = ()

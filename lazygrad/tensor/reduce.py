@@ -8,6 +8,7 @@ from ..ir.ops import Op
 from ..ir import build as B
 from .args import _err, _shape_str, _norm_dim
 
+
 class Reductions:
   """Tensor's reductions (a mixin: see core)."""
   __slots__ = ()
