@@ -142,8 +142,7 @@ class jit:
     return bound
 
   def __call__(self, *args, **kwargs):
-    state = engine.jit_state
-    if state.running is not None: return self.fn(*args, **kwargs)   # inside another jit's function: its plain code
+    if engine.jit_running() is not None: return self.fn(*args, **kwargs)   # inside another jit's function: plain code
     realize_all([t for t in _assigned if not t._node.realized])
     flat = _Flat(self.name)
     structure = (tuple(flat.walk(a, f"args[{i}]") for i, a in enumerate(args)),
@@ -158,12 +157,10 @@ class jit:
     before = IdWeakSet()
     for t in _roots: before.add(t)
     grads = [t.grad for t in flat.tensors]
-    state.running, state.capture = self.name, capture
     out = _Flat()
-    try:
+    with engine.jit_call(self.name, capture):
       template = out.walk(self.fn(*args, **kwargs))
       realize_all(out.tensors)
-    finally: state.running = state.capture = None
     for i, (t, g) in enumerate(zip(flat.tensors, grads)):
       if t.grad is not g:
         raise JitError(f"jit {self.name}: sets .grad of tensor argument {i} (shape {t.shape}), and a replay cannot "

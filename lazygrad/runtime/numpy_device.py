@@ -83,6 +83,11 @@ class NumpyDevice:
 
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
   def from_numpy(self, arr: np.ndarray): return np.ascontiguousarray(arr).reshape(-1)
+  def from_torch(self, t, dtype: DType):
+    """A copy of a torch tensor's values (a bfloat16 one through float32: numpy cannot take torch's bfloat16)."""
+    t = t.detach().cpu()
+    arr = t.float().numpy() if dtype.name == "bfloat16" else t.numpy()   # shares t's memory: copied next
+    return self.from_numpy(np.array(arr, dtype=dtype.np, order="C"))
   def to_numpy(self, buf): return buf.data
   def write(self, buf, arr: np.ndarray): buf.data[...] = arr.reshape(-1)
 

@@ -1,6 +1,6 @@
 """The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report."""
 from __future__ import annotations
-import threading, time
+import contextlib, threading, time
 from dataclasses import dataclass
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
 from ..ir.node import LazyNode, toposort, verify as verify_graph
@@ -29,14 +29,33 @@ unread_checks: list[tuple] = []   # (flag buffer, (error, message), user line) o
 NO_FAILURE = -2**63               # a check's flag when every element passed
 
 
-class _JitState(threading.local):
-  """What lazygrad.jit does in this thread: `running` names the function it runs as plain code (host reads of tensor
-  values are refused meanwhile), `capture` records the kernel launches and host uploads of a call being captured."""
-  running: str | None = None
+class _JitCall(threading.local):
+  """The lazygrad.jit call running in this thread, installed by `jit_call`."""
+  fn: str | None = None
   capture = None
 
 
-jit_state = _JitState()
+_jit_call = _JitCall()
+
+
+@contextlib.contextmanager
+def jit_call(fn: str, capture=None):
+  """Run the body as lazygrad.jit's call of the function named `fn`, as plain code: host reads of tensor values are
+  refused meanwhile (see `jit_running`). A `capture` (None: the call is not captured) records the kernel launches
+  (`capture.launched`), host uploads (`uploaded`) and value checks (`checked`) of the call."""
+  _jit_call.fn, _jit_call.capture = fn, capture
+  try: yield
+  finally: _jit_call.fn = _jit_call.capture = None
+
+
+def jit_running() -> str | None:
+  """The name of the function lazygrad.jit runs in this thread, else None."""
+  return _jit_call.fn
+
+
+def jit_capture():
+  """The capture of the lazygrad.jit call running in this thread, else None."""
+  return _jit_call.capture
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
@@ -117,7 +136,7 @@ def run_schedule(items: list[ScheduleItem], device):
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
     prg(bufs, scalars)
-    if (cap := jit_state.capture) is not None: cap.launched(prg, bufs, len(it.outputs), scalars)
+    if (cap := jit_capture()) is not None: cap.launched(prg, bufs, len(it.outputs), scalars)
     if checking: check.compare(it, prg, bufs, scalars, before)
     _written(it.outputs)
     if settings.DEBUG >= 2:
@@ -162,7 +181,7 @@ def realize(nodes: list[LazyNode], device):
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
   run_schedule(get_schedule(targets, device, order), device)
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
-  if (cap := jit_state.capture) is not None: cap.checked(checks)
+  if (cap := jit_capture()) is not None: cap.checked(checks)
   note_checks(checks, device)
 
 

@@ -120,6 +120,9 @@ class TritonDevice:
     return _torch().empty(size, dtype=_torch_dtype(dtype), device=self.torch_device)
 
   def from_numpy(self, arr: np.ndarray): return _host_tensor(arr).to(self.torch_device)
+  def from_torch(self, t, dtype: DType):
+    """A torch tensor's memory, shared: copied only where it is on another device or not contiguous."""
+    return t.detach().to(self.torch_device).contiguous().view(-1)
   def write(self, buf, arr: np.ndarray): buf.data.copy_(_host_tensor(arr))
 
   def to_numpy(self, buf) -> np.ndarray:

@@ -1,0 +1,413 @@
+"""Elementwise ops: arithmetic (with PyTorch's type promotion and broadcasting), comparisons, bitwise and logical
+ops, where, unary math, activations, casts and `to`, and the in-place forms (`x += y`, `x.add_(y)`)."""
+from __future__ import annotations
+import functools, math
+import numpy as np
+from .. import dtypes
+from ..dtypes import to_dtype, promote, promote_scalar, float32, int64, bool_
+from ..helpers import ShapeError, DivisionByZero
+from ..ir.ops import Op
+from ..runtime.device import get_device, is_device_name
+from .args import _err, _shape_str, _is_scalar, _broadcast_shape
+from .core import TensorCore
+
+_HALF = (dtypes.float16, dtypes.bfloat16)
+
+
+def _opmath(fn):
+  """Half-precision + - * / // with a Python number compute in float32 and round once, as PyTorch's CUDA kernels
+  do ("opmath": x_half * 0.1 is half(float(x) * 0.1f), not x * half(0.1)). PyTorch's CPU kernels round the scalar
+  of + and - to the half type first; lazygrad follows the GPU on every device. A number the half type holds exactly
+  gives the same result either way and skips the detour. Both devices round the number to the half type for **, %
+  and comparisons, and so does lazygrad (there, no decorator)."""
+  @functools.wraps(fn)
+  def op(self, other, *args, **kwargs):
+    if self.dtype in _HALF and _is_scalar(other) and not isinstance(other, (bool, np.bool_)):
+      with np.errstate(over="ignore"): exact = float(np.asarray(other, self.dtype.np)) == other
+      if not exact: return fn(self.float(), other, *args, **kwargs).cast(self.dtype)
+    return fn(self, other, *args, **kwargs)
+  return op
+
+
+# tanh(x) = x + x^3 * P(x^2) for |x| < cut: (cut, P's coefficients from the constant term up). float32: a minimax
+# fit, under 0.8 ulp (the exp formula above 0.6 stays under 2); float64: Taylor's, exact to an ulp below 0.05.
+_TANH_POLY = {"float32": (0.6, (-0.33333295583724976, 0.13331879675388336, -0.053780388087034225, 0.02078511007130146,
+                                -0.005883185192942619)),
+              "float64": (0.05, (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925))}
+
+
+class Elementwise:
+  """Tensor's elementwise ops (a mixin: see core)."""
+  __slots__ = ()
+
+  # ---------------------------------------------------------------- operands
+  def cast(self, dtype) -> "Tensor":
+    dt = to_dtype(dtype)
+    return self if dt == self.dtype else self._alu(Op.CAST, dtype=dt)
+
+  def _operands(self, op: str, other, reverse=False, dtype_fn=promote, wrap=True) -> tuple["Tensor", "Tensor"]:
+    """Both operands as tensors of one dtype and one (broadcast) shape. An integer scalar out of an integer dtype's
+    range wraps into it (`wrap`, as torch's arithmetic does) or is an error."""
+    if isinstance(other, TensorCore):
+      dt = dtype_fn(self.dtype, other.dtype)
+      if (self.ndim == 0) != (other.ndim == 0):   # a 0-d tensor only promotes to a higher kind, like a scalar
+        dim_t, zero_t = (other, self) if self.ndim == 0 else (self, other)
+        dt = zero_t.dtype if dtypes.kind_order(zero_t.dtype) > dtypes.kind_order(dim_t.dtype) else dim_t.dtype
+      shape = _broadcast_shape(op, self.shape, other.shape)
+      a, b = self.cast(dt)._broadcast_to(shape), other.cast(dt)._broadcast_to(shape)
+    elif _is_scalar(other):
+      dt = promote_scalar(self.dtype, other)
+      if dt.is_int and wrap:   # uint8 + 300 adds 44, as in torch
+        if not -2**63 <= other < 2**63:
+          raise _err(OverflowError, op, f"the integer {other} does not fit in int64", "use a smaller number")
+        other = dtypes.wrap_int(int(other), dt)
+      a, b = self.cast(dt), self._const(other, self.shape, dt, op)._on(self)
+    else:
+      raise _err(TypeError, op, f"unsupported operand type {type(other).__name__}; use a Tensor or a Python number")
+    return (b, a) if reverse else (a, b)
+
+  # ---------------------------------------------------------------- elementwise arithmetic
+  @_opmath
+  def add(self, other, reverse=False):
+    a, b = self._operands("add", other, reverse)
+    return a._alu(Op.OR if a.dtype.is_bool else Op.ADD, b)
+
+  @_opmath
+  def sub(self, other, reverse=False):
+    a, b = self._operands("sub", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "sub", "subtraction of bool tensors is not supported", "use logical_xor or cast to int")
+    return a._alu(Op.SUB, b)
+
+  @_opmath
+  def mul(self, other, reverse=False):
+    a, b = self._operands("mul", other, reverse)
+    return a._alu(Op.AND if a.dtype.is_bool else Op.MUL, b)
+
+  @_opmath
+  def div(self, other, rounding_mode=None):
+    """True division (integers become float32); rounding_mode 'floor' or 'trunc' as in torch.div."""
+    if rounding_mode not in (None, "floor", "trunc"):
+      raise _err(ValueError, "div", f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    if rounding_mode == "floor": return self.floor_divide(other)
+    if rounding_mode is None and not (self.dtype.is_float or isinstance(other, TensorCore) and other.dtype.is_float):
+      # float32 before the operands meet, so an integer scalar is not wrapped into the tensor's dtype (uint8 / -4)
+      self, other = self.float(), other.float() if isinstance(other, TensorCore) else other
+    a, b = self._operands("div", other)
+    if rounding_mode == "trunc": return a._alu(Op.IDIV, _nonzero("div", b)) if a.dtype.is_int else a._alu(Op.DIV, b).trunc()
+    return a._alu(Op.DIV, b)
+
+  @_opmath
+  def floor_divide(self, other, reverse=False):
+    a, b = self._operands("floor_divide", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "floor_divide", "not supported on bool tensors", "cast to int first")
+    if a.dtype.is_float: return a._floor_divide_float(b)
+    b = _nonzero("floor_divide", b)
+    q = a._alu(Op.IDIV, b)   # truncates: step down where the signs differ and it was not exact
+    fix = (a._alu(Op.MOD, b) != 0).logical_and((a < 0) != (b < 0))
+    return fix.where(q - 1, q)
+
+  def _floor_divide_float(self, other: "Tensor") -> "Tensor":
+    """PyTorch's float floor division: from fmod, so that a/b rounding up to an integer does not count (1 // 0.1 is
+    9, as in Python, not floor(10.0)); half types in float32, rounded once. Piecewise constant: no gradient."""
+    a, b = self.detach()._f32(), other.detach()._f32()
+    mod = a._alu(Op.MOD, b)
+    div = (a - mod) / b
+    div = ((mod != 0).logical_and((b < 0) != (mod < 0))).where(div - 1, div)
+    fl = div.floor()
+    fl = (div - fl > 0.5).where(fl + 1, fl)
+    q = a / b
+    return self._rounded((b == 0).where(q, (div == 0).where(q * 0, fl)))   # q * 0: a zero with the quotient's sign
+
+  def remainder(self, other, reverse=False):
+    """Python/torch modulo: the result has the sign of the divisor. From fmod, which is exact."""
+    a, b = self._operands("remainder", other, reverse)
+    r = a.fmod(b)
+    return ((r != 0).logical_and((r < 0) != (b < 0))).where(r + b, r)
+
+  def fmod(self, other):
+    """C's fmod, as torch.fmod: the result has the sign of the dividend."""
+    a, b = self._operands("fmod", other)
+    if a.dtype.is_bool: raise _err(TypeError, "fmod", "not supported on bool tensors", "cast to int first")
+    return a._alu(Op.MOD, _nonzero("remainder", b) if a.dtype.is_int else b)
+
+  def pow(self, other, reverse=False):
+    """torch.pow. Integer ** integer is exact (wrapping on overflow, as torch's integer math does); a float base or
+    exponent makes the result float (int_tensor ** 2.0 is float32). A Python number as the exponent takes PyTorch's
+    fast paths, which give its results exactly: x*x, x*x*x, sqrt, rsqrt, 1/x."""
+    if not reverse and _is_scalar(other) and not isinstance(other, (bool, np.bool_)):
+      x = self.cast(promote_scalar(self.dtype, other))
+      if x.dtype.is_int:
+        if other < 0:
+          raise _err(RuntimeError, "pow", f"Integers to negative integer powers are not allowed ({x.dtype.name} "
+                     f"tensor of shape {_shape_str(x.shape)} ** {other})", "cast the tensor to float first")
+        return x._ipow(int(other))
+      # torch's -2 fast path, 1 / (x*x), is not taken: built from primitives its gradient at 0 would be NaN
+      fast = {2: lambda: x * x, 3: lambda: x * x * x, 0.5: x.sqrt, -0.5: x.rsqrt, -1: x.reciprocal}
+      if other in fast: return fast[other]()
+    a, b = self._operands("pow", other, reverse)
+    if a.dtype.is_bool: raise _err(TypeError, "pow", "not supported on two bool tensors", "cast one to int or float")
+    return a._alu(Op.POW, b) if a.dtype.is_float else a._ipow_tensor(b)
+
+  def _ipow(self, e: int) -> "Tensor":
+    """self ** e for an integer tensor and a Python int e >= 0: square-and-multiply, unrolled."""
+    out, base = self._const(1, self.shape, self.dtype)._on(self), self
+    while e:
+      if e & 1: out = out * base
+      e >>= 1
+      if e: base = base * base
+    return out
+
+  def _ipow_tensor(self, e: "Tensor") -> "Tensor":
+    """self ** e for integer tensors, as torch's powi: square-and-multiply over every bit of e (a fixed loop of
+    selects); for e < 0, 1 ** e is 1, (-1) ** e is -1 or 1 and anything else gives 0."""
+    out, base = self._const(1, self.shape, self.dtype)._on(self), self
+    bits = 8 * self.dtype.itemsize - (self.dtype.kind == 'i')
+    for i in range(bits):
+      out = ((e & (1 << i)) != 0).where(out * base, out)
+      if i + 1 < bits: base = base * base
+    if self.dtype.kind == 'u': return out
+    negative_power = (self == 1).logical_or(self == -1).where(((e & 1) != 0).where(self, 1), 0)
+    return (e < 0).where(negative_power, out)
+
+  def __neg__(self):
+    if self.dtype.is_bool: raise _err(TypeError, "neg", "negation of a bool tensor is not supported", "use logical_not()")
+    return self._alu(Op.NEG)
+
+  __add__ = add
+  def __radd__(self, o): return self.add(o, True)
+  __sub__ = sub
+  def __rsub__(self, o): return self.sub(o, True)
+  __mul__ = mul
+  def __rmul__(self, o): return self.mul(o, True)
+  __truediv__ = div
+  def __rtruediv__(self, o): return self.reciprocal() * o   # as in torch: 2 / x is (1 / x) * 2
+  __floordiv__ = floor_divide
+  def __rfloordiv__(self, o): return self.floor_divide(o, True)
+  __mod__ = remainder
+  def __rmod__(self, o): return self.remainder(o, True)
+  __pow__ = pow
+  def __rpow__(self, o): return self.pow(o, True)
+  def __matmul__(self, o): return self.matmul(o)
+  def __rmatmul__(self, o):
+    return type(self)(o, device=self.device).matmul(self) if not isinstance(o, TensorCore) else o.matmul(self)
+
+
+  def __iadd__(self, o): return self._inplace("add_", self + o)
+  def __isub__(self, o): return self._inplace("sub_", self - o)
+  def __imul__(self, o): return self._inplace("mul_", self * o)
+  def __itruediv__(self, o): return self._inplace("div_", self / o)
+  def __ifloordiv__(self, o): return self._inplace("floor_divide_", self // o)
+  def __imod__(self, o): return self._inplace("remainder_", self % o)
+  def __ipow__(self, o): return self._inplace("pow_", self ** o)
+  def __iand__(self, o): return self._inplace("bitwise_and_", self & o)
+  def __ior__(self, o): return self._inplace("bitwise_or_", self | o)
+  def __ixor__(self, o): return self._inplace("bitwise_xor_", self ^ o)
+
+  # comparisons and logic
+  def _cmp(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
+    a, b = self._operands(op, other, reverse)
+    return a._new(prim, (a, b), bool_, a.shape)
+
+  def __lt__(self, o): return self._cmp("lt", Op.CMPLT, o)
+  def __gt__(self, o): return self._cmp("gt", Op.CMPLT, o, reverse=True)
+  def __le__(self, o): return (self < o).logical_or(self == o)
+  def __ge__(self, o): return (self > o).logical_or(self == o)
+  def __eq__(self, o): return self._cmp("eq", Op.CMPEQ, o)   # type: ignore[override]
+  def __ne__(self, o): return self._cmp("ne", Op.CMPNE, o)   # type: ignore[override]
+  __hash__ = object.__hash__
+  lt, gt, le, ge, eq, ne = __lt__, __gt__, __le__, __ge__, __eq__, __ne__
+
+  def _bitwise(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
+    a, b = self._operands(op, other, reverse)
+    if a.dtype.is_float:
+      raise _err(TypeError, op, f"bitwise ops need bool or integer tensors, got {a.dtype.name}", "compare first, or cast to int")
+    return a._alu(prim, b)
+
+  def __and__(self, o): return self._bitwise("bitwise_and", Op.AND, o)
+  def __or__(self, o): return self._bitwise("bitwise_or", Op.OR, o)
+  def __xor__(self, o): return self._bitwise("bitwise_xor", Op.XOR, o)
+  def __rand__(self, o): return self._bitwise("bitwise_and", Op.AND, o, True)
+  def __ror__(self, o): return self._bitwise("bitwise_or", Op.OR, o, True)
+  def __rxor__(self, o): return self._bitwise("bitwise_xor", Op.XOR, o, True)
+  def __invert__(self):
+    if self.dtype.is_float: raise _err(TypeError, "bitwise_not", f"needs a bool or integer tensor, got {self.dtype.name}")
+    if self.dtype.is_bool: return self._alu(Op.NOT)
+    return self._alu(Op.XOR, self._const(np.iinfo(self.dtype.np).max if self.dtype.kind == 'u' else -1, self.shape, self.dtype))
+  def logical_not(self): return self.cast(bool_)._alu(Op.NOT)
+  def _logical(self, op: str, prim: Op, other) -> "Tensor":
+    a, b = self.cast(bool_)._operands(op, other.cast(bool_) if isinstance(other, TensorCore) else bool(other))
+    return a._alu(prim, b)
+  def logical_and(self, o): return self._logical("logical_and", Op.AND, o)
+  def logical_or(self, o): return self._logical("logical_or", Op.OR, o)
+  def logical_xor(self, o): return self._logical("logical_xor", Op.XOR, o)
+
+  def where(self, x, y) -> "Tensor":
+    """`cond.where(x, y)`: x where self is true, else y (also `Tensor.where(cond, x, y)`)."""
+    cond = self
+    xs, ys = [v if isinstance(v, TensorCore) else None for v in (x, y)]
+    if xs is None and ys is None: dt = max((promote_scalar(bool_, v) for v in (x, y)), key=dtypes.kind_order)
+    elif xs is None: dt = promote_scalar(ys.dtype, x)
+    elif ys is None: dt = promote_scalar(xs.dtype, y)
+    else: dt = promote(xs.dtype, ys.dtype)
+    shape = _broadcast_shape("where", cond.shape, *(v.shape for v in (xs, ys) if v is not None))
+    def prep(v):
+      if isinstance(v, TensorCore): return v.cast(dt)._broadcast_to(shape)
+      return self._const(v, shape, dt, "where")._on(cond)
+    c = cond.cast(bool_)._broadcast_to(shape)
+    return c._new(Op.WHERE, (c, prep(x), prep(y)), dt, shape)
+
+  def masked_fill(self, mask: "Tensor", value) -> "Tensor":
+    if isinstance(mask, TensorCore) and not mask.dtype.is_bool:
+      raise _err(TypeError, "masked_fill", f"mask must be a bool tensor, got {mask.dtype.name}", "compare to build a mask")
+    if _broadcast_shape("masked_fill", self.shape, mask.shape) != self.shape:
+      raise _err(ShapeError, "masked_fill", f"mask shape {_shape_str(mask.shape)} does not broadcast to the input "
+                 f"shape {_shape_str(self.shape)}", "the mask may only have size-1 dims where the input is larger")
+    return mask.where(value, self).cast(self.dtype)
+
+  # The MAX primitive gives a tie's gradient to its first operand; each op below orders its operands (or averages
+  # both orders) to get PyTorch's gradient at ties: maximum splits it, clamp passes it to the input, relu drops it.
+  def maximum(self, other):
+    a, b = self._operands("maximum", other)
+    if a.dtype.is_bool: return a._alu(Op.OR, b)
+    return (a._alu(Op.MAX, b) + b._alu(Op.MAX, a)) * 0.5 if a.dtype.is_float else a._alu(Op.MAX, b)
+
+  def minimum(self, other):
+    a, b = self._operands("minimum", other)
+    if a.dtype.is_bool: return a._alu(Op.AND, b)
+    if a.dtype.is_float: return -((-a).maximum(-b))
+    return ~(~a)._alu(Op.MAX, ~b)   # ~x = -x-1 reverses the order and cannot overflow
+
+  def clamp(self, min=None, max=None):
+    if min is None and max is None: raise _err(ValueError, "clamp", "at least one of min and max must be given")
+    out = self
+    if min is not None:
+      a, b = out._operands("clamp", min, wrap=False)
+      out = a._alu(Op.MAX, b)
+    if max is not None:
+      a, b = out._operands("clamp", max, wrap=False)
+      out = -((-a)._alu(Op.MAX, -b)) if a.dtype.is_float else (a > b).where(b, a)
+    return out
+  clip = clamp
+
+  # ---------------------------------------------------------------- unary math
+  def _float(self) -> "Tensor": return self if self.dtype.is_float else self.cast(float32)
+  def exp(self): return self._float()._alu(Op.EXP)
+  def log(self): return self._float()._alu(Op.LOG)
+  def exp2(self): return (self._float() * math.log(2)).exp()
+  def log2(self): return self.log() * (1 / math.log(2))
+  def sqrt(self): return self._float()._alu(Op.SQRT)
+  def rsqrt(self): return self.sqrt().reciprocal()
+  def reciprocal(self): return self._float()._alu(Op.RECIP)
+  def sin(self): return self._float()._alu(Op.SIN)
+  def cos(self): return (math.pi / 2 - self._float()).sin()
+  def trunc(self): return self._alu(Op.TRUNC) if self.dtype.is_float else self
+  def floor(self):
+    if not self.dtype.is_float: return self
+    t = self.trunc()
+    return (self < t).where(t - 1, t)
+  def ceil(self):
+    if not self.dtype.is_float: return self
+    t = self.trunc()
+    return (self > t).where(t + 1, t)
+  def round(self):
+    """Round half to even, like torch.round."""
+    if not self.dtype.is_float: return self
+    f = self.floor()
+    diff = self - f
+    even = (f % 2) == 0
+    return (diff > 0.5).logical_or((diff == 0.5).logical_and(even.logical_not())).where(f + 1, f)
+  def abs(self):
+    if self.dtype.is_bool or self.dtype == dtypes.uint8: return self
+    out = self * self.sign()   # gradient sign(x): 0 at 0, as in torch
+    return out + 0.0 if self.dtype.is_float else out   # -0.0 * 0 is -0.0; abs(-0.0) is 0.0
+  def sign(self):
+    s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+    # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
+    return self._const(False, self.shape, bool_)._on(self).where(self, s) if self.requires_grad else s
+  def isnan(self): return self != self
+  def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
+  def _f32(self) -> "Tensor":
+    """Self in float32 if it is an integer or half tensor: activations compute there, as PyTorch's do."""
+    return self if self.dtype in (float32, dtypes.float64) else self.cast(float32)
+  def _rounded(self, out: "Tensor") -> "Tensor":
+    """`out`, computed from self._f32(), rounded once to self's dtype if that is a half type."""
+    return out.cast(self.dtype) if self.dtype in _HALF else out
+
+  # sigmoid and tanh from exp(-|x|), which never overflows: exact to a few float32 ulps over the whole range (see
+  # tests/test_numerics.py), with gradients that stay finite (no 0 * inf) for any input
+  def sigmoid(self):
+    x = self._f32()
+    neg = x < 0
+    z = neg.where(x, -x).exp()
+    return self._rounded(neg.where(z, 1.0) / (1 + z))
+  def tanh(self):
+    x = self._f32()
+    neg = x < 0
+    a = neg.where(-x, x)
+    w = (a * -2).exp()
+    big = (1 - w) / (1 + w)
+    # near 0, 1 - w cancels: an odd polynomial there, fed only small inputs so that its unused branch cannot make an
+    # inf * 0 gradient
+    cut, coefficients = _TANH_POLY[x.dtype.name]
+    small = a < cut
+    s = small.where(x, 0.0)
+    s2 = s * s
+    p = functools.reduce(lambda acc, c: c + s2 * acc, reversed(coefficients[:-1]), coefficients[-1])
+    return self._rounded(small.where(s + s * (s2 * p), neg.where(-big, big)))
+  def relu(self):
+    x, zero = self._operands("relu", 0)
+    return zero._alu(Op.MAX, x)   # zero first: at 0 the gradient goes to the constant, as torch's relu does
+  def silu(self):
+    x = self._f32()
+    return self._rounded(x * x.sigmoid())
+  def erf(self):
+    """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), composed from primitives."""
+    x = self._float()
+    t = (1 + 0.3275911 * x.abs()).reciprocal()
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    y = 1 - poly * (-(x * x)).exp()
+    return (x < 0).where(-y, y)
+  def gelu(self, approximate: str = "none"):
+    x = self._f32()
+    if approximate == "tanh":
+      return self._rounded(0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
+    if approximate != "none": raise _err(ValueError, "gelu", f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return self._rounded(0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
+  def square(self): return self * self
+
+  def float(self): return self.cast(float32)
+  def half(self): return self.cast(dtypes.float16)
+  def bfloat16(self): return self.cast(dtypes.bfloat16)
+  def int(self): return self.cast(dtypes.int32)
+  def long(self): return self.cast(int64)
+  def bool(self): return self.cast(bool_)
+  def to(self, *args, dtype=None, device=None):
+    """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch."""
+    for a in args:
+      if isinstance(a, TensorCore): device, dtype = a._device.name, a.dtype
+      elif isinstance(a, str) and is_device_name(a): device = a
+      else: dtype = a
+    out = self.cast(dtype) if dtype is not None else self
+    if device is not None and get_device(device) is not self._device:
+      out = type(self)(out._host("to"), dtype=out.dtype, device=device, requires_grad=out.requires_grad)
+    return out
+  def type(self, dtype): return self.cast(dtype)
+
+
+def _nonzero(op: str, divisor: "Tensor") -> "Tensor":
+  """An integer divisor, checked: division by zero raises (as in torch), at once for a constant, else when computed."""
+  if divisor.node.op is Op.CONST and divisor.node.arg == 0:
+    raise _err(DivisionByZero, op, "integer division by zero", "divide by a nonzero number, or in floating point")
+  return divisor._checked(divisor, divisor != 0, f"{op}: integer division by zero (divisor {{}})", "DivisionByZero")
+
+
+def _inplace_form(name: str):
+  def method(self, *args, **kwargs): return self._inplace(name + "_", getattr(self, name)(*args, **kwargs))
+  method.__name__, method.__doc__ = name + "_", f"In-place {name}: the result is written into this tensor."
+  return method
+
+
+for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "fmod", "clamp", "clip", "neg", "abs",
+              "exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
+              "masked_fill", "square", "sin", "cos", "logical_not"):
+  setattr(Elementwise, _name + "_", _inplace_form(_name))

@@ -1,0 +1,216 @@
+"""Movement ops: reshape, permute, expand, pad, shrink, flip, cat, stack, split... Most are views (windows on
+the base tensor's memory, written through by in-place updates); pad, flip, cat and a reshape that strides cannot
+express make new tensors, as in PyTorch."""
+from __future__ import annotations
+import math
+from typing import Sequence
+from ..dtypes import promote, bool_
+from ..helpers import prod, ShapeError
+from ..ir.view import view_of
+from ..ir.ops import Op
+from .args import _err, _shape_str, _norm_dim, _shape_arg
+
+_CAT_FANIN = 16   # inputs of one cat kernel
+
+
+class Movement:
+  """Tensor's movement ops (a mixin: see core)."""
+  __slots__ = ()
+
+  def _broadcast_to(self, shape) -> "Tensor":
+    if self.shape == tuple(shape): return self
+    pre = (1,) * (len(shape) - self.ndim) + self.shape
+    return self.reshape(pre).expand(shape)
+
+  def reshape(self, *shape) -> "Tensor":
+    shape = _shape_arg(shape)
+    if shape.count(-1) > 1: raise _err(ShapeError, "reshape", f"only one dimension can be -1, got {shape}")
+    if -1 in shape:
+      known = prod(s for s in shape if s != -1)
+      if known == 0 or self.numel() % known:
+        raise _err(ShapeError, "reshape", f"shape {_shape_str(shape)} is invalid for a tensor of shape "
+                   f"{_shape_str(self.shape)} ({self.numel()} elements)", "the sizes must multiply to the same count")
+      shape = tuple(self.numel() // known if s == -1 else s for s in shape)
+    if any(s < 0 for s in shape): raise _err(ShapeError, "reshape", f"negative size in shape {_shape_str(shape)}")
+    if prod(shape) != self.numel():
+      raise _err(ShapeError, "reshape", f"shape {_shape_str(shape)} ({prod(shape)} elements) is invalid for a tensor of "
+                 f"shape {_shape_str(self.shape)} ({self.numel()} elements)", "the sizes must multiply to the same count")
+    out = self._mov(Op.RESHAPE, shape, shape)
+    # as in torch, a reshape that strides cannot express is a copy, not a view
+    return out._root() if out is not self and len(view_of(out._base.shape, out._path).views) > 1 else out
+  view = reshape
+
+  def permute(self, *dims) -> "Tensor":
+    dims = tuple(_norm_dim("permute", d, self.ndim, self.shape) for d in _shape_arg(dims))
+    if sorted(dims) != list(range(self.ndim)):
+      raise _err(ShapeError, "permute", f"dims {dims} are not a permutation of the {self.ndim} dims of shape "
+                 f"{_shape_str(self.shape)}", f"name each dim in 0..{self.ndim - 1} once")
+    if dims == tuple(range(self.ndim)): return self
+    return self._mov(Op.PERMUTE, tuple(self.shape[d] for d in dims), dims)
+
+  def transpose(self, dim0=-2, dim1=-1) -> "Tensor":
+    order = list(range(self.ndim))
+    a, b = _norm_dim("transpose", dim0, self.ndim, self.shape), _norm_dim("transpose", dim1, self.ndim, self.shape)
+    order[a], order[b] = order[b], order[a]
+    return self.permute(order)
+
+  @property
+  def T(self) -> "Tensor": return self.permute(tuple(range(self.ndim))[::-1])
+  @property
+  def mT(self) -> "Tensor": return self.transpose(-2, -1)
+
+  def expand(self, *sizes) -> "Tensor":
+    sizes = _shape_arg(sizes)
+    if len(sizes) < self.ndim:
+      raise _err(ShapeError, "expand", f"the number of sizes ({len(sizes)}) must be at least the number of dims of "
+                 f"shape {_shape_str(self.shape)}")
+    pre = (1,) * (len(sizes) - self.ndim) + self.shape
+    new = tuple(p if s == -1 else s for s, p in zip(sizes, pre))
+    for d, (p, s) in enumerate(zip(pre, new)):
+      if p != s and p != 1:
+        raise _err(ShapeError, "expand", f"cannot expand shape {_shape_str(self.shape)} to {_shape_str(sizes)}: "
+                   f"dimension {d} has size {p}, not 1", "only size-1 dims can expand")
+    return self.reshape(pre)._mov(Op.EXPAND, new, new)
+  def expand_as(self, other): return self.expand(other.shape)
+
+  def squeeze(self, dim=None) -> "Tensor":
+    if dim is None: return self.reshape(tuple(s for s in self.shape if s != 1))
+    dims = {_norm_dim("squeeze", d, self.ndim, self.shape) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
+
+  def unsqueeze(self, dim) -> "Tensor":
+    d = _norm_dim("unsqueeze", dim, self.ndim + 1, self.shape)
+    return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+  def flatten(self, start_dim=0, end_dim=-1) -> "Tensor":
+    if self.ndim == 0: return self.reshape(1)
+    s, e = _norm_dim("flatten", start_dim, self.ndim, self.shape), _norm_dim("flatten", end_dim, self.ndim, self.shape)
+    return self.reshape(self.shape[:s] + (prod(self.shape[s:e + 1]),) + self.shape[e + 1:])
+
+  def unflatten(self, dim, sizes) -> "Tensor":
+    d = _norm_dim("unflatten", dim, self.ndim, self.shape)
+    return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
+  def _pad_shrink(self, arg) -> "Tensor":
+    """Per-dim (before, after): positive pads with zeros, negative crops."""
+    shrink = tuple((max(0, -b), s - max(0, -a)) for (b, a), s in zip(arg, self.shape))
+    out = self
+    if any(lo != 0 or hi != s for (lo, hi), s in zip(shrink, self.shape)):
+      out = out._mov(Op.SHRINK, tuple(hi - lo for lo, hi in shrink), shrink)
+    pad = tuple((max(0, b), max(0, a)) for b, a in arg)
+    if any(b or a for b, a in pad):
+      out = out._mov(Op.PAD, tuple(s + b + a for s, (b, a) in zip(out.shape, pad)), pad)
+    return out
+
+  def pad(self, pad: Sequence[int], value=0.0, mode: str = "constant") -> "Tensor":
+    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last dim."""
+    if mode != "constant": raise _err(ValueError, "pad", f"only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > self.ndim:
+      raise _err(ShapeError, "pad", f"pad {tuple(pad)} must have an even length of at most 2*ndim = {2 * self.ndim} "
+                 f"for shape {_shape_str(self.shape)}")
+    arg = [(0, 0)] * self.ndim
+    for i in range(len(pad) // 2): arg[self.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    for d, ((b, a), s) in enumerate(zip(arg, self.shape)):
+      if s + b + a < 0: raise _err(ShapeError, "pad", f"pad {tuple(pad)} leaves dimension {d} of shape {_shape_str(self.shape)} with negative size")
+    out = self._pad_shrink(arg)
+    if out is self: return self.clone()   # a new tensor, as in torch, never a view
+    if value != 0:
+      inside = self._const(True, self.shape, bool_)._on(self)._pad_shrink(arg)
+      return inside.where(out, value).cast(self.dtype)
+    return out._root()
+
+  def shrink(self, arg) -> "Tensor":
+    arg = tuple((0, s) if a is None else a for a, s in zip(arg, self.shape))
+    return self._pad_shrink([(-lo, hi - s) for (lo, hi), s in zip(arg, self.shape)])
+
+  def flip(self, dims) -> "Tensor":
+    """A new tensor (not a view) with the order of `dims` reversed."""
+    given = (dims,) if isinstance(dims, int) else tuple(dims)
+    dims = tuple(_norm_dim("flip", d, self.ndim, self.shape) for d in given)
+    if len(set(dims)) != len(dims):
+      raise _err(RuntimeError, "flip", f"dims {given} name a dimension of shape {_shape_str(self.shape)} twice",
+                 "list each dim once")
+    dims = tuple(sorted(d for d in dims if self.shape[d] > 1))
+    return self._mov(Op.FLIP, self.shape, dims)._root() if dims else self.clone()
+
+  def contiguous(self) -> "Tensor":
+    """Self if it is a tensor in memory already, else a copy in contiguous memory (a fusion boundary)."""
+    if self._base is None and self._node.op is Op.BUFFER: return self
+    return self._new(Op.CONTIGUOUS, (self,), self.dtype, self.shape)
+
+  def clone(self) -> "Tensor":
+    """A copy in new memory of its own, as torch.clone: gradients flow through it, nothing else shares it."""
+    return self._result(self._fresh(), (self,))
+
+  def repeat(self, *repeats) -> "Tensor":
+    repeats = _shape_arg(repeats)
+    if len(repeats) < self.ndim:
+      raise _err(ShapeError, "repeat", f"{len(repeats)} repeats for a tensor of shape {_shape_str(self.shape)}",
+                 f"give at least {self.ndim} repeat counts")
+    base = self.reshape((1,) * (len(repeats) - self.ndim) + self.shape)
+    inter = tuple(x for s in base.shape for x in (1, s))
+    exp = tuple(x for r, s in zip(repeats, base.shape) for x in (r, s))
+    return base.reshape(inter).expand(exp).reshape(tuple(r * s for r, s in zip(repeats, base.shape)))
+
+  @classmethod
+  def cat(cls, tensors: Sequence["Tensor"], dim: int = 0) -> "Tensor":
+    tensors = list(tensors)
+    if not tensors: raise _err(ValueError, "cat", "expected a non-empty list of tensors")
+    ref = tensors[0]
+    for i, t in enumerate(tensors):
+      if t.ndim == 0:
+        raise _err(ShapeError, "cat", f"zero-dimensional tensor (at position {i}) cannot be concatenated",
+                   "unsqueeze(0) it, or use stack")
+      ref._check_device("cat", t)
+    d = _norm_dim("cat", dim, ref.ndim, ref.shape)
+    for i, t in enumerate(tensors):
+      if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape)) if j != d):
+        bad = next((j for j in range(max(t.ndim, ref.ndim)) if j != d and (j >= t.ndim or j >= ref.ndim or t.shape[j] != ref.shape[j])), None)
+        raise _err(ShapeError, "cat", f"tensor 0 has shape {_shape_str(ref.shape)} but tensor {i} has shape "
+                   f"{_shape_str(t.shape)}: dimension {bad} differs", f"all sizes except dim {d} must match")
+    if len(tensors) > _CAT_FANIN:   # every element of one cat kernel tests every input: cat groups, then the groups
+      return cls.cat([cls.cat(tensors[i:i + _CAT_FANIN], d).contiguous()
+                      for i in range(0, len(tensors), _CAT_FANIN)], d)
+    dt = ref.dtype
+    for t in tensors[1:]: dt = promote(dt, t.dtype)
+    total, offset, parts = sum(t.shape[d] for t in tensors), 0, []
+    for t in tensors:
+      arg = [(0, 0)] * ref.ndim
+      arg[d] = (offset, total - offset - t.shape[d])
+      offset += t.shape[d]
+      parts.append((t.cast(dt)._pad_shrink(arg), cls._const(True, t.shape, bool_)._on(t)._pad_shrink(arg)))
+    out = parts[-1][0]
+    for p, inside in reversed(parts[:-1]): out = inside.where(p, out)   # a select, not a sum: -0.0 stays -0.0
+    return out._root()
+
+  @classmethod
+  def stack(cls, tensors: Sequence["Tensor"], dim: int = 0) -> "Tensor":
+    tensors = list(tensors)
+    if not tensors: raise _err(ValueError, "stack", "expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+      if t.shape != tensors[0].shape:
+        raise _err(ShapeError, "stack", f"tensor 0 has shape {_shape_str(tensors[0].shape)} but tensor {i} has shape "
+                   f"{_shape_str(t.shape)}", "stack needs tensors of one shape")
+    d = _norm_dim("stack", dim, tensors[0].ndim + 1, tensors[0].shape)
+    return cls.cat([t.unsqueeze(d) for t in tensors], d)
+
+  def split(self, split_size_or_sections, dim: int = 0) -> tuple["Tensor", ...]:
+    d = _norm_dim("split", dim, self.ndim, self.shape)
+    n = self.shape[d]
+    if isinstance(split_size_or_sections, int):
+      if split_size_or_sections <= 0: raise _err(ValueError, "split", f"split size must be positive, got {split_size_or_sections}")
+      sizes = [min(split_size_or_sections, n - i) for i in range(0, n, split_size_or_sections)] or [0]
+    else:
+      sizes = list(split_size_or_sections)
+      if sum(sizes) != n:
+        raise _err(ShapeError, "split", f"sections {sizes} sum to {sum(sizes)} but dimension {d} of shape "
+                   f"{_shape_str(self.shape)} has size {n}", "the sections must add up to the dimension's size")
+    out, start = [], 0
+    for s in sizes:
+      out.append(self.shrink(tuple((start, start + s) if i == d else None for i in range(self.ndim))))
+      start += s
+    return tuple(out)
+
+  def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
+    d = _norm_dim("chunk", dim, self.ndim, self.shape)
+    return self.split(max(1, math.ceil(self.shape[d] / chunks)), d)

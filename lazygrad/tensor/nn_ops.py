@@ -1,0 +1,83 @@
+"""Linear algebra and neural-network helpers: matmul, linear, tril/triu, cross_entropy."""
+from __future__ import annotations
+from .. import dtypes
+from ..dtypes import promote, float32
+from ..helpers import ShapeError
+from .args import _err, _shape_str, _broadcast_shape
+from .core import TensorCore
+
+
+class NNOps:
+  """Tensor's linear algebra and nn helpers (a mixin: see core)."""
+  __slots__ = ()
+
+  def matmul(self, other: "Tensor") -> "Tensor":
+    """torch.matmul: 1-D, 2-D, batched and broadcast. Lowered to a DOT by the compiler."""
+    a, b = self, other
+    if not isinstance(b, TensorCore): b = type(self)(b, device=self.device)
+    if a.ndim == 0 or b.ndim == 0:
+      raise _err(ShapeError, "matmul", f"both arguments need at least 1 dimension, got shapes {_shape_str(a.shape)} and "
+                 f"{_shape_str(b.shape)}", "use * for scalars")
+    a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+    b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+      raise _err(ShapeError, "matmul", f"shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} cannot be multiplied: "
+                 f"inner dimensions {a2.shape[-1]} (dim -1 of the first) and {b2.shape[-2]} (dim "
+                 f"{-2 if b.ndim > 1 else -1} of the second) differ", "transpose or reshape so the inner sizes match")
+    if a.ndim > 2 and b.ndim == 2:   # a stack of rows times one matrix is one 2-d product (one contraction in backward)
+      return a.reshape(-1, a.shape[-1]).matmul(b).reshape(a.shape[:-1] + (b.shape[-1],))
+    batch = _broadcast_shape("matmul", a2.shape[:-2], b2.shape[:-2])
+    dt = promote(a.dtype, b.dtype)
+    acc = float32 if dt in (dtypes.float16, dtypes.bfloat16) else dt
+    m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
+    x = a2.cast(acc)._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))
+    y = b2.cast(acc)._broadcast_to(batch + (k, n)).transpose(-1, -2).reshape(batch + (1, n, k))
+    out = (x * y).sum(-1).cast(dt)
+    if a.ndim == 1: out = out.squeeze(-2)
+    if b.ndim == 1: out = out.squeeze(-1)
+    return out
+  dot = matmul
+
+  def linear(self, weight: "Tensor", bias: "Tensor | None" = None) -> "Tensor":
+    out = self.matmul(weight.T)
+    return out if bias is None else out + bias
+
+  def _tri(self, diagonal: int, lower: bool) -> "Tensor":
+    if self.ndim < 2: raise _err(ShapeError, "tril" if lower else "triu", f"needs at least 2 dims, got shape {_shape_str(self.shape)}")
+    r, c = self.shape[-2:]
+    rows = self.arange(r, device=self.device).reshape(r, 1)
+    cols = self.arange(c, device=self.device).reshape(1, c)
+    keep = (cols <= rows + diagonal) if lower else (cols >= rows + diagonal)
+    return keep.where(self, self._const(0, (), self.dtype)._on(self)).cast(self.dtype)
+
+  def tril(self, diagonal: int = 0): return self._tri(diagonal, True)
+  def triu(self, diagonal: int = 0): return self._tri(diagonal, False)
+
+  def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
+                    label_smoothing: float = 0.0) -> "Tensor":
+    """torch.nn.functional.cross_entropy with class-index targets; classes on dim 1 (or dim 0 for 1-D input)."""
+    if weight is not None: raise _err(NotImplementedError, "cross_entropy", "class weights are not supported yet")
+    if reduction not in ("mean", "sum", "none"):
+      raise _err(ValueError, "cross_entropy", f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    logits = self if self.ndim != 1 else self.unsqueeze(0)
+    tgt = target if self.ndim != 1 else target.reshape(1)
+    if not tgt.dtype.is_int: raise _err(TypeError, "cross_entropy", f"target must hold class indices (an integer tensor), got {tgt.dtype.name}")
+    expect = (logits.shape[0],) + logits.shape[2:]
+    if tgt.shape != expect:
+      raise _err(ShapeError, "cross_entropy", f"input shape {_shape_str(self.shape)} needs target shape "
+                 f"{_shape_str(expect)}, got {_shape_str(target.shape)}")
+    c = logits.shape[1]
+    tgt = tgt._checked(tgt, ((tgt >= 0).logical_and(tgt < c)).logical_or(tgt == ignore_index),
+                       f"cross_entropy: target {{}} is out of bounds for {c} classes")
+    logp = logits.log_softmax(1)
+    logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))           # classes last
+    hit = tgt.unsqueeze(-1) == self.arange(c, device=self.device)
+    nll = -hit.where(logp, 0.0).sum(-1)
+    if label_smoothing:
+      nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+    valid = tgt != ignore_index
+    nll = valid.where(nll, 0.0)
+    if self.ndim == 1: nll = nll.reshape(())
+    if reduction == "none": return nll
+    if reduction == "sum": return nll.sum()
+    return nll.sum() / valid.cast(float32).sum()
