@@ -96,6 +96,9 @@ def test_inplace_operators_update_the_tensor_and_its_aliases():
   np.testing.assert_array_equal(d.numpy(), [20, 30])   # detach shares memory, as in torch
   d.sub_(5)
   np.testing.assert_array_equal(a.numpy(), [15, 25])
+  d.neg_()
+  np.testing.assert_array_equal(a.numpy(), [-15, -25])
+  np.testing.assert_array_equal(a.neg().numpy(), [15, 25])
   i = Tensor([1, 2])
   with pytest.raises(TypeError, match="can't be cast"): i += 0.5
   with pytest.raises(lazygrad.ShapeError): a += Tensor([[1.0], [2.0]])

@@ -169,9 +169,10 @@ class Elementwise:
     negative_power = (self == 1).logical_or(self == -1).where(((e & 1) != 0).where(self, 1), 0)
     return (e < 0).where(negative_power, out)
 
-  def __neg__(self):
+  def neg(self):
     if self.dtype.is_bool: raise _err(TypeError, "neg", "negation of a bool tensor is not supported", "use logical_not()")
     return self._alu(Op.NEG)
+  __neg__ = negative = neg
 
   __add__ = add
   def __radd__(self, o): return self.add(o, True)
