@@ -280,3 +280,16 @@ def test_cut_reasons_are_recorded():
   out = (a - s.reshape(8, 1)).exp() + s.reshape(1, 8)
   items = get_schedule([out.node], get_device())
   assert [r for it in items for r in it.reasons] == ["a reduction used in another iteration space", "target"]
+
+
+def test_elementwise_work_joins_row_reductions_but_not_column_sums():
+  """A merged kernel runs on the reduction's programs, a few rows each: fine for many rows (softmax, layernorm),
+  but a column sum has few outputs, so a large elementwise output stays a kernel of its own."""
+  a, b = Tensor(randn(4096, 32)), Tensor(randn(4096, 32))
+  prod_, rows = a * b, (a * b).sum(1)
+  assert kernels_for(prod_, rows) == 1
+  c, d = Tensor(randn(4096, 32)), Tensor(randn(4096, 32))
+  prod2, cols = c * d, (c * d).sum(0)
+  assert kernels_for(prod2, cols) == 2
+  np.testing.assert_allclose(cols.numpy(), (c.numpy() * d.numpy()).sum(0), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(rows.numpy(), (a.numpy() * b.numpy()).sum(1), rtol=1e-4, atol=1e-4)

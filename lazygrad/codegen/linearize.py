@@ -5,7 +5,10 @@ blocks, its index decomposed per axis). Reduce axes are either one whole tile, o
 level of reductions (reductions that need no other reduction first share the first loop, a reduction of a value
 that needs them the next, as the row sum of exp(x - max) needs the row max), each with its accumulators, and a last
 loop for the outputs that vary along the reduce axes (softmax's probabilities). A sum of a product whose operands
-vary along different output axes becomes a DOT."""
+vary along different output axes becomes a DOT.
+
+Input: a verified `Kernel` and a `Tiling` (block sizes per axis; `choose_tiling` gives a device's default). Output: a
+`Program` (uops and the launch grid), checked by `Program.verify` under LAZYGRAD_VERIFY."""
 from __future__ import annotations
 from dataclasses import dataclass
 import functools, math

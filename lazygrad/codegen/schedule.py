@@ -14,6 +14,7 @@ a parameter and its moments), and siblings that read the same input (the column 
 read used as values. Contract (checked by `Kernel.verify`): each kernel reads only realized nodes and outputs of
 kernels before it; an in-place output reads its own memory only at the element it writes."""
 from __future__ import annotations
+import functools
 from dataclasses import dataclass, field
 from ..dtypes import bool_, float32
 from ..helpers import prod, fmt_loc
@@ -117,6 +118,14 @@ class _KernelBuilder:
       bases.append(s)
     return bases
 
+  @functools.cached_property
+  def load_views(self) -> dict[int, set]:
+    """(view, gather) of each load, by input slot."""
+    out: dict[int, set] = {slot: set() for slot, _ in self.inputs.values()}
+    for k in self.ast[0].walk():
+      if k.op is K.LOAD: out[k.arg[0]].add((k.arg[1], k.arg[2]))
+    return out
+
   @property
   def contraction(self) -> bool: return any(self._contraction_operands(r) is not None for r in self.fused)
 
@@ -153,8 +162,11 @@ class _KernelBuilder:
     st = view_of(r.shape, path)
     ok = r.srcs[0].shape == self.full and (self.axes is None or r.arg == self.axes)
     if ok and region == "O": ok = st == ShapeTracker.from_shape(r.shape)
-    elif ok:   # broadcast back over the reduced axes
+    elif ok:   # broadcast back over the reduced axes: the elementwise work around it runs on its programs
       ok = st == ShapeTracker.from_shape(r.shape).expand(self.full)
+      if ok and not spreads(self.full, r.arg):
+        self.unfusable[r] = "a reduction with too few rows to carry elementwise work"
+        return False
     if ok: self.axes = r.arg; self.fused.add(r)
     else: self.unfusable[r] = "a reduction used in another iteration space"
     return ok
@@ -264,16 +276,39 @@ class Group:
   roots: list[LazyNode]
   reasons: list[str]
   builders: list[_KernelBuilder]
+  _loads: dict | None = None
+  _buffers: set | None = None
 
   @property
   def full(self) -> tuple: return self.builders[0].full
   @property
   def axes(self): return next((b.axes for b in self.builders if b.axes is not None), None)
+  @functools.cached_property
+  def load_views(self) -> dict[int, set]:
+    """(view, gather) of each load, by input slot."""
+    out: dict[int, set] = {slot: set() for slot, _ in self.inputs.values()}
+    for k in self.ast[0].walk():
+      if k.op is K.LOAD: out[k.arg[0]].add((k.arg[1], k.arg[2]))
+    return out
+
   @property
   def contraction(self) -> bool: return any(b.contraction for b in self.builders)
 
   def loads(self) -> dict[int, LazyNode]:
-    return {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
+    if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
+    return self._loads
+
+  def buffers(self) -> set[int]:
+    """The memory it writes and reads (by buffer key)."""
+    if self._buffers is None:
+      self._buffers = {id(n) for n in self.roots} | {_buffer_key(n) for n in self.loads().values()}
+    return self._buffers
+
+  def absorb(self, other: "Group"):
+    """Take in `other`'s outputs, which come first (a producer's before its consumer's)."""
+    self.roots, self.reasons, self.builders = other.roots + self.roots, other.reasons + self.reasons, \
+      other.builders + self.builders
+    self._loads = self._buffers = None
 
   def __str__(self):
     outs = ", ".join(f"{n.op.name.lower()} {n.dtype.name}{list(n.shape)} ({why})" for n, why in zip(self.roots, self.reasons))
@@ -339,11 +374,12 @@ class _GroupGraph:
         if id(n) in owner and owner[id(n)] != i: self.succ[owner[id(n)]].add(i)
         readers.setdefault(id(n), set()).add(i)
         if n.realized: readers.setdefault(id(n.buffer), set()).add(i)
-    for i, g in self.groups.items():   # an in-place update runs after every reader of the memory it overwrites
+    for i, g in self.groups.items():
       for n in g.roots:
-        if n.op is Op.ASSIGN:
+        if n.op is Op.ASSIGN:   # after every reader of the memory it overwrites, and after its target is written
           for r in (readers.get(id(n.srcs[0]), set()) | readers.get(id(written_buffer(n)), set())) - {i}:
             self.succ[r].add(i)
+          if owner.get(id(n.srcs[0]), i) != i: self.succ[owner[id(n.srcs[0])]].add(i)
     self.pred: dict[int, set[int]] = {i: set() for i in self.groups}
     for i, ss in self.succ.items():
       for j in ss: self.pred[j].add(i)
@@ -361,8 +397,7 @@ class _GroupGraph:
 
   def merge(self, a: int, b: int):
     """Fold group a into group b."""
-    ga, gb = self.groups.pop(a), self.groups[b]
-    gb.roots, gb.reasons, gb.builders = ga.roots + gb.roots, ga.reasons + gb.reasons, ga.builders + gb.builders
+    self.groups[b].absorb(self.groups.pop(a))
     for s in self.succ.pop(a):
       self.pred[s].discard(a)
       if s != b: self.succ[b].add(s); self.pred[s].add(b)
@@ -388,9 +423,26 @@ class _GroupGraph:
     return out
 
 
+MIN_ROWS = 2048   # output rows a reduction needs to take in elementwise work: a few rows per program, 512+ programs
+
+
+def spreads(full: tuple, axes: tuple) -> bool:
+  """May elementwise work over `full` run inside a reduction over `axes`? It then runs on the reduction's programs:
+  fine for many rows reduced along the innermost axes (softmax, layernorm), a few rows per program; but a reduction
+  down columns (a bias gradient: 3072 sums over 16384 rows) or into a few totals has few programs, each walking a
+  long way, and would put a large computation on them. Small spaces keep no GPU busy either way."""
+  if prod(full) <= 1 << 16: return True
+  kept = [i for i, s in enumerate(full) if s != 1]
+  reduced = [i for i in kept if i in axes]
+  innermost = reduced == kept[len(kept) - len(reduced):]
+  return innermost and prod(s for i, s in enumerate(full) if i not in axes) >= MIN_ROWS
+
+
 def _same_space(a: Group, b: Group) -> bool:
-  return a.full == b.full and (a.axes is None or b.axes is None or a.axes == b.axes) and \
-    not a.contraction and not b.contraction
+  if a.full != b.full or a.contraction or b.contraction: return False
+  if a.axes is None and b.axes is None: return True
+  if a.axes is None or b.axes is None: return spreads(a.full, a.axes or b.axes)
+  return a.axes == b.axes
 
 
 def _substitutable(producer: Group, consumer: Group) -> bool:
@@ -399,23 +451,25 @@ def _substitutable(producer: Group, consumer: Group) -> bool:
   stores = {id(n): b.ast[1] for n, b in zip(producer.roots, producer.builders)}
   full = consumer.full
   for b in consumer.builders:
-    slots = {slot: stores[i] for i, (slot, _) in b.inputs.items() if i in stores}
-    for k in b.ast[0].walk():
-      if k.op is K.LOAD and k.arg[0] in slots:
-        st, store = k.arg[1], slots[k.arg[0]]
-        if k.arg[2] is not None or not (st == store or (st.shape == full and st == store.expand(full))): return False
+    for i, (slot, _) in b.inputs.items():
+      if (store := stores.get(i)) is None: continue
+      for st, gather in b.load_views[slot]:
+        if gather is not None or not (st == store or (st.shape == full and st == store.expand(full))): return False
   return True
 
 
 def _in_place_safe(groups: list[Group]) -> bool:
-  """In one kernel an in-place update may read the memory it writes only at the element it writes."""
+  """In one kernel an in-place update may read the memory it writes only at the element it writes, and its target
+  is not another output (two stores to one address, in no defined order)."""
+  if not any(n.op is Op.ASSIGN for g in groups for n in g.roots): return True
+  roots = {id(n) for g in groups for n in g.roots}
+  if any(n.op is Op.ASSIGN and id(n.srcs[0]) in roots for g in groups for n in g.roots): return False
   written = {_buffer_key(n): b.ast[1] for g in groups for n, b in zip(g.roots, g.builders) if n.op is Op.ASSIGN}
-  if not written: return True
   for g in groups:
     for b in g.builders:
-      slots = {slot: written[_buffer_key(n)] for slot, n in b.inputs.values() if _buffer_key(n) in written}
-      if any(k.op is K.LOAD and k.arg[0] in slots and k.arg[1] != slots[k.arg[0]] for k in b.ast[0].walk()):
-        return False
+      for slot, n in b.inputs.values():
+        if (store := written.get(_buffer_key(n))) is not None and any(st != store for st, _ in b.load_views[slot]):
+          return False
   return True
 
 
@@ -423,19 +477,21 @@ def _merged(groups: list[Group]) -> list[Group]:
   """Merge groups that share an iteration space: producer into consumer, then siblings reading the same input."""
   graph = _GroupGraph(groups)
   for c in sorted(graph.groups):
-    merged = True
+    merged, refused = True, set()
     while merged:   # a merge brings the producer's producers in reach
       merged = False
-      for p in sorted(graph.pred[c], reverse=True):
+      for p in sorted(graph.pred[c] - refused, reverse=True):
+        refused.add(p)
         gp, gc = graph.groups[p], graph.groups[c]
-        if _same_space(gp, gc) and any(id(n) in gc.loads() for n in gp.roots) and _substitutable(gp, gc) and \
-           _in_place_safe([gp, gc]) and not graph.reaches(p, c, True):
+        if _same_space(gp, gc) and any(id(n) in gc.loads() for n in gp.roots) and _small_enough(gp, gc) and \
+           _substitutable(gp, gc) and _in_place_safe([gp, gc]) and not graph.reaches(p, c, True):
           graph.merge(p, c)
           merged = True
           break
   readers: dict[int, list[int]] = {}
-  for i, g in graph.groups.items():
-    for n in g.loads().values(): readers.setdefault(_buffer_key(n), []).append(i)
+  for i, g in graph.groups.items():   # an input worth sharing is streamed, not a broadcast scalar or row statistic
+    for n in g.loads().values():
+      if 2 * prod(n.shape) >= prod(g.full): readers.setdefault(_buffer_key(n), []).append(i)
   for ids in readers.values():
     head = None
     for b in dict.fromkeys(ids):
@@ -449,8 +505,19 @@ def _siblings(graph: _GroupGraph, a: int, b: int) -> bool:
   """May two groups reading the same input become one kernel? Both reduce the same axes (or neither does), and
   neither needs the other."""
   ga, gb = graph.groups[a], graph.groups[b]
-  return (ga.axes is None) == (gb.axes is None) and _same_space(ga, gb) and _in_place_safe([ga, gb]) and \
-    not graph.reaches(a, b, False) and not graph.reaches(b, a, False)
+  return (ga.axes is None) == (gb.axes is None) and _same_space(ga, gb) and _small_enough(ga, gb) and \
+    _in_place_safe([ga, gb]) and not graph.reaches(a, b, False) and not graph.reaches(b, a, False)
+
+
+MAX_BUFFERS, MAX_OUTPUTS = 12, 8
+
+
+def _small_enough(a: Group, b: Group) -> bool:
+  """Each buffer of a kernel is a tile in flight (registers) and an argument: a merge may bring together up to
+  MAX_BUFFERS, or add at most two to what the larger group reads already; and store at most MAX_OUTPUTS."""
+  if len(a.roots) + len(b.roots) > MAX_OUTPUTS: return False
+  na, nb = len(a.buffers()), len(b.buffers())
+  return len(a.buffers() | b.buffers()) <= max(MAX_BUFFERS, na + 2, nb + 2)
 
 
 def build_kernel(group: Group) -> ScheduleItem:

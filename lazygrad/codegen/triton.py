@@ -1,6 +1,10 @@
 """Render block uops as the source of one `@triton.jit` function: one line per uop, each with a comment naming the
 graph op and the user line it computes. The source is readable on its own and is also the cache key of the
-compiled kernel."""
+compiled kernel.
+
+Input: a verified `Program`. Output: Python source defining the kernel and GRID, NUM_WARPS, NUM_STAGES. Contract:
+every uop becomes `tl.*` code with the semantics `ir/alu.py` gives it (the numpy reference), so check mode can
+compare the two."""
 from __future__ import annotations
 import math
 import numpy as np

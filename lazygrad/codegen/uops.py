@@ -1,7 +1,8 @@
 """Block-level uops: a flat SSA list where every value is a tile (an n-d block) or a scalar.
 
 Each uop maps one-to-one onto a `tl.*` call and onto a numpy call. A tile's rank is the kernel's number of axes;
-axes a value does not vary along have size 1 and broadcast."""
+axes a value does not vary along have size 1 and broadcast. Contract (`Program.verify`): SSA order, loops nest,
+accumulators are updated in place, memory is reached only through parameters, ALU tiles broadcast."""
 from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum, auto

@@ -1,4 +1,8 @@
-"""Lazy graph nodes: immutable and hash-consed, so equal subgraphs are one object."""
+"""Lazy graph nodes: immutable and hash-consed, so equal subgraphs are one object.
+
+Stage 1 of the pipeline. Input: Tensor ops (built through `ir/build.py`). Output: a DAG of `LazyNode`s over the
+primitives of `ir/ops.py`, each with the user's file:line. Contract (`verify`): every node's shape and dtype are
+what its op and sources make them; sources of a realized node are not read."""
 from __future__ import annotations
 import weakref, itertools
 from typing import Any

@@ -1,4 +1,9 @@
-"""The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report."""
+"""The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report.
+
+Input: the lazy nodes to realize. Output: each of them backed by a buffer at its current version. It owns the
+order of the stages: `get_schedule` (partition and build kernels, verified under LAZYGRAD_VERIFY), `compile_kernel`
+(the one way from a kernel AST to a device program: tiling and precision explicit and in the cache key), and
+`run_schedule` (allocation of outputs, launch, check mode, DEBUG reports)."""
 from __future__ import annotations
 import contextlib, threading, time
 from dataclasses import dataclass
