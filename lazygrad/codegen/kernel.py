@@ -11,14 +11,14 @@ on the reduce axes writes a per-row value after the reductions; one that spans t
 a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)). Buffers are numbered:
 0..n_out-1 are written (store i writes slot i), the rest read."""
 from __future__ import annotations
-import weakref
 from dataclasses import dataclass
 from enum import Enum, auto
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 from ..dtypes import DType
 from ..helpers import exact, InvalidIR
 from ..ir.ops import Op, REDUCE
+from ..ir.graph import ConsTable, toposort
 from ..ir.symbolic import Lin, Var
 from ..ir.view import ShapeTracker
 
@@ -28,33 +28,49 @@ class K(Enum):
   def __repr__(self): return self.name
 
 
+class Gather(NamedTuple):
+  """A gather's load: the address moves by `index * stride`; an index outside [0, rows) reads nothing."""
+  stride: int
+  rows: int
+
+
+class Access(NamedTuple):
+  """Where a LOAD reads or a STORE writes: a buffer slot, seen through a view of the iteration space."""
+  slot: int
+  view: ShapeTracker
+  gather: Gather | None = None
+
+
+class Contraction(NamedTuple):
+  """A DOT's axes: the rows of its result, its columns, and the axis summed."""
+  m: int
+  n: int
+  k: int
+
+
 class KNode:
-  """An AST node. Hash-consed: equal nodes are one object, so equality and hashing are by identity and never
-  recurse (an AST may be a 100,000-deep chain)."""
+  """An AST node. Hash-consed (see ir/graph.py): equal nodes are one object."""
   __slots__ = ("op", "dtype", "srcs", "arg", "locs", "__weakref__")
-  _cache: "weakref.WeakValueDictionary[tuple, KNode]" = weakref.WeakValueDictionary()
+  _table = ConsTable()
 
   def __new__(cls, op: Op | K, dtype: DType, srcs: tuple = (), arg: Any = None, locs: tuple = ()):
     key = (op, dtype, tuple(id(s) for s in srcs), exact(arg))
-    if (hit := cls._cache.get(key)) is not None: return hit
+    if (hit := cls._table.get(key)) is not None: return hit
     self = super().__new__(cls)
     self.op, self.dtype, self.srcs, self.arg, self.locs = op, dtype, tuple(srcs), arg, locs
-    cls._cache[key] = self
+    cls._table.add(key, self)
     return self
 
   def __repr__(self): return f"KNode({self.op.name}, {self.dtype.name}, arg={self.arg})"
 
-  def walk(self):
-    """Nodes below and including self, sources first, each once (iterative)."""
-    order, seen, stack = [], set(), [(self, False)]
-    while stack:
-      n, done = stack.pop()
-      if done: order.append(n); continue
-      if n in seen: continue
-      seen.add(n)
-      stack.append((n, True))
-      stack.extend((s, False) for s in reversed(n.srcs))
-    return order
+  @property
+  def view(self) -> ShapeTracker:
+    """The view of the iteration space a LOAD, STORE, VALID or INDEX goes through."""
+    return self.arg.view if self.op in (K.LOAD, K.STORE) else self.arg
+
+  def walk(self) -> list["KNode"]:
+    """Nodes below and including self, sources first, each once."""
+    return toposort([self])
 
 
 @dataclass(frozen=True)
@@ -74,12 +90,7 @@ class Kernel:
   scalars: tuple = ()     # dtype of each scalar argument
 
   @cached_property
-  def nodes(self) -> list[KNode]:
-    seen, out = set(), []
-    for s in self.stores:
-      for n in s.walk():
-        if n not in seen: seen.add(n); out.append(n)
-    return out
+  def nodes(self) -> list[KNode]: return toposort(self.stores)
 
   @property
   def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE or n.op is K.DOT]
@@ -94,8 +105,10 @@ class Kernel:
     for i, n in enumerate(self.nodes):
       names[n] = f"%{i}"
       srcs = " ".join(names[s] for s in n.srcs)
-      if n.op is K.LOAD and n.arg[2]: arg = f"b{n.arg[0]} {n.arg[1]} + index*{n.arg[2][0]} (rows {n.arg[2][1]})"
-      elif n.op in (K.LOAD, K.STORE): arg = f"b{n.arg[0]} {n.arg[1]}"
+      if n.op is K.LOAD and n.arg.gather:
+        arg = f"b{n.arg.slot} {n.arg.view} + index*{n.arg.gather.stride} (rows {n.arg.gather.rows})"
+      elif n.op in (K.LOAD, K.STORE): arg = f"b{n.arg.slot} {n.arg.view}"
+      elif n.op is K.DOT: arg = str(tuple(n.arg))
       elif n.op is K.CONST: arg = repr(n.arg)
       elif n.op is K.SCALAR: arg = f"s{n.arg}"
       elif n.op is Op.CAST: arg = ""
@@ -108,16 +121,16 @@ class Kernel:
   def verify(self):
     """Check the kernel AST's contract; raises InvalidIR naming the kernel and the node."""
     def fail(msg): raise InvalidIR(f"kernel {self.name}: {msg}\n{self.text}")
-    if len(self.stores) != self.n_out or sorted(s.arg[0] for s in self.stores) != list(range(self.n_out)):
+    if len(self.stores) != self.n_out or [s.arg.slot for s in self.stores] != list(range(self.n_out)):
       fail("its stores are not the buffer slots 0..n_out-1, one each")
     rank, reduce_axes = len(self.shape), tuple(range(len(self.shape) - self.n_reduce, len(self.shape)))
     for n in self.nodes:
       if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX):
-        st = n.arg if n.op in (K.VALID, K.INDEX) else n.arg[1]
+        st = n.view
         if len(st.shape) != rank or any(a != b and a != 1 for a, b in zip(st.shape, self.shape)):
           fail(f"{n} is seen through shape {st.shape}, not the iteration space {self.shape}")
-      if n.op is K.LOAD and not (self.n_out <= n.arg[0] < len(self.bufs) and self.bufs[n.arg[0]].dtype == n.dtype):
-        fail(f"{n} reads slot {n.arg[0]}, which is no input of its dtype")
+      if n.op is K.LOAD and not (self.n_out <= n.arg.slot < len(self.bufs) and self.bufs[n.arg.slot].dtype == n.dtype):
+        fail(f"{n} reads slot {n.arg.slot}, which is no input of its dtype")
       if n.op is K.SCALAR and not (n.arg < len(self.scalars) and self.scalars[n.arg] == n.dtype):
         fail(f"{n} is no scalar argument of its dtype")
       if n.op in REDUCE and tuple(n.arg) != reduce_axes: fail(f"{n} reduces {n.arg}, not the reduce axes {reduce_axes}")
@@ -136,13 +149,13 @@ def axes_of(node: KNode) -> set[int] | None:
   for n in node.walk():
     if n.op in REDUCE or n.op is K.DOT: return None
     if n.op in (K.LOAD, K.VALID, K.INDEX):
-      st: ShapeTracker = n.arg if n.op is not K.LOAD else n.arg[1]   # a gather's index is walked as a source
+      st = n.view   # a gather's index is walked as a source
       idx, conds = st.index(axis_vars(st.shape))
       out |= {v.axis for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
   return out
 
 
-def contraction_axes(operands, shape: tuple, n_reduce: int) -> tuple | None:
+def contraction_axes(operands, shape: tuple, n_reduce: int) -> Contraction | None:
   """(m, n, k) when summing the product of `operands` over the last axis of `shape` is a matrix product laid out
   (batch.., m, k) @ (batch.., k, n): one reduce axis, the first operand alone varies along m, the second alone
   along n, both along k and any batch axes, which come before m and n; else None."""
@@ -156,4 +169,4 @@ def contraction_axes(operands, shape: tuple, n_reduce: int) -> tuple | None:
   m, n = ma.pop(), nb.pop()
   batch = (da & db) - {kk}
   if any(x > min(m, n) for x in batch) or set(range(kk)) != batch | {m, n}: return None
-  return m, n, kk
+  return Contraction(m, n, kk)

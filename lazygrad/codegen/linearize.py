@@ -19,6 +19,7 @@ from ..ir.alu import exec_alu
 from ..ir.ops import Op, REDUCE
 from ..ir.symbolic import Lin, Var, Div, Cond
 from ..ir.view import ShapeTracker
+from ..ir.graph import evaluate, toposort
 from .kernel import K, KNode, Kernel, axis_vars
 from .uops import U, UOp, Program
 
@@ -64,7 +65,7 @@ def _next_pow2(x: int) -> int: return 1 << max(0, (x - 1).bit_length())
 
 def element_stores(k: Kernel) -> list[KNode]:
   """Stores of values that vary along the reduce axes (written once per element, after every reduction)."""
-  return [s for s in k.stores if k.n_reduce and any(n != 1 for n in s.arg[1].shape[-k.n_reduce:])]
+  return [s for s in k.stores if k.n_reduce and any(n != 1 for n in s.view.shape[-k.n_reduce:])]
 
 
 def reduction_levels(k: Kernel) -> list[list[KNode]]:
@@ -115,10 +116,10 @@ def _stride1_axis(k: Kernel) -> int | None:
   """The kernel axis along which the largest input is contiguous in memory."""
   best, size = None, -1
   for n in k.nodes:
-    if n.op is K.LOAD and len(n.arg[1].views) == 1 and k.bufs[n.arg[0]].size > size:
-      v = n.arg[1].views[0]
+    if n.op is K.LOAD and len(n.view.views) == 1 and k.bufs[n.arg.slot].size > size:
+      v = n.view.views[0]
       axes = [a for a, (st, s) in enumerate(zip(v.strides, v.shape)) if st == 1 and s > 1]
-      if axes: best, size = axes[0], k.bufs[n.arg[0]].size
+      if axes: best, size = axes[0], k.bufs[n.arg.slot].size
   return best
 
 
@@ -263,23 +264,14 @@ class _Linearizer:
   def value(self, root: KNode) -> UOp:
     """Uops for `root` in the current space; a REDUCE lowers its own source (maybe as a DOT)."""
     sp = self.space
-    stack = [(root, False)]
-    while stack:
-      n, ready = stack.pop()
-      if (sp, n) in self.memo: continue
-      kids = () if n.op in REDUCE or n.op is K.DOT else n.srcs
-      if not ready and any((sp, s) not in self.memo for s in kids):
-        stack.append((n, True))
-        stack.extend((s, False) for s in kids if (sp, s) not in self.memo)
-        continue
-      self.memo[(sp, n)] = self.node(n, [self.memo[(sp, s)] for s in kids])
-    return self.memo[(sp, root)]
+    return evaluate(root, lambda n: () if n.op in REDUCE or n.op is K.DOT else n.srcs, self.node, self.memo,
+                    key=lambda n: (sp, n))
 
   def node(self, n: KNode, srcs: list[UOp]) -> UOp:
     if n.op is K.CONST: return self.const(n.arg, n.dtype)
     if n.op is K.SCALAR: return self.emit(U.SCALAR, n.dtype, (), n.arg, ())
     if n.op is K.LOAD:
-      slot, st, gather = n.arg
+      slot, st, gather = n.arg.slot, n.view, n.arg.gather
       idx, conds, used = self.access(st)
       if conds is None: return self.const(False if n.dtype.is_bool else 0, n.dtype)
       masks = [self.bounds_mask(used)] + [self.cond(c) for c in conds]
@@ -398,7 +390,7 @@ class _Linearizer:
     out_axes = set(range(self.n_out))
     values = [self.value(st.srcs[0]) for st in stores]
     for store, value in zip(stores, values):
-      slot, st = store.arg
+      slot, st = store.arg.slot, store.view
       idx, conds, used = self.access(st)
       mask = self.all_of([self.bounds_mask(used | out_axes)] + [self.cond(c) for c in conds or []])
       srcs = (self.params[slot], self.address(self.lin(idx), mask, value), value) + ((mask,) if mask is not None else ())
@@ -424,9 +416,8 @@ class _Linearizer:
 
 
 def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
-  live: set = set()
-  for u in reversed(uops):
-    if u.op in (U.STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE, U.PARAM) or id(u) in live: live |= {id(s) for s in u.srcs} | {id(u)}
+  """The uops that stores, loops and accumulator updates need, in their order."""
+  live = {id(u) for u in toposort([u for u in uops if u.op in (U.STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE, U.PARAM)])}
   return [u for u in uops if id(u) in live]
 
 

@@ -21,7 +21,8 @@ from ..helpers import prod, fmt_loc
 from ..ir.node import LazyNode, toposort
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
 from ..ir.view import ShapeTracker, view_of
-from .kernel import K, KNode, Kernel, BufSpec, contraction_axes
+from ..ir.graph import evaluate, rewrite, toposort as toposort_nodes
+from .kernel import K, KNode, Kernel, BufSpec, Access, Gather, contraction_axes
 
 
 @dataclass
@@ -102,7 +103,7 @@ class _KernelBuilder:
           # a DOT reloads each operand tile once per tile of the other side: computing it inline repeats the work
           self.unfusable.setdefault(b, "a computed operand of a matmul")
     store_st = view_of(self.root.shape, path + _region(self.root))
-    return KNode(K.STORE, self.root.dtype, (value,), (0, store_st), (self.root.loc,)), store_st
+    return KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st), (self.root.loc,)), store_st
 
   def _contraction_operands(self, r: LazyNode) -> list[LazyNode] | None:
     """The two operands of a contraction (a sum of a product of two broadcast operands, i.e. a matmul), else None."""
@@ -123,7 +124,7 @@ class _KernelBuilder:
     """(view, gather) of each load, by input slot."""
     out: dict[int, set] = {slot: set() for slot, _ in self.inputs.values()}
     for k in self.ast[0].walk():
-      if k.op is K.LOAD: out[k.arg[0]].add((k.arg[1], k.arg[2]))
+      if k.op is K.LOAD: out[k.arg.slot].add((k.arg.view, k.arg.gather))
     return out
 
   @property
@@ -132,19 +133,10 @@ class _KernelBuilder:
   def _visit(self, node: LazyNode, path: tuple, region: str) -> KNode:
     """AST of `node` seen through `path`; an explicit stack so chains of any length work."""
     memo: dict = {}
-    stack = [(node, path, region, False)]
-    while stack:
-      n, p, r, ready = stack.pop()
-      key = (id(n), p, r)
-      if key in memo: continue
-      kids = self._children(n, p, r)
-      if not ready and any((id(c[0]), c[1], c[2]) not in memo for c in kids):
-        stack.append((n, p, r, True))
-        stack.extend((c[0], c[1], c[2], False) for c in kids)
-        continue
-      memo[key] = self._make(n, p, r, [memo[(id(c[0]), c[1], c[2])] for c in kids])
+    out = evaluate((node, path, region), lambda it: self._children(*it), lambda it, srcs: self._make(*it, srcs), memo,
+                   key=lambda it: (id(it[0]), it[1], it[2]))
     self.visited = {k[0] for k in memo}
-    return memo[(id(node), path, region)]
+    return out
 
   def _children(self, n: LazyNode, path, region):
     if self._is_leaf(n) or n.op in (Op.CONST, Op.BUFFER, Op.IOTA): return []
@@ -171,9 +163,10 @@ class _KernelBuilder:
     else: self.unfusable[r] = "a reduction used in another iteration space"
     return ok
 
-  def _load(self, n: LazyNode, path, gather=None, index: KNode | None = None) -> KNode:
+  def _load(self, n: LazyNode, path, gather: Gather | None = None, index: KNode | None = None) -> KNode:
     slot, _ = self.inputs.setdefault(id(n), (len(self.inputs) + 1, n))
-    return KNode(K.LOAD, n.dtype, (index,) if index is not None else (), (slot, view_of(n.shape, path), gather), (n.loc,))
+    return KNode(K.LOAD, n.dtype, (index,) if index is not None else (), Access(slot, view_of(n.shape, path), gather),
+                 (n.loc,))
 
   def _make(self, n: LazyNode, path, region, srcs) -> KNode:
     if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.ASSIGN) or (n.op in REDUCE and not srcs):
@@ -183,7 +176,7 @@ class _KernelBuilder:
       x = n.srcs[0]
       x_path = path + ((Op.EXPAND, n.shape), (Op.RESHAPE, (1,) * len(n.srcs[1].shape) + x.shape[1:]),
                        (Op.SHRINK, ((0, 1),) + tuple((0, s) for s in x.shape[1:])))
-      out = self._load(x, x_path, (prod(x.shape[1:]), x.shape[0]), srcs[0])
+      out = self._load(x, x_path, Gather(prod(x.shape[1:]), x.shape[0]), srcs[0])
     elif is_parameter(n):
       slot, _ = self.scalars.setdefault(id(n), (len(self.scalars), n))
       out = KNode(K.SCALAR, n.dtype, (), slot, (n.loc,))
@@ -209,9 +202,8 @@ def _canonicalize(stores: list[KNode], full: tuple, axes) -> tuple[list[KNode], 
   order = [i for i in range(len(full)) if i not in axes] + list(axes)
   shape = [full[i] for i in order]
   kinds = ["r" if i in axes else "o" for i in order]
-  nodes = _walk(stores)
-  sts = [(n.arg if n.op in (K.VALID, K.INDEX) else n.arg[1]).permute(order) for n in nodes
-         if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX)]
+  nodes = toposort_nodes(stores)
+  sts = [n.view.permute(order) for n in nodes if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX)]
   # groups of adjacent axes that merge
   groups: list[list[int]] = []
   for a in range(len(shape)):
@@ -226,30 +218,18 @@ def _canonicalize(stores: list[KNode], full: tuple, axes) -> tuple[list[KNode], 
     st = st.permute(order)
     return st.reshape(tuple(prod(st.shape[a] for a in g) for g in groups))
 
-  memo: dict = {}
-  for n in nodes:
-    srcs = tuple(memo[s] for s in n.srcs)
-    if n.op is K.LOAD: arg = (n.arg[0], remap(n.arg[1]), n.arg[2])
-    elif n.op is K.STORE: arg = (n.arg[0], remap(n.arg[1]))
+  reduce_axes = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
+
+  def moved(n: KNode, srcs: tuple) -> KNode:
+    if n.op in (K.LOAD, K.STORE): arg = n.arg._replace(view=remap(n.arg.view))
     elif n.op in (K.VALID, K.INDEX): arg = remap(n.arg)
-    elif n.op in REDUCE: arg = tuple(range(len(new_shape) - n_reduce, len(new_shape)))
+    elif n.op in REDUCE: arg = reduce_axes
     elif n.op is K.DOT:
       if (arg := contraction_axes(srcs, new_shape, n_reduce)) is None:   # its layout is no matrix product after all
-        memo[n] = KNode(Op.REDUCE_SUM, n.dtype, (KNode(Op.MUL, n.dtype, srcs, None, n.locs),),
-                        tuple(range(len(new_shape) - n_reduce, len(new_shape))), n.locs)
-        continue
+        return KNode(Op.REDUCE_SUM, n.dtype, (KNode(Op.MUL, n.dtype, srcs, None, n.locs),), reduce_axes, n.locs)
     else: arg = n.arg
-    memo[n] = KNode(n.op, n.dtype, srcs, arg, n.locs)
-  return [memo[s] for s in stores], new_shape, n_reduce
-
-
-def _walk(roots: list[KNode]) -> list[KNode]:
-  """Nodes below `roots`, sources first, each once."""
-  seen, out = set(), []
-  for r in roots:
-    for n in r.walk():
-      if n not in seen: seen.add(n); out.append(n)
-  return out
+    return KNode(n.op, n.dtype, srcs, arg, n.locs)
+  return rewrite(stores, moved), new_shape, n_reduce
 
 
 def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
@@ -261,7 +241,7 @@ def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
 
 def _kernel_name(stores: list[KNode], shape) -> str:
   ops = []
-  for n in _walk(stores):
+  for n in toposort_nodes(stores):
     name = "dot" if n.op is K.DOT else n.op.name[7:].lower() if n.op in REDUCE else None
     if name is not None and name not in ops: ops.append(name)
   return ("r_" + "_".join(ops) if ops else "e") + "_" + "_".join(map(str, shape))
@@ -283,14 +263,6 @@ class Group:
   def full(self) -> tuple: return self.builders[0].full
   @property
   def axes(self): return next((b.axes for b in self.builders if b.axes is not None), None)
-  @functools.cached_property
-  def load_views(self) -> dict[int, set]:
-    """(view, gather) of each load, by input slot."""
-    out: dict[int, set] = {slot: set() for slot, _ in self.inputs.values()}
-    for k in self.ast[0].walk():
-      if k.op is K.LOAD: out[k.arg[0]].add((k.arg[1], k.arg[2]))
-    return out
-
   @property
   def contraction(self) -> bool: return any(b.contraction for b in self.builders)
 
@@ -532,20 +504,15 @@ def build_kernel(group: Group) -> ScheduleItem:
   for n, b in zip(outputs, group.builders):
     slot_of = {slot: node for slot, node in b.inputs.values()}
     scalar_of = {i: node for i, node in b.scalars.values()}
-    memo: dict = {}
-    for k in b.ast[0].walk():
-      srcs = tuple(memo[s] for s in k.srcs)
-      if k.op is K.LOAD and id(node := slot_of[k.arg[0]]) in values and k.arg[2] is None:
-        memo[k] = values[id(node)]   # another output of this kernel, at the element it is computed
-        continue
-      if k.op is K.LOAD:
-        slot = inputs.setdefault(id(node), (len(outputs) + len(inputs), node))[0]
-        arg = (slot,) + k.arg[1:]
+    def renumbered(k: KNode, srcs: tuple, n=n, slot_of=slot_of, scalar_of=scalar_of) -> KNode:
+      if k.op is K.LOAD and id(node := slot_of[k.arg.slot]) in values and k.arg.gather is None:
+        return values[id(node)]   # another output of this kernel, at the element it is computed
+      if k.op is K.LOAD: arg = k.arg._replace(slot=inputs.setdefault(id(node), (len(outputs) + len(inputs), node))[0])
       elif k.op is K.SCALAR: arg = scalars.setdefault(id(scalar_of[k.arg]), (len(scalars), scalar_of[k.arg]))[0]
-      elif k.op is K.STORE: arg = (out_slot[id(n)], k.arg[1])
+      elif k.op is K.STORE: arg = k.arg._replace(slot=out_slot[id(n)])
       else: arg = k.arg
-      memo[k] = KNode(k.op, k.dtype, srcs, arg, k.locs)
-    stores.append(memo[b.ast[0]])
+      return KNode(k.op, k.dtype, srcs, arg, k.locs)
+    stores += rewrite([b.ast[0]], renumbered)
     values[id(n)] = stores[-1].srcs[0]
   stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes)
   in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
@@ -577,7 +544,7 @@ def _reads_target_elsewhere(b: _KernelBuilder, assign: LazyNode) -> bool:
   """An in-place kernel may read the buffer it writes only at the element it writes."""
   store, store_st = b.ast
   slot = b.inputs.get(id(assign.srcs[0]), (None,))[0]
-  return any(k.op is K.LOAD and k.arg[0] == slot and k.arg[1] != store_st for k in store.walk())
+  return any(k.op is K.LOAD and k.arg.slot == slot and k.arg.view != store_st for k in store.walk())
 
 
 def written_buffer(n: LazyNode):

@@ -4,18 +4,16 @@ Stage 1 of the pipeline. Input: Tensor ops (built through `ir/build.py`). Output
 primitives of `ir/ops.py`, each with the user's file:line. Contract (`verify`): every node's shape and dtype are
 what its op and sources make them; sources of a realized node are not read."""
 from __future__ import annotations
-import weakref, itertools
+import itertools
 from typing import Any
 from ..dtypes import DType
 from ..helpers import user_frame, fmt_loc, prod, exact, InvalidIR
 from .ops import Op, MOVEMENT, ALU, COMPARE, REDUCE
 from .view import view_of
+from . import graph
+from .graph import ConsTable
 
-_cache: dict[tuple, weakref.ref] = {}   # hash-consing table (a plain dict of weak references: this is a hot path)
-
-
-def _forget(key, ref):
-  if _cache.get(key) is ref: del _cache[key]
+_table = ConsTable()
 _buffer_ids = itertools.count()
 
 
@@ -30,11 +28,11 @@ class LazyNode:
 
   def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None):
     key = (op, dtype, shape, tuple(id(s) for s in srcs), exact(arg))
-    if op is not Op.BUFFER and (ref := _cache.get(key)) is not None and (hit := ref()) is not None: return hit
+    if op is not Op.BUFFER and (hit := _table.get(key)) is not None: return hit
     self = super().__new__(cls)
     self.op, self.dtype, self.shape, self.srcs, self.arg = op, dtype, shape, srcs, arg
     self.loc, self.buffer, self.version, self.key = loc or user_frame(), None, 0, key
-    if op is not Op.BUFFER: _cache[key] = weakref.ref(self, lambda r, key=key: _forget(key, r))
+    if op is not Op.BUFFER: _table.add(key, self)
     return self
 
   @staticmethod
@@ -111,17 +109,10 @@ def verify(order: list[LazyNode]):
 
 
 def toposort(roots, through_realized: bool = False) -> list[LazyNode]:
-  """Nodes reachable from roots, sources first. Iterative: deep graphs never hit the recursion limit.
-  Realized nodes are leaves (what they were computed from is not visited) unless `through_realized`."""
-  order, seen, stack = [], set(), [(r, False) for r in reversed(roots)]
-  while stack:
-    n, expanded = stack.pop()
-    if expanded: order.append(n); continue
-    if id(n) in seen: continue
-    seen.add(id(n))
-    stack.append((n, True))
-    if through_realized or not n.realized: stack.extend((s, False) for s in reversed(n.srcs) if id(s) not in seen)
-  return order
+  """Nodes reachable from roots, sources first. Realized nodes are leaves (what they were computed from is not
+  visited) unless `through_realized`."""
+  if through_realized: return graph.toposort(roots)
+  return graph.toposort(roots, lambda n: () if n.realized else n.srcs)
 
 
 def graph_text(roots) -> str:
