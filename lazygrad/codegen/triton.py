@@ -12,6 +12,7 @@ from ..dtypes import DType
 from ..helpers import fmt_loc
 from ..ir.ops import Op
 from .uops import U, UOp, Program
+from .renderer import register_renderer
 
 def tl_dtype(dt: DType) -> str:
   """Triton's name of a dtype: lazygrad's names are Triton's, but for bool."""
@@ -235,3 +236,13 @@ def render(prog: Program, fp32_precision: str = "tf32", interpreter: bool = Fals
   """Triton source for `prog`. `fp32_precision`: 'tf32' (tensor cores) or 'ieee' (exact float32) for DOTs;
   `interpreter`: the source is for Triton's CPU interpreter."""
   return _Renderer(prog, fp32_precision, interpreter).render()
+
+
+class TritonRenderer:
+  """The `Renderer` for CUDA GPUs ('triton') and for Triton's CPU interpreter ('triton-interp')."""
+  def __init__(self, name: str, interpreter: bool): self.name, self.interpreter = name, interpreter
+  def render(self, prog: Program, precision: str = "ieee") -> str: return render(prog, precision, self.interpreter)
+
+
+register_renderer(TritonRenderer("triton", False))
+register_renderer(TritonRenderer("triton-interp", True))

@@ -8,7 +8,8 @@ A device holds buffers and runs kernels:
   device can share it;
 - `compile(kernel, tiling, precision)`: a program for a kernel AST lowered with `tiling` (block sizes, warps,
   stages) and float32 contractions in `precision` ('ieee' or 'tf32'); the program is called with (buffers, scalars)
-  and has `prog` (its uops). The realize engine's `compile_kernel` is the one caller, and caches by all four.
+  and has `prog` (its uops). The realize engine's `compile_kernel` is the one caller, and caches by all four. A
+  device that compiles source gets it from a renderer (`codegen/renderer.py`), as the Triton devices do.
 The numpy interpreter and the Triton devices are the implementations; another backend registers a factory."""
 from __future__ import annotations
 import functools, os

@@ -15,7 +15,8 @@ import numpy as np
 from ..dtypes import DType
 from ..helpers import counters
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
-from ..codegen.triton import render
+from ..codegen.renderer import get_renderer
+from ..codegen import triton as _triton_renderer   # noqa: F401  registers the Triton renderers
 
 CACHE_DIR = Path(os.environ.get("LAZYGRAD_CACHE", Path.home() / ".cache" / "lazygrad")) / "triton"
 # the disk cache is keyed by the code that writes kernels too: a changed compiler never reuses stale sources
@@ -94,6 +95,7 @@ class TritonDevice:
   def __init__(self, interpret: bool):
     self.interpret = interpret
     self.name = "triton-interp" if interpret else "triton"
+    self.renderer = get_renderer(self.name)
     torch = _torch()
     if importlib.util.find_spec("triton") is None:
       raise DeviceUnavailable("the triton devices need triton: pip install 'lazygrad[triton]'")
@@ -143,7 +145,7 @@ class TritonDevice:
       source, mod = _load(path, kernel.name)
     except Exception:   # missing, cut short, corrupted: render it again (the new file replaces a bad one)
       counters.lowerings += 1
-      source = render(linearize(kernel, self.lowering, tiling), precision, self.interpret)
+      source = self.renderer.render(linearize(kernel, self.lowering, tiling), precision)
       path.parent.mkdir(parents=True, exist_ok=True)
       tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
       tmp.write_text(f"{source}{_SEAL}{_digest(source)}\n")
