@@ -63,29 +63,41 @@ def _region(n: LazyNode) -> tuple:
 class _KernelBuilder:
   """Builds the AST of the kernel rooted at `root`; records reductions it could not fuse in `unfusable`."""
 
-  def __init__(self, root: LazyNode, materialized: set, use_top: bool = True):
+  def __init__(self, root: LazyNode, materialized: set):
     self.root, self.materialized = root, materialized
     self.inputs: dict[int, tuple[int, LazyNode]] = {}
     self.scalars: dict[int, tuple[int, LazyNode]] = {}
     self.unfusable: dict[LazyNode, str] = {}   # -> why it cannot be computed inline
     self.fused: set[LazyNode] = set()
     self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
-    top = self._top_level_reduce() if use_top else None
+    top = self._top_level_reduce()
     self.has_top = top is not None
     if top is not None: self.full, self.axes = top.srcs[0].shape, top.arg
 
   def _top_level_reduce(self):
-    """First reduction reachable from the root through elementwise ops and size-1 reshapes only."""
-    stack, seen = [_base(self.root)], set()
-    while stack:
+    """The reduction the kernel is built around, if any: the first reachable from the root through elementwise ops
+    and size-1 reshapes — unless the root also reduces that reduction's result again (a softmax of a matmul
+    reduces the matmul's output rows, which the matmul's iteration space cannot hold: the kernel is then built
+    around the softmax, and the matmul stored)."""
+    stack, seen, top = [_base(self.root)], set(), None
+    while stack and top is None:
       n = stack.pop()
       if id(n) in seen or self._is_leaf(n): continue
       seen.add(id(n))
       if n.op in REDUCE:
-        if _strip1(n.shape) == _strip1(_base(self.root).shape): return n
+        if _strip1(n.shape) == _strip1(_base(self.root).shape): top = n
       elif n.op in ALU or n.op in (Op.DETACH, Op.CHECK) or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
         stack.extend(reversed(n.srcs))
-    return None
+    return None if top is None or self._reduced_again(top) else top
+
+  def _reduced_again(self, top: LazyNode) -> bool:
+    """Does another reduction between the root and `top` read `top`'s result?"""
+    def below(n): return () if self._is_leaf(n) or n is top else n.srcs
+    region = toposort_nodes([_base(self.root)], below)
+    reads_top: set[int] = {id(top)}
+    for n in region:   # sources first: whether each node's value depends on top
+      if n is not top and any(id(s) in reads_top for s in below(n)): reads_top.add(id(n))
+    return any(n.op in REDUCE and n is not top and id(n) in reads_top for n in region)
 
   def _is_leaf(self, n): return n.realized or (id(n) in self.materialized and n is not self.root)
 
@@ -531,12 +543,6 @@ def schedule(targets: list[LazyNode]) -> list[ScheduleItem]:
 def _build(n: LazyNode, materialized: set) -> _KernelBuilder:
   b = _KernelBuilder(n, materialized)
   b.ast = b.build()
-  if b.has_top and b.unfusable and _base(n).op not in REDUCE:
-    # a reduction feeding the root element by element may still be the wrong one to build the kernel around
-    # (softmax of a matmul): keep whichever choice leaves fewer reductions to materialize
-    alt = _KernelBuilder(n, materialized, use_top=False)
-    alt.ast = alt.build()
-    if len(alt.unfusable) < len(b.unfusable): b = alt
   return b
 
 
