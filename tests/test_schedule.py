@@ -197,6 +197,11 @@ def test_each_ir_checks_its_contract():
   k = item.kernel
   broken = type(k)(k.name, k.shape, 0, k.bufs, 1, k.stores, k.scalars)   # says no axis is reduced
   with pytest.raises(InvalidIR, match="reduces"): broken.verify()
+  row_store = k.stores[0]   # the row sum's store, made to store the element values it sums instead
+  element = row_store.srcs[0].srcs[0]
+  wrong = type(row_store)(row_store.op, row_store.dtype, (element,), row_store.arg, row_store.locs)
+  with pytest.raises(InvalidIR, match="varies along axes"):
+    type(k)(k.name, k.shape, k.n_reduce, k.bufs, 1, (wrong,), k.scalars).verify()
   prog = linearize(item.kernel)
   prog.verify()
   prog.uops = prog.uops[1:] + prog.uops[:1]   # a parameter moved after its first use

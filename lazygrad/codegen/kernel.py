@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from ..dtypes import DType
 from ..helpers import exact, InvalidIR
 from ..ir.ops import Op, REDUCE
-from ..ir.graph import ConsTable, toposort
+from ..ir.graph import ConsTable, evaluate, toposort
 from ..ir.symbolic import Lin, Var
 from ..ir.view import ShapeTracker
 
@@ -136,6 +136,9 @@ class Kernel:
       if n.op in REDUCE and tuple(n.arg) != reduce_axes: fail(f"{n} reduces {n.arg}, not the reduce axes {reduce_axes}")
       if n.op is K.DOT and contraction_axes(n.srcs, self.shape, self.n_reduce) != n.arg:
         fail(f"{n} is no contraction with row, column and sum axes {n.arg}")
+    for s in self.stores:   # a per-row store (size 1 on the reduce axes) holds one value per row
+      if extra := varying_axes(s.srcs[0]) - {a for a, size in enumerate(s.view.shape) if size > 1}:
+        fail(f"{s} stores a value that varies along axes {sorted(extra)} through a view of size 1 there")
 
 
 def axis_vars(shape) -> list[Lin]:
@@ -143,16 +146,22 @@ def axis_vars(shape) -> list[Lin]:
   return [Lin.of(Var(d, 0, s - 1)) if s > 1 else Lin.of(0) for d, s in enumerate(shape)]
 
 
+def varying_axes(node: KNode) -> set[int]:
+  """Kernel axes a value varies along (a reduction's result does not vary along the axes it reduces)."""
+  def axes(n: KNode, srcs: list) -> frozenset:
+    out = frozenset().union(*srcs)   # a gather's index is a source of its load
+    if n.op in (K.LOAD, K.VALID, K.INDEX):
+      idx, conds = n.view.index(axis_vars(n.view.shape))
+      out |= {v.axis for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
+    elif n.op in REDUCE: out -= set(n.arg)
+    elif n.op is K.DOT: out -= {n.arg.k} if isinstance(n.arg, Contraction) else set(n.arg)   # before canonicalization
+    return out
+  return set(evaluate(node, lambda n: n.srcs, axes, {}))
+
+
 def axes_of(node: KNode) -> set[int] | None:
   """Kernel axes a value varies along; None if it contains a reduction."""
-  out = set()
-  for n in node.walk():
-    if n.op in REDUCE or n.op is K.DOT: return None
-    if n.op in (K.LOAD, K.VALID, K.INDEX):
-      st = n.view   # a gather's index is walked as a source
-      idx, conds = st.index(axis_vars(st.shape))
-      out |= {v.axis for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
-  return out
+  return None if any(n.op in REDUCE or n.op is K.DOT for n in node.walk()) else varying_axes(node)
 
 
 def contraction_axes(operands, shape: tuple, n_reduce: int) -> Contraction | None:
