@@ -32,13 +32,12 @@ class TensorCore:
   __array_priority__ = 1000   # numpy scalars on the left defer to our operators
 
   def __init__(self, data, dtype=None, requires_grad: bool = False, device: str | None = None):
-    if isinstance(data, (LazyNode, TensorCore)):
-      if isinstance(data, LazyNode): node = data
-      else:   # a new tensor with the values data has now (as torch.tensor(t) copies)
-        src = data if dtype is None else data.cast(dtype)
-        node = LazyNode(Op.DETACH, src.dtype, src.shape, (src.node,))
-      if device is not None: node = B.copy(node, canonical_name(device))
+    if isinstance(data, LazyNode): node = data
+    elif isinstance(data, TensorCore):   # a new tensor with the values data has now (as torch.tensor(t) copies)
+      src = data if dtype is None else data.cast(dtype)
+      node = LazyNode(Op.DETACH, src.dtype, src.shape, (src.node,))
     else: node = _host_node(data, dtype, device)
+    if device is not None: node = B.copy(node, canonical_name(device))   # a node or tensor given: moved there
     if node.op is Op.BUFFER and not _takes_buffer(self, node.buffer):   # someone else's memory: hold its value
       node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
     self._node, self._base, self._path, self._src, self._past = node, None, (), None, None
@@ -259,7 +258,7 @@ class TensorCore:
       what = "a leaf tensor" if base is self else "a view of a leaf tensor"
       raise _err(RuntimeError, "assign", f"{what} of shape {_shape_str(base.shape)} that requires grad is being used "
                  "in an in-place operation", "wrap the update in `with lazygrad.no_grad():`")
-    value = value if isinstance(value, TensorCore) else self._const(value, self.shape, self.dtype, "assign", self.device)
+    if not isinstance(value, TensorCore): value = self._const(value, self.shape, self.dtype, "assign", self.device)
     self._check_device("assign", value)
     if value.shape != self.shape:
       raise _err(ShapeError, "assign", f"value shape {_shape_str(value.shape)} does not match the tensor shape "

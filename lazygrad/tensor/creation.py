@@ -116,7 +116,8 @@ class Creation:
   def _like_kw(self, dtype, kw): return {"dtype": dtype or self.dtype, "device": self.device, **kw}
   def zeros_like(self, dtype=None, **kw): return self.zeros(self.shape, **self._like_kw(dtype, kw))
   def ones_like(self, dtype=None, **kw): return self.ones(self.shape, **self._like_kw(dtype, kw))
-  def full_like(self, fill_value, dtype=None, **kw): return self.full(self.shape, fill_value, **self._like_kw(dtype, kw))
+  def full_like(self, fill_value, dtype=None, **kw):
+    return self.full(self.shape, fill_value, **self._like_kw(dtype, kw))
   def empty_like(self, dtype=None, **kw): return self.empty(self.shape, **self._like_kw(dtype, kw))
   def rand_like(self, dtype=None, **kw): return self.rand(self.shape, **self._like_kw(dtype, kw))
   def randn_like(self, dtype=None, **kw): return self.randn(self.shape, **self._like_kw(dtype, kw))

@@ -234,8 +234,8 @@ class Elementwise:
   def __invert__(self):
     if self.dtype.is_float: raise _err(TypeError, "bitwise_not", f"needs a bool or integer tensor, got {self.dtype.name}")
     if self.dtype.is_bool: return self._alu(Op.NOT)
-    return self._alu(Op.XOR, self._const(np.iinfo(self.dtype.np).max if self.dtype.kind == 'u' else -1, self.shape, self.dtype,
-                                         device=self.device))
+    ones = np.iinfo(self.dtype.np).max if self.dtype.kind == 'u' else -1
+    return self._alu(Op.XOR, self._const(ones, self.shape, self.dtype, device=self.device))
   def logical_not(self): return self.cast(bool_)._alu(Op.NOT)
   def _logical(self, op: str, prim: Op, other) -> "Tensor":
     a, b = self.cast(bool_)._operands(op, other.cast(bool_) if isinstance(other, TensorCore) else bool(other))
