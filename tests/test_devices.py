@@ -145,3 +145,16 @@ def test_module_to_moves_parameters():
   lin.to("numpy-b")
   assert all(p.device == "numpy-b" for p in lin.parameters())
   np.testing.assert_allclose(lin(Tensor(x_np, device="numpy-b")).numpy(), ref, rtol=1e-6)
+
+
+def test_copies_and_in_place_updates():
+  """A copy holds the value its source had when it was built; copied values can be written in place."""
+  x = Tensor([1.0, 2.0], device="numpy")
+  y = x.to("numpy-b")
+  x += 1
+  x.realize()
+  np.testing.assert_array_equal(y.numpy(), [1.0, 2.0])
+  z = Tensor.zeros(2, device="numpy-b").clone()
+  z.assign(x.to("numpy-b") * 2)
+  z[0] = x[1].to("numpy-b")
+  np.testing.assert_array_equal(z.numpy(), [3.0, 6.0])

@@ -24,10 +24,10 @@ class LazyNode:
 
   A source node's device is given (a BUFFER's is its buffer's; a CONST's or IOTA's is part of its identity, so equal
   constants on two devices are two nodes), a COPY's is its arg, any other node's is its sources'. `loc` is the user's
-  file:line that created it. `buffer` is set once the node was realized: later schedules load
-  it instead of recomputing it. `version` is the buffer's write count when it received this node's value: an
-  in-place write into the buffer (an ASSIGN) makes every older node on it unrealized, so a computed node is computed
-  again from its sources and an overwritten BUFFER node can no longer be read (see runtime/realize.py)."""
+  file:line that created it. `buffer` is set once the node was realized: later schedules load it instead of
+  recomputing it. `version` is the buffer's write count when it received this node's value: an in-place write into
+  the buffer (an ASSIGN) makes every older node on it unrealized, so a computed node is computed again from its
+  sources and an overwritten BUFFER node can no longer be read (see runtime/realize.py)."""
   __slots__ = ("op", "dtype", "shape", "srcs", "arg", "device", "loc", "buffer", "version", "key", "__weakref__")
 
   def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None,
