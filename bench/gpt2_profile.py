@@ -35,10 +35,10 @@ def main():
   for _ in range(2): lazygrad.realize(*build())   # schedule and compile
   t0 = time.perf_counter(); targets = build(); t_build = time.perf_counter() - t0
   dev = lazygrad.runtime.device.get_device(device)
-  t0 = time.perf_counter(); items = lazygrad.runtime.realize.get_schedule([t.node for t in targets], dev)
+  t0 = time.perf_counter(); items = lazygrad.runtime.realize.get_schedule([t.node for t in targets])
   t_sched = time.perf_counter() - t0
   dev.synchronize(); t0 = time.perf_counter()
-  lazygrad.runtime.realize.run_schedule(items, dev); dev.synchronize(); t_run = time.perf_counter() - t0
+  lazygrad.runtime.realize.run_schedule(items); dev.synchronize(); t_run = time.perf_counter() - t0
   out = io.StringIO()
   with Context(DEBUG=2), contextlib.redirect_stdout(out): lazygrad.realize(*build())
   per_kernel = [(float(m.group(2)), m.group(1)) for m in re.finditer(r"kernel\s+\d+\s+(\S+)\s+([\d.]+) ms", out.getvalue())]

@@ -19,10 +19,9 @@ def bench(fn) -> float:
 
 
 def lazygrad_ms(out: Tensor) -> float:
-  dev = get_device("triton")
-  items = engine.get_schedule([out.node], dev)
-  engine.run_schedule(items, dev)    # compile and allocate once
-  return bench(lambda: engine.run_schedule(items, dev))
+  items = engine.get_schedule([out.node])
+  engine.run_schedule(items)    # compile and allocate once
+  return bench(lambda: engine.run_schedule(items))
 
 
 def main():

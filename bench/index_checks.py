@@ -20,11 +20,11 @@ def ms(build, dev, checks: bool, reps: int) -> float:
   try: out = build()
   finally: Tensor._checked = unchecked
   flags = [n.srcs[1] for n in toposort([out.node]) if n.op is Op.CHECK]
-  items = engine.get_schedule([out.node] + flags, dev)
+  items = engine.get_schedule([out.node] + flags)
   times = []
   for _ in range(reps + 1):
     t0 = time.perf_counter()
-    engine.run_schedule(items, dev)
+    engine.run_schedule(items)
     dev.synchronize()
     times.append(time.perf_counter() - t0)
   return float(np.median(times[1:])) * 1e3

@@ -69,12 +69,14 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
   if op is Op.SHRINK: return (B.movement(Op.PAD, g, tuple((lo, sz - hi) for (lo, hi), sz in zip(n.arg, s[0].shape))),)
   if op is Op.FLIP: return (B.movement(Op.FLIP, g, n.arg),)
   if op in (Op.CONTIGUOUS, Op.CHECK): return (g,) + (None,) * (len(s) - 1)
+  if op is Op.COPY: return (B.copy(g, s[0].device),)
   if op is Op.ASSIGN: return _assign_rule(n, g)
   if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
     x, index = s
     flat = B.reshape(index, (index.numel,))
     picks, rows = flat.shape[0], x.shape[0]
-    hit = B.alu(Op.CMPEQ, B.expand(B.reshape(flat, (picks, 1)), (picks, rows)), B.expand(B.reshape(B.iota(rows), (1, rows)), (picks, rows)))
+    hit = B.alu(Op.CMPEQ, B.expand(B.reshape(flat, (picks, 1)), (picks, rows)),
+                B.expand(B.reshape(B.iota(rows, x.device), (1, rows)), (picks, rows)))
     rest = g.numel // picks if picks else math.prod(x.shape[1:])
     gx = B.in_float32(lambda h, gr: B.matmul2d(B.movement(Op.PERMUTE, h, (1, 0)), gr),
                       B.cast(hit, g.dtype), B.reshape(g, (picks, rest)))
@@ -87,7 +89,7 @@ def _assign_rule(n: LazyNode, g: LazyNode) -> tuple:
   if not n.arg: return None, g
   views = [n.srcs[0]]   # the target seen through the region's movement ops, one at a time
   for step in reversed(n.arg): views.append(B.apply_path(views[-1], (step,)))
-  region = B.const(True, bool_, views[-1].shape)
+  region = B.const(True, bool_, views[-1].shape, n.device)
   for v in reversed(views[1:]): region = _rule(v, region)[0]   # scattered back: a movement op's gradient
   return B.where(region, B.like(g, 0), g), B.apply_path(g, n.arg)
 

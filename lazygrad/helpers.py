@@ -95,12 +95,14 @@ def Context(**kwargs):
 
 
 class Counters:
-  """Public counters. `kernels`: kernels executed; `schedules`: graphs scheduled (cache misses);
-  `lowerings`: kernel ASTs lowered to uops (cache misses)."""
+  """Public counters. `kernels`: kernels executed; `copies`: copies between devices; `schedules`: graphs scheduled
+  (cache misses); `lowerings`: kernel ASTs lowered to uops (cache misses)."""
   def __init__(self): self.reset()
   def reset(self):
-    self.kernels = self.schedules = self.lowerings = 0
-  def __repr__(self): return f"Counters(kernels={self.kernels}, schedules={self.schedules}, lowerings={self.lowerings})"
+    self.kernels = self.copies = self.schedules = self.lowerings = 0
+  def __repr__(self):
+    return (f"Counters(kernels={self.kernels}, copies={self.copies}, schedules={self.schedules}, "
+            f"lowerings={self.lowerings})")
 
 
 counters = Counters()

@@ -20,7 +20,8 @@ What a replay does:
   that memory: live tensors still waiting to read the old values are realized first, the holders then see the new ones.
 - Random tensors made inside (`Tensor.rand`, `randn`, `uniform`, `normal`, `randint`, so dropout) are drawn again, in
   the capture's order, from the current generator: a jitted run draws the numbers a plain run with the same seed draws.
-  Other host data made inside (`Tensor([...])`, `arange`) is a constant, as it was at capture.
+  Other host data made inside (`Tensor([...])`, `arange`) is a constant, as it was at capture. Copies between
+  devices (`.to`) are replayed in their place among the kernels.
 - Results come back as the function returned them (a tensor, None, lists, tuples, dicts, nested), each tensor in new
   memory: a result held from an earlier call never changes. A result that is an argument comes back as the new call's
   argument, one that existed before the call (state) as itself, the others without autograd history (on every call:
@@ -31,7 +32,7 @@ What a replay does:
 - Pending in-place updates of live tensors are realized before every call.
 
 Raises JitError, on the call that runs the function: a host read of a tensor's value inside it (`item`, `numpy`,
-`tolist`, `bool`/`int`/`float`, `repr` with values, `.to` another device) or `manual_seed` (baked into replays); an
+`tolist`, `bool`/`int`/`float`, `repr` with values) or `manual_seed` (baked into replays); an
 unhashable non-tensor argument; a tensor argument with autograd history (computed from tensors requiring grad); setting
 `.grad` of an argument; kernels that read a tensor the call dropped (an old `.grad` that backward accumulated into).
 On a replay: an argument sharing memory with a tensor the function reads as state, when either is updated in place."""
@@ -42,7 +43,7 @@ from .autograd import grad_mode
 from .helpers import JitError, counters, settings, user_frame, IdWeakSet
 from .ir.node import LazyNode, toposort
 from .nn.module import autocast_dtype
-from .tensor import Tensor, realize_all, overwrite, _hold, _roots, _assigned
+from .tensor import Tensor, realize, overwrite, _hold, _roots, _assigned
 from .runtime.buffer import Buffer, serials
 from .runtime import realize as engine
 
@@ -143,7 +144,7 @@ class jit:
 
   def __call__(self, *args, **kwargs):
     if engine.jit_running() is not None: return self.fn(*args, **kwargs)   # inside another jit's function: plain code
-    realize_all([t for t in _assigned if not t._node.realized])
+    realize(*(t for t in _assigned if not t._node.realized))
     flat = _Flat(self.name)
     structure = (tuple(flat.walk(a, f"args[{i}]") for i, a in enumerate(args)),
                  tuple((k, flat.walk(v, f"kwargs[{k!r}]")) for k, v in sorted(kwargs.items())))
@@ -160,7 +161,7 @@ class jit:
     out = _Flat()
     with engine.jit_call(self.name, capture):
       template = out.walk(self.fn(*args, **kwargs))
-      realize_all(out.tensors)
+      realize(*out.tensors)
     for i, (t, g) in enumerate(zip(flat.tensors, grads)):
       if t.grad is not g:
         raise JitError(f"jit {self.name}: sets .grad of tensor argument {i} (shape {t.shape}), and a replay cannot "
@@ -185,7 +186,7 @@ class jit:
                        "inside the function")
       root = t._base if t._base is not None else t
       roots[id(root)] = root
-    realize_all(list(roots.values()))
+    realize(*roots.values())
     bufs, holders, at, desc = [], [], {}, []
     for t in tensors:
       root = t._base if t._base is not None else t
@@ -200,7 +201,7 @@ class jit:
 
 def _on(buf: Buffer, shape: tuple) -> Tensor:
   """A new tensor holding `buf` (a result: no autograd history)."""
-  return Tensor(LazyNode.from_buffer(buf, shape), device=buf.device.name)
+  return Tensor(LazyNode.from_buffer(buf, shape))
 
 
 class _Replay:
@@ -235,6 +236,7 @@ class _Replay:
     self.anew = [(b.device, b.dtype, b.size) for b in anew]
     slot = {id(b): i for i, b in enumerate(inputs + self.fixed + anew)}
     self.launches = [(prg, [slot[id(b)] for b in bufs], scalars) for prg, bufs, _, scalars in launches]
+    self.copies = sum(prg is engine.copy_buffer for prg, _, _, _ in launches)
     self.checks = [(slot[id(b)], what, loc) for b, what, loc in cap.checks]
     self.uploads = [(slot[id(b)], src) for b, src in uploads]
     self.results = [(r[0], slot[id(r[1])], r[2]) if r[0] == "new" else r for r in results]
@@ -270,9 +272,10 @@ class _Replay:
     def launch():
       for prg, slots, scalars in self.launches: prg([table[i] for i in slots], scalars)
     overwrite(written, launch)
-    counters.kernels += len(self.launches)
+    counters.kernels += len(self.launches) - self.copies
+    counters.copies += self.copies
     if self.checks:   # the flags of this replay's checks, read as realize reads them
-      engine.note_checks([(table[i], what, loc) for i, what, loc in self.checks], table[self.checks[0][0]].device)
+      engine.note_checks([(table[i], what, loc) for i, what, loc in self.checks])
     loc = user_frame()
     for r in self.rebinds:
       t = r[0]()

@@ -20,7 +20,7 @@ def kernels_for(*tensors) -> int:
 
 def programs_for(t: Tensor):
   dev = get_device("numpy")
-  return [compile_kernel(it.kernel, dev).prog for it in get_schedule([t.node], dev)]
+  return [compile_kernel(it.kernel, dev).prog for it in get_schedule([t.node])]
 
 
 @pytest.mark.parametrize("name, build, budget", [
@@ -192,7 +192,7 @@ def test_each_ir_checks_its_contract():
   for bad in (LazyNode(Op.ADD, a.dtype, (3, 2), (a, a)), LazyNode(Op.RESHAPE, a.dtype, (5,), (a,), (5,)),
               LazyNode(Op.REDUCE_SUM, a.dtype, (2, 3), (a,), (1,)), LazyNode(Op.CMPLT, a.dtype, (2, 3), (a, a))):
     with pytest.raises(InvalidIR, match="lazy graph"): verify([bad])
-  (item,) = get_schedule([(Tensor(np.ones((4, 8), np.float32)) * 2).sum(1).node], get_device("numpy"))
+  (item,) = get_schedule([(Tensor(np.ones((4, 8), np.float32)) * 2).sum(1).node])
   item.kernel.verify()
   k = item.kernel
   broken = type(k)(k.name, k.shape, 0, k.bufs, 1, k.stores, k.scalars)   # says no axis is reduced
@@ -214,7 +214,7 @@ def test_tiling_is_an_explicit_input_and_part_of_the_cache_key():
   from lazygrad.runtime.numpy_device import NumpyDevice
   dev = get_device("numpy")
   x = np.arange(64, dtype=np.float32).reshape(8, 8)
-  (item,) = get_schedule([(Tensor(x, device="numpy") * 3).sum(1).node], dev)
+  (item,) = get_schedule([(Tensor(x, device="numpy") * 3).sum(1).node])
   default = choose_tiling(item.kernel, dev.lowering)
   assert default.blocks == (8, 8)
   before = counters.lowerings
@@ -252,7 +252,7 @@ def test_one_kernel_with_two_reductions_stores_three_outputs(case, lowering, mon
     monkeypatch.setattr(dev, "lowering", LoweringOptions(whole=False, max_tile=16, max_reduce_block=4, max_whole_row=4))
   x = randn(6, 10)
   outs = {"softmax": _softmax_parts, "layernorm": _layernorm_parts}[case](Tensor(x))
-  (item,) = get_schedule([o.node for o in outs], dev)
+  (item,) = get_schedule([o.node for o in outs])
   assert item.kernel.n_out == 3 and len(item.kernel.reduces) == 2
   assert kernels_for(*outs) == 1
   refs = {"softmax": lambda: (np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
@@ -283,7 +283,7 @@ def test_cut_reasons_are_recorded():
   a = Tensor(randn(8, 8))
   s = a.sum(1)
   out = (a - s.reshape(8, 1)).exp() + s.reshape(1, 8)
-  items = get_schedule([out.node], get_device())
+  items = get_schedule([out.node])
   assert [r for it in items for r in it.reasons] == ["a reduction used in another iteration space", "target"]
 
 

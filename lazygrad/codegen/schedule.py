@@ -11,8 +11,10 @@ Groups that share an iteration space then merge into one kernel with several out
 that reads it only where it is computed (layernorm storing its mean and rstd for the backward, an optimizer updating
 a parameter and its moments), and siblings that read the same input (the column sums of a backward).
 `build_kernel(group)` builds the group's kernel AST: one store per output, loads shared, outputs that other outputs
-read used as values. Contract (checked by `Kernel.verify`): each kernel reads only realized nodes and outputs of
-kernels before it; an in-place output reads its own memory only at the element it writes."""
+read used as values. A `COPY` is a boundary: its source is stored on its own device and the copy is an item of its
+own, no kernel, which the runtime runs. Every kernel's nodes are on one device. Contract (checked by
+`Kernel.verify`): each kernel reads only realized nodes and outputs of kernels before it; an in-place output reads
+its own memory only at the element it writes."""
 from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
@@ -27,7 +29,8 @@ from .kernel import K, KNode, Kernel, BufSpec, Access, Gather, contraction_axes
 
 @dataclass
 class ScheduleItem:
-  kernel: Kernel
+  """A kernel computing `outputs` from `inputs`; with no kernel, a copy of inputs[0] to outputs[0]'s device."""
+  kernel: Kernel | None
   outputs: list[LazyNode]
   inputs: list[LazyNode]
   scalars: list[LazyNode] = field(default_factory=list)   # the CONST nodes whose values the kernel takes as arguments
@@ -52,7 +55,7 @@ def _gather_index_path(n: LazyNode) -> tuple:
 def _base(n: LazyNode) -> LazyNode:
   """What a materialized node's kernel computes: the value under a contiguous() or an assign()."""
   if n.realized: return n
-  return n.srcs[0] if n.op is Op.CONTIGUOUS else n.srcs[1] if n.op is Op.ASSIGN else n
+  return n.srcs[0] if n.op in (Op.CONTIGUOUS, Op.COPY) else n.srcs[1] if n.op is Op.ASSIGN else n
 
 
 def _region(n: LazyNode) -> tuple:
@@ -277,6 +280,8 @@ class Group:
   def axes(self): return next((b.axes for b in self.builders if b.axes is not None), None)
   @property
   def contraction(self) -> bool: return any(b.contraction for b in self.builders)
+  @property
+  def copy(self) -> bool: return self.roots[0].op is Op.COPY
 
   def loads(self) -> dict[int, LazyNode]:
     if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
@@ -314,6 +319,9 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       reasons.setdefault(id(n), "in-place update")
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "updated in place later")
     if n.op is Op.GATHER and not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "table of a gather")
+    if n.op is Op.COPY:
+      reasons.setdefault(id(n), f"a copy from {n.srcs[0].device}")
+      if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), f"copied to {n.device}")
   for n in targets:
     if not n.realized: reasons[id(n)] = "target"
   builders: dict[int, _KernelBuilder] = {}
@@ -423,7 +431,7 @@ def spreads(full: tuple, axes: tuple) -> bool:
 
 
 def _same_space(a: Group, b: Group) -> bool:
-  if a.full != b.full or a.contraction or b.contraction: return False
+  if a.full != b.full or a.contraction or b.contraction or a.copy or b.copy: return False
   if a.axes is None and b.axes is None: return True
   if a.axes is None or b.axes is None: return spreads(a.full, a.axes or b.axes)
   return a.axes == b.axes
@@ -508,6 +516,7 @@ def build_kernel(group: Group) -> ScheduleItem:
   """The kernel AST of a group: one store per output, shared loads, and each output the group's other members
   read computed inline instead of loaded; canonicalized (reduce axes last, contiguous axes merged)."""
   outputs = group.roots
+  if group.copy: return ScheduleItem(None, outputs, [outputs[0].srcs[0]], [], group.reasons)
   out_slot = {id(n): i for i, n in enumerate(outputs)}
   inputs: dict[int, tuple[int, LazyNode]] = {}
   scalars: dict[int, tuple[int, LazyNode]] = {}

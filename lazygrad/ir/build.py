@@ -1,6 +1,7 @@
 """Graph building on lazy nodes: the primitives with their shape and dtype rules, and the few compositions the
 gradient rules need. No user-facing checks (the Tensor API checks its arguments first, then builds here), no
-autograd, no devices. Constants fold as they are built."""
+autograd. A node is on its sources' device; a constant or an IOTA is made on the device it is given. Constants fold
+as they are built."""
 from __future__ import annotations
 import math
 import numpy as np
@@ -12,14 +13,21 @@ from .ops import Op, COMPARE
 HALF = ("float16", "bfloat16")
 
 
-def const(value, dtype: DType, shape: tuple = ()) -> LazyNode:
+def const(value, dtype: DType, shape: tuple, device: str) -> LazyNode:
   value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
-  return LazyNode(Op.CONST, dtype, tuple(shape), (), value)
+  return LazyNode(Op.CONST, dtype, tuple(shape), (), value, device=device)
 
 
 def like(n: LazyNode, value) -> LazyNode:
-  """A constant of n's dtype and shape."""
-  return const(value, n.dtype, n.shape)
+  """A constant of n's dtype and shape, on its device."""
+  return const(value, n.dtype, n.shape, n.device)
+
+
+def copy(n: LazyNode, device: str) -> LazyNode:
+  """n's value on `device` (a canonical name): n itself there, a constant made there, else a COPY."""
+  if n.device == device: return n
+  if n.op is Op.CONST: return const(n.arg, n.dtype, n.shape, device)
+  return LazyNode(Op.COPY, n.dtype, n.shape, (n,), device)
 
 
 def alu(op: Op, *srcs: LazyNode, dtype: DType | None = None) -> LazyNode:
@@ -28,7 +36,7 @@ def alu(op: Op, *srcs: LazyNode, dtype: DType | None = None) -> LazyNode:
   dtype = dtype or (bool_ if op in COMPARE else srcs[0].dtype)
   if all(s.op is Op.CONST for s in srcs):
     with np.errstate(all="ignore"): v = exec_alu(op, dtype, [np.asarray(s.arg, s.dtype.np) for s in srcs])
-    return const(np.asarray(v).item(), dtype, srcs[0].shape)
+    return const(np.asarray(v).item(), dtype, srcs[0].shape, srcs[0].device)
   return LazyNode(op, dtype, srcs[0].shape, srcs)
 
 
@@ -84,4 +92,4 @@ def matmul2d(a: LazyNode, b: LazyNode) -> LazyNode:
   return reshape(reduce(Op.REDUCE_SUM, prod, (2,)), (m, n))
 
 
-def iota(n: int) -> LazyNode: return LazyNode(Op.IOTA, int64, (n,))
+def iota(n: int, device: str) -> LazyNode: return LazyNode(Op.IOTA, int64, (n,), device=device)

@@ -1,8 +1,8 @@
 """Lazy graph nodes: immutable and hash-consed, so equal subgraphs are one object.
 
 Stage 1 of the pipeline. Input: Tensor ops (built through `ir/build.py`). Output: a DAG of `LazyNode`s over the
-primitives of `ir/ops.py`, each with the user's file:line. Contract (`verify`): every node's shape and dtype are
-what its op and sources make them; sources of a realized node are not read."""
+primitives of `ir/ops.py`, each with the user's file:line and its device. Contract (`verify`): every node's shape,
+dtype and device are what its op and sources make them; sources of a realized node are not read."""
 from __future__ import annotations
 import itertools
 from typing import Any
@@ -18,26 +18,31 @@ _buffer_ids = itertools.count()
 
 
 class LazyNode:
-  """One node of the lazy graph: `(op, dtype, shape, srcs, arg)`.
+  """One node of the lazy graph: `(op, dtype, shape, srcs, arg)`, on `device` (a canonical device name).
 
-  `loc` is the user's file:line that created it. `buffer` is set once the node was realized: later schedules load
-  it instead of recomputing it. `version` is the buffer's write count when it received this node's value: an
-  in-place write into the buffer (an ASSIGN) makes every older node on it unrealized, so a computed node is computed
-  again from its sources and an overwritten BUFFER node can no longer be read (see runtime/realize.py)."""
-  __slots__ = ("op", "dtype", "shape", "srcs", "arg", "loc", "buffer", "version", "key", "__weakref__")
+  A source node's device is given (a BUFFER's is its buffer's; a CONST's or IOTA's is part of its identity, so equal
+  constants on two devices are two nodes), a COPY's is its arg, any other node's is its sources'. `loc` is the user's
+  file:line that created it. `buffer` is set once the node was realized: later schedules load it instead of
+  recomputing it. `version` is the buffer's write count when it received this node's value: an in-place write into
+  the buffer (an ASSIGN) makes every older node on it unrealized, so a computed node is computed again from its
+  sources and an overwritten BUFFER node can no longer be read (see runtime/realize.py)."""
+  __slots__ = ("op", "dtype", "shape", "srcs", "arg", "device", "loc", "buffer", "version", "key", "__weakref__")
 
-  def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None):
-    key = (op, dtype, shape, tuple(id(s) for s in srcs), exact(arg))
+  def __new__(cls, op: Op, dtype: DType, shape: tuple, srcs: tuple = (), arg: Any = None, loc=None,
+              device: str | None = None):
+    if srcs: device = arg if op is Op.COPY else srcs[0].device
+    elif device is None: raise InvalidIR(f"lazy graph: a {op.name} node needs its device")
+    key = (op, dtype, shape, tuple(id(s) for s in srcs), exact(arg), device)
     if op is not Op.BUFFER and (hit := _table.get(key)) is not None: return hit
     self = super().__new__(cls)
-    self.op, self.dtype, self.shape, self.srcs, self.arg = op, dtype, shape, srcs, arg
+    self.op, self.dtype, self.shape, self.srcs, self.arg, self.device = op, dtype, shape, srcs, arg, device
     self.loc, self.buffer, self.version, self.key = loc or user_frame(), None, 0, key
     if op is not Op.BUFFER: _table.add(key, self)
     return self
 
   @staticmethod
   def from_buffer(buffer, shape: tuple, loc=None) -> "LazyNode":
-    n = LazyNode(Op.BUFFER, buffer.dtype, shape, (), next(_buffer_ids), loc)
+    n = LazyNode(Op.BUFFER, buffer.dtype, shape, (), next(_buffer_ids), loc, buffer.device.name)
     n.set_buffer(buffer)
     return n
 
@@ -67,8 +72,13 @@ def movement_shape(op: Op, shape: tuple, arg) -> tuple:
 
 
 def _contract(n: LazyNode) -> str | None:
-  """What is wrong with one node of the lazy graph, or None (its shape and dtype as its op and sources make them)."""
+  """What is wrong with one node of the lazy graph, or None (its shape, dtype and device as its op and sources make
+  them)."""
   s, op = n.srcs, n.op
+  if op is Op.COPY:
+    if n.device != n.arg or s[0].device == n.device: return f"a COPY from {s[0].device} to {n.arg} is on {n.device}"
+  elif any(x.device != n.device for x in s):
+    return f"sources on devices {[x.device for x in s]}, the node on {n.device} (only a COPY changes devices)"
   if op in (Op.BUFFER, Op.CONST, Op.IOTA):
     if s: return "a source node has sources"
     if op is Op.IOTA and (len(n.shape) != 1 or not n.dtype.is_int): return "an IOTA is 1-d and integer"
@@ -97,7 +107,7 @@ def _contract(n: LazyNode) -> str | None:
     if s[0].shape != n.shape: return "an ASSIGN has its target's shape"
     if view_of(n.shape, n.arg or ()).shape != s[1].shape: return "an ASSIGN's value has the shape of its region"
     want = n.shape
-  else: want = s[0].shape   # CONTIGUOUS, DETACH
+  else: want = s[0].shape   # CONTIGUOUS, DETACH, COPY
   if n.shape != tuple(want): return f"shape {n.shape}, its op and sources make {tuple(want)}"
   return None if n.dtype == s[0].dtype else f"dtype {n.dtype.name}, its source's is {s[0].dtype.name}"
 

@@ -26,6 +26,8 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   CHECK = auto()
   # out[j.., r..] = x[index[j..], r..]: rows of a materialized tensor picked by an integer tensor (embeddings)
   GATHER = auto()
+  # the source's value on another device (arg: that device's name): the one op whose source is on another device
+  COPY = auto()
 
   def __repr__(self): return self.name
 

@@ -85,8 +85,7 @@ class Module:
 
   def to(self, device: str) -> "Module":
     for name, t in self._named_tensors():
-      t.node = t.to(device=device).realize().node
-      t._device = t.to(device=device)._device
+      with no_grad(): t.node = t.detach().to(device).realize().node
     return self
 
 

@@ -6,6 +6,8 @@ A device holds buffers and runs kernels:
 - `alloc(dtype, size)`, `from_numpy(array)`, `to_numpy(buffer)`, `synchronize()` (and `Buffer.write` uses its storage);
 - `from_torch(tensor, dtype)`: storage holding a torch tensor's values (`Tensor.from_torch`), its memory where the
   device can share it;
+- `torch_device` (only where a buffer's storage is a torch tensor: the torch device it lives on): copies between two
+  such devices are torch copies, other copies go through host memory (`realize.copy_buffer`);
 - `compile(kernel, tiling, precision)`: a program for a kernel AST lowered with `tiling` (block sizes, warps,
   stages) and float32 contractions in `precision` ('ieee' or 'tf32'); the program is called with (buffers, scalars)
   and has `prog` (its uops). The realize engine's `compile_kernel` is the one caller, and caches by all four. A

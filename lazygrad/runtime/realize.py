@@ -1,12 +1,16 @@
 """The realize engine: schedule (cached by graph structure), lower (cached by kernel text), run, report.
 
-Input: the lazy nodes to realize. Output: each of them backed by a buffer at its current version. It owns the
-order of the stages: `get_schedule` (partition and build kernels, verified under LAZYGRAD_VERIFY), `compile_kernel`
-(the one way from a kernel AST to a device program: tiling and precision explicit and in the cache key), and
-`run_schedule` (allocation of outputs, launch, check mode, DEBUG reports)."""
+Input: the lazy nodes to realize, on any devices. Output: each of them backed by a buffer at its current version.
+It owns the order of the stages: `get_schedule` (partition and build kernels, verified under LAZYGRAD_VERIFY),
+`compile_kernel` (the one way from a kernel AST to a device program: tiling and precision explicit and in the cache
+key), and `run_schedule` (allocation of outputs on their nodes' devices, launches and copies, check mode, DEBUG
+reports). It also owns the memory the frontend starts from: `upload` (host data), `from_torch` and `empty` make the
+BUFFER nodes tensors are created with."""
 from __future__ import annotations
 import contextlib, threading, time
 from dataclasses import dataclass
+import numpy as np
+from ..dtypes import DType
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
 from ..ir.node import LazyNode, toposort, verify as verify_graph
 from ..ir.ops import Op, REDUCE
@@ -15,13 +19,14 @@ from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
 from .buffer import Buffer
+from .device import get_device
 from . import check
 
 
 @dataclass
 class _Template:
   """A schedule with its nodes replaced by their positions in the graph's topological order."""
-  kernels: list[Kernel]
+  kernels: list[Kernel | None]
   outputs: list[list[int]]
   inputs: list[list[int]]
   scalars: list[list[int]]
@@ -64,14 +69,16 @@ def jit_capture():
 
 
 def _structure_key(order: list[LazyNode]) -> tuple:
-  """The graph with nodes named by position; realized nodes by dtype, shape and which of them share a buffer (an
-  in-place kernel must run after every kernel that reads the old contents of its buffer, whichever node reads it)."""
+  """The graph with nodes named by position; realized nodes by dtype, shape, device and which of them share a buffer
+  (an in-place kernel must run after every kernel that reads the old contents of its buffer, whichever node reads
+  it)."""
   pos, key, first_on = {}, [], {}
   for i, n in enumerate(order):
     pos[id(n)] = i
-    if n.realized: key.append(("B", n.dtype, n.shape, first_on.setdefault(id(n.buffer), i)))
+    if n.realized: key.append(("B", n.dtype, n.shape, n.device, first_on.setdefault(id(n.buffer), i)))
     elif n.op is Op.BUFFER: raise _stale(n)
-    else: key.append((n.op, n.dtype, n.shape, None if is_parameter(n) else exact(n.arg), tuple(pos[id(s)] for s in n.srcs)))
+    else: key.append((n.op, n.dtype, n.shape, n.device, None if is_parameter(n) else exact(n.arg),
+                      tuple(pos[id(s)] for s in n.srcs)))
   return tuple(key)
 
 
@@ -82,18 +89,19 @@ def _stale(n: LazyNode) -> helpers.StaleValueError:
                          f"in-place update, or update a clone()")
 
 
-def get_schedule(targets: list[LazyNode], device, order: list[LazyNode] | None = None) -> list[ScheduleItem]:
+def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -> list[ScheduleItem]:
   """The schedule of `targets`, from the cache when this graph structure was scheduled before. `order`: the graph's
   nodes in topological order, if known."""
   order = order or toposort(targets)
   pos = {id(n): i for i, n in enumerate(order)}
-  key = (device.name, tuple(pos[id(t)] for t in targets), _structure_key(order))
+  key = (tuple(pos[id(t)] for t in targets), _structure_key(order))
   if (tpl := _schedule_cache.get(key)) is None:
     counters.schedules += 1
     if settings.VERIFY: verify_graph(order)
     items = schedule(targets)
     if settings.VERIFY:
-      for it in items: it.kernel.verify()
+      for it in items:
+        if it.kernel is not None: it.kernel.verify()
     tpl = _Template([it.kernel for it in items], *([[pos[id(n)] for n in getattr(it, f)] for it in items]
                                                   for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items])
     _schedule_cache[key] = tpl
@@ -122,14 +130,40 @@ def kernel_cost(k: Kernel) -> tuple[int, int]:
   return nbytes, flops
 
 
-def run_schedule(items: list[ScheduleItem], device):
+def copy_buffer(bufs: list[Buffer], scalars=()):
+  """Copy bufs[1] into bufs[0], on another device: a torch copy where both devices keep torch tensors (no host round
+  trip), else through host memory. Called as a kernel program is, so lazygrad.jit records and replays it."""
+  dst, src = bufs[0].ensure(), bufs[1]
+  if getattr(dst.device, "torch_device", None) and getattr(src.device, "torch_device", None):
+    dst.data.copy_(src.ensure().data[:dst.size])
+  else: dst.write(src.numpy()[:dst.size])
+
+
+def _run_copy(it: ScheduleItem):
+  t0 = time.perf_counter()
+  bufs = [it.outputs[0].buffer, it.inputs[0].buffer]
+  copy_buffer(bufs)
+  if (cap := jit_capture()) is not None: cap.launched(copy_buffer, bufs, 1, [])
+  if settings.DEBUG >= 2:
+    bufs[0].device.synchronize()
+    n = it.outputs[0]
+    print(f"  copy   {counters.copies:5d} {it.inputs[0].device + ' -> ' + n.device:<32s} "
+          f"{(time.perf_counter() - t0) * 1e3:9.3f} ms  stores {n.dtype.name}{list(n.shape)} ({it.reasons[0]})")
+  counters.copies += 1
+
+
+def run_schedule(items: list[ScheduleItem]):
+  """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's)."""
   t_start = time.perf_counter()
   for it in items:
-    for n in it.outputs:   # an assign writes into the buffer of its target, everything else into a new one
+    for n in it.outputs:
       if n.op is Op.ASSIGN: n.buffer = n.srcs[0].buffer
-      else: n.set_buffer(Buffer(device, n.dtype, prod(n.shape)))
+      else: n.set_buffer(Buffer(get_device(n.device), n.dtype, prod(n.shape)))
     if any(prod(n.shape) == 0 for n in it.outputs):   # nothing to compute
       _written(it.outputs); continue
+    if it.kernel is None:
+      _run_copy(it); continue
+    device = it.outputs[0].buffer.device
     prg = compile_kernel(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     scalars = [n.dtype.np(n.arg).item() for n in it.scalars]   # rounded to their dtype, as a literal would be
@@ -153,7 +187,11 @@ def run_schedule(items: list[ScheduleItem], device):
             f"{flops / dt / 1e9:8.2f} GFLOP/s  stores {stored}")
     counters.kernels += 1
   if settings.DEBUG >= 1:
-    print(f"realize: {len(items)} kernel{'s' if len(items) != 1 else ''} in {(time.perf_counter() - t_start) * 1e3:.3f} ms")
+    copies = sum(it.kernel is None for it in items)
+    kernels = len(items) - copies
+    print(f"realize: {kernels} kernel{'s' if kernels != 1 else ''}" +
+          (f", {copies} cop{'ies' if copies != 1 else 'y'}" if copies else "") +
+          f" in {(time.perf_counter() - t_start) * 1e3:.3f} ms")
 
 
 def _written(outputs: list[LazyNode]):
@@ -175,7 +213,8 @@ def _share_reshaped_buffers(nodes: list[LazyNode], written: set) -> bool:
   return shared
 
 
-def realize(nodes: list[LazyNode], device):
+def realize(nodes: list[LazyNode]):
+  """Compute `nodes` (on whatever devices they are) in one schedule; each gets a buffer holding its value."""
   targets = list({id(n): n for n in nodes if not n.realized}.values())
   if not targets: return
   order = toposort(targets)
@@ -184,17 +223,18 @@ def realize(nodes: list[LazyNode], device):
     order = toposort(targets)
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
-  run_schedule(get_schedule(targets, device, order), device)
+  run_schedule(get_schedule(targets, order))
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_capture()) is not None: cap.checked(checks)
-  note_checks(checks, device)
+  note_checks(checks)
 
 
-def note_checks(checks: list, device):
+def note_checks(checks: list):
   """Checks whose flags were just computed: read at once on the numpy device or under check mode, else at the next
   host read (or when many are waiting, so the list stays bounded)."""
   unread_checks.extend(checks)
-  if device.name == "numpy" or settings.CHECK or len(unread_checks) > 256: raise_failed_checks()
+  if settings.CHECK or len(unread_checks) > 256 or any(b.device.name == "numpy" for b, _, _ in checks):
+    raise_failed_checks()
 
 
 def raise_failed_checks():
@@ -204,3 +244,26 @@ def raise_failed_checks():
   pending, unread_checks[:] = list(unread_checks), []
   for buf, (error, message), loc in pending:
     if (v := int(buf.numpy()[0])) != NO_FAILURE: raise getattr(helpers, error)(f"{message.format(v)} (at {fmt_loc(loc)})")
+
+
+def upload(array: np.ndarray, dtype: DType, device: str, redraw=None) -> LazyNode:
+  """A BUFFER node on `device` holding the values of the host `array` (of `dtype`'s numpy type; the buffer may share
+  its memory). A jit capture keeps a copy of the values for replays, or `redraw`, a function drawing new host data
+  on each replay (random numbers)."""
+  dev = get_device(device)
+  buf = Buffer(dev, dtype, array.size, dev.from_numpy(array))
+  if (cap := jit_capture()) is not None: cap.uploaded(buf, redraw or np.array(array, copy=True))
+  return LazyNode.from_buffer(buf, array.shape)
+
+
+def from_torch(tensor, dtype: DType, device: str) -> LazyNode:
+  """A BUFFER node on `device` holding a torch tensor's values: its memory where the device can share it."""
+  dev = get_device(device)
+  buf = Buffer(dev, dtype, tensor.numel(), dev.from_torch(tensor, dtype))
+  if (cap := jit_capture()) is not None: cap.uploaded(buf, np.array(buf.numpy(), copy=True))
+  return LazyNode.from_buffer(buf, tuple(tensor.shape))
+
+
+def empty(dtype: DType, shape: tuple, device: str, loc=None) -> LazyNode:
+  """A BUFFER node of new, uninitialized memory on `device` (allocated when first used)."""
+  return LazyNode.from_buffer(Buffer(get_device(device), dtype, prod(shape)), tuple(shape), loc)

@@ -5,7 +5,7 @@ The class is assembled here from one module per concern: core (state, autograd e
 realization), creation, elementwise, movement, indexing, reduce, nn_ops."""
 from __future__ import annotations
 from ..helpers import ShapeError
-from .core import TensorCore, realize, realize_all, overwrite
+from .core import TensorCore, realize, overwrite
 from .core import _hold, _roots, _assigned   # noqa: F401  what lazygrad.jit reads of tensor memory
 from .creation import Creation, manual_seed
 from .elementwise import Elementwise
@@ -14,7 +14,7 @@ from .indexing import Indexing
 from .reduce import Reductions
 from .nn_ops import NNOps
 
-__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "realize_all", "overwrite"]
+__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "overwrite"]
 
 
 class Tensor(TensorCore, Creation, Elementwise, Movement, Indexing, Reductions, NNOps):

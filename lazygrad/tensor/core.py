@@ -8,6 +8,7 @@ and they make tensors with `type(self)(...)` or the constructors, which are clas
 op `self.arange(...)`, `self._const(...)`)."""
 from __future__ import annotations
 import weakref
+from typing import TYPE_CHECKING
 import numpy as np
 from .. import autograd, dtypes
 from ..dtypes import DType, to_dtype
@@ -16,10 +17,10 @@ from ..ir.node import LazyNode, toposort
 from ..ir.view import view_of
 from ..ir.ops import Op, ALU
 from ..ir import build as B
-from ..runtime.buffer import Buffer
-from ..runtime.device import get_device
+from ..runtime.device import canonical_name
 from ..runtime import realize as _engine
 from .args import _err, _shape_str, _broadcast_shape, _norm_dim
+if TYPE_CHECKING: from ..runtime.buffer import Buffer
 
 _roots = IdWeakSet()      # live tensors that are not views (they hold a node of their own)
 _assigned = IdWeakSet()   # tensors whose node is an in-place update
@@ -27,25 +28,16 @@ _assigned = IdWeakSet()   # tensors whose node is an in-place update
 
 class TensorCore:
   """A Tensor's state and the machinery under its ops (see the module docstring; the API is documented on Tensor)."""
-  __slots__ = ("_node", "_base", "_path", "_src", "_past", "_requires_grad", "grad", "_device", "is_leaf",
-               "__weakref__")
+  __slots__ = ("_node", "_base", "_path", "_src", "_past", "_requires_grad", "grad", "is_leaf", "__weakref__")
   __array_priority__ = 1000   # numpy scalars on the left defer to our operators
 
   def __init__(self, data, dtype=None, requires_grad: bool = False, device: str | None = None):
-    self._device = get_device(device)
     if isinstance(data, LazyNode): node = data
     elif isinstance(data, TensorCore):   # a new tensor with the values data has now (as torch.tensor(t) copies)
       src = data if dtype is None else data.cast(dtype)
-      node, self._device = LazyNode(Op.DETACH, src.dtype, src.shape, (src.node,)), data._device
-    else:
-      arr = data if isinstance(data, np.ndarray) else np.array(data)
-      if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
-      try: dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
-      except TypeError as e:
-        raise _err(TypeError, "Tensor", f"cannot make a tensor of {arr.dtype} data" if dtype is None else str(e)) from None
-      arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
-      buf = _uploaded(Buffer(self._device, dt, arr.size, self._device.from_numpy(arr)))
-      node = LazyNode.from_buffer(buf, arr.shape)
+      node = LazyNode(Op.DETACH, src.dtype, src.shape, (src.node,))
+    else: node = _host_node(data, dtype, device)
+    if device is not None: node = B.copy(node, canonical_name(device))   # a node or tensor given: moved there
     if node.op is Op.BUFFER and not _takes_buffer(self, node.buffer):   # someone else's memory: hold its value
       node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
     self._node, self._base, self._path, self._src, self._past = node, None, (), None, None
@@ -54,11 +46,11 @@ class TensorCore:
     self.requires_grad = requires_grad
 
   @classmethod
-  def _wrap(cls, node: LazyNode, ref: "Tensor") -> "Tensor":
-    """A tensor for an existing node, on ref's device, not requiring grad (autograd's temporaries)."""
+  def _wrap(cls, node: LazyNode) -> "Tensor":
+    """A tensor for an existing node, not requiring grad (autograd's temporaries)."""
     t = cls.__new__(cls)
     t._node, t._base, t._path, t._src, t._past = node, None, (), None, None
-    t.grad, t._device, t.is_leaf, t._requires_grad = None, ref._device, True, False
+    t.grad, t.is_leaf, t._requires_grad = None, True, False
     return t
 
   # ---------------------------------------------------------------- the node: own, or derived from a view's base
@@ -78,7 +70,7 @@ class TensorCore:
 
   def _view(self, node: LazyNode, path: tuple, requires_grad: bool) -> "Tensor":
     """A view of this tensor's base: `node` is `path` ((op, arg) pairs, outermost first) applied to self."""
-    t = self._wrap(node, self)
+    t = self._wrap(node)
     base = self._base if self._base is not None else self
     t._base, t._path, t._src = base, path + self._path, base._node
     t._requires_grad = requires_grad
@@ -94,7 +86,7 @@ class TensorCore:
 
   def _fresh(self) -> LazyNode:
     """A node of self's value in new memory of its own: unique, so nothing else shares its identity or buffer."""
-    target = LazyNode.from_buffer(Buffer(self._device, self.dtype, self.numel()), self.shape, self.node.loc)
+    target = _engine.empty(self.dtype, self.shape, self.device, self.node.loc)
     return LazyNode(Op.ASSIGN, self.dtype, self.shape, (target, self.node))
 
   # ---------------------------------------------------------------- autograd
@@ -143,7 +135,7 @@ class TensorCore:
       if self.numel() != 1:
         raise _err(RuntimeError, op, f"grad can be implicitly created only for scalar outputs, this {self.node.op.name} "
                    f"tensor has shape {_shape_str(self.shape)}", "pass gradient= of the same shape, or reduce first")
-      return self._const(1.0, self.shape, self.dtype)._on(self)
+      return self._const(1.0, self.shape, self.dtype, device=self.device)
     gradient = gradient if isinstance(gradient, TensorCore) else type(self)(gradient, device=self.device)
     if gradient.shape != self.shape:
       raise _err(ShapeError, op, f"gradient shape {_shape_str(gradient.shape)} does not match the output shape "
@@ -177,7 +169,7 @@ class TensorCore:
   @property
   def ndim(self) -> int: return len(self._node.shape)
   @property
-  def device(self) -> str: return self._device.name
+  def device(self) -> str: return self._node.device
   def numel(self) -> int: return prod(self.shape)
   def size(self, dim=None): return self.shape if dim is None else self.shape[_norm_dim("size", dim, self.ndim, self.shape)]
   def __len__(self):
@@ -225,7 +217,7 @@ class TensorCore:
   # ---------------------------------------------------------------- graph building primitives
   def _new(self, op: Op, srcs: tuple, dtype: DType, shape: tuple, arg=None) -> "Tensor":
     for s in srcs:
-      if s._device is not self._device: self._check_device(op.name.lower(), s)
+      if s._node.device != self._node.device: self._check_device(op.name.lower(), s)
     if op in ALU: return self._result(B.alu(op, *(s.node for s in srcs), dtype=dtype), srcs)   # constants fold there
     return self._result(LazyNode(op, dtype, tuple(shape), tuple(s.node for s in srcs), arg), srcs)
 
@@ -234,14 +226,14 @@ class TensorCore:
     grad, its node is detached: gradients do not flow through it (autograd follows the graph, not flags)."""
     if not autograd.grad_mode.enabled and any(s._requires_grad for s in srcs):
       node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
-    t = self._wrap(node, self)
+    t = self._wrap(node)
     t._requires_grad = node.dtype.is_float and autograd.grad_mode.enabled and any(s._requires_grad for s in srcs)
     t.is_leaf = not t._requires_grad
     _roots.add(t)
     return t
 
   def _check_device(self, op: str, other: "Tensor"):
-    if other._device is not self._device:
+    if other.device != self.device:
       raise _err(RuntimeError, op, f"expected all tensors on one device, got {self.device} (shape "
                  f"{_shape_str(self.shape)}) and {other.device} (shape {_shape_str(other.shape)})",
                  f"move one with .to({self.device!r}) or .to({other.device!r})")
@@ -257,10 +249,6 @@ class TensorCore:
       node, path = LazyNode(Op.DETACH, self.dtype, node.shape, (node,)), ((Op.DETACH, None),) + path
     return self._view(node, path, self.dtype.is_float and autograd.grad_mode.enabled and self._requires_grad)
 
-  def _on(self, ref: "Tensor") -> "Tensor":
-    self._device = ref._device
-    return self
-
   # ---------------------------------------------------------------- in-place updates
   def assign(self, value) -> "Tensor":
     """In-place update, as PyTorch's `copy_`: this tensor (and every view of its memory) holds `value` from now on.
@@ -270,7 +258,7 @@ class TensorCore:
       what = "a leaf tensor" if base is self else "a view of a leaf tensor"
       raise _err(RuntimeError, "assign", f"{what} of shape {_shape_str(base.shape)} that requires grad is being used "
                  "in an in-place operation", "wrap the update in `with lazygrad.no_grad():`")
-    value = value if isinstance(value, TensorCore) else self._const(value, self.shape, self.dtype, "assign")._on(self)
+    if not isinstance(value, TensorCore): value = self._const(value, self.shape, self.dtype, "assign", self.device)
     self._check_device("assign", value)
     if value.shape != self.shape:
       raise _err(ShapeError, "assign", f"value shape {_shape_str(value.shape)} does not match the tensor shape "
@@ -326,10 +314,16 @@ def _takes_buffer(t: TensorCore, buffer) -> bool:
   return True
 
 
-def _uploaded(buf: Buffer) -> Buffer:
-  """`buf`, just filled from the host; a jit capture keeps a copy of its contents for replays that need them again."""
-  if (cap := _engine.jit_capture()) is not None: cap.uploaded(buf, np.array(buf.numpy(), copy=True))
-  return buf
+def _host_node(data, dtype, device: str | None, redraw=None) -> LazyNode:
+  """A BUFFER node with a copy of host `data` (a list, scalar or array; in `dtype`, default: the data's, float32 for
+  Python floats) on `device` (None: the default); `redraw`: see runtime.realize.upload."""
+  arr = data if isinstance(data, np.ndarray) else np.array(data)
+  if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
+  try: dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
+  except TypeError as e:
+    raise _err(TypeError, "Tensor", f"cannot make a tensor of {arr.dtype} data" if dtype is None else str(e)) from None
+  arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
+  return _engine.upload(arr, dt, canonical_name(device), redraw)
 
 
 def _in_memory(node: LazyNode) -> bool:
@@ -423,11 +417,10 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNo
 
 
 def realize(*tensors: TensorCore):
-  """Realize several tensors in one schedule."""
+  """Realize several tensors, on any devices, in one schedule."""
   if not tensors: return
-  for t in tensors[1:]: tensors[0]._check_device("realize", t)
   readers, parts = _before_writes([t.node for t in tensors]) if _assigned else ([], [])
-  _engine.realize([t.node for t in tensors + tuple(readers)] + parts, tensors[0]._device)
+  _engine.realize([t.node for t in tensors + tuple(readers)] + parts)
   for t in tensors + tuple(readers):   # drop the graph (later graphs start from the buffer), unless autograd needs it
     n = t._node
     if t._base is not None or n.op is Op.BUFFER or not n.realized: continue
@@ -440,11 +433,6 @@ def realize(*tensors: TensorCore):
     _assigned.discard(t)
     if n.op is not Op.ASSIGN or (t.requires_grad and not t.is_leaf): continue
     _hold(t, n.buffer, n.loc)
-
-
-def realize_all(tensors: list[TensorCore]):
-  """Realize tensors that may be on several devices: one schedule per device."""
-  for dev in {id(t._device): t._device for t in tensors}.values(): realize(*(t for t in tensors if t._device is dev))
 
 
 def _hold(t: TensorCore, buffer: Buffer, loc):
@@ -468,7 +456,7 @@ def overwrite(written: list[tuple[Buffer, list[TensorCore]]], run):
       now = LazyNode.from_buffer(b, (b.size,), loc)
       targets.append(LazyNode(Op.ASSIGN, b.dtype, now.shape, (now, now), None, loc))
     readers, _ = _before_writes(targets)   # whole buffers written once: no value reads two versions of one
-    realize_all(readers)
+    realize(*readers)
   run()
   for b, ts in written:
     b.bump(loc)

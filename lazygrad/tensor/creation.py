@@ -5,17 +5,12 @@ import math
 import numpy as np
 from ..dtypes import DType, to_dtype, float32, int64, bool_
 from ..helpers import ShapeError, JitError
-from ..ir.node import LazyNode
-from ..ir.ops import Op
 from ..ir import build as B
-from ..runtime.buffer import Buffer
-from ..runtime.device import get_device
+from ..runtime.device import canonical_name
 from ..runtime import realize as _engine
 from .args import _err, _shape_str, _shape_arg
-from .core import TensorCore, _uploaded
+from .core import _host_node
 
-_DEFAULT = TensorCore.__new__(TensorCore)   # a stand-in reference for _wrap (its device is set right after)
-_DEFAULT._device = None
 _rng = np.random.Generator(np.random.Philox(0))
 
 
@@ -34,22 +29,22 @@ class Creation:
   __slots__ = ()
 
   @classmethod
-  def _const(cls, value, shape, dtype: DType, op: str = "full") -> "Tensor":
+  def _const(cls, value, shape, dtype: DType, op: str = "full", device: str | None = None) -> "Tensor":
+    """A constant on `device` (None: the default device); an op's constants go on its operand's device."""
     if any(s < 0 for s in shape):
       raise _err(ShapeError, op, f"negative dimension in shape {_shape_str(shape)}", "sizes must be >= 0")
     value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
     if dtype.is_int and not (info := np.iinfo(dtype.np)).min <= value <= info.max:
       raise _err(OverflowError, op, f"value {value} cannot be converted to {dtype.name} without overflow (its range is "
                  f"{info.min}..{info.max})", f"use a value in range, or cast the tensor to a wider dtype first")
-    t = cls._wrap(B.const(value, dtype, shape), _DEFAULT)   # a constant reads no memory: not one of _roots
-    t._device = get_device()
-    return t
+    return cls._wrap(B.const(value, dtype, shape, canonical_name(device)))   # reads no memory: not one of _roots
 
   @classmethod
   def full(cls, shape, fill_value, dtype=None, **kw) -> "Tensor":
     dt = to_dtype(dtype) if dtype is not None else bool_ if isinstance(fill_value, bool) else \
       int64 if isinstance(fill_value, int) else float32
-    return cls._const(fill_value, _shape_arg((shape,) if isinstance(shape, int) else shape), dt)._with(**kw)
+    shape = _shape_arg((shape,) if isinstance(shape, int) else shape)
+    return cls._const(fill_value, shape, dt, device=kw.pop("device", None))._with(**kw)
 
   @classmethod
   def zeros(cls, *shape, dtype=None, **kw) -> "Tensor": return cls.full(_shape_arg(shape), 0, dtype or float32, **kw)
@@ -57,8 +52,8 @@ class Creation:
   def ones(cls, *shape, dtype=None, **kw) -> "Tensor": return cls.full(_shape_arg(shape), 1, dtype or float32, **kw)
   @classmethod
   def empty(cls, *shape, dtype=None, **kw) -> "Tensor":
-    dt = to_dtype(dtype or float32)
-    return cls(np.empty(_shape_arg(shape), dt.np), dtype=dt, **kw)
+    node = _engine.empty(to_dtype(dtype or float32), _shape_arg(shape), canonical_name(kw.pop("device", None)))
+    return cls(node, **kw)
 
   @classmethod
   def arange(cls, start, end=None, step=1, dtype=None, **kw) -> "Tensor":
@@ -68,7 +63,7 @@ class Creation:
     dt = to_dtype(dtype) if dtype is not None else int64 if is_int else float32
     n = max(0, math.ceil((end - start) / step))
     if all(float(v).is_integer() for v in (start, step)):   # computed on the device from an IOTA: no host data
-      iota = cls(LazyNode(Op.IOTA, int64, (n,)), device=kw.pop("device", None))
+      iota = cls(B.iota(n, canonical_name(kw.pop("device", None))))
       return (iota * int(step) + int(start) if (step, start) != (1, 0) else iota).cast(dt)._with(**kw)
     return cls((start + np.arange(n, dtype=np.float64) * step).astype(dt.np), dtype=dt, **kw)
 
@@ -83,9 +78,7 @@ class Creation:
   @classmethod
   def _drawn(cls, draw, dtype, kw) -> "Tensor":
     """A tensor of the host random numbers `draw()` returns; a jit capture keeps `draw` to draw anew on each replay."""
-    t = cls(draw(), dtype=dtype, **kw)
-    if (cap := _engine.jit_capture()) is not None: cap.uploaded(t.node.buffer, draw)
-    return t
+    return cls(_host_node(draw(), dtype, kw.pop("device", None), draw), **kw)
 
   @classmethod
   def rand(cls, *shape, dtype=None, **kw) -> "Tensor":
@@ -117,22 +110,19 @@ class Creation:
   @classmethod
   def from_torch(cls, t, device: str | None = None) -> "Tensor":
     """A tensor with a torch tensor's values; a CUDA tensor's memory is shared with device 'triton', not copied."""
-    dev = get_device(device or ("triton" if t.is_cuda else None))
-    dt = to_dtype(t.dtype)
-    data = dev.from_torch(t, dt)   # the device's memory for it: shared where the device can, else a copy
-    return cls(LazyNode.from_buffer(_uploaded(Buffer(dev, dt, t.numel(), data)), tuple(t.shape)), device=dev.name)
+    return cls(_engine.from_torch(t, to_dtype(t.dtype), canonical_name(device or ("triton" if t.is_cuda else None))))
 
-  # on an instance the constructors (classmethods) still make a Tensor
-  def _like_kw(self, dtype): return {"dtype": dtype or self.dtype}
-  def zeros_like(self, dtype=None, **kw): return self.zeros(self.shape, **self._like_kw(dtype), **kw)
-  def ones_like(self, dtype=None, **kw): return self.ones(self.shape, **self._like_kw(dtype), **kw)
-  def full_like(self, fill_value, dtype=None, **kw): return self.full(self.shape, fill_value, **self._like_kw(dtype), **kw)
-  def empty_like(self, dtype=None, **kw): return self.empty(self.shape, **self._like_kw(dtype), **kw)
-  def rand_like(self, dtype=None, **kw): return self.rand(self.shape, **self._like_kw(dtype), **kw)
-  def randn_like(self, dtype=None, **kw): return self.randn(self.shape, **self._like_kw(dtype), **kw)
+  # on an instance the constructors (classmethods) still make a Tensor, by default of self's dtype and device
+  def _like_kw(self, dtype, kw): return {"dtype": dtype or self.dtype, "device": self.device, **kw}
+  def zeros_like(self, dtype=None, **kw): return self.zeros(self.shape, **self._like_kw(dtype, kw))
+  def ones_like(self, dtype=None, **kw): return self.ones(self.shape, **self._like_kw(dtype, kw))
+  def full_like(self, fill_value, dtype=None, **kw):
+    return self.full(self.shape, fill_value, **self._like_kw(dtype, kw))
+  def empty_like(self, dtype=None, **kw): return self.empty(self.shape, **self._like_kw(dtype, kw))
+  def rand_like(self, dtype=None, **kw): return self.rand(self.shape, **self._like_kw(dtype, kw))
+  def randn_like(self, dtype=None, **kw): return self.randn(self.shape, **self._like_kw(dtype, kw))
 
-  def _with(self, requires_grad=False, device=None) -> "Tensor":
-    if device is not None: self._device = get_device(device)
+  def _with(self, requires_grad=False) -> "Tensor":
     self.is_leaf = True
     self.requires_grad = requires_grad
     return self

@@ -7,7 +7,8 @@ from .. import dtypes
 from ..dtypes import to_dtype, promote, promote_scalar, float32, int64, bool_
 from ..helpers import ShapeError, DivisionByZero
 from ..ir.ops import Op
-from ..runtime.device import get_device, is_device_name
+from ..ir import build as B
+from ..runtime.device import canonical_name, is_device_name
 from .args import _err, _shape_str, _is_scalar, _broadcast_shape
 from .core import TensorCore
 
@@ -61,7 +62,7 @@ class Elementwise:
         if not -2**63 <= other < 2**63:
           raise _err(OverflowError, op, f"the integer {other} does not fit in int64", "use a smaller number")
         other = dtypes.wrap_int(int(other), dt)
-      a, b = self.cast(dt), self._const(other, self.shape, dt, op)._on(self)
+      a, b = self.cast(dt), self._const(other, self.shape, dt, op, self.device)
     else:
       raise _err(TypeError, op, f"unsupported operand type {type(other).__name__}; use a Tensor or a Python number")
     return (b, a) if reverse else (a, b)
@@ -150,7 +151,7 @@ class Elementwise:
 
   def _ipow(self, e: int) -> "Tensor":
     """self ** e for an integer tensor and a Python int e >= 0: square-and-multiply, unrolled."""
-    out, base = self._const(1, self.shape, self.dtype)._on(self), self
+    out, base = self._const(1, self.shape, self.dtype, device=self.device), self
     while e:
       if e & 1: out = out * base
       e >>= 1
@@ -160,7 +161,7 @@ class Elementwise:
   def _ipow_tensor(self, e: "Tensor") -> "Tensor":
     """self ** e for integer tensors, as torch's powi: square-and-multiply over every bit of e (a fixed loop of
     selects); for e < 0, 1 ** e is 1, (-1) ** e is -1 or 1 and anything else gives 0."""
-    out, base = self._const(1, self.shape, self.dtype)._on(self), self
+    out, base = self._const(1, self.shape, self.dtype, device=self.device), self
     bits = 8 * self.dtype.itemsize - (self.dtype.kind == 'i')
     for i in range(bits):
       out = ((e & (1 << i)) != 0).where(out * base, out)
@@ -233,7 +234,8 @@ class Elementwise:
   def __invert__(self):
     if self.dtype.is_float: raise _err(TypeError, "bitwise_not", f"needs a bool or integer tensor, got {self.dtype.name}")
     if self.dtype.is_bool: return self._alu(Op.NOT)
-    return self._alu(Op.XOR, self._const(np.iinfo(self.dtype.np).max if self.dtype.kind == 'u' else -1, self.shape, self.dtype))
+    ones = np.iinfo(self.dtype.np).max if self.dtype.kind == 'u' else -1
+    return self._alu(Op.XOR, self._const(ones, self.shape, self.dtype, device=self.device))
   def logical_not(self): return self.cast(bool_)._alu(Op.NOT)
   def _logical(self, op: str, prim: Op, other) -> "Tensor":
     a, b = self.cast(bool_)._operands(op, other.cast(bool_) if isinstance(other, TensorCore) else bool(other))
@@ -253,7 +255,7 @@ class Elementwise:
     shape = _broadcast_shape("where", cond.shape, *(v.shape for v in (xs, ys) if v is not None))
     def prep(v):
       if isinstance(v, TensorCore): return v.cast(dt)._broadcast_to(shape)
-      return self._const(v, shape, dt, "where")._on(cond)
+      return self._const(v, shape, dt, "where", cond.device)
     c = cond.cast(bool_)._broadcast_to(shape)
     return c._new(Op.WHERE, (c, prep(x), prep(y)), dt, shape)
 
@@ -324,7 +326,7 @@ class Elementwise:
   def sign(self):
     s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
-    return self._const(False, self.shape, bool_)._on(self).where(self, s) if self.requires_grad else s
+    return self._const(False, self.shape, bool_, device=self.device).where(self, s) if self.requires_grad else s
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def _f32(self) -> "Tensor":
@@ -383,14 +385,15 @@ class Elementwise:
   def long(self): return self.cast(int64)
   def bool(self): return self.cast(bool_)
   def to(self, *args, dtype=None, device=None):
-    """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch."""
+    """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch. A move
+    to another device is lazy (a COPY in the graph) and gradients flow back through it."""
     for a in args:
-      if isinstance(a, TensorCore): device, dtype = a._device.name, a.dtype
+      if isinstance(a, TensorCore): device, dtype = a.device, a.dtype
       elif isinstance(a, str) and is_device_name(a): device = a
       else: dtype = a
     out = self.cast(dtype) if dtype is not None else self
-    if device is not None and get_device(device) is not self._device:
-      out = type(self)(out._host("to"), dtype=out.dtype, device=device, requires_grad=out.requires_grad)
+    if device is not None and (device := canonical_name(device)) != out.device:
+      out = out._result(B.copy(out.node, device), (out,))
     return out
   def type(self, dtype): return self.cast(dtype)
 

@@ -23,7 +23,7 @@ class Indexing:
                  "use basic indices (ints, slices), or build the result with where()")
     if isinstance(value, TensorCore) and value._base is not None and value._base is view._base and value._path == view._path:
       return   # `x[i] += y` wrote through the view already
-    value = value if isinstance(value, TensorCore) else self._const(value, (), view.dtype, "setitem")._on(view)
+    value = value if isinstance(value, TensorCore) else self._const(value, (), view.dtype, "setitem", view.device)
     view.assign(value._broadcast_to(_broadcast_shape("setitem", view.shape, value.shape)))
 
   def __getitem__(self, idx) -> "Tensor":
@@ -126,7 +126,7 @@ class Indexing:
     x = self.shrink(tuple(None if k == d else (0, index.shape[k]) for k in range(self.ndim)))
     hit = index.cast(int64).unsqueeze(-1) == self.arange(n, device=self.device)                 # index.shape + (n,)
     src = x.permute([k for k in range(self.ndim) if k != d] + [d]).unsqueeze(d).expand(hit.shape)
-    return hit.where(src, self._const(0, (), self.dtype)._on(self)).sum(-1).cast(self.dtype)
+    return hit.where(src, self._const(0, (), self.dtype, device=self.device)).sum(-1).cast(self.dtype)
 
   def one_hot(self, num_classes: int = -1) -> "Tensor":
     if not self.dtype.is_int: raise _err(TypeError, "one_hot", f"needs an integer tensor, got {self.dtype.name}")

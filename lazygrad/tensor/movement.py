@@ -115,7 +115,7 @@ class Movement:
     out = self._pad_shrink(arg)
     if out is self: return self.clone()   # a new tensor, as in torch, never a view
     if value != 0:
-      inside = self._const(True, self.shape, bool_)._on(self)._pad_shrink(arg)
+      inside = self._const(True, self.shape, bool_, device=self.device)._pad_shrink(arg)
       return inside.where(out, value).cast(self.dtype)
     return out._root()
 
@@ -178,7 +178,7 @@ class Movement:
       arg = [(0, 0)] * ref.ndim
       arg[d] = (offset, total - offset - t.shape[d])
       offset += t.shape[d]
-      parts.append((t.cast(dt)._pad_shrink(arg), cls._const(True, t.shape, bool_)._on(t)._pad_shrink(arg)))
+      parts.append((t.cast(dt)._pad_shrink(arg), cls._const(True, t.shape, bool_, device=t.device)._pad_shrink(arg)))
     out = parts[-1][0]
     for p, inside in reversed(parts[:-1]): out = inside.where(p, out)   # a select, not a sum: -0.0 stays -0.0
     return out._root()

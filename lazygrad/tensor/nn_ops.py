@@ -48,7 +48,7 @@ class NNOps:
     rows = self.arange(r, device=self.device).reshape(r, 1)
     cols = self.arange(c, device=self.device).reshape(1, c)
     keep = (cols <= rows + diagonal) if lower else (cols >= rows + diagonal)
-    return keep.where(self, self._const(0, (), self.dtype)._on(self)).cast(self.dtype)
+    return keep.where(self, self._const(0, (), self.dtype, device=self.device)).cast(self.dtype)
 
   def tril(self, diagonal: int = 0): return self._tri(diagonal, True)
   def triu(self, diagonal: int = 0): return self._tri(diagonal, False)
