@@ -85,10 +85,10 @@ def get_float32_matmul_precision() -> str: return _fp32_precision
 @contextlib.contextmanager
 def Context(**kwargs):
   """Temporarily change settings: `with Context(DEBUG=3): y.realize()`."""
+  if unknown := [k for k in kwargs if not hasattr(settings, k)]:
+    raise AttributeError(f"Context: unknown setting {unknown[0]!r}; known: {', '.join(vars(settings))}")
   old = {k: getattr(settings, k) for k in kwargs}
-  for k, v in kwargs.items():
-    if not hasattr(settings, k): raise AttributeError(f"Context: unknown setting {k!r}; known: {list(vars(settings))}")
-    setattr(settings, k, v)
+  for k, v in kwargs.items(): setattr(settings, k, v)
   try: yield
   finally:
     for k, v in old.items(): setattr(settings, k, v)

@@ -80,3 +80,10 @@ def test_long_chain_no_recursion_error():
         x = x + 1
     x.realize()
     assert x.numpy()[0] == 100000.0
+
+
+def test_context_names_an_unknown_setting():
+  from lazygrad import Context, settings
+  with pytest.raises(AttributeError, match="unknown setting 'VIZ'; known: DEBUG"):
+    with Context(DEBUG=2, VIZ=1): pass
+  assert settings.DEBUG == 0   # nothing was changed
