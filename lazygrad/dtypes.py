@@ -18,6 +18,10 @@ class DType:
   def __repr__(self): return f"lazygrad.{self.name}"
   def __reduce__(self): return to_dtype, (self.name,)   # a copy or an unpickled one is the same object
   @property
+  def short(self) -> str:
+    """The name the IR text forms print: f32, bf16, i64, u8, bool."""
+    return "bool" if self.is_bool else "bf16" if self.name == "bfloat16" else f"{self.kind}{self.itemsize * 8}"
+  @property
   def is_float(self): return self.kind == 'f'
   @property
   def is_int(self): return self.kind in 'iu'

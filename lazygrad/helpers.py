@@ -108,15 +108,28 @@ class Counters:
 counters = Counters()
 
 
+_TENSOR_DIR = os.path.join(_PKG_DIR, "tensor")
+
+
 def user_frame():
-  """(filename, lineno) of the innermost stack frame outside the lazygrad package."""
-  f = sys._getframe(1)
-  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR): f = f.f_back
-  return (f.f_code.co_filename, f.f_lineno) if f is not None else ("?", 0)
+  """(filename, lineno, api) of the innermost stack frame outside the lazygrad package; `api` names the lazygrad
+  function that frame called (`Tensor.add` for `x + y`, `AdamW.schedule_step`), or '' if none."""
+  f, inner = sys._getframe(1), None
+  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR): f, inner = f.f_back, f
+  if f is None: return ("?", 0, "")
+  if inner is None: return (f.f_code.co_filename, f.f_lineno, "")
+  code = inner.f_code   # the Tensor class is assembled from mixins: its methods are Tensor's, whichever defines them
+  api = "Tensor." + code.co_name if code.co_filename.startswith(_TENSOR_DIR) else code.co_qualname
+  return (f.f_code.co_filename, f.f_lineno, api)
 
 
 def fmt_loc(loc) -> str:
   return f"{os.path.basename(loc[0])}:{loc[1]}" if loc else "?"
+
+
+def fmt_origin(loc) -> str:
+  """`file:line (api)`: where a node was made, and through which lazygrad function."""
+  return fmt_loc(loc) + (f" ({loc[2]})" if loc and len(loc) > 2 and loc[2] else "")
 
 
 @functools.lru_cache(None)

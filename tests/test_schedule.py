@@ -179,6 +179,24 @@ def test_debug_text_is_stable(capsys):
   assert text == golden.read_text()
 
 
+def test_text_forms_of_a_training_step_are_golden():
+  """The lazy graph (DEBUG=6) and the schedule (DEBUG=2) of tests/programs/mlp_step.py, as text
+  (tests/golden/mlp_step_graph.txt, mlp_step_schedule.txt): deterministic, with user lines and cut reasons."""
+  from pathlib import Path
+  from programs.mlp_step import build
+  from lazygrad.ir.node import graph_text, toposort
+  from lazygrad.codegen.schedule import schedule_text
+  nodes = [t.node for t in build()]
+  order = toposort(nodes)
+  texts = {"graph": graph_text(nodes), "schedule": schedule_text(get_schedule(nodes, order), order)}
+  for name, text in texts.items():
+    golden = Path(__file__).parent / "golden" / f"mlp_step_{name}.txt"
+    if not golden.exists(): golden.write_text(text + "\n")
+    assert text + "\n" == golden.read_text(), name
+  assert "(Tensor.backward)" in texts["graph"] and "mlp_step.py:13 (Tensor.cross_entropy)" in texts["graph"]
+  assert "(target)" in texts["schedule"] and "reads" in texts["schedule"]
+
+
 def test_each_ir_checks_its_contract():
   """verify() of the lazy graph, the kernel AST and the uops (on in the tests: LAZYGRAD_VERIFY) catches a node that
   breaks its stage's contract."""

@@ -544,6 +544,26 @@ def build_kernel(group: Group) -> ScheduleItem:
   return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons)
 
 
+def schedule_text(items: list[ScheduleItem], order: list[LazyNode]) -> str:
+  """The schedule as text: kernels (and copies) in order, each with the buffers it writes, why each is stored, and
+  the buffers it reads; nodes are named by their position in `order`, as `ir.node.graph_text` names them."""
+  names = {id(n): f"%{i}" for i, n in enumerate(order)}
+  def buf(n: LazyNode) -> str:
+    return f"{names.get(id(n), '%?')} {n.dtype.short}[{','.join(map(str, n.shape))}] {_size(prod(n.shape) * n.dtype.itemsize)}"
+  lines = [f"schedule: {len(items)} item{'s' if len(items) != 1 else ''}"]
+  for i, it in enumerate(items):
+    what = it.kernel.name if it.kernel is not None else f"copy {it.inputs[0].device} -> {it.outputs[0].device}"
+    lines.append(f"  {i:3d} {what}")
+    lines += [f"        writes {buf(n)} ({why})" for n, why in zip(it.outputs, it.reasons)]
+    if it.inputs: lines.append("        reads  " + ", ".join(buf(n) for n in it.inputs))
+  return "\n".join(lines)
+
+
+def _size(nbytes: int) -> str:
+  if nbytes < 1024: return f"{nbytes} B"
+  return f"{nbytes / 1024:.4g} KiB" if nbytes < 1 << 20 else f"{nbytes / (1 << 20):.4g} MiB"
+
+
 def schedule(targets: list[LazyNode]) -> list[ScheduleItem]:
   """Ordered kernels that compute `targets` (and any node they must store on the way)."""
   return [build_kernel(g) for g in partition(targets)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 from ..dtypes import DType
-from ..helpers import user_frame, fmt_loc, prod, exact, InvalidIR
+from ..helpers import user_frame, fmt_loc, fmt_origin, prod, exact, InvalidIR
 from .ops import Op, MOVEMENT, ALU, COMPARE, REDUCE
 from .view import view_of
 from . import graph
@@ -126,14 +126,17 @@ def toposort(roots, through_realized: bool = False) -> list[LazyNode]:
 
 
 def graph_text(roots) -> str:
-  """Stable text form of a lazy graph: one line per node, `%i = OP dtype[shape] srcs arg  # user line`."""
-  order, names = toposort(roots), {}
-  lines = []
+  """Stable text form of a lazy graph below `roots` (realized nodes are leaves), one typed SSA line per node:
+  `%7: f32[16,768] = add %5 %6   # model.py:42 (Tensor.add)`. A realized node prints as the buffer it is, a
+  source node with its device; constants are folded as the graph is built."""
+  order, names, lines = toposort(roots), {}, []
   for i, n in enumerate(order):
     names[id(n)] = f"%{i}"
-    srcs = " ".join(names[id(s)] for s in n.srcs) if not n.realized else ""
-    op = "BUFFER" if n.realized else n.op.name
-    arg = "" if n.arg is None or n.realized else f" {n.arg}"
-    lines.append(f"%{i} = {op} {n.dtype.name}{list(n.shape)} {srcs}{arg}  # {fmt_loc(n.loc)}".replace("  #", " #")
-                 .replace("  ", " "))
+    if n.realized: rhs = f"buffer {n.device}"
+    else:
+      op = n.op.name.lower()
+      arg = "" if n.arg is None or n.op is Op.BUFFER else " " + (repr(n.arg) if n.op is Op.CONST else str(n.arg))
+      rhs = " ".join([op] + [names[id(s)] for s in n.srcs]) + arg + (f" {n.device}" if not n.srcs else "")
+    head = f"%{i}: {n.dtype.short}[{','.join(map(str, n.shape))}] = {rhs}"
+    lines.append(f"{head:<44s} # {fmt_origin(n.loc)}")
   return "\n".join(lines)

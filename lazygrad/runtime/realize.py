@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from ..dtypes import DType
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
-from ..ir.node import LazyNode, toposort, verify as verify_graph
+from ..ir.node import LazyNode, toposort, graph_text, verify as verify_graph
 from ..ir.ops import Op, REDUCE
-from ..codegen.schedule import schedule, ScheduleItem, is_parameter, written_buffer
+from ..codegen.schedule import schedule, schedule_text, ScheduleItem, is_parameter, written_buffer
 from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
@@ -148,7 +148,7 @@ def _run_copy(it: ScheduleItem):
     bufs[0].device.synchronize()
     n = it.outputs[0]
     print(f"  copy   {counters.copies:5d} {it.inputs[0].device + ' -> ' + n.device:<32s} "
-          f"{(time.perf_counter() - t0) * 1e3:9.3f} ms  stores {n.dtype.name}{list(n.shape)} ({it.reasons[0]})")
+          f"{(time.perf_counter() - t0) * 1e3:9.3f} ms")
   counters.copies += 1
 
 
@@ -182,9 +182,8 @@ def run_schedule(items: list[ScheduleItem]):
       device.synchronize()
       dt = time.perf_counter() - t0
       nbytes, flops = kernel_cost(it.kernel)
-      stored = ", ".join(f"{n.dtype.name}{list(n.shape)} ({why})" for n, why in zip(it.outputs, it.reasons))
       print(f"  kernel {counters.kernels:5d} {it.kernel.name:<32s} {dt * 1e3:9.3f} ms {nbytes / dt / 1e9:8.2f} GB/s "
-            f"{flops / dt / 1e9:8.2f} GFLOP/s  stores {stored}")
+            f"{flops / dt / 1e9:8.2f} GFLOP/s")
     counters.kernels += 1
   if settings.DEBUG >= 1:
     copies = sum(it.kernel is None for it in items)
@@ -223,7 +222,10 @@ def realize(nodes: list[LazyNode]):
     order = toposort(targets)
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
-  run_schedule(get_schedule(targets, order))
+  if settings.DEBUG >= 6: print(graph_text(targets))
+  items = get_schedule(targets, order)
+  if settings.DEBUG >= 2: print(schedule_text(items, order))
+  run_schedule(items)
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_capture()) is not None: cap.checked(checks)
   note_checks(checks)

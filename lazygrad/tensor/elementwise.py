@@ -27,6 +27,8 @@ def _opmath(fn):
       with np.errstate(over="ignore"): exact = float(np.asarray(other, self.dtype.np)) == other
       if not exact: return fn(self.float(), other, *args, **kwargs).cast(self.dtype)
     return fn(self, other, *args, **kwargs)
+  # a node's origin names the method the user called, read from the code object (helpers.user_frame)
+  op.__code__ = op.__code__.replace(co_name=fn.__name__, co_qualname=fn.__qualname__)
   return op
 
 
