@@ -217,7 +217,7 @@ def test_each_ir_checks_its_contract():
   with pytest.raises(InvalidIR, match="reduces"): broken.verify()
   row_store = k.stores[0]   # the row sum's store, made to store the element values it sums instead
   element = row_store.srcs[0].srcs[0]
-  wrong = type(row_store)(row_store.op, row_store.dtype, (element,), row_store.arg, row_store.locs)
+  wrong = type(row_store)(row_store.op, row_store.dtype, (element,), row_store.arg)
   with pytest.raises(InvalidIR, match="varies along axes"):
     type(k)(k.name, k.shape, k.n_reduce, k.bufs, 1, (wrong,), k.scalars).verify()
   prog = linearize(item.kernel)

@@ -38,8 +38,7 @@ def test_rendered_source_is_golden():
   """The Triton source of a fused softmax with 4x16 tiles (tests/golden/triton_softmax.txt)."""
   x = Tensor(randn(6, 10), device="numpy")
   prog = linearize(kernel_of((x * 2).softmax(-1)), LoweringOptions(whole=False, max_tile=64, max_reduce_block=16))
-  src = triton_render.render(prog)
-  src = "\n".join(line.split("  #")[0].rstrip() if "@ " in line else line for line in src.splitlines()) + "\n"
+  src = triton_render.render(prog) + "\n"   # no user lines: they are attached when the source is shown
   golden = Path(__file__).parent / "golden" / "triton_softmax.txt"
   if not golden.exists(): golden.write_text(src)
   assert src == golden.read_text()
@@ -231,3 +230,32 @@ def test_corrupted_cache_file_is_rebuilt(fresh_cache, monkeypatch, corruption):
   path.write_text(CORRUPTIONS[corruption](path.read_text()))
   assert run() == 1    # discarded and rendered again
   assert run() == 0    # and the new file is good
+
+
+def _exp_of_double(x): return (x * 2).exp()        # the first program's line
+def _exp_of_double_again(x): return (x * 2).exp()  # the same structure, another line
+
+
+def test_a_shared_kernel_shows_each_program_its_own_lines():
+  """Rendered source carries no user lines (it is cached on disk and shared by every graph of the same structure);
+  the lines are attached from the graph being run."""
+  import inspect
+  x, y = Tensor(randn(4, 4), device="numpy"), Tensor(randn(4, 4), device="numpy")   # equal graphs would be one
+  (a,) = engine.get_schedule([_exp_of_double(x).node])
+  (b,) = engine.get_schedule([_exp_of_double_again(y).node])
+  assert a.kernel is b.kernel   # the second graph reuses the first one's schedule
+  src = triton_render.render(linearize(a.kernel))
+  assert "test_triton.py" not in src and "# exp %" in src
+  line_a = f"test_triton.py:{inspect.getsourcelines(_exp_of_double)[1]}"
+  line_b = f"test_triton.py:{inspect.getsourcelines(_exp_of_double_again)[1]}"
+  assert f"# exp @ {line_a}" in a.annotated(src) and line_b not in a.annotated(src)
+  assert f"# exp @ {line_b}" in b.annotated(src) and line_a not in b.annotated(src)
+
+
+@needs_interp
+def test_debug_source_shows_the_lines_of_the_program_run(capsys):
+  import inspect
+  for fn in (_exp_of_double, _exp_of_double_again):
+    with Context(DEBUG=5): fn(Tensor(randn(4, 4), device="triton-interp")).realize()
+    out = capsys.readouterr().out
+    assert f"# exp @ test_triton.py:{inspect.getsourcelines(fn)[1]}" in out

@@ -49,15 +49,17 @@ class Contraction(NamedTuple):
 
 
 class KNode:
-  """An AST node. Hash-consed (see ir/graph.py): equal nodes are one object."""
-  __slots__ = ("op", "dtype", "srcs", "arg", "locs", "__weakref__")
+  """An AST node. Hash-consed (see ir/graph.py): equal nodes are one object, shared by every kernel and graph that
+  makes it, so a node carries no user lines: a schedule item knows which lines of the graph being run each of its
+  kernel's nodes computes (`ScheduleItem.origins`)."""
+  __slots__ = ("op", "dtype", "srcs", "arg", "__weakref__")
   _table = ConsTable()
 
-  def __new__(cls, op: Op | K, dtype: DType, srcs: tuple = (), arg: Any = None, locs: tuple = ()):
+  def __new__(cls, op: Op | K, dtype: DType, srcs: tuple = (), arg: Any = None):
     key = (op, dtype, tuple(id(s) for s in srcs), exact(arg))
     if (hit := cls._table.get(key)) is not None: return hit
     self = super().__new__(cls)
-    self.op, self.dtype, self.srcs, self.arg, self.locs = op, dtype, tuple(srcs), arg, locs
+    self.op, self.dtype, self.srcs, self.arg = op, dtype, tuple(srcs), arg
     cls._table.add(key, self)
     return self
 

@@ -163,9 +163,10 @@ class _Linearizer:
     self.base: dict[int, UOp | None] = {}      # scalar start of the current block of each axis
     self.axis_memo: dict = {}                  # (space, axis) -> index tile; (space, axis, 'mask') -> bounds
     self.memo: dict = {}                       # (space, KNode) -> uop
+    self.ast_index = {n: i for i, n in enumerate(k.nodes)}
 
   # --- emission helpers
-  def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, locs=()) -> UOp:
+  def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, ast: KNode | None = None) -> UOp:
     if op is U.ALU and all(s.op is U.CONST for s in srcs):   # constant folding, with the primitives' semantics
       value = exec_alu(arg, dtype, [np.asarray(s.arg, s.dtype.np) for s in srcs])
       return self.const(np.asarray(value).item(), dtype)
@@ -176,13 +177,13 @@ class _Linearizer:
     if pure:
       for scope in reversed(self.scopes):
         if key in scope: return scope[key]
-    u = UOp(op, dtype, tuple(srcs), arg, shape, locs)
+    u = UOp(op, dtype, tuple(srcs), arg, shape, self.ast_index.get(ast))
     self.uops.append(u)
     if pure: self.scopes[-1][key] = u
     return u
 
   def const(self, v, dtype: DType) -> UOp: return self.emit(U.CONST, dtype, (), v, ())
-  def alu(self, op: Op, dtype: DType, *srcs, locs=()) -> UOp: return self.emit(U.ALU, dtype, srcs, op, None, locs)
+  def alu(self, op: Op, dtype: DType, *srcs) -> UOp: return self.emit(U.ALU, dtype, srcs, op, None)
 
   def in_space(self, space: tuple, fn):
     prev, self.space = self.space, space
@@ -283,7 +284,7 @@ class _Linearizer:
         index = self.alu(Op.ADD, self.idt, index, self.alu(Op.MUL, self.idt, row, self.const(stride, self.idt)))
       mask = self.all_of(masks)
       srcs = (self.params[slot], self.address(index, mask)) + ((mask,) if mask is not None else ())
-      return self.emit(U.LOAD, n.dtype, srcs, None, None, n.locs)
+      return self.emit(U.LOAD, n.dtype, srcs, None, None, n)
     if n.op is K.VALID:
       _, conds, _ = self.access(n.arg)
       if conds is None: return self.const(False, bool_)
@@ -298,7 +299,7 @@ class _Linearizer:
     if n.op in REDUCE or n.op is K.DOT:
       if self.dot_parts(n) is not None: return self.to_full(self.dot(n, None), n)
       return self.partial(n)
-    return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n.locs)
+    return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n)
 
   def address(self, index: UOp, *tiles) -> UOp:
     """The index tile, broadcast to cover the mask (and stored value): one address per lane."""
@@ -330,7 +331,7 @@ class _Linearizer:
         return v
       return self.in_space(sp, build)
     srcs = (operand(x, left_space), operand(y, right_space)) + ((acc,) if acc is not None else ())
-    return self.emit(U.DOT, r.dtype, srcs, None, self.space_shape(space), r.locs)
+    return self.emit(U.DOT, r.dtype, srcs, None, self.space_shape(space), r)
 
   def to_full(self, v: UOp, r: KNode) -> UOp:
     """A DOT result (or accumulator) in the full space: the same elements, size 1 on the other axes."""
@@ -353,7 +354,7 @@ class _Linearizer:
     axes = tuple(a for a in red_axes if x.shape and x.shape[a] > 1)
     if not axes: return x
     shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
-    return self.emit(U.REDUCE, r.dtype, (x,), (op, axes), shape, r.locs)
+    return self.emit(U.REDUCE, r.dtype, (x,), (op, axes), shape, r)
 
   def loop(self, n_iter: int, body):
     """Emit `body` inside a loop over the blocks of the reduce axes: values computed inside stay inside."""
@@ -394,7 +395,7 @@ class _Linearizer:
       idx, conds, used = self.access(st)
       mask = self.all_of([self.bounds_mask(used | out_axes)] + [self.cond(c) for c in conds or []])
       srcs = (self.params[slot], self.address(self.lin(idx), mask, value), value) + ((mask,) if mask is not None else ())
-      self.emit(U.STORE, None, srcs, None, None, store.locs)
+      self.emit(U.STORE, None, srcs, None, None, store)
 
   def lower(self) -> tuple[list[UOp], int]:
     k = self.k

@@ -16,7 +16,7 @@ own, no kernel, which the runtime runs. Every kernel's nodes are on one device. 
 `Kernel.verify`): each kernel reads only realized nodes and outputs of kernels before it; an in-place output reads
 its own memory only at the element it writes."""
 from __future__ import annotations
-import functools
+import functools, re
 from dataclasses import dataclass, field
 from ..dtypes import bool_, float32
 from ..helpers import prod, fmt_loc
@@ -35,6 +35,17 @@ class ScheduleItem:
   inputs: list[LazyNode]
   scalars: list[LazyNode] = field(default_factory=list)   # the CONST nodes whose values the kernel takes as arguments
   reasons: list[str] = field(default_factory=list)        # why each output is stored (DEBUG=2)
+  origins: list[list[LazyNode]] = field(default_factory=list)   # per node of kernel.nodes: the lazy nodes it computes
+
+  def lines(self, ast_indices) -> str:
+    """The user lines (file:line) that the given nodes of the kernel (indices in `kernel.nodes`) compute, in the
+    graph being run."""
+    return ", ".join(dict.fromkeys(fmt_loc(o.loc) for i in ast_indices for o in self.origins[i])) or "?"
+
+  def annotated(self, source: str) -> str:
+    """Rendered source with each `# op %i` comment followed by the user lines AST node i computes here."""
+    return re.sub(r"(#\s+\w+) %(\d+)$", lambda m: f"{m.group(1)} @ {self.lines([int(m.group(2))])}", source,
+                  flags=re.MULTILINE)
 
 
 def is_parameter(n: LazyNode) -> bool:
@@ -71,6 +82,7 @@ class _KernelBuilder:
     self.inputs: dict[int, tuple[int, LazyNode]] = {}
     self.scalars: dict[int, tuple[int, LazyNode]] = {}
     self.unfusable: dict[LazyNode, str] = {}   # -> why it cannot be computed inline
+    self.origin: dict[KNode, list[LazyNode]] = {}   # the lazy nodes each AST node computes
     self.fused: set[LazyNode] = set()
     self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
     top = self._top_level_reduce()
@@ -118,7 +130,7 @@ class _KernelBuilder:
           # a DOT reloads each operand tile once per tile of the other side: computing it inline repeats the work
           self.unfusable.setdefault(b, "a computed operand of a matmul")
     store_st = view_of(self.root.shape, path + _region(self.root))
-    return KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st), (self.root.loc,)), store_st
+    return self._note(KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st)), self.root), store_st
 
   def _contraction_operands(self, r: LazyNode) -> list[LazyNode] | None:
     """The two operands of a contraction (a sum of a product of two broadcast operands, i.e. a matmul), else None."""
@@ -180,8 +192,13 @@ class _KernelBuilder:
 
   def _load(self, n: LazyNode, path, gather: Gather | None = None, index: KNode | None = None) -> KNode:
     slot, _ = self.inputs.setdefault(id(n), (len(self.inputs) + 1, n))
-    return KNode(K.LOAD, n.dtype, (index,) if index is not None else (), Access(slot, view_of(n.shape, path), gather),
-                 (n.loc,))
+    return self._note(KNode(K.LOAD, n.dtype, (index,) if index is not None else (),
+                            Access(slot, view_of(n.shape, path), gather)), n)
+
+  def _note(self, k: KNode, n: LazyNode) -> KNode:
+    """Record that AST node `k` computes lazy node `n` (its user line, at run time)."""
+    self.origin.setdefault(k, []).append(n)
+    return k
 
   def _make(self, n: LazyNode, path, region, srcs) -> KNode:
     if self._is_leaf(n) or n.op in (Op.BUFFER, Op.CONTIGUOUS, Op.ASSIGN) or (n.op in REDUCE and not srcs):
@@ -194,25 +211,26 @@ class _KernelBuilder:
       out = self._load(x, x_path, Gather(prod(x.shape[1:]), x.shape[0]), srcs[0])
     elif is_parameter(n):
       slot, _ = self.scalars.setdefault(id(n), (len(self.scalars), n))
-      out = KNode(K.SCALAR, n.dtype, (), slot, (n.loc,))
-    elif n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg, (n.loc,))
-    elif n.op is Op.IOTA: out = KNode(K.INDEX, n.dtype, (), view_of(n.shape, path), (n.loc,))
+      out = KNode(K.SCALAR, n.dtype, (), slot)
+    elif n.op is Op.CONST: out = KNode(K.CONST, n.dtype, (), n.arg)
+    elif n.op is Op.IOTA: out = KNode(K.INDEX, n.dtype, (), view_of(n.shape, path))
     elif n.op in REDUCE and self._contraction_operands(n) is not None and srcs[0].op is Op.MUL:
-      out = KNode(K.DOT, n.dtype, srcs[0].srcs, self.axes, (n.loc,))   # the one place a contraction is recognized
-    elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes, (n.loc,))
-    else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg, (n.loc,))
+      out = KNode(K.DOT, n.dtype, srcs[0].srcs, self.axes)   # the one place a contraction is recognized
+    elif n.op in REDUCE: out = KNode(n.op, n.dtype, tuple(srcs), self.axes)
+    else: out = KNode(n.op, n.dtype, tuple(srcs), n.arg)
     if any(op is Op.PAD for op, _ in path):
       # a padded view of a computed value: outside the pad the value is 0, whatever the op makes of 0
       st = view_of(n.shape, path)
       if any(v.mask is not None for v in st.views):
         valid = KNode(K.VALID, bool_, (), st)
         out = KNode(Op.WHERE, n.dtype, (valid, out, KNode(K.CONST, n.dtype, (), False if n.dtype.is_bool else 0)),
-                    None, (n.loc,))
-    return out
+                    None)
+    return self._note(out, n)
 
 
-def _canonicalize(stores: list[KNode], full: tuple, axes) -> tuple[list[KNode], tuple, int]:
-  """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously."""
+def _canonicalize(stores: list[KNode], full: tuple, axes, memo: dict) -> tuple[list[KNode], tuple, int]:
+  """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously (`memo` receives what
+  each node became)."""
   axes = tuple(axes or ())
   order = [i for i in range(len(full)) if i not in axes] + list(axes)
   shape = [full[i] for i in order]
@@ -241,10 +259,10 @@ def _canonicalize(stores: list[KNode], full: tuple, axes) -> tuple[list[KNode], 
     elif n.op in REDUCE: arg = reduce_axes
     elif n.op is K.DOT:
       if (arg := contraction_axes(srcs, new_shape, n_reduce)) is None:   # its layout is no matrix product after all
-        return KNode(Op.REDUCE_SUM, n.dtype, (KNode(Op.MUL, n.dtype, srcs, None, n.locs),), reduce_axes, n.locs)
+        return KNode(Op.REDUCE_SUM, n.dtype, (KNode(Op.MUL, n.dtype, srcs, None),), reduce_axes)
     else: arg = n.arg
-    return KNode(n.op, n.dtype, srcs, arg, n.locs)
-  return rewrite(stores, moved), new_shape, n_reduce
+    return KNode(n.op, n.dtype, srcs, arg)
+  return rewrite(stores, moved, memo), new_shape, n_reduce
 
 
 def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
@@ -521,7 +539,7 @@ def build_kernel(group: Group) -> ScheduleItem:
   inputs: dict[int, tuple[int, LazyNode]] = {}
   scalars: dict[int, tuple[int, LazyNode]] = {}
   values: dict[int, KNode] = {}   # outputs rewritten so far (producers come first in a group)
-  stores = []
+  stores, renumbered_origin = [], {}
   for n, b in zip(outputs, group.builders):
     slot_of = {slot: node for slot, node in b.inputs.values()}
     scalar_of = {i: node for i, node in b.scalars.values()}
@@ -532,16 +550,23 @@ def build_kernel(group: Group) -> ScheduleItem:
       elif k.op is K.SCALAR: arg = scalars.setdefault(id(scalar_of[k.arg]), (len(scalars), scalar_of[k.arg]))[0]
       elif k.op is K.STORE: arg = k.arg._replace(slot=out_slot[id(n)])
       else: arg = k.arg
-      return KNode(k.op, k.dtype, srcs, arg, k.locs)
-    stores += rewrite([b.ast[0]], renumbered)
+      return KNode(k.op, k.dtype, srcs, arg)
+    memo: dict = {}
+    stores += rewrite([b.ast[0]], renumbered, memo)
     values[id(n)] = stores[-1].srcs[0]
-  stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes)
+    for k, nodes in b.origin.items():
+      if id(k) in memo: renumbered_origin.setdefault(memo[id(k)], []).extend(nodes)
+  memo = {}
+  stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes, memo)
+  origin: dict[KNode, list] = {}
+  for k, nodes in renumbered_origin.items(): origin.setdefault(memo[id(k)], []).extend(nodes)
   in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
   sc_nodes = [node for _, node in sorted(scalars.values(), key=lambda t: t[0])]
   bufs = tuple(BufSpec(n.dtype, prod(n.shape)) for n in outputs + in_nodes)
   kernel = Kernel(_kernel_name(stores, shape), shape, n_reduce, bufs, len(outputs), tuple(stores),
                   tuple(s.dtype for s in sc_nodes))
-  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons)
+  origins = [list({id(o): o for o in origin.get(k, ())}.values()) for k in kernel.nodes]
+  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins)
 
 
 def schedule_text(items: list[ScheduleItem], order: list[LazyNode]) -> str:

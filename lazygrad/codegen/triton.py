@@ -1,6 +1,7 @@
 """Render block uops as the source of one `@triton.jit` function: one line per uop, each with a comment naming the
-graph op and the user line it computes. The source is readable on its own and is also the cache key of the
-compiled kernel.
+op and the kernel AST node it computes (`# add %7`). The source is readable on its own and is also the cache key of
+the compiled kernel, so it holds no user lines: two programs that share a kernel share its source, and each is shown
+its own lines when the source is printed (`ScheduleItem.annotated`).
 
 Input: a verified `Program`. Output: Python source defining the kernel and GRID, NUM_WARPS, NUM_STAGES. Contract:
 every uop becomes `tl.*` code with the semantics `ir/alu.py` gives it (the numpy reference), so check mode can
@@ -9,7 +10,6 @@ from __future__ import annotations
 import math
 import numpy as np
 from ..dtypes import DType
-from ..helpers import fmt_loc
 from ..ir.ops import Op
 from .uops import U, UOp, Program
 from .renderer import register_renderer
@@ -100,9 +100,9 @@ class _Renderer:
 
   def emit(self, u: UOp, name: str | None, expr: str):
     comment = ""
-    if u.locs:
+    if u.ast is not None:   # the AST node it computes; the user's lines are attached when the source is shown
       what = u.arg.name if isinstance(u.arg, Op) else u.op.name
-      comment = f"  # {what.lower()} @ " + ", ".join(dict.fromkeys(fmt_loc(l) for l in u.locs))
+      comment = f"  # {what.lower()} %{u.ast}"
     self.lines.append("  " * self.indent + (f"{name} = {expr}" if name else expr) + comment)
     if name: self.names[id(u)] = name
 

@@ -40,7 +40,7 @@ class UOp:
   srcs: tuple = ()
   arg: Any = None
   shape: tuple = ()          # tile shape; () for scalars
-  locs: tuple = field(default=())
+  ast: int | None = None     # the node of the kernel AST (its index in Kernel.nodes) this uop computes
 
 
 @dataclass

@@ -59,8 +59,9 @@ def evaluate(root, children: Callable, make: Callable, memo: dict, key: Callable
   return memo[key(root)]
 
 
-def rewrite(roots: list, fn: Callable) -> list:
-  """`roots` rebuilt bottom-up: `fn(node, new_srcs)` gives each node's replacement."""
-  memo: dict = {}
+def rewrite(roots: list, fn: Callable, memo: dict | None = None) -> list:
+  """`roots` rebuilt bottom-up: `fn(node, new_srcs)` gives each node's replacement. `memo`, if given, receives
+  id(node) -> replacement for every node below the roots."""
+  memo = {} if memo is None else memo
   for n in toposort(roots): memo[id(n)] = fn(n, tuple(memo[id(s)] for s in n.srcs))
   return [memo[id(r)] for r in roots]

@@ -4,7 +4,6 @@ the user line it came from and the largest difference."""
 from __future__ import annotations
 import numpy as np
 from ..codegen.uops import U
-from ..helpers import fmt_loc
 from .buffer import Buffer
 
 
@@ -39,7 +38,7 @@ def compare(item, prg, bufs: list[Buffer], scalars: list, before: list[np.ndarra
     if bad.any():
       diff = np.where(bad, np.abs(got - ref), 0)
       j = int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)))
-      lines = ", ".join(dict.fromkeys(fmt_loc(l) for l in item.kernel.stores[i].locs)) or "?"
+      lines = item.lines([item.kernel.nodes.index(item.kernel.stores[i])])
       source = getattr(prg, "source", None) or prg.prog.text
       raise CheckError(f"check: kernel {item.kernel.name} (from {lines}) differs from the numpy reference in "
                        f"{int(bad.sum())} of {bad.size} elements; largest difference at flat index {j}: device "

@@ -31,6 +31,7 @@ class _Template:
   inputs: list[list[int]]
   scalars: list[list[int]]
   reasons: list[list[str]]
+  origins: list[list[list[int]]]
 
 
 _schedule_cache = LRU(1024)   # bounded: a long run that keeps making new graph structures does not grow forever
@@ -103,10 +104,14 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
       for it in items:
         if it.kernel is not None: it.kernel.verify()
     tpl = _Template([it.kernel for it in items], *([[pos[id(n)] for n in getattr(it, f)] for it in items]
-                                                  for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items])
+                                                  for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items],
+                    [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items])
     _schedule_cache[key] = tpl
-  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why)
-          for k, outs, ins, sc, why in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars, tpl.reasons)]
+  # the same kernels for every graph of this structure, with the nodes (and user lines) of the graph being run
+  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
+                       [[order[i] for i in nodes] for nodes in origins])
+          for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars, tpl.reasons,
+                                                    tpl.origins)]
 
 
 def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
@@ -170,7 +175,7 @@ def run_schedule(items: list[ScheduleItem]):
     if settings.DEBUG >= 3:
       print(it.kernel.text + ("\n  values: " + ", ".join(f"s{i}={v!r}" for i, v in enumerate(scalars)) if scalars else ""))
     if settings.DEBUG >= 4: print(prg.prog.text)
-    if settings.DEBUG >= 5 and getattr(prg, "source", None): print(prg.source)
+    if settings.DEBUG >= 5 and getattr(prg, "source", None): print(it.annotated(prg.source))
     checking = settings.CHECK and device.name != "numpy"
     if checking: before = check.snapshot(bufs)
     t0 = time.perf_counter()
