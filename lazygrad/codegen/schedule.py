@@ -282,6 +282,11 @@ class Group:
     if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
     return self._loads
 
+  def computes(self) -> set[int]:
+    """The nodes (by id) its kernel computes: its outputs and what it computes inline for them; not what it loads
+    (realized nodes, other kernels' outputs)."""
+    return {id(n) for n in self.roots} | {i for b in self.builders for i in b.visited if i not in b.inputs}
+
   def buffers(self) -> set[int]:
     """The memory it writes and reads (by buffer key)."""
     if self._buffers is None:
