@@ -11,7 +11,7 @@ from ..helpers import fmt_loc, prod
 from ..ir.node import LazyNode, toposort, grad_origin
 from ..ir.ops import Op, REDUCE
 from ..codegen.kernel import K, Kernel, arg_text
-from ..codegen.schedule import partition, build_kernel, written_buffer
+from ..codegen.schedule import partition, build_kernel, buffer_key
 
 FORWARD, BACKWARD, REALIZED = "#dbe9f6", "#fddcb5", "#d9d9d9"   # fill colours
 MEMORY, REDUCTION, CONSTANT = "#d5ecd4", "#f6d2d2", "#eeeeee"   # kernel AST: loads and stores, reductions, constants
@@ -19,24 +19,29 @@ MEMORY, REDUCTION, CONSTANT = "#d5ecd4", "#f6d2d2", "#eeeeee"   # kernel AST: lo
 
 @dataclass
 class Picture:
-  """A graph to draw: `nodes` maps an id to (label, DOT attributes, data), `edges` are (src, dst, label, data),
+  """A graph to draw: `nodes` maps an id to (label, DOT attributes, data), `edges` are (src, dst, DOT attributes,
+  data),
   `clusters` maps a cluster's label to the ids inside it (drawn in that order; empty ones are not drawn), `caption`
   is printed above the graph."""
   title: str
   caption: str = ""
   nodes: dict[str, tuple[str, dict, dict]] = field(default_factory=dict)
-  edges: list[tuple[str, str, str, dict]] = field(default_factory=list)
+  edges: list[tuple[str, str, dict, dict]] = field(default_factory=list)
   clusters: dict[str, list[str]] = field(default_factory=dict)
 
   def dot(self) -> str:
     """The DOT source."""
     lines = [f"digraph {_q(self.title)} {{", "  node [shape=box, style=\"rounded,filled\", fillcolor=white, "
-             "fontname=Helvetica, fontsize=10];", "  edge [fontname=Helvetica, fontsize=8, arrowsize=0.6];"]
+             "fontname=Helvetica, fontsize=10];",
+             "  edge [fontname=Helvetica, fontsize=8, labelfontsize=8, labeldistance=1.6, arrowsize=0.6];",
+             # dot's network simplex, unbounded, takes minutes on a few hundred kernels; edge labels (virtual nodes)
+             # too, so edges carry head and tail labels, which are placed after the layout
+             "  nslimit=2; nslimit1=2;"]
     if self.caption: lines.append(f"  labelloc=t; labeljust=l; fontname=Helvetica; fontsize=10; "
                                   f"label={_q(self.caption)};")
     def node(i, ind):
       label, attrs, _ = self.nodes[i]
-      lines.append(f"{ind}{i} [label={_q(label)}" + "".join(f", {k}={_q(v)}" for k, v in attrs.items()) + "];")
+      lines.append(f"{ind}{i} [{_attrs(dict(label=label, **attrs))}];")
     inside = {i for ids in self.clusters.values() for i in ids}
     for c, (label, ids) in enumerate((label, ids) for label, ids in self.clusters.items() if ids):
       lines += [f"  subgraph cluster_{c} {{", f"    label={_q(label)}; style=\"rounded,dashed\"; fontname=Helvetica;"
@@ -45,12 +50,21 @@ class Picture:
       lines.append("  }")
     for i in self.nodes:
       if i not in inside: node(i, "  ")
-    lines += [f"  {a} -> {b}" + (f" [label={_q(label)}]" if label else "") + ";" for a, b, label, _ in self.edges]
+    lines += [f"  {a} -> {b}" + (f" [{_attrs(attrs)}]" if attrs else "") + ";" for a, b, attrs, _ in self.edges]
     return "\n".join(lines + ["}"]) + "\n"
 
 
 def _q(s: str) -> str:
   return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _attrs(attrs: dict) -> str: return ", ".join(f"{k}={_q(v)}" for k, v in attrs.items())
+
+
+def _operands(srcs, ids: dict, dst: str) -> list:
+  """Edges from each source to `dst`; with several sources each is numbered at its head (WHERE's 0 is the
+  condition)."""
+  return [(ids[id(s)], dst, {"headlabel": str(j)} if len(srcs) > 1 else {}, {"operand": j}) for j, s in enumerate(srcs)]
 
 
 # ---------------------------------------------------------------------------------------------- the lazy graph
@@ -100,25 +114,18 @@ def graph_picture(*tensors) -> Picture:
     if len(ks) > 1: attrs["style"] = "rounded,filled,dashed"
     pic.nodes[i] = ("\n".join(lines), attrs, data)
     if len(ks) == 1: clusters[ks[0]].append(i)
-    if not n.realized:
-      pic.edges += [(ids[id(s)], i, str(j) if len(n.srcs) > 1 else "", {"operand": j}) for j, s in enumerate(n.srcs)]
+    if not n.realized: pic.edges += _operands(n.srcs, ids, i)
   return pic
 
 
 # ------------------------------------------------------------------------------------------------- the schedule
-def _buffer_key(n: LazyNode) -> int:
-  """The memory a node lives in: a realized node's buffer, an in-place update's target, else its own."""
-  if n.realized: return id(n.buffer)
-  return id(written_buffer(n)) if n.op is Op.ASSIGN else id(n)
-
-
 def schedule_picture(*tensors) -> Picture:
   """The schedule that realizes `tensors`: kernels (with what each stores and why) and the buffers they read and
   write, as a bipartite graph; edge labels are the kernel's buffer slots (b0.. in its text form)."""
   items = [build_kernel(g) for g in partition(_targets(_nodes(tensors)))]
   pic, bufs = Picture("schedule"), {}
   def buffer(n: LazyNode) -> str:
-    key = _buffer_key(n)
+    key = buffer_key(n)
     if key not in bufs:
       bufs[key] = b = f"b{len(bufs)}"
       nbytes = n.buffer.nbytes if n.realized else prod(n.shape) * n.dtype.itemsize
@@ -135,8 +142,10 @@ def schedule_picture(*tensors) -> Picture:
     pic.nodes[kid] = (f"{kid} {it.kernel.name}\n" + "\n".join(stores), {"fillcolor": BACKWARD if backward else FORWARD},
                       data)
     slot = len(it.outputs)
-    pic.edges += [(b, kid, f"b{slot + j}", {"access": "read", "slot": slot + j}) for j, b in enumerate(ins)]
-    pic.edges += [(kid, buffer(n), f"b{j}", {"access": "write", "slot": j}) for j, n in enumerate(it.outputs)]
+    pic.edges += [(b, kid, {"headlabel": f"b{slot + j}"}, {"access": "read", "slot": slot + j})
+                  for j, b in enumerate(ins)]
+    pic.edges += [(kid, buffer(n), {"taillabel": f"b{j}", "penwidth": "1.5"}, {"access": "write", "slot": j})
+                  for j, n in enumerate(it.outputs)]
   return pic
 
 
@@ -152,8 +161,7 @@ def kernel_picture(kernel: Kernel) -> Picture:
     data = {"op": n.op.name, "dtype": n.dtype.name, "arg": arg, "locs": [fmt_loc(x) for x in n.locs]}
     pic.nodes[ids[id(n)]] = ("\n".join(x for x in (f"%{i} {n.op.name} {n.dtype.name}", arg) if x),
                              {"fillcolor": colour}, data)
-    pic.edges += [(ids[id(s)], ids[id(n)], str(j) if len(n.srcs) > 1 else "", {"operand": j})
-                  for j, s in enumerate(n.srcs)]
+    pic.edges += _operands(n.srcs, ids, ids[id(n)])
   return pic
 
 
