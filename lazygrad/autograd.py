@@ -5,7 +5,7 @@ import contextlib, functools, math, threading
 from .dtypes import bool_
 from .helpers import IdWeakSet
 from .ir import build as B
-from .ir.node import LazyNode, toposort
+from .ir.node import LazyNode, toposort, grad_origin
 from .ir.ops import Op
 
 
@@ -103,14 +103,30 @@ def gradients(root: LazyNode, targets: list[list[LazyNode]], root_grad: LazyNode
   for n in order:   # nodes on a path from a target to the root
     if id(n) in wanted or (n.op is not Op.DETACH and any(id(s) in needs for s in n.srcs)): needs.add(id(n))
   grads: dict[int, LazyNode] = {id(root): root_grad}
+  known = {id(n) for n in order}   # the forward graph, then every node already attributed
   for n in reversed(order):
     if (g := grads.get(id(n))) is None: continue
     for s, sg in zip(n.srcs, _rule(n, g)):
       if sg is None or id(s) not in needs: continue
-      prev = grads.get(id(s))
-      grads[id(s)] = sg if prev is None else B.add(prev, sg)
+      _record(sg, n, known)
+      if (prev := grads.get(id(s))) is not None: _record(sg := B.add(prev, sg), s, known)   # s's gradient, summed
+      grads[id(s)] = sg
   out = []
   for nodes in targets:
     found = [grads[i] for i in dict.fromkeys(id(n) for n in nodes) if i in grads]
     out.append(functools.reduce(B.add, found) if found else None)
+    if found: _record(out[-1], nodes[0], known)
   return out
+
+
+def _record(grad: LazyNode, origin: LazyNode, known: set[int]):
+  """Note in `grad_origin` that the nodes below `grad` which neither the forward graph nor an earlier rule holds
+  were built to differentiate `origin`. Each node is walked once; all stay alive until `gradients` returns (the
+  gradients hold them), so their ids in `known` are not reused meanwhile."""
+  stack, note = [grad], grad_origin.setdefault   # a node an earlier backward pass built keeps its origin
+  while stack:
+    x = stack.pop()
+    if id(x) in known: continue
+    known.add(id(x))
+    note(x, origin)
+    stack.extend(x.srcs)

@@ -97,25 +97,23 @@ class Kernel:
   @property
   def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE or n.op is K.DOT]
 
+  @property
+  def header(self) -> list[str]:
+    """The text form's first lines: name, iteration space, buffers (outputs starred), scalar arguments."""
+    lines = [f"kernel {self.name} shape={list(self.shape)} reduce_axes={self.n_reduce}",
+             "  bufs: " + ", ".join(f"b{i}:{b.dtype.name}[{b.size}]{'*' if i < self.n_out else ''}"
+                                   for i, b in enumerate(self.bufs))]
+    if self.scalars: lines.append("  scalars: " + ", ".join(f"s{i}:{d.name}" for i, d in enumerate(self.scalars)))
+    return lines
+
   @cached_property
   def text(self) -> str:
     """Stable text form; also the cache key of the kernel's lowering."""
-    names, lines = {}, [f"kernel {self.name} shape={list(self.shape)} reduce_axes={self.n_reduce}",
-                        "  bufs: " + ", ".join(f"b{i}:{b.dtype.name}[{b.size}]{'*' if i < self.n_out else ''}"
-                                              for i, b in enumerate(self.bufs))]
-    if self.scalars: lines.append("  scalars: " + ", ".join(f"s{i}:{d.name}" for i, d in enumerate(self.scalars)))
+    names, lines = {}, self.header
     for i, n in enumerate(self.nodes):
       names[n] = f"%{i}"
       srcs = " ".join(names[s] for s in n.srcs)
-      if n.op is K.LOAD and n.arg.gather:
-        arg = f"b{n.arg.slot} {n.arg.view} + index*{n.arg.gather.stride} (rows {n.arg.gather.rows})"
-      elif n.op in (K.LOAD, K.STORE): arg = f"b{n.arg.slot} {n.arg.view}"
-      elif n.op is K.DOT: arg = str(tuple(n.arg))
-      elif n.op is K.CONST: arg = repr(n.arg)
-      elif n.op is K.SCALAR: arg = f"s{n.arg}"
-      elif n.op is Op.CAST: arg = ""
-      else: arg = "" if n.arg is None else str(n.arg)
-      lines.append("  " + " ".join(p for p in (f"%{i} = {n.op.name} {n.dtype.name}", srcs, arg) if p))
+      lines.append("  " + " ".join(p for p in (f"%{i} = {n.op.name} {n.dtype.name}", srcs, arg_text(n)) if p))
     return "\n".join(lines)
 
   def __str__(self): return self.text
@@ -141,6 +139,17 @@ class Kernel:
     for s in self.stores:   # a per-row store (size 1 on the reduce axes) holds one value per row
       if extra := varying_axes(s.srcs[0]) - {a for a, size in enumerate(s.view.shape) if size > 1}:
         fail(f"{s} stores a value that varies along axes {sorted(extra)} through a view of size 1 there")
+
+
+def arg_text(n: KNode) -> str:
+  """A node's argument as the text form prints it ("" for none)."""
+  if n.op is K.LOAD and n.arg.gather:
+    return f"b{n.arg.slot} {n.arg.view} + index*{n.arg.gather.stride} (rows {n.arg.gather.rows})"
+  if n.op in (K.LOAD, K.STORE): return f"b{n.arg.slot} {n.arg.view}"
+  if n.op is K.DOT: return str(tuple(n.arg))
+  if n.op is K.CONST: return repr(n.arg)
+  if n.op is K.SCALAR: return f"s{n.arg}"
+  return "" if n.op is Op.CAST or n.arg is None else str(n.arg)
 
 
 def axis_vars(shape) -> list[Lin]:

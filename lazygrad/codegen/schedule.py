@@ -305,10 +305,15 @@ class Group:
     if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
     return self._loads
 
+  def computes(self) -> set[int]:
+    """The nodes (by id) its kernel computes: its outputs and what it computes inline for them; not what it loads
+    (realized nodes, other kernels' outputs)."""
+    return {id(n) for n in self.roots} | {i for b in self.builders for i in b.visited if i not in b.inputs}
+
   def buffers(self) -> set[int]:
     """The memory it writes and reads (by buffer key)."""
     if self._buffers is None:
-      self._buffers = {id(n) for n in self.roots} | {_buffer_key(n) for n in self.loads().values()}
+      self._buffers = {id(n) for n in self.roots} | {buffer_key(n) for n in self.loads().values()}
     return self._buffers
 
   def absorb(self, other: "Group"):
@@ -365,7 +370,7 @@ def partition(targets: list[LazyNode]) -> list[Group]:
   return _merged([Group([n], [reasons[id(n)]], [builders[id(n)]]) for n in roots])
 
 
-def _buffer_key(n: LazyNode) -> int:
+def buffer_key(n: LazyNode) -> int:
   """Nodes with the same key live in the same memory: a realized node's buffer, an assign's target buffer."""
   if n.realized: return id(n.buffer)
   return id(written_buffer(n)) if n.op is Op.ASSIGN else id(n)
@@ -474,11 +479,11 @@ def _in_place_safe(groups: list[Group]) -> bool:
   if not any(n.op is Op.ASSIGN for g in groups for n in g.roots): return True
   roots = {id(n) for g in groups for n in g.roots}
   if any(n.op is Op.ASSIGN and id(n.srcs[0]) in roots for g in groups for n in g.roots): return False
-  written = {_buffer_key(n): b.ast[1] for g in groups for n, b in zip(g.roots, g.builders) if n.op is Op.ASSIGN}
+  written = {buffer_key(n): b.ast[1] for g in groups for n, b in zip(g.roots, g.builders) if n.op is Op.ASSIGN}
   for g in groups:
     for b in g.builders:
       for slot, n in b.inputs.values():
-        if (store := written.get(_buffer_key(n))) is not None and any(st != store for st, _ in b.load_views[slot]):
+        if (store := written.get(buffer_key(n))) is not None and any(st != store for st, _ in b.load_views[slot]):
           return False
   return True
 
@@ -501,7 +506,7 @@ def _merged(groups: list[Group]) -> list[Group]:
   readers: dict[int, list[int]] = {}
   for i, g in graph.groups.items():   # an input worth sharing is streamed, not a broadcast scalar or row statistic
     for n in g.loads().values():
-      if 2 * prod(n.shape) >= prod(g.full): readers.setdefault(_buffer_key(n), []).append(i)
+      if 2 * prod(n.shape) >= prod(g.full): readers.setdefault(buffer_key(n), []).append(i)
   for ids in readers.values():
     head = None
     for b in dict.fromkeys(ids):

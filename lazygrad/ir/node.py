@@ -4,7 +4,7 @@ Stage 1 of the pipeline. Input: Tensor ops (built through `ir/build.py`). Output
 primitives of `ir/ops.py`, each with the user's file:line and its device. Contract (`verify`): every node's shape,
 dtype and device are what its op and sources make them; sources of a realized node are not read."""
 from __future__ import annotations
-import itertools
+import itertools, weakref
 from typing import Any
 from ..dtypes import DType
 from ..helpers import user_frame, fmt_loc, fmt_origin, prod, exact, InvalidIR
@@ -15,6 +15,9 @@ from .graph import ConsTable
 
 _table = ConsTable()
 _buffer_ids = itertools.count()
+# backward node -> the forward node whose gradient rule built it (recorded by autograd, read by the drawings): a side
+# table, so node creation pays nothing for it; weak in its keys, so an entry goes with its backward node
+grad_origin: "weakref.WeakKeyDictionary[LazyNode, LazyNode]" = weakref.WeakKeyDictionary()
 
 
 class LazyNode:
