@@ -158,7 +158,7 @@ def kernel_picture(kernel: Kernel) -> Picture:
     arg = arg_text(n)
     colour = MEMORY if n.op in (K.LOAD, K.STORE) else REDUCTION if n.op in REDUCE or n.op is K.DOT else \
       CONSTANT if n.op in (K.CONST, K.SCALAR) else "white"
-    data = {"op": n.op.name, "dtype": n.dtype.name, "arg": arg, "locs": [fmt_loc(x) for x in n.locs]}
+    data = {"op": n.op.name, "dtype": n.dtype.name, "arg": arg}   # no user lines: an AST is shared across graphs
     pic.nodes[ids[id(n)]] = ("\n".join(x for x in (f"%{i} {n.op.name} {n.dtype.name}", arg) if x),
                              {"fillcolor": colour}, data)
     pic.edges += _operands(n.srcs, ids, ids[id(n)])
