@@ -131,7 +131,8 @@ def toposort(roots, through_realized: bool = False) -> list[LazyNode]:
 def graph_text(roots) -> str:
   """Stable text form of a lazy graph below `roots` (realized nodes are leaves), one typed SSA line per node:
   `%7: f32[16,768] = add %5 %6   # model.py:42 (Tensor.add)`. A realized node prints as the buffer it is, a
-  source node with its device; constants are folded as the graph is built."""
+  source node with its device; a node of the backward pass names the forward node it differentiates (`grad of mul
+  @ model.py:40 (Tensor.mul)`); constants are folded as the graph is built."""
   order, names, lines = toposort(roots), {}, []
   for i, n in enumerate(order):
     names[id(n)] = f"%{i}"
@@ -141,5 +142,7 @@ def graph_text(roots) -> str:
       arg = "" if n.arg is None or n.op is Op.BUFFER else " " + (repr(n.arg) if n.op is Op.CONST else str(n.arg))
       rhs = " ".join([op] + [names[id(s)] for s in n.srcs]) + arg + (f" {n.device}" if not n.srcs else "")
     head = f"%{i}: {n.dtype.short}[{','.join(map(str, n.shape))}] = {rhs}"
-    lines.append(f"{head:<44s} # {fmt_origin(n.loc)}")
+    fwd = grad_origin.get(n)
+    grad = f" grad of {fwd.op.name.lower()} @ {fmt_origin(fwd.loc)}" if fwd is not None else ""
+    lines.append(f"{head:<44s} # {fmt_origin(n.loc)}{grad}")
   return "\n".join(lines)
