@@ -114,11 +114,13 @@ _TENSOR_DIR = os.path.join(_PKG_DIR, "tensor")
 def user_frame():
   """(filename, lineno, api) of the innermost stack frame outside the lazygrad package; `api` names the lazygrad
   function that frame called (`Tensor.add` for `x + y`, `AdamW.schedule_step`), or '' if none."""
-  f, inner = sys._getframe(1), None
-  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR): f, inner = f.f_back, f
+  f, inner, below = sys._getframe(1), None, None
+  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR): f, inner, below = f.f_back, f, inner
   if f is None: return ("?", 0, "")
   if inner is None: return (f.f_code.co_filename, f.f_lineno, "")
-  code = inner.f_code   # the Tensor class is assembled from mixins: its methods are Tensor's, whichever defines them
+  code = inner.f_code
+  if code.co_qualname == "Module.__call__" and below is not None: code = below.f_code   # LayerNorm.forward
+  # the Tensor class is assembled from mixins: its methods are Tensor's, whichever defines them
   api = "Tensor." + code.co_name if code.co_filename.startswith(_TENSOR_DIR) else code.co_qualname
   return (f.f_code.co_filename, f.f_lineno, api)
 

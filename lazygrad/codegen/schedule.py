@@ -20,7 +20,7 @@ import functools, re
 from dataclasses import dataclass, field
 from ..dtypes import bool_, float32
 from ..helpers import prod, fmt_loc
-from ..ir.node import LazyNode, toposort
+from ..ir.node import LazyNode, toposort, grad_origin
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
 from ..ir.view import ShapeTracker, view_of
 from ..ir.graph import evaluate, rewrite, toposort as toposort_nodes
@@ -272,12 +272,34 @@ def _mergeable(st: ShapeTracker, a: int, b: int) -> bool:
   return v.strides[a] == v.strides[b] * v.shape[b]
 
 
-def _kernel_name(stores: list[KNode], shape) -> str:
-  ops = []
-  for n in toposort_nodes(stores):
-    name = "dot" if n.op is K.DOT else n.op.name[7:].lower() if n.op in REDUCE else None
-    if name is not None and name not in ops: ops.append(name)
-  return ("r_" + "_".join(ops) if ops else "e") + "_" + "_".join(map(str, shape))
+# lazygrad functions that build no computation of their own: views, casts, constants, the gradient's seed
+_PLUMBING = {"init", "reshape", "view", "permute", "transpose", "T", "mT", "expand", "expand_as", "squeeze",
+             "unsqueeze", "flatten", "unflatten", "contiguous", "detach", "cast", "float", "half", "bfloat16", "to",
+             "type", "full", "zeros", "ones", "full_like", "zeros_like", "ones_like", "getitem", "setitem", "clone",
+             "assign", "copy_", "backward", "gradient", "realize", "_fresh"}
+
+
+def _word(n: LazyNode) -> str | None:
+  """What a lazy node's kernel is named after: the lazygrad function it was made by (the forward function's, with
+  `_grad`, for a node of the backward pass), unless that is plumbing."""
+  fwd = grad_origin.get(n)
+  api = (fwd if fwd is not None else n).loc[2] if len(n.loc) > 2 else ""
+  cls, _, fn = api.rpartition(".")
+  word = fn.strip("_") if cls == "Tensor" else (cls or fn).lower().strip("_")
+  if not word or word in _PLUMBING: return None
+  return word + "_grad" if fwd is not None else word
+
+
+def _kernel_name(stores: list[KNode], shape, origin: dict) -> str:
+  """`linear_gelu_64x3072x768`: the functions whose work the kernel does (its ALU ops, reductions and contractions;
+  at most two, in order), then its iteration space; structural (`r_sum_...`, `e_...`) where no function names it."""
+  computed = [k for k in toposort_nodes(stores) if isinstance(k.op, Op) or k.op is K.DOT]
+  words = list(dict.fromkeys(w for k in computed for n in origin.get(k, ()) if (w := _word(n))))
+  if not words:
+    ops = list(dict.fromkeys("dot" if n.op is K.DOT else n.op.name[7:].lower() for n in toposort_nodes(stores)
+                             if n.op in REDUCE or n.op is K.DOT))
+    words = ["r_" + "_".join(ops) if ops else "e"]
+  return "_".join(words[:2]) + "_" + "x".join(map(str, shape))
 
 
 # ---------------------------------------------------------------------------------------------------- partition
@@ -568,7 +590,7 @@ def build_kernel(group: Group) -> ScheduleItem:
   in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
   sc_nodes = [node for _, node in sorted(scalars.values(), key=lambda t: t[0])]
   bufs = tuple(BufSpec(n.dtype, prod(n.shape)) for n in outputs + in_nodes)
-  kernel = Kernel(_kernel_name(stores, shape), shape, n_reduce, bufs, len(outputs), tuple(stores),
+  kernel = Kernel(_kernel_name(stores, shape, origin), shape, n_reduce, bufs, len(outputs), tuple(stores),
                   tuple(s.dtype for s in sc_nodes))
   origins = [list({id(o): o for o in origin.get(k, ())}.values()) for k in kernel.nodes]
   return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins)
