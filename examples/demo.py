@@ -18,11 +18,12 @@ def main():
   print(f"built a {len(lazygrad.ir.node.toposort([probs.node]))}-node graph; kernels run so far: "
         f"{counters.kernels - before}")
 
-  print("\n--- DEBUG=3: the kernel ASTs the scheduler made, then one line per kernel ---")
+  print("\n--- DEBUG=3: the schedule, the kernel ASTs the scheduler made, then one line per kernel ---")
+  names = [it.kernel.name for it in lazygrad.runtime.realize.get_schedule([probs.node])]
   with Context(DEBUG=3):
     probs.realize()
-  print(f"\nkernels run: {counters.kernels - before}: x@w, then bias+gelu fused into the second matmul, "
-        f"then the whole softmax in one kernel")
+  print(f"\nkernels run: {counters.kernels - before}, named after the functions whose work each does: "
+        f"{', '.join(names)}")
 
   ref_h = x.numpy() @ w.numpy() + b.numpy()
   print("probabilities sum to one:", np.allclose(probs.numpy().sum(-1), 1.0, atol=1e-5))
