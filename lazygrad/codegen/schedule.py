@@ -299,7 +299,7 @@ def _kernel_name(stores: list[KNode], shape, origin: dict) -> str:
     ops = list(dict.fromkeys("dot" if n.op is K.DOT else n.op.name[7:].lower() for n in toposort_nodes(stores)
                              if n.op in REDUCE or n.op is K.DOT))
     words = ["r_" + "_".join(ops) if ops else "e"]
-  return "_".join(words[:2]) + "_" + "x".join(map(str, shape))
+  return "_".join(words[:2]) + ("_" + "x".join(map(str, shape)) if shape else "")
 
 
 # ---------------------------------------------------------------------------------------------------- partition
