@@ -1,5 +1,6 @@
 """lazygrad: a lazy graph compiler for deep learning. Tensor code records a graph; realizing it schedules kernels,
 lowers them to block-level uops and runs them (numpy interpreter on the CPU, Triton on a GPU)."""
+import os as _os
 from .tensor import Tensor, ShapeError, manual_seed, realize
 from .dtypes import DType, bool_, uint8, int32, int64, float16, bfloat16, float32, float64
 from .helpers import Context, counters, settings, set_float32_matmul_precision, get_float32_matmul_precision
@@ -8,6 +9,9 @@ from .jit import jit
 from .errors import JitError
 from . import dtypes, optim, runtime
 from .runtime import triton_device   # noqa: F401  its error classes, without importing triton
+if _os.environ.get("LAZYGRAD_DUMP"):   # every realize written to files (lazygrad.debug.dump)
+  from .debug.dump import install as _install_dump
+  _install_dump(_os.environ["LAZYGRAD_DUMP"])
 
 __all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context",
            "counters", "settings", "set_float32_matmul_precision", "get_float32_matmul_precision", "dtypes", "bool_",

@@ -64,6 +64,7 @@ class KNode:
     return self
 
   def __repr__(self): return f"KNode({self.op.name}, {self.dtype.name}, arg={self.arg})"
+  def __reduce__(self): return KNode, (self.op, self.dtype, self.srcs, self.arg)   # unpickled: hash-consed again
 
   @property
   def view(self) -> ShapeTracker:

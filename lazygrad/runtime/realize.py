@@ -157,6 +157,13 @@ def _run_copy(it: ScheduleItem):
   counters.copies += 1
 
 
+observers: list = []   # told each stage of every realize as it happens (lazygrad.debug.dump writes them to files)
+
+
+def _tell(event: str, *args):
+  for o in observers: getattr(o, event)(*args)
+
+
 def run_schedule(items: list[ScheduleItem]):
   """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's)."""
   t_start = time.perf_counter()
@@ -169,9 +176,11 @@ def run_schedule(items: list[ScheduleItem]):
     if it.kernel is None:
       _run_copy(it); continue
     device = it.outputs[0].buffer.device
-    prg = compile_kernel(it.kernel, device)
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     scalars = [n.dtype.np(n.arg).item() for n in it.scalars]   # rounded to their dtype, as a literal would be
+    if observers: _tell("kernel", it, bufs, scalars)
+    prg = compile_kernel(it.kernel, device)
+    if observers: _tell("compiled", it, prg)
     if settings.DEBUG >= 3:
       print(it.kernel.text + ("\n  values: " + ", ".join(f"s{i}={v!r}" for i, v in enumerate(scalars)) if scalars else ""))
     if settings.DEBUG >= 4: print(prg.prog.text)
@@ -228,8 +237,10 @@ def realize(nodes: list[LazyNode]):
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
   if settings.DEBUG >= 6: print(graph_text(targets))
+  if observers: _tell("graph", targets)
   items = get_schedule(targets, order)
   if settings.DEBUG >= 2: print(schedule_text(items, order))
+  if observers: _tell("schedule", items, order)
   run_schedule(items)
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_capture()) is not None: cap.checked(checks)
