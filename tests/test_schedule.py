@@ -327,3 +327,11 @@ def test_the_tour_runs_and_prints_its_schedule():
                        env={**os.environ, "LAZYGRAD_DEVICE": "numpy"}, timeout=300)
   assert out.returncode == 0, out.stderr
   assert "kernels run: 5, named after the functions whose work each does: mul_4096, matmul_64x32x128" in out.stdout
+
+
+def test_kernel_names_are_python_identifiers():
+  import keyword
+  a, b = Tensor(np.array(3, np.int32)), Tensor(np.array(6, np.int32))
+  names = [it.kernel.name for it in get_schedule([(a & b).node, (a | b).node, (a * 2).node])]
+  assert all(n.isidentifier() and not keyword.iskeyword(n) for n in names), names
+  assert ((a & b).item(), (a | b).item()) == (2, 7)

@@ -16,7 +16,7 @@ own, no kernel, which the runtime runs. Every kernel's nodes are on one device. 
 `Kernel.verify`): each kernel reads only realized nodes and outputs of kernels before it; an in-place output reads
 its own memory only at the element it writes."""
 from __future__ import annotations
-import functools, re
+import functools, keyword, re
 from dataclasses import dataclass, field
 from ..dtypes import bool_, float32
 from ..helpers import prod, fmt_loc
@@ -285,7 +285,7 @@ def _word(n: LazyNode) -> str | None:
   fwd = grad_origin.get(n)
   api = (fwd if fwd is not None else n).loc[2] if len(n.loc) > 2 else ""
   cls, _, fn = api.rpartition(".")
-  word = fn.strip("_") if cls == "Tensor" else (cls or fn).lower().strip("_")
+  word = re.sub(r"\W", "", fn if cls == "Tensor" else (cls or fn).lower()).strip("_")   # <lambda> -> lambda
   if not word or word in _PLUMBING: return None
   return word + "_grad" if fwd is not None else word
 
@@ -299,7 +299,8 @@ def _kernel_name(stores: list[KNode], shape, origin: dict) -> str:
     ops = list(dict.fromkeys("dot" if n.op is K.DOT else n.op.name[7:].lower() for n in toposort_nodes(stores)
                              if n.op in REDUCE or n.op is K.DOT))
     words = ["r_" + "_".join(ops) if ops else "e"]
-  return "_".join(words[:2]) + ("_" + "x".join(map(str, shape)) if shape else "")
+  name = "_".join(words[:2]) + ("_" + "x".join(map(str, shape)) if shape else "")
+  return name + "_" if keyword.iskeyword(name) else name   # it names a Python function (and, or, not)
 
 
 # ---------------------------------------------------------------------------------------------------- partition
