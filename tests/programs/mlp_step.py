@@ -1,4 +1,4 @@
-"""A fixed small program for the golden text forms: one training step of a two-layer MLP (forward, backward, SGD).
+"""A fixed small program for the golden text forms and docs/walkthrough.md: a two-layer MLP's loss and gradients.
 Its line numbers are part of the goldens: edit it only together with them (tests/golden/mlp_step_*.txt)."""
 import numpy as np
 from lazygrad import Tensor
