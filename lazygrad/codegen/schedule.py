@@ -18,6 +18,7 @@ its own memory only at the element it writes."""
 from __future__ import annotations
 import functools, keyword, re
 from dataclasses import dataclass, field
+from typing import Sequence
 from ..dtypes import bool_, float32
 from ..helpers import prod, fmt_loc
 from ..ir.node import LazyNode, toposort, grad_origin
@@ -35,7 +36,7 @@ class ScheduleItem:
   inputs: list[LazyNode]
   scalars: list[LazyNode] = field(default_factory=list)   # the CONST nodes whose values the kernel takes as arguments
   reasons: list[str] = field(default_factory=list)        # why each output is stored (DEBUG=2)
-  origins: list[list[LazyNode]] = field(default_factory=list)   # per node of kernel.nodes: the lazy nodes it computes
+  origins: Sequence = ()   # per node of kernel.nodes: the lazy nodes it computes (indexable, list of nodes)
 
   def lines(self, ast_indices) -> str:
     """The user lines (file:line) that the given nodes of the kernel (indices in `kernel.nodes`) compute, in the

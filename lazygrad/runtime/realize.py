@@ -90,6 +90,15 @@ def _stale(n: LazyNode) -> helpers.StaleValueError:
                          f"in-place update, or update a clone()")
 
 
+class _InGraph:
+  """Per node of a cached kernel, the lazy nodes of the graph being run that it computes: looked up only when user
+  lines are shown (DEBUG=5, check mode, dumps), so a realize does not pay for them."""
+  __slots__ = ("order", "positions")
+  def __init__(self, order: list[LazyNode], positions: list[list[int]]): self.order, self.positions = order, positions
+  def __getitem__(self, i: int) -> list[LazyNode]: return [self.order[p] for p in self.positions[i]]
+  def __len__(self) -> int: return len(self.positions)
+
+
 def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -> list[ScheduleItem]:
   """The schedule of `targets`, from the cache when this graph structure was scheduled before. `order`: the graph's
   nodes in topological order, if known."""
@@ -109,7 +118,7 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
     _schedule_cache[key] = tpl
   # the same kernels for every graph of this structure, with the nodes (and user lines) of the graph being run
   return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
-                       [[order[i] for i in nodes] for nodes in origins])
+                       _InGraph(order, origins))
           for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars, tpl.reasons,
                                                     tpl.origins)]
 
