@@ -12,6 +12,9 @@ from .runtime import triton_device   # noqa: F401  its error classes, without im
 if _os.environ.get("LAZYGRAD_DUMP"):   # every realize written to files (lazygrad.debug.dump)
   from .debug.dump import install as _install_dump
   _install_dump(_os.environ["LAZYGRAD_DUMP"])
+if _os.environ.get("LAZYGRAD_REPORT"):   # an HTML report of the process, written at exit (lazygrad.debug.report)
+  from .debug.report import at_exit as _report_at_exit
+  _report_at_exit(_os.environ["LAZYGRAD_REPORT"])
 
 __all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context",
            "counters", "settings", "set_float32_matmul_precision", "get_float32_matmul_precision", "dtypes", "bool_",

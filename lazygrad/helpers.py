@@ -1,7 +1,7 @@
 """Small shared utilities at the bottom of the package: the exceptions users meet, settings from the environment,
 counters, caches, the user's source line."""
 from __future__ import annotations
-import collections, contextlib, functools, math, os, sys, threading, weakref
+import collections, contextlib, functools, math, os, sys, threading, time, weakref
 
 # ---------------------------------------------------------------- the exceptions a user can meet (lazygrad.errors)
 class ShapeError(ValueError):
@@ -96,16 +96,39 @@ def Context(**kwargs):
 
 class Counters:
   """Public counters. `kernels`: kernels executed; `copies`: copies between devices; `schedules`: graphs scheduled
-  (cache misses); `lowerings`: kernel ASTs lowered to uops (cache misses)."""
+  (cache misses); `lowerings`: kernel ASTs lowered to uops (cache misses); `seconds`: time spent per compiler stage
+  (`timed`): 'schedule', 'lower', 'render', 'load' (a rendered source imported) and 'triton compile'."""
   def __init__(self): self.reset()
   def reset(self):
     self.kernels = self.copies = self.schedules = self.lowerings = 0
+    self.seconds: dict[str, float] = collections.defaultdict(float)
   def __repr__(self):
     return (f"Counters(kernels={self.kernels}, copies={self.copies}, schedules={self.schedules}, "
             f"lowerings={self.lowerings})")
 
 
 counters = Counters()
+
+
+@contextlib.contextmanager
+def timed(stage: str):
+  """Add the body's wall time to `counters.seconds[stage]`."""
+  t0 = time.perf_counter()
+  try: yield
+  finally: counters.seconds[stage] += time.perf_counter() - t0
+
+
+# Objects told what the compiler does as it happens (lazygrad.debug's dump and report): `tell(event, ...)` calls
+# each one's method of that name, if it has one. The events: graph(targets), schedule(items, order),
+# kernel(item, bufs, scalars), compiled(item, program), ran(item, seconds), cache(kind, name, hit, reason, key),
+# jit(name, action, reason, launches, seconds). An observer with a `ran` method gets per-kernel times, which
+# synchronizes the device after every kernel.
+observers: list = []
+
+
+def tell(event: str, *args):
+  for o in observers:
+    if (method := getattr(o, event, None)) is not None: method(*args)
 
 
 _TENSOR_DIR = os.path.join(_PKG_DIR, "tensor")

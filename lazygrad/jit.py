@@ -40,7 +40,7 @@ from __future__ import annotations
 import collections, functools, time, weakref
 import numpy as np
 from .autograd import grad_mode
-from .helpers import JitError, counters, settings, user_frame, IdWeakSet
+from .helpers import JitError, counters, settings, user_frame, IdWeakSet, observers, tell
 from .ir.node import LazyNode, toposort
 from .nn.module import autocast_dtype
 from .tensor import Tensor, realize, overwrite, _hold, _roots, _assigned
@@ -155,6 +155,10 @@ class jit:
       self._calls.move_to_end(key)
       return replay(flat.tensors, inputs, holders)
     capture = _Capture() if key in self._calls else None   # seen before (or its state was replaced): capture now
+    if observers:
+      why = ("the state it read at the capture was replaced" if replay is not None else "the second call with this "
+             "signature") if capture else self._new_signature(key)
+      t0, launched = time.perf_counter(), counters.kernels + counters.copies
     before = IdWeakSet()
     for t in _roots: before.add(t)
     grads = [t.grad for t in flat.tensors]
@@ -171,9 +175,24 @@ class jit:
     results = [("arg", flat.index(t)) if flat.index(t) is not None else ("same", t) if t in before else
                ("new", t.node.buffer, t.shape) for t in out.tensors]
     self._calls[key] = _Replay(self.name, capture, before, inputs, template, results) if capture else None
+    if observers: tell("jit", self.name, "capture" if capture else "run", why,
+                       counters.kernels + counters.copies - launched, time.perf_counter() - t0)
     self._calls.move_to_end(key)
     while len(self._calls) > self.max_captures: self._calls.popitem(last=False)
     return _build(template, [_on(r[1], r[2]) if r[0] == "new" else t for t, r in zip(out.tensors, results)])
+
+  def _new_signature(self, key: tuple) -> str:
+    """Why a call runs as plain code: its signature's first difference from the last call's."""
+    if not self._calls: return "the first call"
+    last = next(reversed(self._calls))
+    if key[2:] != last[2:]: return "a new signature: no_grad or autocast changed"
+    if key[0] != last[0] or len(key[1]) != len(last[1]):
+      return "a new signature: the argument structure or a non-tensor value changed"
+    fields = ("memory sharing", "shape", "dtype", "view", "device", "requires_grad")
+    for i, (a, b) in enumerate(zip(last[1], key[1])):
+      for name, x, y in zip(fields, a, b):
+        if x != y: return f"a new signature: tensor argument {i}'s {name} changed from {x} to {y}"
+    return "a new signature"
 
   def _inputs(self, tensors: list[Tensor]) -> tuple[list[Buffer], list[list[Tensor]], tuple]:
     """The memory of the tensor arguments (realized; distinct buffers), the argument tensors holding each (views
@@ -286,4 +305,6 @@ class _Replay:
               for r in self.results]
     if settings.DEBUG >= 1:
       print(f"jit {self.name}: replayed {len(self.launches)} kernels in {(time.perf_counter() - t0) * 1e3:.3f} ms")
+    if observers: tell("jit", self.name, "replay", "a call with the captured signature", len(self.launches),
+                       time.perf_counter() - t0)
     return _build(self.template, values)

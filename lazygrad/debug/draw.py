@@ -119,10 +119,11 @@ def graph_picture(*tensors) -> Picture:
 
 
 # ------------------------------------------------------------------------------------------------- the schedule
-def schedule_picture(*tensors) -> Picture:
-  """The schedule that realizes `tensors`: kernels (with what each stores and why) and the buffers they read and
-  write, as a bipartite graph; edge labels are the kernel's buffer slots (b0.. in its text form)."""
-  items = [build_kernel(g) for g in partition(_targets(_nodes(tensors)))]
+def schedule_picture(*tensors, items=None) -> Picture:
+  """The schedule that realizes `tensors` (or the schedule `items` given): kernels (with what each stores and why) and
+  copies, and the buffers they read and write, as a bipartite graph; edge labels are the kernel's buffer slots (b0..
+  in its text form)."""
+  if items is None: items = [build_kernel(g) for g in partition(_targets(_nodes(tensors)))]
   pic, bufs = Picture("schedule"), {}
   def buffer(n: LazyNode) -> str:
     key = buffer_key(n)
@@ -137,10 +138,11 @@ def schedule_picture(*tensors) -> Picture:
   for k, it in enumerate(items):
     kid, ins = f"k{k}", [buffer(n) for n in it.inputs]
     stores = [f"{n.dtype.name}{list(n.shape)}: {why}" for n, why in zip(it.outputs, it.reasons)]
-    data = {"kind": "kernel", "name": it.kernel.name, "reasons": list(it.reasons), "text": it.kernel.text}
+    name = it.kernel.name if it.kernel is not None else f"copy {it.inputs[0].device} -> {it.outputs[0].device}"
+    data = {"kind": "kernel", "name": name, "reasons": list(it.reasons),
+            "text": it.kernel.text if it.kernel is not None else ""}
     backward = all(n in grad_origin for n in it.outputs)   # it computes gradients only
-    pic.nodes[kid] = (f"{kid} {it.kernel.name}\n" + "\n".join(stores), {"fillcolor": BACKWARD if backward else FORWARD},
-                      data)
+    pic.nodes[kid] = (f"{kid} {name}\n" + "\n".join(stores), {"fillcolor": BACKWARD if backward else FORWARD}, data)
     slot = len(it.outputs)
     pic.edges += [(b, kid, {"headlabel": f"b{slot + j}"}, {"access": "read", "slot": slot + j})
                   for j, b in enumerate(ins)]
@@ -169,23 +171,30 @@ def kernel_picture(kernel: Kernel) -> Picture:
 _warned_no_dot = False
 
 
-def render(pic: Picture, path=None) -> str:
-  """SVG of `pic` when graphviz's `dot` is on PATH, else its DOT source (with a warning, once per process). With
-  `path`, the file is written instead, with the suffix of what it holds (`.svg` or `.dot`), and its path returned."""
+def svg(dot: str) -> str | None:
+  """DOT source rendered to SVG by graphviz's `dot`, or None (with a warning, once per process without `dot`)."""
   global _warned_no_dot
-  text, suffix = pic.dot(), ".dot"
   if (exe := shutil.which("dot")) is None:
     if not _warned_no_dot:
       _warned_no_dot = True
       warnings.warn("lazygrad.debug: graphviz's `dot` program is not on PATH, so drawings are DOT source (.dot "
                     "files), not SVG. Install graphviz (apt-get install graphviz, brew install graphviz or conda "
                     "install graphviz) for SVG, or render a .dot file with `dot -Tsvg file.dot -o file.svg`.",
-                    RuntimeWarning, stacklevel=3)
-  else:
-    run = subprocess.run([exe, "-Tsvg"], input=text, capture_output=True, text=True)
-    if run.returncode == 0: text, suffix = run.stdout, ".svg"
-    else: warnings.warn(f"lazygrad.debug: `dot -Tsvg` failed, so this drawing is DOT source: {run.stderr.strip()}",
-                        RuntimeWarning, stacklevel=3)
+                    RuntimeWarning, stacklevel=4)
+    return None
+  run = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True)
+  if run.returncode == 0: return run.stdout
+  warnings.warn(f"lazygrad.debug: `dot -Tsvg` failed, so this drawing is DOT source: {run.stderr.strip()}",
+                RuntimeWarning, stacklevel=4)
+  return None
+
+
+def render(pic: Picture, path=None) -> str:
+  """SVG of `pic` when graphviz's `dot` is on PATH, else its DOT source (with a warning, once per process). With
+  `path`, the file is written instead, with the suffix of what it holds (`.svg` or `.dot`), and its path returned."""
+  text = pic.dot()
+  drawn = svg(text)
+  text, suffix = (text, ".dot") if drawn is None else (drawn, ".svg")
   if path is None: return text
   base, ext = os.path.splitext(os.fspath(path))
   path = (base if ext in (".svg", ".dot") else os.fspath(path)) + suffix

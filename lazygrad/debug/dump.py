@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from ..ir.node import graph_text
 from ..codegen.schedule import schedule_text
-from ..runtime import realize as engine
+from ..helpers import observers
 
 REPRO = '''"""Repro of kernel {name} ({lines}), dumped by lazygrad: runs the saved kernel AST on its saved inputs on the numpy
 interpreter and, where it can run here, on {device}; compares the outputs. Run: python repro.py"""
@@ -105,12 +105,12 @@ def dump(directory):
   """Write every realize inside the block to `directory` (see the module docstring)."""
   d = install(directory)
   try: yield d
-  finally: engine.observers.remove(d)
+  finally: observers.remove(d)
 
 
 def install(directory) -> Dump:
   """Dump every realize from now on (LAZYGRAD_DUMP does this when lazygrad is imported)."""
   d = Dump(directory)
-  engine.observers.append(d)
+  observers.append(d)
   return d
 

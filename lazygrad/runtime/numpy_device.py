@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 from ..dtypes import DType
-from ..helpers import counters
+from ..helpers import counters, timed
 from ..ir.alu import exec_alu
 from ..ir.ops import Op
 from ..codegen.uops import U, UOp, Program
@@ -94,7 +94,7 @@ class NumpyDevice:
   def compile(self, kernel, tiling: Tiling | None = None, precision: str = "ieee") -> "Interpreter":
     """The interpreter of `kernel` lowered with `tiling` (numpy's contractions are exact: `precision` is unused)."""
     counters.lowerings += 1
-    return Interpreter(linearize(kernel, self.lowering, tiling))
+    with timed("lower"): return Interpreter(linearize(kernel, self.lowering, tiling))
 
   def synchronize(self): pass
 

@@ -11,7 +11,7 @@ import contextlib, threading, time
 from dataclasses import dataclass
 import numpy as np
 from ..dtypes import DType
-from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact
+from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact, timed, observers, tell
 from ..ir.node import LazyNode, toposort, graph_text, verify as verify_graph
 from ..ir.ops import Op, REDUCE
 from ..codegen.schedule import schedule, schedule_text, ScheduleItem, is_parameter, written_buffer
@@ -107,15 +107,20 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
   key = (tuple(pos[id(t)] for t in targets), _structure_key(order))
   if (tpl := _schedule_cache.get(key)) is None:
     counters.schedules += 1
-    if settings.VERIFY: verify_graph(order)
-    items = schedule(targets)
-    if settings.VERIFY:
-      for it in items:
-        if it.kernel is not None: it.kernel.verify()
+    with timed("schedule"):
+      if settings.VERIFY: verify_graph(order)
+      items = schedule(targets)
+      if settings.VERIFY:
+        for it in items:
+          if it.kernel is not None: it.kernel.verify()
     tpl = _Template([it.kernel for it in items], *([[pos[id(n)] for n in getattr(it, f)] for it in items]
                                                   for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items],
                     [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items])
     _schedule_cache[key] = tpl
+    if observers: tell("cache", "schedule", f"graph of {len(order)} nodes", False, "a graph structure not scheduled "
+                       "before (or evicted from the cache since)", hash(key))
+  elif observers: tell("cache", "schedule", f"graph of {len(order)} nodes", True, "the same graph structure was "
+                       "scheduled before: its kernels are reused", hash(key))
   # the same kernels for every graph of this structure, with the nodes (and user lines) of the graph being run
   return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
                        _InGraph(order, origins))
@@ -130,8 +135,19 @@ def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
   precision = "ieee" if get_float32_matmul_precision() == "highest" else "tf32"
   key = (device.name, device.lowering, tiling, precision, kernel.text)
   if (prg := _program_cache.get(key)) is None:
+    if observers: tell("cache", "program", kernel.name, False, _program_miss(key), hash(key))
     prg = _program_cache[key] = device.compile(kernel, tiling, precision)   # it counts the lowerings it really does
+  elif observers: tell("cache", "program", kernel.name, True, "compiled earlier in this process", hash(key))
   return prg
+
+
+def _program_miss(key: tuple) -> str:
+  """Why `key` is not in the program cache: which part of it differs from a program of the same kernel there."""
+  parts = ("device", "lowering options", "tiling", "float32 precision")
+  for other in _program_cache.keys():
+    if other[-1] == key[-1]:
+      return "compiled before with another " + " and ".join(p for p, a, b in zip(parts, other, key) if a != b)
+  return "a kernel not compiled in this process (or evicted from the cache since)"
 
 
 def kernel_cost(k: Kernel) -> tuple[int, int]:
@@ -166,16 +182,10 @@ def _run_copy(it: ScheduleItem):
   counters.copies += 1
 
 
-observers: list = []   # told each stage of every realize as it happens (lazygrad.debug.dump writes them to files)
-
-
-def _tell(event: str, *args):
-  for o in observers: getattr(o, event)(*args)
-
-
 def run_schedule(items: list[ScheduleItem]):
   """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's)."""
   t_start = time.perf_counter()
+  timing = any(hasattr(o, "ran") for o in observers)   # an observer wants each kernel's time
   for it in items:
     for n in it.outputs:
       if n.op is Op.ASSIGN: n.buffer = n.srcs[0].buffer
@@ -187,17 +197,21 @@ def run_schedule(items: list[ScheduleItem]):
     device = it.outputs[0].buffer.device
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     scalars = [n.dtype.np(n.arg).item() for n in it.scalars]   # rounded to their dtype, as a literal would be
-    if observers: _tell("kernel", it, bufs, scalars)
+    if observers: tell("kernel", it, bufs, scalars)
     prg = compile_kernel(it.kernel, device)
-    if observers: _tell("compiled", it, prg)
+    if observers: tell("compiled", it, prg)
     if settings.DEBUG >= 3:
       print(it.kernel.text + ("\n  values: " + ", ".join(f"s{i}={v!r}" for i, v in enumerate(scalars)) if scalars else ""))
     if settings.DEBUG >= 4: print(prg.prog.text)
     if settings.DEBUG >= 5 and getattr(prg, "source", None): print(it.annotated(prg.source))
     checking = settings.CHECK and device.name != "numpy"
     if checking: before = check.snapshot(bufs)
+    if timing: device.synchronize()
     t0 = time.perf_counter()
     prg(bufs, scalars)
+    if timing:
+      device.synchronize()
+      tell("ran", it, time.perf_counter() - t0)
     if (cap := jit_capture()) is not None: cap.launched(prg, bufs, len(it.outputs), scalars)
     if checking: check.compare(it, prg, bufs, scalars, before)
     _written(it.outputs)
@@ -246,10 +260,10 @@ def realize(nodes: list[LazyNode]):
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
   if settings.DEBUG >= 6: print(graph_text(targets))
-  if observers: _tell("graph", targets)
+  if observers: tell("graph", targets)
   items = get_schedule(targets, order)
   if settings.DEBUG >= 2: print(schedule_text(items, order))
-  if observers: _tell("schedule", items, order)
+  if observers: tell("schedule", items, order)
   run_schedule(items)
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_capture()) is not None: cap.checked(checks)

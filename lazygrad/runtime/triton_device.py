@@ -13,7 +13,7 @@ import contextlib, hashlib, importlib.util, os, sys, threading
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType
-from ..helpers import counters
+from ..helpers import counters, timed, observers, tell
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.renderer import get_renderer
 from ..codegen import triton as _triton_renderer   # noqa: F401  registers the Triton renderers
@@ -66,6 +66,7 @@ class TritonKernel:
     self.fn, self.grid, self.source, self.kernel = fn, grid, source, kernel
     self.lowering, self.tiling, self.precision = lowering, tiling, precision
     self.launch_lock = _INTERPRETER_LOCK if interpret else contextlib.nullcontext()
+    self.compiled = interpret   # on a GPU, Triton compiles the source at its first launch
 
   @property
   def prog(self):
@@ -76,9 +77,11 @@ class TritonKernel:
     args = [b.ensure().data for b in bufs]
     try:
       # the interpreter computes masked-off lanes too (x/0 there is harmless)
-      with self.launch_lock, np.errstate(all="ignore"):
+      with self.launch_lock, np.errstate(all="ignore"), \
+           (contextlib.nullcontext() if self.compiled else timed("triton compile")):
         self.fn[(self.grid,)](*args, *map(float, scalars), num_warps=self.tiling.num_warps,
                               num_stages=self.tiling.num_stages)
+      self.compiled = True
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise _compile_error(self.kernel, self.source, e) from None
 
@@ -142,15 +145,21 @@ class TritonDevice:
                          .encode()).hexdigest()[:24]
     path = CACHE_DIR / f"{kernel.name}_{key}.py"
     try:
-      source, mod = _load(path, kernel.name)
-    except Exception:   # missing, cut short, corrupted: render it again (the new file replaces a bad one)
+      with timed("load"): source, mod = _load(path, kernel.name)
+      if observers: tell("cache", "disk", kernel.name, True, f"source read from {path}", key)
+    except Exception as e:   # missing, cut short, corrupted: render it again (the new file replaces a bad one)
+      if observers:
+        why = "no file" if isinstance(e, FileNotFoundError) else f"unusable file ({type(e).__name__}: {e})"
+        tell("cache", "disk", kernel.name, False, f"{why} at {path}: lowered and rendered", key)
       counters.lowerings += 1
-      source = self.renderer.render(linearize(kernel, self.lowering, tiling), precision)
+      with timed("lower"): prog = linearize(kernel, self.lowering, tiling)
+      with timed("render"): source = self.renderer.render(prog, precision)
       path.parent.mkdir(parents=True, exist_ok=True)
       tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
       tmp.write_text(f"{source}{_SEAL}{_digest(source)}\n")
       os.replace(tmp, path)   # atomic: a concurrent reader never sees half a file
-      try: _, mod = _load(path, kernel.name)
+      try:
+        with timed("load"): _, mod = _load(path, kernel.name)
       except Exception as e: raise _compile_error(kernel, source, e) from None   # the renderer wrote bad Python
     return TritonKernel(getattr(mod, kernel.name), mod.GRID, source, kernel, self.lowering, tiling, precision,
                         self.interpret)
