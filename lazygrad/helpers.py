@@ -55,6 +55,7 @@ class _Settings(threading.local):
     self.DEBUG = getenv("DEBUG", 0)
     self.CHECK = getenv("LAZYGRAD_CHECK", 0)
     self.VERIFY = getenv("LAZYGRAD_VERIFY", 0)   # check each IR's contract at every stage boundary (tests turn it on)
+    self.PLAN = getenv("LAZYGRAD_PLAN", 1)       # share memory between a schedule's intermediates (runtime.memory)
 
 
 settings = _Settings()

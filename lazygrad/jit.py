@@ -45,7 +45,8 @@ from .ir.node import LazyNode, toposort
 from .nn.module import autocast_dtype
 from .tensor import Tensor, realize, overwrite, _hold, _roots, _assigned
 from .runtime.buffer import Buffer, serials
-from .runtime import realize as engine
+from .runtime import realize as engine, memory
+from .dtypes import uint8
 
 _TENSOR, _LEAF = "tensor", "leaf"   # template tags (containers are tagged with their type)
 
@@ -174,7 +175,10 @@ class jit:
                        "gradients (gradient())")
     results = [("arg", flat.index(t)) if flat.index(t) is not None else ("same", t) if t in before else
                ("new", t.node.buffer, t.shape) for t in out.tensors]
-    self._calls[key] = _Replay(self.name, capture, before, inputs, template, results) if capture else None
+    self._calls[key] = replay = _Replay(self.name, capture, before, inputs, template, results) if capture else None
+    if replay is not None and settings.DEBUG >= 1:
+      print(f"jit {self.name}: captured {len(replay.launches)} kernels" +
+            "".join(f"; {d} memory: {p.text()}" for d, p in replay.memory))
     if observers: tell("jit", self.name, "capture" if capture else "run", why,
                        counters.kernels + counters.copies - launched, time.perf_counter() - t0)
     self._calls.move_to_end(key)
@@ -223,6 +227,28 @@ def _on(buf: Buffer, shape: tuple) -> Tensor:
   return Tensor(LazyNode.from_buffer(buf, shape))
 
 
+def _share_memory(made: list[Buffer], launches: list) -> list:
+  """Give the captured step's intermediates (`made` by the call, held by no one after it) memory by their lifetimes
+  over all its launches, across the schedules it ran (runtime.memory): one arena per device. A buffer some launch
+  reads before any writes it keeps its memory (its value comes from before the replay). Returns the plans."""
+  span: dict[int, list] = {}   # id(buffer) -> [first launch, last launch, whether the first writes it]
+  for i, (_, bufs, n_out, _) in enumerate(launches):
+    for j, b in enumerate(bufs):
+      if id(b) in span: span[id(b)][1] = i
+      else: span[id(b)] = [i, i, j < n_out]
+  per_device: dict = {}
+  for b in made:
+    if span.get(id(b), (0, 0, False))[2]: per_device.setdefault(b.device, []).append(b)
+  plans = []
+  for dev, bufs in per_device.items():
+    p = memory.plan([memory.Lifetime(span[id(b)][0], span[id(b)][1], b.nbytes) for b in bufs])
+    if settings.VERIFY: p.verify()
+    arena = dev.alloc(uint8, p.size)
+    for b, offset in zip(bufs, p.offsets): b.data, b.planned = dev.view(arena, offset, b.dtype, b.size), True
+    plans.append((dev.name, p))
+  return plans
+
+
 class _Replay:
   """A captured call. Its launches address a table of buffers: the call's inputs, then fixed buffers (state, and
   intermediates nothing else can reach), then buffers made anew for each replay (those reachable after the call:
@@ -251,6 +277,9 @@ class _Replay:
     outlive = reach | {id(c[0]) for c in cap.checks}
     anew = [b for b in used.values() if id(b) not in is_input and cap.made(b) and id(b) in outlive]
     self.fixed = [b for b in used.values() if id(b) not in is_input and not (cap.made(b) and id(b) in outlive)]
+    returned = {id(b) for b in new}   # the capture's own results: already handed back, they keep their memory
+    self.memory = _share_memory([b for b in self.fixed if cap.made(b) and id(b) not in cap.uploads and
+                                 id(b) not in returned], launches)
     self.fixed_ids = {id(b) for b in self.fixed}
     self.anew = [(b.device, b.dtype, b.size) for b in anew]
     slot = {id(b): i for i, b in enumerate(inputs + self.fixed + anew)}

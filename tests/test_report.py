@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from lazygrad import Tensor, helpers
 from lazygrad.debug import report
+from lazygrad.runtime import realize as engine
 
 ROOT = Path(__file__).parents[1]
 PROGRAM = ROOT / "tests" / "programs" / "train_steps.py"
@@ -21,6 +22,7 @@ class Launches:
 
 
 def run_program(path: Path):
+  engine._schedule_cache.clear(); engine._program_cache.clear()   # a process that runs the program for the first time
   launches = Launches()
   helpers.observers.append(launches)
   try:
@@ -53,8 +55,9 @@ def test_report_lists_every_kernel_with_its_stages_caches_and_jit_calls(tmp_path
   assert ">replay</td>" in page and "the second call with this signature" in page
   # compiler stages and caches: the second (captured) step hits the schedule and program caches the first missed
   stages = r.stage_seconds()
-  assert stages["schedule"] > 0 and stages["lower"] > 0 and stages["kernels (run)"] > 0
   outcomes = Counter((kind, hit) for kind, _, hit, _, _ in r.lookups)
+  lowered = outcomes["disk" if os.environ.get("LAZYGRAD_DEVICE") == "triton-interp" else "program", False] > 0
+  assert stages["schedule"] > 0 and stages["kernels (run)"] > 0 and ("lower" in stages) == lowered
   assert outcomes["schedule", True] >= 1 and outcomes["schedule", False] >= 2 and outcomes["program", True] >= 1
   assert "a graph structure not scheduled before" in page and "compiled earlier in this process" in page
   # self-contained: nothing is fetched

@@ -11,11 +11,12 @@ class Buffer:
   a torch tensor on Triton devices), allocated on first use. `version` counts the in-place writes (ASSIGNs) into it,
   `written_at` is the user line of the last one. `owner` (a weak reference) is the one tensor that may hold the buffer
   as its memory and write it in place; other tensors reading it hold values (see Tensor). `serial` numbers buffers
-  in the order they are made."""
-  __slots__ = ("device", "dtype", "size", "data", "version", "written_at", "owner", "serial")
+  in the order they are made. A `planned` buffer's data is a view of a memory arena that other buffers share at other
+times (runtime.memory): it must stay there, so a device never swaps in other memory."""
+  __slots__ = ("device", "dtype", "size", "data", "version", "written_at", "owner", "serial", "planned")
 
-  def __init__(self, device, dtype: DType, size: int, data=None):
-    self.device, self.dtype, self.size, self.data = device, dtype, size, data
+  def __init__(self, device, dtype: DType, size: int, data=None, planned: bool = False):
+    self.device, self.dtype, self.size, self.data, self.planned = device, dtype, size, data, planned
     self.version, self.written_at, self.owner, self.serial = 0, None, None, next(serials)
 
   @property

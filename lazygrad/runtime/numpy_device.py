@@ -82,6 +82,9 @@ class NumpyDevice:
   lowering = LoweringOptions(whole=True, max_whole=1 << 24, max_tile=1 << 22, max_reduce_block=1 << 22)
 
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
+  def view(self, arena, offset: int, dtype: DType, size: int):
+    """`size` elements of `dtype` at byte `offset` of a uint8 arena."""
+    return arena[offset:offset + size * dtype.itemsize].view(dtype.np)
   def from_numpy(self, arr: np.ndarray): return np.ascontiguousarray(arr).reshape(-1)
   def from_torch(self, t, dtype: DType):
     """A copy of a torch tensor's values (a bfloat16 one through float32: numpy cannot take torch's bfloat16)."""
@@ -235,7 +238,7 @@ class Interpreter:
       if 0 in idx.shape: return
       contiguous = idx.base == 0 and math.prod(idx.shape) == data.size and all(
         st == math.prod(idx.shape[a + 1:]) or sz == 1 for a, (st, sz) in enumerate(zip(idx.strides, idx.shape)))
-      if adopt and contiguous and isinstance(value, np.ndarray) and value.shape == idx.shape and \
+      if adopt and contiguous and not buf.planned and isinstance(value, np.ndarray) and value.shape == idx.shape and \
          value.dtype == data.dtype and value.flags.c_contiguous and value.flags.writeable:
         buf.data = value.reshape(-1)   # adopt the freshly computed array: no copy
         return

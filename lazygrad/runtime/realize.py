@@ -10,16 +10,17 @@ from __future__ import annotations
 import contextlib, threading, time
 from dataclasses import dataclass
 import numpy as np
-from ..dtypes import DType
+from ..dtypes import DType, uint8
 from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact, timed, observers, tell
 from ..ir.node import LazyNode, toposort, graph_text, verify as verify_graph
-from ..ir.ops import Op, REDUCE
+from ..ir.ops import Op, REDUCE, MOVEMENT
 from ..codegen.schedule import schedule, schedule_text, ScheduleItem, is_parameter, written_buffer
 from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
 from .buffer import Buffer
 from .device import get_device
+from .memory import Lifetime, MemoryPlan, plan
 from . import check
 
 
@@ -32,6 +33,44 @@ class _Template:
   scalars: list[list[int]]
   reasons: list[list[str]]
   origins: list[list[list[int]]]
+  memory: "_Memory"
+
+
+@dataclass
+class _Memory:
+  """Where a schedule's intermediates live: per device, the plan of its arena; per item and output, the offset in
+  its device's arena, or None for memory of its own (targets, in-place updates, empty outputs)."""
+  plans: dict[str, MemoryPlan]
+  offsets: list[list[int | None]]
+
+
+class Schedule(list):
+  """The items of a schedule, in order, with the memory plan of its intermediates (`memory`)."""
+  def __init__(self, items, memory: _Memory | None = None):
+    super().__init__(items)
+    self.memory = memory
+
+
+def plan_memory(items: list[ScheduleItem], targets: list[LazyNode]) -> _Memory:
+  """The memory plan of a schedule: its outputs that only its own kernels read (not targets, not in-place updates),
+  placed per device by their lifetimes (see runtime.memory)."""
+  wanted, last = {id(t) for t in targets}, {}
+  for i, it in enumerate(items):
+    for n in it.inputs: last[id(n)] = i
+  lifetimes: dict[str, list[Lifetime]] = {}
+  where: list[list[tuple[str, int] | None]] = []
+  for i, it in enumerate(items):
+    where.append([])
+    for n in it.outputs:
+      nbytes = prod(n.shape) * n.dtype.itemsize
+      if n.op is Op.ASSIGN or id(n) in wanted or nbytes == 0: where[-1].append(None); continue
+      spans = lifetimes.setdefault(n.device, [])
+      where[-1].append((n.device, len(spans)))
+      spans.append(Lifetime(i, max(i, last.get(id(n), i)), nbytes))
+  plans = {d: plan(spans) for d, spans in lifetimes.items()}
+  if settings.VERIFY:
+    for p in plans.values(): p.verify()
+  return _Memory(plans, [[plans[w[0]].offsets[w[1]] if w else None for w in ws] for ws in where])
 
 
 _schedule_cache = LRU(1024)   # bounded: a long run that keeps making new graph structures does not grow forever
@@ -115,17 +154,17 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
           if it.kernel is not None: it.kernel.verify()
     tpl = _Template([it.kernel for it in items], *([[pos[id(n)] for n in getattr(it, f)] for it in items]
                                                   for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items],
-                    [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items])
+                    [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items], plan_memory(items, targets))
     _schedule_cache[key] = tpl
     if observers: tell("cache", "schedule", f"graph of {len(order)} nodes", False, "a graph structure not scheduled "
                        "before (or evicted from the cache since)", hash(key))
   elif observers: tell("cache", "schedule", f"graph of {len(order)} nodes", True, "the same graph structure was "
                        "scheduled before: its kernels are reused", hash(key))
   # the same kernels for every graph of this structure, with the nodes (and user lines) of the graph being run
-  return [ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
-                       _InGraph(order, origins))
-          for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars, tpl.reasons,
-                                                    tpl.origins)]
+  return Schedule([ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
+                                _InGraph(order, origins))
+                   for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars,
+                                                             tpl.reasons, tpl.origins)], tpl.memory)
 
 
 def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
@@ -182,14 +221,24 @@ def _run_copy(it: ScheduleItem):
   counters.copies += 1
 
 
-def run_schedule(items: list[ScheduleItem]):
-  """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's)."""
+def run_schedule(items: list[ScheduleItem], held=frozenset()):
+  """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's).
+  A `Schedule`'s planned intermediates share one arena per device, except nodes whose ids are in `held` (those live
+  tensors hold keep memory of their own); afterwards they are no longer realized, as their memory was reused."""
   t_start = time.perf_counter()
   timing = any(hasattr(o, "ran") for o in observers)   # an observer wants each kernel's time
-  for it in items:
-    for n in it.outputs:
-      if n.op is Op.ASSIGN: n.buffer = n.srcs[0].buffer
-      else: n.set_buffer(Buffer(get_device(n.device), n.dtype, prod(n.shape)))
+  memory: _Memory | None = getattr(items, "memory", None) if settings.PLAN else None
+  arenas, planned = {}, []
+  for i, it in enumerate(items):
+    for j, n in enumerate(it.outputs):
+      if n.op is Op.ASSIGN: n.buffer = n.srcs[0].buffer; continue
+      dev = get_device(n.device)
+      offset = memory.offsets[i][j] if memory is not None else None
+      if offset is None or id(n) in held: n.set_buffer(Buffer(dev, n.dtype, prod(n.shape))); continue
+      if n.device not in arenas: arenas[n.device] = dev.alloc(uint8, memory.plans[n.device].size)
+      n.set_buffer(Buffer(dev, n.dtype, prod(n.shape), dev.view(arenas[n.device], offset, n.dtype, prod(n.shape)),
+                          planned=True))
+      planned.append(n)
     if any(prod(n.shape) == 0 for n in it.outputs):   # nothing to compute
       _written(it.outputs); continue
     if it.kernel is None:
@@ -222,12 +271,14 @@ def run_schedule(items: list[ScheduleItem]):
       print(f"  kernel {counters.kernels:5d} {it.kernel.name:<32s} {dt * 1e3:9.3f} ms {nbytes / dt / 1e9:8.2f} GB/s "
             f"{flops / dt / 1e9:8.2f} GFLOP/s")
     counters.kernels += 1
+  for n in planned: n.buffer = None   # its memory is reused: a later graph reading it computes it again
   if settings.DEBUG >= 1:
     copies = sum(it.kernel is None for it in items)
     kernels = len(items) - copies
     print(f"realize: {kernels} kernel{'s' if kernels != 1 else ''}" +
           (f", {copies} cop{'ies' if copies != 1 else 'y'}" if copies else "") +
-          f" in {(time.perf_counter() - t_start) * 1e3:.3f} ms")
+          f" in {(time.perf_counter() - t_start) * 1e3:.3f} ms" +
+          "".join(f"; {d} memory: {memory.plans[d].text()}" for d in arenas))
 
 
 def _written(outputs: list[LazyNode]):
@@ -249,8 +300,9 @@ def _share_reshaped_buffers(nodes: list[LazyNode], written: set) -> bool:
   return shared
 
 
-def realize(nodes: list[LazyNode]):
-  """Compute `nodes` (on whatever devices they are) in one schedule; each gets a buffer holding its value."""
+def realize(nodes: list[LazyNode], held=lambda: ()):
+  """Compute `nodes` (on whatever devices they are) in one schedule; each gets a buffer holding its value. `held()`:
+  the nodes live tensors hold; if the schedule stores one (or what one is a view of), it keeps its memory."""
   targets = list({id(n): n for n in nodes if not n.realized}.values())
   if not targets: return
   order = toposort(targets)
@@ -264,10 +316,21 @@ def realize(nodes: list[LazyNode]):
   items = get_schedule(targets, order)
   if settings.DEBUG >= 2: print(schedule_text(items, order))
   if observers: tell("schedule", items, order)
-  run_schedule(items)
+  run_schedule(items, _viewed(held()) if items.memory.plans and settings.PLAN else frozenset())
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_capture()) is not None: cap.checked(checks)
   note_checks(checks)
+
+
+def _viewed(nodes) -> set[int]:
+  """The ids of `nodes` and of the unrealized nodes they are views of (through movement ops and detach)."""
+  ids = set()
+  for n in nodes:
+    ids.add(id(n))
+    while not n.realized and (n.op in MOVEMENT or n.op is Op.DETACH):
+      n = n.srcs[0]
+      ids.add(id(n))
+  return ids
 
 
 def note_checks(checks: list):

@@ -124,6 +124,10 @@ class TritonDevice:
   def alloc(self, dtype: DType, size: int):
     return _torch().empty(size, dtype=_torch_dtype(dtype), device=self.torch_device)
 
+  def view(self, arena, offset: int, dtype: DType, size: int):
+    """`size` elements of `dtype` at byte `offset` of a uint8 arena (offsets are aligned for every dtype)."""
+    return arena[offset:offset + size * dtype.itemsize].view(_torch_dtype(dtype))
+
   def from_numpy(self, arr: np.ndarray): return _host_tensor(arr).to(self.torch_device)
   def from_torch(self, t, dtype: DType):
     """A torch tensor's memory, shared: copied only where it is on another device or not contiguous."""

@@ -420,7 +420,7 @@ def realize(*tensors: TensorCore):
   """Realize several tensors, on any devices, in one schedule."""
   if not tensors: return
   readers, parts = _before_writes([t.node for t in tensors]) if _assigned else ([], [])
-  _engine.realize([t.node for t in tensors + tuple(readers)] + parts)
+  _engine.realize([t.node for t in tensors + tuple(readers)] + parts, held=lambda: [t._node for t in _roots])
   for t in tensors + tuple(readers):   # drop the graph (later graphs start from the buffer), unless autograd needs it
     n = t._node
     if t._base is not None or n.op is Op.BUFFER or not n.realized: continue
