@@ -312,11 +312,15 @@ def realize(nodes: list[LazyNode], held=lambda: ()):
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule
   targets += list({id(c.srcs[1]): c.srcs[1] for c in checks if not c.srcs[1].realized}.values())
   if settings.DEBUG >= 6: print(graph_text(targets))
+  stages = dict(counters.seconds) if settings.DEBUG >= 1 else None
   if observers: tell("graph", targets)
   items = get_schedule(targets, order)
   if settings.DEBUG >= 2: print(schedule_text(items, order))
   if observers: tell("schedule", items, order)
   run_schedule(items, _viewed(held()) if items.memory.plans and settings.PLAN else frozenset())
+  if stages is not None and (spent := {k: v - stages.get(k, 0.0) for k, v in counters.seconds.items()
+                                       if v - stages.get(k, 0.0) > 0}):
+    print("compile: " + ", ".join(f"{k} {v:.3f} s" for k, v in spent.items()))   # where a cold start's time goes
   checks = [(c.srcs[1].buffer, c.arg, c.loc) for c in checks]
   if (cap := jit_capture()) is not None: cap.checked(checks)
   note_checks(checks)
