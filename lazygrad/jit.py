@@ -29,7 +29,14 @@ What a replay does:
 - Tensors the function made and left reachable (`p.grad`, attributes it set) hold each replay's values while they
   stay reachable. Python effects themselves (attributes set, lists appended, flags like `module.training` read)
   happen only on calls that run the function: pass what changes as arguments.
-- Pending in-place updates of live tensors are realized before every call.
+- Pending in-place updates of live tensors are realized before every call; those the function leaves pending are
+  realized at its end, as part of the call.
+- On the `triton` (GPU) device a replay is one CUDA graph: the launches always address the same memory, so arguments
+  are copied into the capture's own buffers (and back, if the function writes them in place), and results and kept
+  tensors live in memory the capture keeps. A result held from an earlier call is copied out before a replay
+  overwrites that memory (only if it is still alive). `graph=False` (or LAZYGRAD_JIT_GRAPH=0) replays launch by launch
+  into new memory, as other devices do; `graph=True` (or LAZYGRAD_JIT_GRAPH=1) replays the static way on any device,
+  launching from Python where there are no graphs.
 
 Raises JitError, on the call that runs the function: a host read of a tensor's value inside it (`item`, `numpy`,
 `tolist`, `bool`/`int`/`float`, `repr` with values) or `manual_seed` (baked into replays); an
@@ -122,8 +129,12 @@ class _Capture:
 class jit:
   """Decorator: capture the kernels a function launches and replay them on later calls (see the module docstring)."""
 
-  def __init__(self, fn, max_captures: int = 8):
-    self.fn, self.max_captures = fn, max_captures
+  def __new__(cls, fn=None, *args, **options):
+    if fn is None: return lambda f: cls(f, *args, **options)   # @lazygrad.jit(graph=False)
+    return super().__new__(cls)
+
+  def __init__(self, fn=None, max_captures: int = 8, graph: bool | None = None):
+    self.fn, self.max_captures, self.graph = fn, max_captures, graph
     self.name = getattr(fn, "__qualname__", None) or repr(fn)
     self._attr = getattr(fn, "__name__", None)   # where a jitted method keeps each object's own jit
     self._calls: collections.OrderedDict = collections.OrderedDict()   # signature -> None (ran once) or its replay
@@ -135,7 +146,7 @@ class jit:
     """The jit of the method bound to `obj`, made on first use and kept in obj's __dict__ (found there next time):
     its captures hold that object's tensors."""
     if obj is None: return self
-    bound = jit(self.fn.__get__(obj, objtype), self.max_captures)
+    bound = jit(self.fn.__get__(obj, objtype), max_captures=self.max_captures, graph=self.graph)
     try: vars(obj)[self._attr] = bound
     except TypeError:
       raise JitError(f"jit {self.name}: {type(obj).__name__} objects have no __dict__ to keep each object's captures "
@@ -166,7 +177,8 @@ class jit:
     out = _Flat()
     with engine.jit_call(self.name, capture):
       template = out.walk(self.fn(*args, **kwargs))
-      realize(*out.tensors)
+      # the results, and the in-place updates the call left pending: replays must make them too
+      realize(*out.tensors, *(t for t in _assigned if not t._node.realized))
     for i, (t, g) in enumerate(zip(flat.tensors, grads)):
       if t.grad is not g:
         raise JitError(f"jit {self.name}: sets .grad of tensor argument {i} (shape {t.shape}), and a replay cannot "
@@ -175,7 +187,8 @@ class jit:
                        "gradients (gradient())")
     results = [("arg", flat.index(t)) if flat.index(t) is not None else ("same", t) if t in before else
                ("new", t.node.buffer, t.shape) for t in out.tensors]
-    self._calls[key] = replay = _Replay(self.name, capture, before, inputs, template, results) if capture else None
+    self._calls[key] = replay = _Replay(self.name, capture, before, inputs, template, results, self.graph) \
+      if capture else None
     if replay is not None and settings.DEBUG >= 1:
       print(f"jit {self.name}: captured {len(replay.launches)} kernels" +
             "".join(f"; {d} memory: {p.text()}" for d, p in replay.memory))
@@ -222,6 +235,12 @@ class jit:
     return bufs, holders, tuple(desc)
 
 
+def _copy_of(buf: Buffer) -> Buffer:
+  b = Buffer(buf.device, buf.dtype, buf.size)
+  engine.copy_buffer([b, buf])
+  return b
+
+
 def _on(buf: Buffer, shape: tuple) -> Tensor:
   """A new tensor holding `buf` (a result: no autograd history)."""
   return Tensor(LazyNode.from_buffer(buf, shape))
@@ -255,7 +274,8 @@ class _Replay:
   results, tensors the function kept). Before the launches, host data is copied in: random numbers drawn anew, and
   constants into buffers a replay writes or makes anew."""
 
-  def __init__(self, name: str, cap: _Capture, before: IdWeakSet, inputs: list[Buffer], template, results: list):
+  def __init__(self, name: str, cap: _Capture, before: IdWeakSet, inputs: list[Buffer], template, results: list,
+               graph: bool | None):
     self.name, self.template = name, template
     live = list(_roots)
     reach = {id(n.buffer) for n in toposort([t._node for t in live]) if n.realized}   # memory that outlives the call
@@ -299,6 +319,26 @@ class _Replay:
     fixed = range(len(inputs), len(inputs) + len(self.fixed))
     self.rebinds = [[weakref.ref(t), slot[id(t._node.buffer)], weakref.ref(t._node)] for t in kept
                     if slot[id(t._node.buffer)] not in fixed]
+    # static replays: the launches always address the same memory (a CUDA graph bakes its addresses in); arguments
+    # are copied in (and, if written, back out), results and kept tensors live in memory the replay keeps
+    devices = {b.device for _, bufs, _, _ in launches for b in bufs} | {b.device for b in inputs}
+    self.device = next(iter(devices)) if len(devices) == 1 else None
+    capturable = self.device is not None and self.device.can_capture and not self.copies
+    if graph is None and settings.JIT_GRAPH >= 0: graph = bool(settings.JIT_GRAPH)
+    self.static = graph is True or (graph is None and capturable)
+    if self.static:
+      self.static_in = [Buffer(b.device, b.dtype, b.size) for b in inputs]
+      self.static_new = [Buffer(*spec) for spec in self.anew]
+      self.run_static = None   # the CUDA graph (or the launch loop), made at the first replay
+      self.capturable = capturable
+
+  def _static_program(self, table: list[Buffer]):
+    """The function that runs the launches on `table`: a CUDA graph of them where the device can capture one, else
+    the launches themselves, from Python."""
+    for b in table: b.ensure()
+    def launch():
+      for prg, slots, scalars in self.launches: prg([table[i] for i in slots], scalars)
+    return (self.device.capture(launch) if self.capturable else None) or launch
 
   def replaced(self) -> bool:
     """Whether the tensors holding some state at the capture all hold other memory now (loaded, moved, or dropped
@@ -311,29 +351,43 @@ class _Replay:
       if id(b) in (self.fixed_ids if i in self.writes_in else self.state_written):
         raise JitError(f"jit {self.name}: a tensor argument shares memory with a tensor the captured kernels read as "
                        "state (not as an argument), and one of them is updated in place. Fix: pass a copy (.clone())")
-    table = inputs + self.fixed + [Buffer(*spec) for spec in self.anew]
+    if self.static:   # the launches read copies of the arguments; what the user sees are the arguments themselves
+      for mine, given in zip(self.static_in, inputs): engine.copy_buffer([mine, given])
+      table, visible = self.static_in + self.fixed + self.static_new, inputs + self.fixed + self.static_new
+    else: table = visible = inputs + self.fixed + [Buffer(*spec) for spec in self.anew]
     for slot, source in self.uploads:
       b = table[slot]
       b.write(np.asarray(source() if callable(source) else source, b.dtype.np))
     written = [(b, [t for r in refs if (t := r()) is not None and t._node.realized and t._node.buffer is b])
                for b, refs in self.writes] + [(inputs[i], holders[i]) for i in self.writes_in]
+    # kept tensors still holding what a replay gave them (not gone, not given another value since) get this one's
+    following = [(r, t) for r in self.rebinds if (t := r[0]()) is not None and t._node is r[2]()]
+    if self.static:   # results and kept tensors of earlier replays are in this memory: kept ones follow, others copy
+      written += [(b, [t for _, t in following if t._node.buffer is b]) for b in self.static_new]
     def launch():
-      for prg, slots, scalars in self.launches: prg([table[i] for i in slots], scalars)
+      if not self.static:
+        for prg, slots, scalars in self.launches: prg([table[i] for i in slots], scalars)
+        return
+      if self.run_static is None: self.run_static = self._static_program(table)
+      self.run_static()
+      for i in self.writes_in: engine.copy_buffer([inputs[i], self.static_in[i]])
     overwrite(written, launch)
     counters.kernels += len(self.launches) - self.copies
     counters.copies += self.copies
-    if self.checks:   # the flags of this replay's checks, read as realize reads them
-      engine.note_checks([(table[i], what, loc) for i, what, loc in self.checks])
+    if self.checks:   # the flags of this replay's checks, read as realize reads them (a static flag: a copy of it)
+      flags = [(table[i], what, loc) for i, what, loc in self.checks]
+      if self.static: flags = [(_copy_of(b), what, loc) for b, what, loc in flags]
+      engine.note_checks(flags)
     loc = user_frame()
-    for r in self.rebinds:
-      t = r[0]()
-      if t is None or t._node is not r[2](): continue   # gone, or given another value since
-      _hold(t, table[r[1]], loc)
+    for r, t in following:
+      _hold(t, visible[r[1]], loc)
       r[2] = weakref.ref(t._node)
-    values = [tensors[r[1]] if r[0] == "arg" else r[1] if r[0] == "same" else _on(table[r[1]], r[2])
+    values = [tensors[r[1]] if r[0] == "arg" else r[1] if r[0] == "same" else _on(visible[r[1]], r[2])
               for r in self.results]
     if settings.DEBUG >= 1:
-      print(f"jit {self.name}: replayed {len(self.launches)} kernels in {(time.perf_counter() - t0) * 1e3:.3f} ms")
+      how = " (CUDA graph)" if self.static and self.capturable else " (static)" if self.static else ""
+      print(f"jit {self.name}: replayed {len(self.launches)} kernels{how} in "
+            f"{(time.perf_counter() - t0) * 1e3:.3f} ms")
     if observers: tell("jit", self.name, "replay", "a call with the captured signature", len(self.launches),
                        time.perf_counter() - t0)
     return _build(self.template, values)

@@ -298,3 +298,35 @@ def test_a_failed_check_survives_later_replays():
   with pytest.raises(lazygrad.errors.IndexOutOfBounds, match="index 9"):   # numpy: at once; a GPU: at the read
     f(Tensor([0, 9]))
     f(Tensor([1, 2])).numpy()   # nothing is read between the two replays
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_an_in_place_update_the_call_leaves_pending_is_replayed(graph):
+  p = Tensor(np.ones(4, np.float32))
+  def add(x): p.assign(p + x)   # returns None: p's update is still lazy when the call ends
+  bump = lazygrad.jit(add, graph=graph)
+  snaps = []
+  for _ in range(5):
+    snaps.append(Tensor(p))   # p's value now (a copy), read after later calls overwrote p
+    bump(Tensor(np.ones(4, np.float32)))
+  assert [s.tolist()[0] for s in snaps] == [1, 2, 3, 4, 5] and p.tolist()[0] == 6
+
+
+@pytest.mark.gpu
+def test_replays_on_the_gpu_are_one_cuda_graph():
+  w = Tensor(INIT[0], requires_grad=True, device="triton")
+  opt = SGD([w], lr=0.1)
+  def step(x):
+    opt.zero_grad()
+    loss = (x @ w).relu().sum()
+    loss.backward()
+    lazygrad.realize(loss, *opt.schedule_step())
+    return loss
+  jitted, ref = lazygrad.jit(step), INIT[0].astype(np.float64)
+  for x, _ in DATA:
+    h = x @ ref
+    assert jitted(Tensor(x, device="triton")).item() == pytest.approx(np.maximum(h, 0).sum(), rel=1e-4)
+    ref = ref - 0.1 * x.T @ (h > 0)
+  np.testing.assert_allclose(w.numpy(), ref, rtol=1e-4, atol=1e-4)
+  (replay,) = [r for r in jitted._calls.values() if r is not None]
+  assert replay.static and replay.capturable and replay.run_static is not None   # replayed as a CUDA graph

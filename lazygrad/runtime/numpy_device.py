@@ -100,6 +100,7 @@ class NumpyDevice:
     with timed("lower"): return Interpreter(linearize(kernel, self.lowering, tiling))
 
   def synchronize(self): pass
+  can_capture = False   # no graphs of launches: a jit replays them from Python
 
 
 class Interpreter:

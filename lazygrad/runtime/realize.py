@@ -300,13 +300,14 @@ def _share_reshaped_buffers(nodes: list[LazyNode], written: set) -> bool:
   return shared
 
 
-def realize(nodes: list[LazyNode], held=lambda: ()):
+def realize(nodes: list[LazyNode], held=lambda: (), overwritten: frozenset = frozenset()):
   """Compute `nodes` (on whatever devices they are) in one schedule; each gets a buffer holding its value. `held()`:
-  the nodes live tensors hold; if the schedule stores one (or what one is a view of), it keeps its memory."""
+  the nodes live tensors hold; if the schedule stores one (or what one is a view of), it keeps its memory.
+  `overwritten`: ids of buffers the caller writes right after (no node may take one as its memory)."""
   targets = list({id(n): n for n in nodes if not n.realized}.values())
   if not targets: return
   order = toposort(targets)
-  if _share_reshaped_buffers(targets, {id(written_buffer(n)) for n in order if n.op is Op.ASSIGN}):
+  if _share_reshaped_buffers(targets, {id(written_buffer(n)) for n in order if n.op is Op.ASSIGN} | overwritten):
     if not (targets := [n for n in targets if not n.realized]): return
     order = toposort(targets)
   checks = [n for n in order if n.op is Op.CHECK]   # their flags are computed in the same schedule

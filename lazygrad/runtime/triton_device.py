@@ -9,7 +9,7 @@ Rendered sources live in a disk cache keyed by the kernel AST and lowering optio
 the same program neither lowers nor renders again; Triton keeps its own disk cache of compiled binaries. Each file
 ends with a checksum of its source: a file cut short or altered is rendered again rather than imported."""
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, os, sys, threading
+import contextlib, hashlib, importlib.util, os, sys, threading, warnings
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType
@@ -141,6 +141,22 @@ class TritonDevice:
 
   def synchronize(self):
     if not self.interpret: _torch().cuda.synchronize()
+
+  @property
+  def can_capture(self) -> bool: return not self.interpret
+
+  def capture(self, launch):
+    """A CUDA graph of the kernels `launch()` enqueues (capturing runs none of them), as the function that replays
+    it; None if the capture fails (with a warning), so the caller launches them itself."""
+    torch = _torch()
+    graph = torch.cuda.CUDAGraph()
+    try:
+      with torch.cuda.graph(graph): launch()
+    except Exception as e:   # e.g. a kernel compiled anew while capturing: replay without a graph
+      warnings.warn(f"lazygrad: could not capture a CUDA graph ({type(e).__name__}: {e}); replaying the launches "
+                    "from Python", RuntimeWarning, stacklevel=2)
+      return None
+    return graph.replay
 
   # kernels
   def compile(self, kernel, tiling: Tiling, precision: str) -> TritonKernel:

@@ -418,9 +418,17 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNo
 
 def realize(*tensors: TensorCore):
   """Realize several tensors, on any devices, in one schedule."""
+  _realize(tensors)
+
+
+def _realize(tensors, overwritten: frozenset = frozenset()):
+  """`realize`; `overwritten`: ids of buffers written right after, outside the schedule (none of the tensors may
+  share their memory)."""
   if not tensors: return
+  tensors = tuple(tensors)
   readers, parts = _before_writes([t.node for t in tensors]) if _assigned else ([], [])
-  _engine.realize([t.node for t in tensors + tuple(readers)] + parts, held=lambda: [t._node for t in _roots])
+  _engine.realize([t.node for t in tensors + tuple(readers)] + parts, held=lambda: [t._node for t in _roots],
+                  overwritten=overwritten)
   for t in tensors + tuple(readers):   # drop the graph (later graphs start from the buffer), unless autograd needs it
     n = t._node
     if t._base is not None or n.op is Op.BUFFER or not n.realized: continue
@@ -456,7 +464,7 @@ def overwrite(written: list[tuple[Buffer, list[TensorCore]]], run):
       now = LazyNode.from_buffer(b, (b.size,), loc)
       targets.append(LazyNode(Op.ASSIGN, b.dtype, now.shape, (now, now), None, loc))
     readers, _ = _before_writes(targets)   # whole buffers written once: no value reads two versions of one
-    realize(*readers)
+    _realize(readers, frozenset(bufs))   # copies: a view of a written buffer would lose its value
   run()
   for b, ts in written:
     b.bump(loc)
