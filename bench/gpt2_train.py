@@ -1,22 +1,25 @@
-"""GPT-2 training throughput: lazygrad against PyTorch eager and torch.compile on the same model and batch.
+"""GPT-2 training throughput, memory and start-up: lazygrad against PyTorch — eager and torch.compile, each with the
+attention scores materialized ("math", as lazygrad computes attention today) and with SDPA (flash attention) — on
+the same model, batch and optimizer (AdamW, gradient clipping).
 
-GPU (default when one is present): GPT-2 124M, B=16, T=1024, fp32 and bf16 autocast, AdamW; prints tokens/s and the
-time to the first step (scheduling and compilation). CPU: a tiny config, lazygrad's numpy device against PyTorch on
-the CPU. Runners are built one at a time, right before they are measured, and freed after. Run:
-python bench/gpt2_train.py [--device numpy] [--steps 10] [--precision bf16] [--no-compile] [--runner "lazygrad jit"]
-(`--runner` measures one runner only: on a GPU, run each in its own process, as lazygrad and torch do not share
-80 GB well)."""
-import argparse, sys, time
+Each runner runs in a process of its own, one after another: lazygrad and torch do not share one GPU's memory well,
+and a first step is only cold in a new process. Per runner: tokens/s and ms/step over --steps steps (after two
+untimed ones); the first step's time in a process whose disk caches are empty ("cold": lazygrad's, Triton's,
+Inductor's, in a fresh temporary folder) and in a second process that finds them filled ("warm"); the peak GPU
+memory (torch.cuda.max_memory_allocated: lazygrad's buffers are torch tensors); kernels launched per step (lazygrad:
+its counter, whether replayed one by one or as a CUDA graph; torch: CUDA kernels in a profiled step).
+
+GPU (the default when one is present): GPT-2 124M, B=16, T=1024, bf16 autocast (--precision fp32: tf32 matmuls on
+both sides). CPU: a tiny config, lazygrad's numpy device against PyTorch eager on the CPU (no cold/warm runs).
+Run: python bench/gpt2_train.py [--steps 10] [--precision bf16|fp32] [--runners "lazygrad jit,torch.compile + SDPA"]
+(`--runner NAME` measures one runner in this process and prints its row as JSON: what the parent runs.)"""
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
-import torch
-sys.path.insert(0, str(Path(__file__).parents[1] / "examples" / "gpt2"))
-import lazygrad
-from lazygrad import Tensor
-from lazygrad.nn import autocast
-from lazygrad.runtime.device import default_device_name
-from model import GPT, GPTConfig, CONFIGS          # noqa: E402
-from torch_model import TorchGPT                  # noqa: E402
+
+RUNNERS = ("lazygrad jit", "lazygrad", "torch eager", "torch eager + SDPA", "torch.compile", "torch.compile + SDPA")
+GPU_DEFAULT = ("lazygrad jit", "torch eager", "torch eager + SDPA", "torch.compile", "torch.compile + SDPA")
+CPU_DEFAULT = ("lazygrad jit", "lazygrad", "torch eager")
 
 
 def batches(cfg, B, T, n, seed=0):
@@ -24,7 +27,11 @@ def batches(cfg, B, T, n, seed=0):
   return [(rng.integers(0, cfg.vocab_size, (B, T)), rng.integers(0, cfg.vocab_size, (B, T))) for _ in range(n)]
 
 
-def run_lazygrad(cfg, data, precision, device, use_jit=False):
+def run_lazygrad(cfg, precision, device, use_jit):
+  import lazygrad
+  from lazygrad import Tensor
+  from lazygrad.nn import autocast
+  from model import GPT
   lazygrad.manual_seed(0)
   model = GPT(cfg, device=device)
   params = model.parameters()
@@ -40,16 +47,16 @@ def run_lazygrad(cfg, data, precision, device, use_jit=False):
     lazygrad.realize(loss, *(t for o in opts for t in o.schedule_step()))
     return loss
   run = lazygrad.jit(kernels) if use_jit else kernels
-  def step(x, y):
-    return run(Tensor(x, device=device), Tensor(y, device=device)).item()
-  return step
+  return lambda x, y: run(Tensor(x, device=device), Tensor(y, device=device)).item()
 
 
-def run_torch(cfg, data, precision, device, compiled):
+def run_torch(cfg, precision, device, compiled, attention):
+  import torch
+  from torch_model import TorchGPT
   torch.manual_seed(0)
-  model = TorchGPT(cfg).to(device)
+  model = TorchGPT(cfg, attention).to(device)
   with torch.no_grad():
-    for name, p in model.params.items(): p.normal_(0, 0.02) if p.ndim >= 2 else p.zero_()
+    for p in model.params.values(): p.normal_(0, 0.02) if p.ndim >= 2 else p.zero_()
   fwd = torch.compile(model) if compiled else model
   params = list(model.parameters())
   opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.1},
@@ -66,56 +73,100 @@ def run_torch(cfg, data, precision, device, compiled):
   return step
 
 
-def measure(step, data, steps):
-  t0 = time.perf_counter()
-  first_loss = step(*data[0])
-  first = time.perf_counter() - t0
-  step(*data[1])   # the second step may still schedule (values realized by the first are reused); a jit captures
-  t0 = time.perf_counter()
-  for x, y in data[2:2 + steps]: loss = step(x, y)
-  return (time.perf_counter() - t0) / steps, first, first_loss, loss
+def torch_launches(step, x, y):
+  """CUDA kernels one step launches, from the profiler."""
+  import torch
+  from torch.profiler import profile, ProfilerActivity
+  with profile(activities=[ProfilerActivity.CUDA]) as prof: step(x, y)
+  return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
 
 
-def main():
-  ap = argparse.ArgumentParser()
-  ap.add_argument("--device", default=None)
-  ap.add_argument("--steps", type=int, default=10)
-  ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
-  ap.add_argument("--no-compile", action="store_true")
-  ap.add_argument("--runner", choices=("lazygrad", "lazygrad jit", "torch eager", "torch.compile"), default=None)
-  args = ap.parse_args()
+def measure_one(name: str, args) -> dict:
+  """Build and measure one runner in this process (see the module docstring)."""
+  import torch
+  import lazygrad
+  from lazygrad.runtime.device import default_device_name
+  from model import GPTConfig, CONFIGS
   device = args.device or default_device_name()
   gpu = device == "triton"
   cfg = GPTConfig(**CONFIGS["gpt2" if gpu else "tiny"], vocab_size=50304 if gpu else 128)
   B, T = (16, 1024) if gpu else (8, cfg.block_size)
-  torch.backends.cuda.matmul.allow_tf32 = True   # tf32 on both sides, as the numbers in NOTES.md were taken
+  torch.backends.cuda.matmul.allow_tf32 = True   # tf32 float32 matmuls on both sides
   lazygrad.set_float32_matmul_precision("high")
-  lazygrad_dev, torch_dev = device, "cuda" if gpu else "cpu"
   data = batches(cfg, B, T, args.steps + 2)
-  precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
-  if not gpu: precisions = ("fp32",)
+  if gpu: torch.cuda.reset_peak_memory_stats()
+  t0 = time.perf_counter()
+  if name.startswith("lazygrad"): step = run_lazygrad(cfg, args.precision, device, name == "lazygrad jit")
+  else: step = run_torch(cfg, args.precision, "cuda" if gpu else "cpu", name.startswith("torch.compile"),
+                         "sdpa" if name.endswith("SDPA") else "math")
+  loss0 = step(*data[0])
+  row = {"runner": name, "first": time.perf_counter() - t0, "loss0": loss0, "B": B, "T": T,
+         "device": torch.cuda.get_device_name() if gpu else "CPU", "precision": args.precision}
+  if args.steps == 0: return row
+  step(*data[1])   # a jit captures here
+  k0 = lazygrad.counters.kernels
+  if gpu: torch.cuda.synchronize()
+  t0 = time.perf_counter()
+  for x, y in data[2:]: loss = step(x, y)
+  dt = (time.perf_counter() - t0) / args.steps
+  row.update(ms=dt * 1e3, tok_s=B * T / dt, loss=loss,
+             peak_gib=torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
+             launches=(lazygrad.counters.kernels - k0) / args.steps if name.startswith("lazygrad") else
+             torch_launches(step, *data[0]) if gpu else None)
+  return row
+
+
+def child(name: str, args, env: dict, steps: int) -> dict:
+  cmd = [sys.executable, __file__, "--runner", name, "--steps", str(steps), "--precision", args.precision]
+  if args.device: cmd += ["--device", args.device]
+  out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+  results = [line[len("RESULT "):] for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+  if out.returncode != 0 or not results:
+    return {"runner": name, "error": (out.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+  return json.loads(results[-1])
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--device", default=None, help="lazygrad's device (default: a GPU when present)")
+  ap.add_argument("--steps", type=int, default=10)
+  ap.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on a GPU, fp32 on the CPU")
+  ap.add_argument("--runners", default=None, help="comma-separated, from: " + ", ".join(RUNNERS))
+  ap.add_argument("--runner", choices=RUNNERS, default=None, help="measure this one here (the parent's call)")
+  args = ap.parse_args()
+  sys.path.insert(0, str(Path(__file__).parents[1] / "examples" / "gpt2"))
+  if args.runner:
+    args.precision = args.precision or "bf16"
+    print("RESULT " + json.dumps(measure_one(args.runner, args)), flush=True)
+    return
+  import torch
+  gpu = (args.device or ("triton" if torch.cuda.is_available() else "numpy")) == "triton"
+  args.precision = args.precision or ("bf16" if gpu else "fp32")
+  names = args.runners.split(",") if args.runners else GPU_DEFAULT if gpu else CPU_DEFAULT
   rows = []
-  for prec in precisions:
-    runners = {"lazygrad": lambda: run_lazygrad(cfg, data, prec, lazygrad_dev),
-               "lazygrad jit": lambda: run_lazygrad(cfg, data, prec, lazygrad_dev, use_jit=True),
-               "torch eager": lambda: run_torch(cfg, data, prec, torch_dev, False)}
-    if gpu and not args.no_compile: runners["torch.compile"] = lambda: run_torch(cfg, data, prec, torch_dev, True)
-    for name, make in runners.items():
-      if args.runner not in (None, name): continue
-      step = make()
-      dt, first, l0, l1 = measure(step, data, args.steps)
-      del step
-      rows.append((f"{name} {prec}", B * T / dt, dt * 1e3, first, l0, l1))
-      print(f"{name} {prec}: {B * T / dt:,.0f} tok/s, {dt * 1e3:.1f} ms/step, first step {first:.1f} s, loss {l0:.3f} -> {l1:.3f}",
-            flush=True)
-      if gpu: torch.cuda.empty_cache()
-  print(f"\nGPT-2 {'124M' if gpu else 'tiny'} B={B} T={T} on {torch.cuda.get_device_name() if gpu else 'CPU'} "
-        f"(lazygrad device {lazygrad_dev})")
-  print(f"{'run':<24s} {'tok/s':>12s} {'ms/step':>9s} {'first step s':>13s} {'loss0':>7s} {'loss':>7s}")
-  for r in rows: print(f"{r[0]:<24s} {r[1]:12,.0f} {r[2]:9.1f} {r[3]:13.1f} {r[4]:7.3f} {r[5]:7.3f}")
-  base = {r[0].split()[-1]: r[1] for r in rows if r[0].startswith("torch eager")}
+  for name in (n.strip() for n in names):
+    with tempfile.TemporaryDirectory() as caches:   # empty disk caches: a cold first step; then a warm process
+      env = {**os.environ, "LAZYGRAD_CACHE": f"{caches}/lazygrad", "TRITON_CACHE_DIR": f"{caches}/triton",
+             "TORCHINDUCTOR_CACHE_DIR": f"{caches}/inductor", "PYTHONPATH": str(Path(__file__).parents[1])}
+      row = child(name, args, env, args.steps)
+      if gpu and "error" not in row and (name.startswith("lazygrad") or name.startswith("torch.compile")):
+        row["first_warm"] = child(name, args, env, 0).get("first")
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+  base = next((r.get("tok_s") for r in rows if r["runner"] == "torch.compile + SDPA"), None)
+  first = next((r for r in rows if "error" not in r), {})
+  print(f"\nGPT-2 {'124M' if gpu else 'tiny'} {args.precision} B={first.get('B')} T={first.get('T')} on "
+        f"{first.get('device')}; each runner in its own process")
+  print(f"{'run':<22s} {'tok/s':>10s} {'ms/step':>8s} {'first cold s':>12s} {'first warm s':>12s} {'peak GiB':>8s} "
+        f"{'launches':>8s} {'vs compile+SDPA':>15s} {'loss':>13s}")
+  def fmt(v, spec: str) -> str:
+    return format(v, spec) if isinstance(v, (int, float)) else "-".rjust(int(spec.split(".")[0].strip(",") or 0))
   for r in rows:
-    if r[0].startswith("lazygrad") and r[0].split()[-1] in base: print(f"{r[0]} / torch eager: {r[1] / base[r[0].split()[-1]]:.2f}")
+    if "error" in r: print(f"{r['runner']:<22s} failed: {r['error']}"); continue
+    ratio = r["tok_s"] / base if base else None
+    print(f"{r['runner']:<22s} {fmt(r['tok_s'], '10,.0f')} {fmt(r['ms'], '8.1f')} {fmt(r['first'], '12.1f')} "
+          f"{fmt(r.get('first_warm'), '12.1f')} {fmt(r.get('peak_gib'), '8.1f')} {fmt(r.get('launches'), '8.0f')} "
+          f"{fmt(ratio, '15.2f')} {r['loss0']:6.3f}>{r['loss']:6.3f}")
 
 
 if __name__ == "__main__":

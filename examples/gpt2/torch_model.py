@@ -6,9 +6,12 @@ import torch.nn.functional as F
 
 
 class TorchGPT(torch.nn.Module):
-  def __init__(self, cfg):
+  """`attention`: "sdpa" (torch's fused scaled_dot_product_attention, flash on a GPU) or "math" (the T x T scores
+  materialized, softmax, then the product with v, as lazygrad computes it today)."""
+  def __init__(self, cfg, attention: str = "sdpa"):
     super().__init__()
-    self.cfg = cfg
+    if attention not in ("sdpa", "math"): raise ValueError(f"attention must be 'sdpa' or 'math', got {attention!r}")
+    self.cfg, self.attention = cfg, attention
     C, V = cfg.n_embd, cfg.vocab_size
     self.params = torch.nn.ParameterDict()
     def p(name, *shape): self.params[name.replace(".", "__")] = torch.nn.Parameter(torch.zeros(*shape))
@@ -40,7 +43,7 @@ class TorchGPT(torch.nn.Module):
       h = F.layer_norm(x, (C,), w(f"h.{i}.ln_1.weight"), w(f"h.{i}.ln_1.bias"))
       q, k, v = F.linear(h, w(f"h.{i}.attn.c_attn.weight"), w(f"h.{i}.attn.c_attn.bias")).split(C, dim=2)
       q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
-      y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+      y = self._attend(q, k, v).transpose(1, 2).reshape(B, T, C)
       x = x + F.linear(y, w(f"h.{i}.attn.c_proj.weight"), w(f"h.{i}.attn.c_proj.bias"))
       h = F.layer_norm(x, (C,), w(f"h.{i}.ln_2.weight"), w(f"h.{i}.ln_2.bias"))
       h = F.gelu(F.linear(h, w(f"h.{i}.mlp.c_fc.weight"), w(f"h.{i}.mlp.c_fc.bias")), approximate="tanh")
@@ -49,3 +52,10 @@ class TorchGPT(torch.nn.Module):
     logits = x @ w("wte.weight").T
     loss = None if targets is None else F.cross_entropy(logits.view(B * T, -1), targets.view(B * T), ignore_index=-1)
     return logits, loss
+
+  def _attend(self, q, k, v):
+    if self.attention == "sdpa": return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    T = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    return scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
