@@ -11,6 +11,8 @@ from lazygrad import Tensor, Context
 from lazygrad.nn import autocast
 from lazygrad.runtime.device import default_device_name
 from model import GPT, GPTConfig, CONFIGS   # noqa: E402
+from lazygrad.ir.ops import Op
+from lazygrad.helpers import prod
 
 
 def main():
@@ -49,6 +51,17 @@ def main():
         f"(kernels alone, synchronized one by one: {sum(ms for ms, _ in per_kernel):.0f} ms)")
   print(f"{'kernel':<40s} {'count':>5s} {'total ms':>9s}")
   for name, (ms, n) in sorted(by_name.items(), key=lambda kv: -kv[1][0])[:15]: print(f"{name:<40s} {n:5d} {ms:9.2f}")
+  # memory: what the step's schedule stores, by kernel and buffer type, planned (shared arena) or of its own
+  sizes = defaultdict(lambda: [0, 0])
+  for i, it in enumerate(items):
+    for n, offset in zip(it.outputs, items.memory.offsets[i]):
+      if n.op is Op.ASSIGN: continue
+      key = (it.kernel.name if it.kernel else "copy", f"{n.dtype.short}{list(n.shape)}", "own" if offset is None else "planned")
+      sizes[key][0] += 1; sizes[key][1] += prod(n.shape) * n.dtype.itemsize
+  for d, p in items.memory.plans.items(): print(f"memory on {d}: {p.text()}")
+  print(f"{'stored by':<40s} {'buffer':<28s} {'memory':<8s} {'count':>5s} {'GiB':>7s}")
+  for (k, b, where), (n, nbytes) in sorted(sizes.items(), key=lambda kv: -kv[1][1])[:20]:
+    print(f"{k:<40s} {b:<28s} {where:<8s} {n:5d} {nbytes / 2**30:7.3f}")
 
 
 if __name__ == "__main__":

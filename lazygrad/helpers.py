@@ -27,6 +27,11 @@ class InvalidIR(RuntimeError):
   """An IR that breaks its stage's contract (raised by the verify() checks, on in the tests): a bug in lazygrad."""
 
 
+class OutOfDeviceMemory(MemoryError, RuntimeError):
+  """A device could not allocate memory; the message names what was being allocated, the schedule's planned peak,
+  its largest buffers with the user lines that make them, and the device's free and total memory."""
+
+
 class JitError(RuntimeError):
   """A function given to lazygrad.jit does something a replay of its kernels could not reproduce; the message names
   the function, what it did and the fix."""
@@ -99,7 +104,7 @@ def Context(**kwargs):
 class Counters:
   """Public counters. `kernels`: kernels executed; `copies`: copies between devices; `schedules`: graphs scheduled
   (cache misses); `lowerings`: kernel ASTs lowered to uops (cache misses); `seconds`: time spent per compiler stage
-  (`timed`): 'schedule', 'lower', 'render', 'load' (a rendered source imported) and 'triton compile'."""
+  (`timed`): 'schedule', 'plan memory', 'lower', 'render', 'load' (a rendered source imported), 'triton compile'."""
   def __init__(self): self.reset()
   def reset(self):
     self.kernels = self.copies = self.schedules = self.lowerings = 0

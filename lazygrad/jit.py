@@ -47,7 +47,7 @@ from __future__ import annotations
 import collections, functools, time, weakref
 import numpy as np
 from .autograd import grad_mode
-from .helpers import JitError, counters, settings, user_frame, IdWeakSet, observers, tell
+from .helpers import JitError, counters, settings, user_frame, IdWeakSet, observers, tell, timed
 from .ir.node import LazyNode, toposort
 from .nn.module import autocast_dtype
 from .tensor import Tensor, realize, overwrite, _hold, _roots, _assigned
@@ -260,8 +260,9 @@ def _share_memory(made: list[Buffer], launches: list) -> list:
     if span.get(id(b), (0, 0, False))[2]: per_device.setdefault(b.device, []).append(b)
   plans = []
   for dev, bufs in per_device.items():
-    p = memory.plan([memory.Lifetime(span[id(b)][0], span[id(b)][1], b.nbytes) for b in bufs])
+    with timed("plan memory"): p = memory.plan([memory.Lifetime(span[id(b)][0], span[id(b)][1], b.nbytes) for b in bufs])
     if settings.VERIFY: p.verify()
+    for b in bufs: b.data = None   # the schedules' arenas go before the step's comes: the peak is one of them
     arena = dev.alloc(uint8, p.size)
     for b, offset in zip(bufs, p.offsets): b.data, b.planned = dev.view(arena, offset, b.dtype, b.size), True
     plans.append((dev.name, p))
@@ -282,6 +283,10 @@ class _Replay:
     kept = [t for t in live if t not in before and t._node.realized]   # tensors the function made and kept
     new = [r[1] for r in results if r[0] == "new"]
     launches = cap.needed({id(b) for b in new} | {id(t._node.buffer) for t in kept} | {id(c[0]) for c in cap.checks})
+    needed = {id(b) for _, bufs, _, _ in launches for b in bufs}
+    for _, bufs, _, _ in cap.launches:   # intermediates of work replays skip: nothing reads them, free their memory
+      for b in bufs:
+        if b.planned and cap.made(b) and id(b) not in needed: b.data = None
     is_input = {id(b) for b in inputs}
     for _, bufs, n_out, _ in launches:
       if any(not cap.made(b) and id(b) not in is_input and id(b) not in reach for b in bufs[n_out:]):
@@ -323,7 +328,7 @@ class _Replay:
     # are copied in (and, if written, back out), results and kept tensors live in memory the replay keeps
     devices = {b.device for _, bufs, _, _ in launches for b in bufs} | {b.device for b in inputs}
     self.device = next(iter(devices)) if len(devices) == 1 else None
-    capturable = self.device is not None and self.device.can_capture and not self.copies
+    capturable = self.device is not None and self.device.can_capture and not self.copies and bool(launches)
     if graph is None and settings.JIT_GRAPH >= 0: graph = bool(settings.JIT_GRAPH)
     self.static = graph is True or (graph is None and capturable)
     if self.static:

@@ -45,10 +45,11 @@ class _Memory:
 
 
 class Schedule(list):
-  """The items of a schedule, in order, with the memory plan of its intermediates (`memory`)."""
-  def __init__(self, items, memory: _Memory | None = None):
+  """The items of a schedule, in order, with the memory plan of its intermediates (`memory`); `new` when it was just
+  built (not found in the cache): its programs may never have run."""
+  def __init__(self, items, memory: _Memory | None = None, new: bool = False):
     super().__init__(items)
-    self.memory = memory
+    self.memory, self.new = memory, new
 
 
 def plan_memory(items: list[ScheduleItem], targets: list[LazyNode]) -> _Memory:
@@ -67,7 +68,7 @@ def plan_memory(items: list[ScheduleItem], targets: list[LazyNode]) -> _Memory:
       spans = lifetimes.setdefault(n.device, [])
       where[-1].append((n.device, len(spans)))
       spans.append(Lifetime(i, max(i, last.get(id(n), i)), nbytes))
-  plans = {d: plan(spans) for d, spans in lifetimes.items()}
+  with timed("plan memory"): plans = {d: plan(spans) for d, spans in lifetimes.items()}
   if settings.VERIFY:
     for p in plans.values(): p.verify()
   return _Memory(plans, [[plans[w[0]].offsets[w[1]] if w else None for w in ws] for ws in where])
@@ -144,7 +145,7 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
   order = order or toposort(targets)
   pos = {id(n): i for i, n in enumerate(order)}
   key = (tuple(pos[id(t)] for t in targets), _structure_key(order))
-  if (tpl := _schedule_cache.get(key)) is None:
+  if new := (tpl := _schedule_cache.get(key)) is None:
     counters.schedules += 1
     with timed("schedule"):
       if settings.VERIFY: verify_graph(order)
@@ -164,7 +165,7 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
   return Schedule([ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
                                 _InGraph(order, origins))
                    for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars,
-                                                             tpl.reasons, tpl.origins)], tpl.memory)
+                                                             tpl.reasons, tpl.origins)], tpl.memory, new)
 
 
 def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
@@ -228,6 +229,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
   t_start = time.perf_counter()
   timing = any(hasattr(o, "ran") for o in observers)   # an observer wants each kernel's time
   memory: _Memory | None = getattr(items, "memory", None) if settings.PLAN else None
+  if getattr(items, "new", False): _precompile(items)
   arenas, planned = {}, []
   for i, it in enumerate(items):
     for j, n in enumerate(it.outputs):
@@ -235,7 +237,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
       dev = get_device(n.device)
       offset = memory.offsets[i][j] if memory is not None else None
       if offset is None or id(n) in held: n.set_buffer(Buffer(dev, n.dtype, prod(n.shape))); continue
-      if n.device not in arenas: arenas[n.device] = dev.alloc(uint8, memory.plans[n.device].size)
+      if n.device not in arenas: arenas[n.device] = _alloc_arena(dev, memory, items)
       n.set_buffer(Buffer(dev, n.dtype, prod(n.shape), dev.view(arenas[n.device], offset, n.dtype, prod(n.shape)),
                           planned=True))
       planned.append(n)
@@ -279,6 +281,35 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
           (f", {copies} cop{'ies' if copies != 1 else 'y'}" if copies else "") +
           f" in {(time.perf_counter() - t_start) * 1e3:.3f} ms" +
           "".join(f"; {d} memory: {memory.plans[d].text()}" for d in arenas))
+
+
+def _precompile(items: list[ScheduleItem]):
+  """Compile a new schedule's programs before the first runs, where a device can compile many at once."""
+  per_device: dict = {}
+  for it in items:
+    if it.kernel is not None and prod(it.outputs[0].shape):
+      dev = get_device(it.outputs[0].device)
+      if not getattr(dev, "can_precompile", False): continue
+      try: per_device.setdefault(dev, []).append(compile_kernel(it.kernel, dev))
+      except Exception: pass   # raised again where the kernel runs, after the dumps and checks that come first
+  for dev, programs in per_device.items(): dev.precompile(programs)
+
+
+def _alloc_arena(dev, memory: _Memory, items: list[ScheduleItem]):
+  """The arena of the schedule's intermediates on `dev`; out of memory, an error naming the planned peak and the
+  largest buffers with the user lines that make them."""
+  try: return dev.alloc(uint8, memory.plans[dev.name].size)
+  except helpers.OutOfDeviceMemory as e:
+    outs = [(prod(n.shape) * n.dtype.itemsize, o is None, n, it) for i, it in enumerate(items)
+            for n, o in zip(it.outputs, memory.offsets[i]) if n.device == dev.name and n.op is not Op.ASSIGN]
+    largest = "; ".join(f"{n.dtype.short}[{','.join(map(str, n.shape))}] {b / 2**20:.0f} MiB from "
+                        f"{it.kernel.name if it.kernel else 'a copy'} at {fmt_loc(n.loc)}"
+                        for b, _, n, it in sorted(outs, key=lambda x: -x[0])[:5])
+    raise helpers.OutOfDeviceMemory(
+      f"out of memory for a schedule of {len(items)} kernels: its intermediates are planned into "
+      f"{memory.plans[dev.name].text()}; its results take {sum(b for b, own, _, _ in outs if own) / 2**30:.2f} GiB "
+      f"more. Largest: {largest}. {e}. Fix: a smaller batch or sequence, bfloat16 autocast, or the step in parts "
+      "(gradient accumulation)") from None
 
 
 def _written(outputs: list[LazyNode]):

@@ -9,11 +9,11 @@ Rendered sources live in a disk cache keyed by the kernel AST and lowering optio
 the same program neither lowers nor renders again; Triton keeps its own disk cache of compiled binaries. Each file
 ends with a checksum of its source: a file cut short or altered is rendered again rather than imported."""
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, os, sys, threading, warnings
+import contextlib, hashlib, importlib.util, json, os, subprocess, sys, threading, warnings
 from pathlib import Path
 import numpy as np
-from ..dtypes import DType
-from ..helpers import counters, timed, observers, tell
+from ..dtypes import DType, to_dtype
+from ..helpers import counters, timed, observers, tell, OutOfDeviceMemory
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.renderer import get_renderer
 from ..codegen import triton as _triton_renderer   # noqa: F401  registers the Triton renderers
@@ -62,8 +62,9 @@ def _host_tensor(arr: np.ndarray):
 class TritonKernel:
   """A compiled kernel and its launch grid."""
   def __init__(self, fn, grid: int, source: str, kernel, lowering: LoweringOptions, tiling: Tiling, precision: str,
-               interpret: bool):
-    self.fn, self.grid, self.source, self.kernel = fn, grid, source, kernel
+               interpret: bool, path: Path, rendered: bool):
+    self.fn, self.grid, self.source, self.kernel, self.path = fn, grid, source, kernel, path
+    self.rendered = rendered   # rendered by this process (a disk-cache miss): Triton has most likely never seen it
     self.lowering, self.tiling, self.precision = lowering, tiling, precision
     self.launch_lock = _INTERPRETER_LOCK if interpret else contextlib.nullcontext()
     self.compiled = interpret   # on a GPU, Triton compiles the source at its first launch
@@ -84,6 +85,9 @@ class TritonKernel:
       self.compiled = True
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise _compile_error(self.kernel, self.source, e) from None
+
+
+def _gib(nbytes: int) -> str: return f"{nbytes / 2**30:.2f} GiB"
 
 
 def _compile_error(kernel, source: str, e: Exception) -> CompileError:
@@ -122,7 +126,13 @@ class TritonDevice:
 
   # buffers
   def alloc(self, dtype: DType, size: int):
-    return _torch().empty(size, dtype=_torch_dtype(dtype), device=self.torch_device)
+    torch = _torch()
+    try: return torch.empty(size, dtype=_torch_dtype(dtype), device=self.torch_device)
+    except torch.OutOfMemoryError:
+      free, total = torch.cuda.mem_get_info() if not self.interpret else (0, 0)
+      raise OutOfDeviceMemory(f"{self.name}: cannot allocate {_gib(size * dtype.itemsize)} ({dtype.name}[{size}]); "
+                              f"free {_gib(free)} of {_gib(total)}, torch holds {_gib(torch.cuda.memory_reserved())}"
+                              ) from None
 
   def view(self, arena, offset: int, dtype: DType, size: int):
     """`size` elements of `dtype` at byte `offset` of a uint8 arena (offsets are aligned for every dtype)."""
@@ -145,6 +155,9 @@ class TritonDevice:
   @property
   def can_capture(self) -> bool: return not self.interpret
 
+  @property
+  def can_precompile(self) -> bool: return not self.interpret
+
   def capture(self, launch):
     """A CUDA graph of the kernels `launch()` enqueues (capturing runs none of them), as the function that replays
     it; None if the capture fails (with a warning), so the caller launches them itself."""
@@ -163,7 +176,7 @@ class TritonDevice:
     """`kernel` lowered with `tiling` and rendered with float32 contractions in `precision` ('ieee' or 'tf32')."""
     key = hashlib.sha256(f"{CODE_VERSION}\n{self.name}\n{self.lowering}\n{tiling}\n{precision}\n{kernel.text}"
                          .encode()).hexdigest()[:24]
-    path = CACHE_DIR / f"{kernel.name}_{key}.py"
+    path, rendered = CACHE_DIR / f"{kernel.name}_{key}.py", False
     try:
       with timed("load"): source, mod = _load(path, kernel.name)
       if observers: tell("cache", "disk", kernel.name, True, f"source read from {path}", key)
@@ -172,6 +185,7 @@ class TritonDevice:
         why = "no file" if isinstance(e, FileNotFoundError) else f"unusable file ({type(e).__name__}: {e})"
         tell("cache", "disk", kernel.name, False, f"{why} at {path}: lowered and rendered", key)
       counters.lowerings += 1
+      rendered = True
       with timed("lower"): prog = linearize(kernel, self.lowering, tiling)
       with timed("render"): source = self.renderer.render(prog, precision)
       path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +196,41 @@ class TritonDevice:
         with timed("load"): _, mod = _load(path, kernel.name)
       except Exception as e: raise _compile_error(kernel, source, e) from None   # the renderer wrote bad Python
     return TritonKernel(getattr(mod, kernel.name), mod.GRID, source, kernel, self.lowering, tiling, precision,
-                        self.interpret)
+                        self.interpret, path, rendered)
+
+  def precompile(self, programs: list[TritonKernel]):
+    """Compile the programs that were never launched, in parallel, each CPU core a worker process: Triton compiles
+    a kernel at its first launch, one at a time, which is most of a cold start. The workers fill Triton's disk cache,
+    from which the first launches here then load. A worker that fails changes nothing: that kernel compiles here, at
+    its first launch, and reports its error there."""
+    todo = [p for p in programs if not p.compiled and p.rendered]   # a source from the disk cache: a Triton cache hit
+    if len(todo) < 8: return
+    jobs = [{"path": str(p.path), "name": p.kernel.name, "dtypes": [b.dtype.name for b in p.kernel.bufs],
+             "scalars": len(p.kernel.scalars), "num_warps": p.tiling.num_warps, "num_stages": p.tiling.num_stages}
+            for p in todo]
+    workers = max(1, min(len(jobs) // 4, os.cpu_count() or 1))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    with timed("triton compile"):
+      procs = [subprocess.Popen([sys.executable, "-c", "import json, sys\nfrom lazygrad.runtime.triton_device import "
+                                 "warm\nwarm(json.load(sys.stdin))"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env, text=True) for _ in range(workers)]
+      for i, proc in enumerate(procs):
+        proc.stdin.write(json.dumps(jobs[i::workers]))
+        proc.stdin.close()
+      for proc in procs: proc.wait()
+
+
+def warm(jobs: list[dict]):
+  """In a worker process (TritonDevice.precompile): compile each job's kernel for its argument types into Triton's
+  disk cache, launching nothing."""
+  torch = _torch()
+  for job in jobs:
+    try:
+      _, mod = _load(Path(job["path"]), job["name"])
+      args = [torch.empty(1, dtype=_torch_dtype(to_dtype(d)), device="cuda") for d in job["dtypes"]]
+      getattr(mod, job["name"]).warmup(*args, *[0.5] * job["scalars"], grid=(1,), num_warps=job["num_warps"],
+                                       num_stages=job["num_stages"])
+    except Exception: pass   # compiled at its first launch instead, which reports the error
 
 
 def _digest(source: str) -> str: return hashlib.sha256(source.encode()).hexdigest()
