@@ -1,5 +1,6 @@
 """Scheduler, fusion, views, caching and tiling: kernel counts and lowered programs, checked against numpy."""
 import numpy as np
+import torch
 import pytest
 import lazygrad
 from lazygrad import Tensor, counters
@@ -335,3 +336,14 @@ def test_kernel_names_are_python_identifiers():
   names = [it.kernel.name for it in get_schedule([(a & b).node, (a | b).node, (a * 2).node])]
   assert all(n.isidentifier() and not keyword.iskeyword(n) for n in names), names
   assert ((a & b).item(), (a | b).item()) == (2, 7)
+
+
+def test_a_matmul_result_read_as_bfloat16_is_stored_as_bfloat16():
+  """The float32 accumulator of a bfloat16 matmul is stored after its cast: half the memory, the same values."""
+  rng = np.random.default_rng(0)
+  a, b = (rng.standard_normal(s).astype(np.float32) for s in [(16, 32), (32, 24)])
+  z = (Tensor(a).cast("bfloat16") @ Tensor(b).cast("bfloat16")).float().softmax(-1)
+  first = get_schedule([z.node])[0]
+  assert [n.dtype.name for n in first.outputs] == ["bfloat16"]
+  ref = torch.tensor(a).bfloat16() @ torch.tensor(b).bfloat16()
+  np.testing.assert_allclose(z.numpy(), ref.float().softmax(-1).numpy(), rtol=1e-2, atol=1e-3)

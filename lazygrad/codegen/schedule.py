@@ -371,6 +371,7 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), f"copied to {n.device}")
   for n in targets:
     if not n.realized: reasons[id(n)] = "target"
+  narrowed = _narrowing_casts(order)
   builders: dict[int, _KernelBuilder] = {}
   new = set(reasons)
   while True:   # building a kernel may find values it cannot compute inline: they are stored too, then rebuilt
@@ -384,14 +385,32 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       if n.op is Op.ASSIGN and _reads_target_elsewhere(b, n):
         extra.setdefault(id(n.srcs[1]), "an in-place update reads its own target elsewhere")
       builders[id(n)] = b
-      for r, why in b.unfusable.items(): extra.setdefault(id(r), why)
+      for r, why in b.unfusable.items(): extra.setdefault(id(narrowed.get(id(r), r)), why)
       for r in b.fused:
-        if owners.setdefault(id(r), id(n)) != id(n): extra.setdefault(id(r), "a reduction two kernels need")
+        if owners.setdefault(id(r), id(n)) != id(n):
+          extra.setdefault(id(narrowed.get(id(r), r)), "a reduction two kernels need")
     new = set(extra) - set(reasons)
     if not new: break
     for i in new: reasons[i] = extra[i]
   roots = sorted((order[pos[i]] for i in reasons), key=lambda n: pos[id(n)])
   return _merged([Group([n], [reasons[id(n)]], [builders[id(n)]]) for n in roots])
+
+
+def _narrowing_casts(order: list[LazyNode]) -> dict[int, LazyNode]:
+  """Nodes whose every use is one cast to a narrower float (a float32 matmul result under bfloat16 autocast), maybe
+  after reshapes, mapped to that cast: where such a node must be stored, the cast is stored instead, in half the memory, with the same
+  values its readers see."""
+  users: dict[int, list[LazyNode]] = {}
+  for n in order:
+    for s in dict.fromkeys(n.srcs, None): users.setdefault(id(s), []).append(n)
+  out = {}
+  for n in order:
+    if not n.dtype.is_float: continue
+    u = n
+    while len(us := users.get(id(u), [])) == 1 and us[0].op is Op.RESHAPE: u = us[0]   # (a matmul's result is reshaped)
+    if len(us) == 1 and us[0].op is Op.CAST and us[0].dtype.is_float and us[0].dtype.itemsize < n.dtype.itemsize:
+      out[id(n)] = us[0]
+  return out
 
 
 def buffer_key(n: LazyNode) -> int:
