@@ -1,6 +1,6 @@
 """Test set-up: the device under test comes from LAZYGRAD_DEVICE (numpy by default). Without a GPU, Triton runs
 interpreted, which Triton decides when it is imported, so it is decided here, first."""
-import os
+import os, tempfile
 import pytest
 
 try:
@@ -10,6 +10,8 @@ except ImportError:
   HAS_GPU = False
 
 os.environ.setdefault("LAZYGRAD_VERIFY", "1")   # every IR's contract is checked at each stage boundary
+# a disk cache of this run's own: what a test schedules or renders does not depend on earlier runs
+os.environ["LAZYGRAD_CACHE"] = tempfile.mkdtemp(prefix="lazygrad-test-cache-")
 if not HAS_GPU or os.environ.get("LAZYGRAD_DEVICE") == "triton-interp":
   os.environ.setdefault("TRITON_INTERPRET", "1")
 

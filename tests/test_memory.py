@@ -153,3 +153,21 @@ def test_out_of_memory_names_the_plan_and_the_largest_buffers(monkeypatch):
   with pytest.raises(OutOfDeviceMemory, match=r"planned into .* intermediate buffers in .*Largest: f32\[64,32\] 0 MiB "
                      r"from \w+ at test_memory.py:\d+.*cannot allocate .*Fix: a smaller batch"):
     lazygrad.realize(*out)
+
+
+def test_a_second_process_reads_the_schedule_from_the_disk_cache(tmp_path):
+  import os, subprocess, sys
+  from pathlib import Path
+  code = ("import numpy as np, lazygrad\nfrom lazygrad import Tensor\n"
+          "x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4))\n"
+          "print((x.softmax(-1) @ Tensor(np.ones((4, 2), np.float32))).sum().item(), lazygrad.counters.schedules)")
+  env = {**os.environ, "LAZYGRAD_CACHE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[1])}
+  runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+          for _ in range(2)]
+  assert all(r.returncode == 0 for r in runs), runs[0].stderr
+  (v1, built1), (v2, built2) = (r.stdout.split() for r in runs)
+  assert v1 == v2 and int(built1) >= 1 and int(built2) == 0   # the second process scheduled nothing
+  entry = next((tmp_path / "schedules").iterdir())
+  entry.write_bytes(entry.read_bytes()[:-40])   # cut short (a killed writer): made again, never loaded
+  again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+  assert again.returncode == 0 and again.stdout.split() == [v1, built1]

@@ -7,7 +7,7 @@ key), and `run_schedule` (allocation of outputs on their nodes' devices, launche
 reports). It also owns the memory the frontend starts from: `upload` (host data), `from_torch` and `empty` make the
 BUFFER nodes tensors are created with."""
 from __future__ import annotations
-import contextlib, threading, time
+import contextlib, hashlib, pickle, threading, time, warnings
 from dataclasses import dataclass
 import numpy as np
 from ..dtypes import DType, uint8
@@ -21,6 +21,7 @@ from .. import helpers
 from .buffer import Buffer
 from .device import get_device
 from .memory import Lifetime, MemoryPlan, plan
+from . import disk_cache
 from . import check
 
 
@@ -145,7 +146,8 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
   order = order or toposort(targets)
   pos = {id(n): i for i, n in enumerate(order)}
   key = (tuple(pos[id(t)] for t in targets), _structure_key(order))
-  if new := (tpl := _schedule_cache.get(key)) is None:
+  new = (tpl := _schedule_cache.get(key)) is None   # new to this process: its programs may never have run here
+  if new and (tpl := _stored_template(key)) is None:
     counters.schedules += 1
     with timed("schedule"):
       if settings.VERIFY: verify_graph(order)
@@ -157,6 +159,7 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
                                                   for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items],
                     [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items], plan_memory(items, targets))
     _schedule_cache[key] = tpl
+    _store_template(key, tpl)
     if observers: tell("cache", "schedule", f"graph of {len(order)} nodes", False, "a graph structure not scheduled "
                        "before (or evicted from the cache since)", hash(key))
   elif observers: tell("cache", "schedule", f"graph of {len(order)} nodes", True, "the same graph structure was "
@@ -166,6 +169,37 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
                                 _InGraph(order, origins))
                    for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars,
                                                              tpl.reasons, tpl.origins)], tpl.memory, new)
+
+
+def _template_path(key: tuple):
+  digest = hashlib.sha256(f"{disk_cache.version()}\n{key!r}".encode()).hexdigest()[:32]
+  return disk_cache.ROOT / "schedules" / f"{digest}.pkl"
+
+
+def _stored_template(key: tuple) -> _Template | None:
+  """The schedule of this graph structure from the disk cache (made by an earlier process), or None."""
+  path = _template_path(key)
+  try:
+    with timed("load schedule"): tpl = pickle.loads(disk_cache.read(path))
+  except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError): return None
+  _schedule_cache[key] = tpl
+  if observers: tell("cache", "schedule", "a graph structure", True, f"scheduled by an earlier process: {path}",
+                     hash(key))
+  return tpl
+
+
+_unwritable = []
+
+
+def _store_template(key: tuple, tpl: _Template):
+  try: data = pickle.dumps(tpl, protocol=pickle.HIGHEST_PROTOCOL)
+  except RecursionError: return   # a kernel AST too deep to pickle: this schedule is made anew by each process
+  try: disk_cache.write(_template_path(key), data)
+  except OSError as e:
+    if not _unwritable:
+      _unwritable.append(e)
+      warnings.warn(f"lazygrad: schedules are not kept on disk ({type(e).__name__}: {e}); each process schedules "
+                    "anew", RuntimeWarning, stacklevel=4)
 
 
 def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
