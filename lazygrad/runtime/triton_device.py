@@ -9,11 +9,11 @@ Rendered sources live in a disk cache keyed by the kernel AST and lowering optio
 the same program neither lowers nor renders again; Triton keeps its own disk cache of compiled binaries. Each file
 ends with a checksum of its source: a file cut short or altered is rendered again rather than imported."""
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, json, os, subprocess, sys, threading, warnings
+import contextlib, hashlib, importlib.util, json, os, subprocess, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType, to_dtype
-from ..helpers import counters, timed, observers, tell, OutOfDeviceMemory
+from ..helpers import counters, settings, timed, observers, tell, OutOfDeviceMemory
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.renderer import get_renderer
 from ..codegen import triton as _triton_renderer   # noqa: F401  registers the Triton renderers
@@ -201,35 +201,52 @@ class TritonDevice:
   def precompile(self, programs: list[TritonKernel]):
     """Compile the programs that were never launched, in parallel, each CPU core a worker process: Triton compiles
     a kernel at its first launch, one at a time, which is most of a cold start. The workers fill Triton's disk cache,
-    from which the first launches here then load. A worker that fails changes nothing: that kernel compiles here, at
-    its first launch, and reports its error there."""
-    todo = [p for p in programs if not p.compiled and p.rendered]   # a source from the disk cache: a Triton cache hit
+    from which the first launches here then load. They share one queue, the largest kernels first (a worker claims a
+    kernel by creating a file named after it), so no worker is left with the slow ones. A worker that fails changes
+    nothing: that kernel compiles here, at its first launch, and reports its error there. DEBUG=2 prints the
+    slowest."""
+    # each program once (kernels repeat in a schedule); a source from the disk cache is most likely a Triton cache hit
+    todo = list({id(p): p for p in programs if not p.compiled and p.rendered}.values())
     if len(todo) < 8: return
+    todo.sort(key=lambda p: -len(p.source) * (4 if "tl.dot" in p.source else 1))   # a rough cost: largest first
     jobs = [{"path": str(p.path), "name": p.kernel.name, "dtypes": [b.dtype.name for b in p.kernel.bufs],
              "scalars": len(p.kernel.scalars), "num_warps": p.tiling.num_warps, "num_stages": p.tiling.num_stages}
             for p in todo]
-    workers = max(1, min(len(jobs) // 4, os.cpu_count() or 1))
+    workers = max(1, min(len(jobs) // 2, os.cpu_count() or 1))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
-    with timed("triton compile"):
+    with timed("triton compile"), tempfile.TemporaryDirectory() as claims:
+      request = json.dumps({"jobs": jobs, "claims": claims})
       procs = [subprocess.Popen([sys.executable, "-c", "import json, sys\nfrom lazygrad.runtime.triton_device import "
-                                 "warm\nwarm(json.load(sys.stdin))"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 "warm\nwarm(**json.load(sys.stdin))"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, text=True) for _ in range(workers)]
-      for i, proc in enumerate(procs):
-        proc.stdin.write(json.dumps(jobs[i::workers]))
+      for proc in procs:
+        proc.stdin.write(request)
         proc.stdin.close()
+      took = [line.split(" ", 1) for proc in procs for line in proc.stdout.read().splitlines()]
       for proc in procs: proc.wait()
+    if settings.DEBUG >= 2:
+      slowest = sorted(((float(t), name) for t, name in took), reverse=True)[:5]
+      print(f"precompile: {len(took)} of {len(jobs)} kernels in {workers} worker processes; slowest: " +
+            ", ".join(f"{name} {t:.1f} s" for t, name in slowest))
 
 
-def warm(jobs: list[dict]):
-  """In a worker process (TritonDevice.precompile): compile each job's kernel for its argument types into Triton's
-  disk cache, launching nothing."""
+def warm(jobs: list[dict], claims: str):
+  """In a worker process (TritonDevice.precompile): compile the jobs no other worker has claimed, each for its
+  argument types, into Triton's disk cache, launching nothing; prints each one's seconds and name."""
   torch = _torch()
-  for job in jobs:
+  for i, job in enumerate(jobs):
+    try: os.close(os.open(os.path.join(claims, str(i)), os.O_CREAT | os.O_EXCL))
+    except FileExistsError: continue   # another worker has it
+    t0 = time.perf_counter()
     try:
       _, mod = _load(Path(job["path"]), job["name"])
       args = [torch.empty(1, dtype=_torch_dtype(to_dtype(d)), device="cuda") for d in job["dtypes"]]
-      getattr(mod, job["name"]).warmup(*args, *[0.5] * job["scalars"], grid=(1,), num_warps=job["num_warps"],
-                                       num_stages=job["num_stages"])
+      compiled = getattr(mod, job["name"]).warmup(*args, *[0.5] * job["scalars"], grid=(1,),
+                                                  num_warps=job["num_warps"], num_stages=job["num_stages"])
+      # loading it builds its launcher, a C extension per argument signature compiled once into Triton's cache: else
+      # the first launch here would build it, one at a time (a second or so each)
+      getattr(compiled, "_init_handles", lambda: None)()
+      print(f"{time.perf_counter() - t0:.3f} {job['name']}", flush=True)
     except Exception: pass   # compiled at its first launch instead, which reports the error
 
 
