@@ -98,8 +98,12 @@ class Creation:
   @classmethod
   def normal(cls, *shape, mean: float = 0.0, std: float = 1.0, dtype=None, **kw) -> "Tensor":
     shape = _shape_arg(shape)
-    return cls._drawn(lambda: (_rng.standard_normal(shape, dtype=np.float32) * std + mean).astype(np.float32),
-                      dtype or float32, kw)
+    def draw():   # in place: one pass over a large array, no temporaries (GPT-2's weights are half a gigabyte)
+      a = _rng.standard_normal(shape, dtype=np.float32)
+      a *= np.float32(std)
+      a += np.float32(mean)
+      return a
+    return cls._drawn(draw, dtype or float32, kw)
 
   @classmethod
   def randint(cls, low, high=None, size=(), dtype=None, **kw) -> "Tensor":
