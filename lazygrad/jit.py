@@ -260,7 +260,8 @@ def _share_memory(made: list[Buffer], launches: list) -> list:
     if span.get(id(b), (0, 0, False))[2]: per_device.setdefault(b.device, []).append(b)
   plans = []
   for dev, bufs in per_device.items():
-    with timed("plan memory"): p = memory.plan([memory.Lifetime(span[id(b)][0], span[id(b)][1], b.nbytes) for b in bufs])
+    with timed("plan memory"):
+      p = memory.plan([memory.Lifetime(span[id(b)][0], span[id(b)][1], b.nbytes) for b in bufs])
     if settings.VERIFY: p.verify()
     for b in bufs: b.data = None   # the schedules' arenas go before the step's comes: the peak is one of them
     arena = dev.alloc(uint8, p.size)

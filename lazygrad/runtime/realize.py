@@ -11,7 +11,8 @@ import contextlib, hashlib, pickle, threading, time, warnings
 from dataclasses import dataclass
 import numpy as np
 from ..dtypes import DType, uint8
-from ..helpers import settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact, timed, observers, tell
+from ..helpers import (settings, counters, prod, fmt_loc, get_float32_matmul_precision, LRU, exact, timed, observers,
+                       tell)
 from ..ir.node import LazyNode, toposort, graph_text, verify as verify_graph
 from ..ir.ops import Op, REDUCE, MOVEMENT
 from ..codegen.schedule import schedule, schedule_text, ScheduleItem, is_parameter, written_buffer
