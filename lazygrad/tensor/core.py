@@ -369,15 +369,36 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNo
   if not rank: return [], [], False
   final: dict[int, int] = {}
   for b, k in rank.values(): final[b] = max(final.get(b, 0), k)
-  reads: dict[int, dict] = {}   # node -> {buffer: versions read}, for the written buffers
+  # what a node reads of the written buffers: a frozenset of (buffer, version), interned, so that the many nodes of
+  # a training step that read the same versions of the same parameters share one set, and unions are memoized
+  empty: frozenset = frozenset()
+  interned: dict[frozenset, frozenset] = {empty: empty}
+  unions: dict[tuple[int, int], frozenset] = {}
+  several: dict[int, dict] = {}   # id(set) -> {buffer: versions} for the buffers it reads at two versions or more
+  reads: dict[int, frozenset] = {}
   parts: dict[int, LazyNode] = {}
   other_writes = []             # unrealized assigns outside this schedule, met on the way
 
-  def merge(n: LazyNode) -> dict:
-    out: dict[int, set] = {}
+  def union(a: frozenset, b: frozenset) -> frozenset:
+    if a is b or not b: return a
+    if not a: return b
+    if (u := unions.get((id(a), id(b)))) is None: u = unions[id(a), id(b)] = interned.setdefault(a | b, a | b)
+    return u
+
+  def newest(read: frozenset, b: int, default: int) -> int:
+    return max((k for buf, k in read if buf == b), default=default)
+
+  def at_several_versions(read: frozenset) -> dict:
+    if (out := several.get(id(read))) is None:
+      by: dict[int, set] = {}
+      for b, k in read: by.setdefault(b, set()).add(k)
+      out = several[id(read)] = {b: ks for b, ks in by.items() if len(ks) > 1}
+    return out
+
+  def merge(n: LazyNode) -> frozenset:
+    out = empty
     for s in n.srcs:
-      if id(s) not in parts:
-        for b, ks in reads[id(s)].items(): out.setdefault(b, set()).update(ks)
+      if id(s) not in parts: out = union(out, reads[id(s)])
     return out
 
   def visit(root: LazyNode):
@@ -387,17 +408,19 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNo
       if id(n) in reads: continue
       if id(n) in rank and ready:
         b, k = rank[id(n)]
-        if max(reads[id(n.srcs[1])].get(b, {k - 1})) < k - 1: parts[id(n.srcs[1])] = n.srcs[1]   # value of an older version
-        reads[id(n)] = {b: {k}}
-      elif n.realized: reads[id(n)] = {id(n.buffer): {0}} if id(n.buffer) in final else {}
+        if newest(reads[id(n.srcs[1])], b, k - 1) < k - 1: parts[id(n.srcs[1])] = n.srcs[1]   # value of an older version
+        reads[id(n)] = interned.setdefault(frozenset({(b, k)}), frozenset({(b, k)}))
+      elif n.realized:
+        read = frozenset({(id(n.buffer), 0)}) if id(n.buffer) in final else empty
+        reads[id(n)] = interned.setdefault(read, read)
       elif not ready:
         stack.append((n, True))
         stack.extend((s, False) for s in n.srcs if id(s) not in reads)
       else:
         r, split = merge(n), len(parts)
-        for b, ks in r.items():
-          if len(ks) > 1:
-            parts.update((id(s), s) for s in n.srcs if not s.realized and max(reads[id(s)].get(b, {max(ks)})) < max(ks))
+        for b, ks in at_several_versions(r).items():
+          top = max(ks)
+          parts.update((id(s), s) for s in n.srcs if not s.realized and newest(reads[id(s)], b, top) < top)
         reads[id(n)] = merge(n) if len(parts) != split else r
         if n.op is Op.ASSIGN: other_writes.append(n)
 
@@ -411,7 +434,7 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNo
       t._node = LazyNode(Op.CONTIGUOUS, n.dtype, n.shape, (n,))   # copy on write
     else:
       visit(n)
-      if not any(min(ks) < final[b] for b, ks in reads[id(n)].items()): continue
+      if not any(k < final[b] for b, k in reads[id(n)]): continue
     keep.append(t)
   return keep, list(parts.values()), bool(keep) and bool(other_writes)
 
