@@ -171,3 +171,18 @@ def test_a_second_process_reads_the_schedule_from_the_disk_cache(tmp_path):
   entry.write_bytes(entry.read_bytes()[:-40])   # cut short (a killed writer): made again, never loaded
   again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
   assert again.returncode == 0 and again.stdout.split() == [v1, built1]
+
+
+def test_processes_filling_the_disk_cache_at_once_leave_it_whole(tmp_path):
+  import os, subprocess, sys
+  from pathlib import Path
+  code = ("import numpy as np, lazygrad\nfrom lazygrad import Tensor\n"
+          "x = Tensor(np.arange(24, dtype=np.float32).reshape(4, 6))\n"
+          "print((x.softmax(-1) @ Tensor(np.ones((6, 3), np.float32))).sum().item(), lazygrad.counters.schedules)")
+  env = {**os.environ, "LAZYGRAD_CACHE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[1])}
+  writers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
+  values = [w.communicate(timeout=120)[0].split()[0] for w in writers]
+  reader = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+  assert reader.returncode == 0 and reader.stdout.split() == [values[0], "0"] and len(set(values)) == 1
+  assert not list(tmp_path.rglob("*.tmp"))   # no temporary file left behind
