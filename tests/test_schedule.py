@@ -314,7 +314,7 @@ def test_elementwise_work_joins_row_reductions_but_not_column_sums():
   assert kernels_for(prod_, rows) == 1
   c, d = Tensor(randn(4096, 32)), Tensor(randn(4096, 32))
   prod2, cols = c * d, (c * d).sum(0)
-  assert kernels_for(prod2, cols) == 2
+  assert kernels_for(prod2, cols) == 3   # the product, then the column sum in two stages (partials, their sum)
   np.testing.assert_allclose(cols.numpy(), (c.numpy() * d.numpy()).sum(0), rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(rows.numpy(), (a.numpy() * b.numpy()).sum(1), rtol=1e-4, atol=1e-4)
 
@@ -347,3 +347,20 @@ def test_a_matmul_result_read_as_bfloat16_is_stored_as_bfloat16():
   assert [n.dtype.name for n in first.outputs] == ["bfloat16"]
   ref = torch.tensor(a).bfloat16() @ torch.tensor(b).bfloat16()
   np.testing.assert_allclose(z.numpy(), ref.float().softmax(-1).numpy(), rtol=1e-2, atol=1e-3)
+
+
+def test_a_long_sum_with_few_results_is_split_in_two():
+  """Column sums over many rows (bias gradients) and totals run as partial sums over chunks, then their sum: many
+  programs instead of one per result block. Row sums and contractions stay one reduction."""
+  from lazygrad.ir.node import toposort
+  from lazygrad.ir.ops import Op
+  x = randn(16, 1024, 48)
+  t = Tensor(x, requires_grad=True)
+  cols, total, rows = t.sum((0, 1)), t.sum(), t.sum(2)
+  def sums(out): return sum(n.op is Op.REDUCE_SUM for n in toposort([out.node]))
+  assert sums(cols) == 2 and sums(total) == 2 and sums(rows) == 1
+  assert sums(Tensor(randn(4, 8192)) @ Tensor(randn(8192, 3))) == 1   # a DOT
+  np.testing.assert_allclose(cols.numpy(), x.astype(np.float64).sum((0, 1)), rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(total.numpy(), x.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
+  (cols * Tensor(np.arange(48, dtype=np.float32))).sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), np.broadcast_to(np.arange(48, dtype=np.float32), x.shape))

@@ -77,11 +77,32 @@ def expand(n: LazyNode, shape) -> LazyNode: return movement(Op.EXPAND, n, tuple(
 
 def reduce(op: Op, n: LazyNode, axes: tuple) -> LazyNode:
   """`op` over `axes`, which keep size 1. A sum over a zero-size axis is a sum of one padded 0 (still a function of n,
-  so its own gradient is an empty zero); an empty max is refused before it is built."""
+  so its own gradient is an empty zero); an empty max is refused before it is built. A long sum with few results is
+  split in two (`_split_sum`)."""
   if any(n.shape[a] == 0 for a in axes):
     n = movement(Op.PAD, n, tuple((0, 1) if i in axes and s == 0 else (0, 0) for i, s in enumerate(n.shape)))
   if not axes: return n
+  if op is Op.REDUCE_SUM and (split := _split_sum(n, tuple(sorted(axes)))) is not None: return split
   return LazyNode(op, n.dtype, tuple(1 if i in axes else s for i, s in enumerate(n.shape)), (n,), axes)
+
+
+SPLIT_MAX_RESULTS, SPLIT_MIN_LENGTH, SPLIT_CHUNK = 4096, 4096, 256
+
+
+def _split_sum(n: LazyNode, axes: tuple) -> LazyNode | None:
+  """A sum over the leading axes of `n` (column sums: a bias gradient over batch x time; or a total) with few results
+  and a long reduction, as partial sums over chunks of SPLIT_CHUNK rows and then a sum of the partials: one kernel
+  per result block would leave most of a GPU idle, two kernels spread the long reduction over many programs. Not a
+  contraction (a sum of a product of broadcasts becomes a DOT, which tiles its reduction itself). None: no split."""
+  if axes != tuple(range(len(axes))) or (n.op is Op.MUL and any(s.op is Op.EXPAND for s in n.srcs)): return None
+  length, kept = math.prod(n.shape[:len(axes)]), n.shape[len(axes):]
+  if length < SPLIT_MIN_LENGTH or math.prod(kept) > SPLIT_MAX_RESULTS: return None
+  chunks = min(256, length // SPLIT_CHUNK)
+  while chunks > 1 and length % chunks: chunks //= 2   # a power of two that divides the length
+  if chunks < 8: return None
+  parts = reduce(Op.REDUCE_SUM, reshape(n, (chunks, length // chunks, *kept)), (1,))
+  total = LazyNode(Op.REDUCE_SUM, n.dtype, (1, 1, *kept), (parts,), (0,))
+  return reshape(total, (1,) * len(axes) + kept)
 
 
 def matmul2d(a: LazyNode, b: LazyNode) -> LazyNode:
