@@ -210,9 +210,8 @@ CORRUPTIONS = {
 
 def _resealed(text: str) -> str:
   """`text` with the checksum line made to match it again: only loading it finds what is wrong."""
-  from lazygrad.runtime import triton_device
-  source = text.rpartition(triton_device._SEAL)[0]
-  return f"{source}{triton_device._SEAL}{triton_device._digest(source)}\n"
+  from lazygrad.runtime import disk_cache
+  return disk_cache.sealed(text.encode().rpartition(disk_cache.SEAL)[0]).decode()
 
 
 @needs_interp

@@ -9,28 +9,35 @@ import functools, hashlib, os, threading
 from pathlib import Path
 
 ROOT = Path(os.environ.get("LAZYGRAD_CACHE", Path.home() / ".cache" / "lazygrad"))
-_SEAL = b"\n# lazygrad sha256 "
+SEAL = b"\n# lazygrad sha256 "   # then the checksum of what comes before it: the last line of a whole entry
+                                  # (a comment, so a sealed Python source is still Python)
 
 
 @functools.cache
-def version() -> str:
-  """A digest of every source file of the lazygrad package."""
-  pkg = Path(__file__).parents[1]
-  return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(pkg.rglob("*.py")))).hexdigest()[:16]
+def version(folder: str = "") -> str:
+  """A digest of every source file of the lazygrad package, or of one of its folders (e.g. "codegen")."""
+  root = Path(__file__).parents[1] / folder
+  return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(root.rglob("*.py")))).hexdigest()[:16]
+
+
+def sealed(data: bytes) -> bytes:
+  """`data` followed by its checksum line."""
+  return data + SEAL + hashlib.sha256(data).hexdigest().encode() + b"\n"
 
 
 def write(path: Path, data: bytes):
   """Store `data` at `path` with its checksum, atomically (raises OSError if the folder cannot be written)."""
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
-  tmp.write_bytes(data + _SEAL + hashlib.sha256(data).hexdigest().encode() + b"\n")
+  tmp.write_bytes(sealed(data))
   os.replace(tmp, path)
 
 
 def read(path: Path) -> bytes:
   """The data stored at `path`; raises FileNotFoundError if there is none, ValueError if it is cut short or
   altered."""
-  data, seal, digest = path.read_bytes().rpartition(_SEAL)
-  if not seal or digest != hashlib.sha256(data).hexdigest().encode() + b"\n":
+  raw = path.read_bytes()
+  data, seal, _ = raw.rpartition(SEAL)
+  if not seal or sealed(data) != raw:
     raise ValueError(f"{path}: no valid checksum (cut short or altered)")
   return data

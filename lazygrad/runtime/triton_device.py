@@ -17,12 +17,11 @@ from ..helpers import counters, settings, timed, observers, tell, OutOfDeviceMem
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.renderer import get_renderer
 from ..codegen import triton as _triton_renderer   # noqa: F401  registers the Triton renderers
+from . import disk_cache
 
-CACHE_DIR = Path(os.environ.get("LAZYGRAD_CACHE", Path.home() / ".cache" / "lazygrad")) / "triton"
+CACHE_DIR = disk_cache.ROOT / "triton"
 # the disk cache is keyed by the code that writes kernels too: a changed compiler never reuses stale sources
-_CODEGEN = Path(__file__).parents[1] / "codegen"
-CODE_VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(_CODEGEN.glob("*.py")))).hexdigest()[:16]
-_SEAL = "# lazygrad source sha256 "   # the last line of a complete cache file
+CODE_VERSION = disk_cache.version("codegen")
 
 # Triton's interpreter keeps the program id in one global builder and patches triton.language while a kernel runs,
 # so two interpreted launches at once read each other's program ids or find the language unpatched ("Did you forget
@@ -188,10 +187,7 @@ class TritonDevice:
       rendered = True
       with timed("lower"): prog = linearize(kernel, self.lowering, tiling)
       with timed("render"): source = self.renderer.render(prog, precision)
-      path.parent.mkdir(parents=True, exist_ok=True)
-      tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")   # one per writer, threads included
-      tmp.write_text(f"{source}{_SEAL}{_digest(source)}\n")
-      os.replace(tmp, path)   # atomic: a concurrent reader never sees half a file
+      disk_cache.write(path, source.encode())   # atomic: a concurrent reader never sees half a file
       try:
         with timed("load"): _, mod = _load(path, kernel.name)
       except Exception as e: raise _compile_error(kernel, source, e) from None   # the renderer wrote bad Python
@@ -250,18 +246,13 @@ def warm(jobs: list[dict], claims: str):
     except Exception: pass   # compiled at its first launch instead, which reports the error
 
 
-def _digest(source: str) -> str: return hashlib.sha256(source.encode()).hexdigest()
-
-
 def _load(path: Path, name: str):
   """(source, module) of a cache file; raises if it is missing, does not end with its source's checksum, or does
   not define the kernel and its launch parameters."""
-  text = path.read_text()
-  source, seal, digest = text.rpartition(_SEAL)
-  if not seal or digest != _digest(source) + "\n": raise ValueError(f"{path}: no valid checksum (cut short?)")
+  source = disk_cache.read(path).decode()
   spec = importlib.util.spec_from_file_location(f"lazygrad_kernels.{path.stem}", path)
   mod = importlib.util.module_from_spec(spec)
-  exec(compile(text, str(path), "exec"), mod.__dict__)   # the text just checked (and no .pyc of it left behind)
+  exec(compile(source, str(path), "exec"), mod.__dict__)   # the text just checked (and no .pyc of it left behind)
   for attr in (name, "GRID", "NUM_WARPS", "NUM_STAGES"): getattr(mod, attr)
   sys.modules[spec.name] = mod
   return source, mod
