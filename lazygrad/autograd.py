@@ -2,7 +2,7 @@
 is scheduled together with forward (and with the optimizer's update) and fuses like any other code."""
 from __future__ import annotations
 import contextlib, functools, math, threading
-from .dtypes import bool_
+from .dtypes import bool_, float32
 from .helpers import IdWeakSet
 from .ir import build as B
 from .ir.node import LazyNode, toposort, grad_origin
@@ -71,6 +71,7 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
   if op in (Op.CONTIGUOUS, Op.CHECK): return (g,) + (None,) * (len(s) - 1)
   if op is Op.COPY: return (B.copy(g, s[0].device),)
   if op is Op.ASSIGN: return _assign_rule(n, g)
+  if op is Op.ATTENTION: return _attention_rule(n, g)
   if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
     x, index = s
     flat = B.reshape(index, (index.numel,))
@@ -82,6 +83,22 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
                       B.cast(hit, g.dtype), B.reshape(g, (picks, rest)))
     return B.reshape(gx, x.shape), None
   return (None,) * len(s)   # comparisons, logic, integer division, detach: no gradient
+
+
+def _attention_rule(n: LazyNode, g: LazyNode) -> tuple:
+  """Fused attention's backward, as the flash-attention papers give it: the probabilities are recomputed tile by
+  tile from q, k and the rows' log-sum-exp; delta = rowsum(dO * out) stands for rowsum(dP * P). The mask gets no
+  gradient (the Tensor API composes attention from primitives when it needs one); lse and the gradient parts are
+  internal values, not differentiated again."""
+  a = n.arg
+  if a.part != "out": return (None,) * len(n.srcs)
+  q, k, v = n.srcs[:3]
+  mask = n.srcs[3] if a.masked else None
+  lse = B.attention("lse", q, k, v, a.scale, a.causal, mask)
+  delta = B.reduce(Op.REDUCE_SUM, B.mul(B.cast(g, float32), B.cast(n, float32)), (len(n.shape) - 1,))
+  grads = (g, lse, B.reshape(delta, lse.shape))
+  return tuple(B.attention(p, q, k, v, a.scale, a.causal, mask, grads) for p in ("dq", "dk", "dv")) + \
+    ((None,) if a.masked else ())
 
 
 def _assign_rule(n: LazyNode, g: LazyNode) -> tuple:

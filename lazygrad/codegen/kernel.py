@@ -6,7 +6,9 @@ reduce axes after a reduction; INDEX gives the position itself, an IOTA), CONST,
 as argument number `arg`), ALU ops, REDUCE over the reduce axes (its result has size 1 there and broadcasts back; a
 reduction may read another, as softmax's sum reads its max), DOT (a contraction: the sum over the one reduce axis of
 a * b, where a and b also vary along different output axes; arg (m, n, k), the axes of its result's rows, columns
-and of the sum), and one STORE root per output. A store seen with size 1
+and of the sum), ATTENTION (fused attention, a kernel template: its sources are q, k, v [dO, lse, delta] [mask]
+loaded into the space (n, i, j, d, e) = batch, query, key, q/k feature, v feature; arg `ir.ops.Attention`; its value
+varies along `ATTENTION_AXES[part]`), and one STORE root per output. A store seen with size 1
 on the reduce axes writes a per-row value after the reductions; one that spans them writes every element. A LOAD with
 a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)). Buffers are numbered:
 0..n_out-1 are written (store i writes slot i), the rest read."""
@@ -25,7 +27,12 @@ from ..ir.view import ShapeTracker
 
 class K(Enum):
   LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto(); SCALAR = auto(); DOT = auto()
+  ATTENTION = auto()
   def __repr__(self): return self.name
+
+
+# the axes of an attention kernel's space (batch, query, key, q/k feature, v feature) each part's value varies along
+ATTENTION_AXES = {"out": {0, 1, 4}, "lse": {0, 1}, "dq": {0, 1, 3}, "dk": {0, 2, 3}, "dv": {0, 2, 4}}
 
 
 class Gather(NamedTuple):
@@ -137,6 +144,10 @@ class Kernel:
       if n.op in REDUCE and tuple(n.arg) != reduce_axes: fail(f"{n} reduces {n.arg}, not the reduce axes {reduce_axes}")
       if n.op is K.DOT and contraction_axes(n.srcs, self.shape, self.n_reduce) != n.arg:
         fail(f"{n} is no contraction with row, column and sum axes {n.arg}")
+      if n.op is K.ATTENTION and (rank != 5 or self.n_reduce or len(n.srcs) != 3 + 3 * n.arg.backward + n.arg.masked
+                                  or len({x.dtype for x in n.srcs[:3]}) != 1):
+        fail(f"{n} is no attention over the space (batch, query, key, d, e) with sources q, k, v of one dtype"
+             + (", dO, lse, delta" if n.arg.backward else "") + (", mask" if n.arg.masked else ""))
     for s in self.stores:   # a per-row store (size 1 on the reduce axes) holds one value per row
       if extra := varying_axes(s.srcs[0]) - {a for a, size in enumerate(s.view.shape) if size > 1}:
         fail(f"{s} stores a value that varies along axes {sorted(extra)} through a view of size 1 there")
@@ -147,7 +158,7 @@ def arg_text(n: KNode) -> str:
   if n.op is K.LOAD and n.arg.gather:
     return f"b{n.arg.slot} {n.arg.view} + index*{n.arg.gather.stride} (rows {n.arg.gather.rows})"
   if n.op in (K.LOAD, K.STORE): return f"b{n.arg.slot} {n.arg.view}"
-  if n.op is K.DOT: return str(tuple(n.arg))
+  if n.op in (K.DOT, K.ATTENTION): return str(tuple(n.arg))
   if n.op is K.CONST: return repr(n.arg)
   if n.op is K.SCALAR: return f"s{n.arg}"
   return "" if n.op is Op.CAST or n.arg is None else str(n.arg)
@@ -167,13 +178,14 @@ def varying_axes(node: KNode) -> set[int]:
       out |= {v.axis for v in idx.vars() | {v for c in (conds or []) for v in c.x.vars()}}
     elif n.op in REDUCE: out -= set(n.arg)
     elif n.op is K.DOT: out -= {n.arg.k} if isinstance(n.arg, Contraction) else set(n.arg)   # before canonicalization
+    elif n.op is K.ATTENTION: out &= ATTENTION_AXES[n.arg.part]
     return out
   return set(evaluate(node, lambda n: n.srcs, axes, {}))
 
 
 def axes_of(node: KNode) -> set[int] | None:
   """Kernel axes a value varies along; None if it contains a reduction."""
-  return None if any(n.op in REDUCE or n.op is K.DOT for n in node.walk()) else varying_axes(node)
+  return None if any(n.op in REDUCE or n.op in (K.DOT, K.ATTENTION) for n in node.walk()) else varying_axes(node)
 
 
 def contraction_axes(operands, shape: tuple, n_reduce: int) -> Contraction | None:

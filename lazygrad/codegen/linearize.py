@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import functools, math
 import numpy as np
-from ..dtypes import DType, bool_, int32, int64, float32, min_value
+from ..dtypes import DType, bool_, int32, int64, float32, float64, min_value
 from ..helpers import prod, exact, settings
 from ..ir.alu import exec_alu
 from ..ir.ops import Op, REDUCE
@@ -54,6 +54,7 @@ class Tiling:
 @functools.lru_cache(maxsize=4096)   # a kernel of a cached schedule asks again at every realize
 def choose_tiling(k: Kernel, opts: LoweringOptions) -> Tiling:
   """The default tiling: the blocks `opts` gives this kernel, warps by tile size, 3 stages when it loops."""
+  if (a := attention_of(k)) is not None: return _attention_tiling(k, a, opts)
   blocks = choose_blocks(k, opts)
   tile = prod(blocks)
   loops = any(blocks[a] < k.shape[a] for a in range(len(k.shape) - k.n_reduce, len(k.shape)))
@@ -356,13 +357,14 @@ class _Linearizer:
     shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
     return self.emit(U.REDUCE, r.dtype, (x,), (op, axes), shape, r)
 
-  def loop(self, n_iter: int, body):
-    """Emit `body` inside a loop over the blocks of the reduce axes: values computed inside stay inside."""
-    rng = self.emit(U.RANGE, self.idt, (), n_iter, ())
+  def loop(self, n_iter: int, body, axes=None, bounds=()):
+    """Emit `body` inside a loop over the blocks of `axes` (default: the reduce axes), from block bounds[0] to
+    bounds[1] if given (scalar uops), else over all n_iter: values computed inside stay inside."""
+    rng = self.emit(U.RANGE, self.idt, tuple(bounds), n_iter, ())
     self.scopes.append({})
     outer_memo, outer_axes = self.memo, dict(self.axis_memo)
     self.memo = dict(outer_memo)
-    self.define_axes(list(self.reduce_axes()), rng)
+    self.define_axes(list(self.reduce_axes() if axes is None else axes), rng)
     body()
     self.emit(U.ENDRANGE, None, (rng,), None, ())
     self.scopes.pop()
@@ -386,10 +388,11 @@ class _Linearizer:
     for r, acc in accs.items():
       self.memo[(self.full, r)] = self.to_full(acc, r) if self.dot_parts(r) is not None else acc
 
-  def store(self, stores: list[KNode]):
-    """Every value first, then the stores: an in-place output never changes memory another output still reads."""
-    out_axes = set(range(self.n_out))
-    values = [self.value(st.srcs[0]) for st in stores]
+  def store(self, stores: list[KNode], values: list[UOp] | None = None, covered=None):
+    """Every value first, then the stores: an in-place output never changes memory another output still reads.
+    Lanes outside the iteration space along `covered` (default: the output axes) or the view's axes are masked."""
+    out_axes = set(range(self.n_out)) if covered is None else covered
+    values = values or [self.value(st.srcs[0]) for st in stores]
     for store, value in zip(stores, values):
       slot, st = store.arg.slot, store.view
       idx, conds, used = self.access(st)
@@ -422,12 +425,226 @@ def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
   return [u for u in uops if id(u) in live]
 
 
+def attention_of(k: Kernel):
+  """The `Attention` arg of a fused-attention kernel (one of its parts), else None."""
+  v = k.stores[0].srcs[0]
+  return v.arg if v.op is K.ATTENTION else None
+
+
+def _attention_tiling(k: Kernel, a, opts: LoweringOptions) -> Tiling:
+  """A program takes a block of queries (query-major parts) or of keys and loops over the other side. Whole-tile
+  devices (numpy) take every batch row and the whole program side at once, and the loop side in chunks that keep a
+  score tile near 4M elements; Triton takes one batch row, flash-attention's blocks, and the feature axes whole."""
+  n, tq, tk, d, e = k.shape
+  own, other = (1, 2) if a.query_major else (2, 1)
+  blocks = list(k.shape)
+  if opts.whole:
+    blocks[other] = min(k.shape[other], max(16, (1 << 22) // max(1, n * k.shape[own])))
+    return Tiling(tuple(blocks))
+  fit = lambda x, want: max(opts.min_dot_block, min(want, _next_pow2(x)))
+  wide = k.bufs[-1].dtype.itemsize > 2 or k.stores[0].srcs[0].srcs[0].dtype.itemsize > 2   # float32 tiles: halve
+  want_own, want_other = (128, 64) if a.part in ("out", "lse") else (128, 32) if a.query_major else (128, 32)
+  if wide: want_other //= 2
+  blocks = [1, 0, 0, fit(d, 1 << 30), fit(e, 1 << 30)]
+  blocks[own], blocks[other] = fit(k.shape[own], want_own), fit(k.shape[other], want_other)
+  warps = 8 if blocks[own] * max(blocks[3], blocks[4]) >= 128 * 128 else 4
+  return Tiling(tuple(blocks), warps, 3 if a.part in ("out", "lse") else 2)
+
+
+class _AttentionLinearizer(_Linearizer):
+  """Fused attention's lowering rule (`Op.ATTENTION`, a kernel template), flash-attention style. The kernel's space is
+  (n, i, j, d, e): batch, query, key, q/k feature, v feature. A program takes one block of batch x queries ('out',
+  'lse', 'dq') or of batch x keys ('dk', 'dv') and loops over the other side in blocks; every value is a tile of a
+  2-d space (3-d with the batch axis, where its block is > 1): scores in (i, j) (their transpose, (j, i), in the
+  key-major kernel), operands in (i, d), (d, j), (j, e) and so on, the layouts DOT takes. The forward keeps a running
+  max m, sum l and output per query row (online softmax: each key block rescales them by exp(m_old - m_new)); the
+  backward recomputes each probability tile from the scores and the rows' log-sum-exp. A causal kernel loops only
+  over the blocks that hold an unmasked element."""
+  N, I, J, D, E = range(5)
+
+  def lower(self) -> tuple[list[UOp], int]:
+    k, N, I, J, D, E = self.k, *range(5)
+    node = k.stores[0].srcs[0]
+    a = self.attn = node.arg
+    self.at = node
+    self.params = {i: self.emit(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)}
+    own, other = (I, J) if a.query_major else (J, I)
+    n_prog = math.ceil(k.shape[N] / self.blocks[N]) * math.ceil(k.shape[own] / self.blocks[own])
+    self.define_axes([N, own], self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None)
+    self.define_axes([D, E], None)
+    self.bat = (N,) if self.blocks[N] > 1 else ()
+    self.acc_dtype = float64 if node.srcs[0].dtype == float64 else float32
+    n_iter = math.ceil(k.shape[other] / self.blocks[other])
+    parts = {st.srcs[0].arg.part: st for st in k.stores}
+    # the program's own side is loaded once, before the loop (the loop finds these tiles by the values' memo)
+    hoisted = {"out": [("q", (I, D))], "lse": [("q", (I, D))], "dq": [("q", (I, D)), ("do", (I, E))],
+               "dk": [("k", (J, D)), ("v", (J, E))], "dv": [("k", (J, D)), ("v", (J, E))]}[a.part]
+    for name, axes in hoisted: self.tile(name, self.sp(*axes))
+    if a.part == "dq":
+      for name in ("lse", "delta"): self.row(name, self.sp(I, J))
+    if a.part in ("out", "lse"): values = self.forward(n_iter, parts)
+    elif a.query_major: values = self.grad_q(n_iter)
+    else: values = self.grad_kv(n_iter, parts)
+    for part, (space, value) in values.items():
+      if part in parts:
+        st = parts[part]
+        if value.dtype != st.dtype: value = self.alu(Op.CAST, st.dtype, value)
+        self.in_space(space, lambda: self.store([st], [value], set(space)))   # a size-1 axis still masks its block
+    return _dead_code_eliminated(self.uops), n_prog
+
+  def sp(self, *axes) -> tuple: return self.bat + axes
+
+  def src(self, name: str) -> KNode | None:
+    s, a = self.at.srcs, self.attn
+    at = {"q": 0, "k": 1, "v": 2, "do": 3, "lse": 4, "delta": 5}
+    if name == "mask": return s[-1] if a.masked else None
+    return s[at[name]]
+
+  def tile(self, name: str, space: tuple) -> UOp:
+    """A source as a tile of `space`, zero outside the iteration space (a contraction sums over the padding)."""
+    def build():
+      n = self.src(name)
+      v = self.value(n)
+      loaded = n.op is K.LOAD or (n.op is Op.CAST and n.srcs[0].op is K.LOAD)
+      if not loaded and (mask := self.bounds_mask(space)) is not None:
+        v = self.alu(Op.WHERE, v.dtype, mask, v, self.const(0, v.dtype))
+      want = self.space_shape(space)
+      return v if v.shape == want else self.emit(U.BROADCAST, v.dtype, (v,), None, want)
+    return self.in_space(space, build)
+
+  def matmul(self, x: UOp, y: UOp, acc: UOp | None = None) -> UOp:
+    """x (.., i, k) @ y (.., k, j) [+ acc] in the accumulator dtype; float64 where the device has no float64 DOT is
+    a broadcast product summed over k."""
+    shape = x.shape[:-1] + y.shape[-1:]
+    if x.dtype == float64 and not self.opts.dot_float64:
+      prod_ = self.alu(Op.MUL, float64, self.emit(U.RESHAPE, float64, (x,), None, x.shape + (1,)),
+                       self.emit(U.RESHAPE, float64, (y,), None, y.shape[:-2] + (1,) + y.shape[-2:]))
+      r = self.emit(U.REDUCE, float64, (prod_,), (Op.REDUCE_SUM, (len(shape) - 1,)), prod_.shape[:-2] + (1,) + prod_.shape[-1:])
+      out = self.emit(U.RESHAPE, float64, (r,), None, shape)
+      return out if acc is None else self.alu(Op.ADD, float64, acc, out)
+    return self.emit(U.DOT, self.acc_dtype, (x, y) + ((acc,) if acc is not None else ()), None, shape, self.at)
+
+  def scores(self, space: tuple) -> UOp:
+    """q k^T * scale (+ a float mask) as a tile of `space` ((i, j) or (j, i)), -inf where a query does not attend
+    to a key (masked, causal, or outside the iteration space)."""
+    I, J, D = self.I, self.J, self.D
+    transposed = space[-2] == J
+    def build():
+      if transposed: s = self.matmul(self.tile("k", self.sp(J, D)), self.tile("q", self.sp(D, I)))
+      else: s = self.matmul(self.tile("q", self.sp(I, D)), self.tile("k", self.sp(D, J)))
+      dt = s.dtype
+      s = self.alu(Op.MUL, dt, s, self.const(self.attn.scale, dt))
+      valid = [self.bounds_mask([I, J])]
+      if self.attn.causal:   # key j <= query i
+        valid.append(self.alu(Op.CMPLT, bool_, self.axis_index(J), self.alu(Op.ADD, self.idt, self.axis_index(I),
+                                                                             self.const(1, self.idt))))
+      if (m := self.src("mask")) is not None:
+        mv = self.value(m)
+        if m.dtype.is_bool: valid.append(mv)
+        else: s = self.alu(Op.ADD, dt, s, mv if mv.dtype == dt else self.alu(Op.CAST, dt, mv))
+      if (ok := self.all_of(valid)) is not None: s = self.alu(Op.WHERE, dt, ok, s, self.const(-math.inf, dt))
+      return s
+    return self.in_space(space, build)
+
+  def row(self, name: str, space: tuple) -> UOp:
+    """A per-query float32 row (lse, delta) as a tile of `space`, 1 along the key axis."""
+    return self.in_space(space, lambda: self.value(self.src(name)))
+
+  def bounds(self, n_iter: int) -> tuple:
+    """(lo, hi) loop bounds of a causal kernel: the key blocks up to the program's last query, or the query blocks
+    from the program's first key; () to loop over all."""
+    if not self.attn.causal: return ()
+    I, J = self.I, self.J
+    c = lambda v: self.const(v, self.idt)
+    if self.attn.query_major:
+      start = self.base[I] if self.base[I] is not None else c(0)
+      hi = self.alu(Op.IDIV, self.idt, self.alu(Op.ADD, self.idt, start, c(self.blocks[I] + self.blocks[J] - 1)),
+                    c(self.blocks[J]))
+      return c(0), self.alu(Op.WHERE, self.idt, self.alu(Op.CMPLT, bool_, hi, c(n_iter)), hi, c(n_iter))
+    start = self.base[J] if self.base[J] is not None else c(0)
+    return self.alu(Op.IDIV, self.idt, start, c(self.blocks[I])), c(n_iter)
+
+  def forward(self, n_iter: int, parts: dict) -> dict:
+    I, J, E = self.I, self.J, self.E
+    f, rows = self.acc_dtype, self.space_shape(self.sp(I, J))[:-1] + (1,)
+    m = self.emit(U.ACC, f, (), -math.inf, rows)
+    l = self.emit(U.ACC, f, (), 0, rows)
+    o = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(I, E))) if "out" in parts else None
+    last = len(rows) - 1
+    def body():
+      s = self.scores(self.sp(I, J))
+      m_new = self.alu(Op.MAX, f, m, self.emit(U.REDUCE, f, (s,), (Op.REDUCE_MAX, (last,)), rows, self.at))
+      # a row with no key yet keeps m = -inf; shifting by 0 instead gives p = 0 there, not exp(-inf + inf) = nan
+      shift = self.alu(Op.WHERE, f, self.alu(Op.CMPEQ, bool_, m_new, self.const(-math.inf, f)), self.const(0, f), m_new)
+      p = self.alu(Op.EXP, f, self.alu(Op.SUB, f, s, shift))
+      alpha = self.alu(Op.EXP, f, self.alu(Op.SUB, f, m, shift))
+      self.emit(U.ACC_UPDATE, f, (l, self.alu(Op.ADD, f, self.alu(Op.MUL, f, l, alpha),
+                                              self.emit(U.REDUCE, f, (p,), (Op.REDUCE_SUM, (last,)), rows, self.at))),
+                None, rows)
+      if o is not None:
+        v = self.tile("v", self.sp(J, E))
+        pv = p if v.dtype == f else self.alu(Op.CAST, v.dtype, p)
+        self.emit(U.ACC_UPDATE, f, (o, self.matmul(pv, v, self.alu(Op.MUL, f, o, alpha))), None, o.shape)
+      self.emit(U.ACC_UPDATE, f, (m, m_new), None, rows)
+    self.loop(n_iter, body, [J], self.bounds(n_iter))
+    empty = self.alu(Op.CMPEQ, bool_, l, self.const(0, f))
+    out = {"lse": (self.sp(I, J), self.alu(Op.WHERE, f, empty, self.const(math.inf, f),
+                                            self.alu(Op.ADD, f, m, self.alu(Op.LOG, f, l))))}
+    if o is not None:
+      out["out"] = (self.sp(I, E), self.alu(Op.WHERE, f, empty, self.const(0, f), self.alu(Op.DIV, f, o, l)))
+    return out
+
+  def probabilities(self, space: tuple) -> UOp:
+    """The probability tile exp(score - lse) of `space` ((i, j), or (j, i) transposed); 0 where not attended."""
+    s = self.scores(space)
+    lse = self.row("lse", space)
+    return self.alu(Op.EXP, s.dtype, self.alu(Op.SUB, s.dtype, s, lse))
+
+  def grad_q(self, n_iter: int) -> dict:
+    I, J, D, E = self.I, self.J, self.D, self.E
+    f = self.acc_dtype
+    dq = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(I, D)))
+    def body():
+      p = self.probabilities(self.sp(I, J))
+      dp = self.matmul(self.tile("do", self.sp(I, E)), self.tile("v", self.sp(E, J)))
+      ds = self.alu(Op.MUL, f, p, self.alu(Op.SUB, f, dp, self.row("delta", self.sp(I, J))))
+      kt = self.tile("k", self.sp(J, D))
+      self.emit(U.ACC_UPDATE, f, (dq, self.matmul(ds if kt.dtype == f else self.alu(Op.CAST, kt.dtype, ds), kt, dq)),
+                None, dq.shape)
+    self.loop(n_iter, body, [J], self.bounds(n_iter))
+    return {"dq": (self.sp(I, D), self.alu(Op.MUL, f, dq, self.const(self.attn.scale, f)))}
+
+  def grad_kv(self, n_iter: int, parts: dict) -> dict:
+    I, J, D, E = self.I, self.J, self.D, self.E
+    f = self.acc_dtype
+    dk = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(J, D))) if "dk" in parts else None
+    dv = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(J, E))) if "dv" in parts else None
+    def body():
+      pt = self.probabilities(self.sp(J, I))
+      if dv is not None:
+        do = self.tile("do", self.sp(I, E))
+        self.emit(U.ACC_UPDATE, f, (dv, self.matmul(pt if do.dtype == f else self.alu(Op.CAST, do.dtype, pt), do, dv)),
+                  None, dv.shape)
+      if dk is not None:
+        dpt = self.matmul(self.tile("v", self.sp(J, E)), self.tile("do", self.sp(E, I)))
+        dst = self.alu(Op.MUL, f, pt, self.alu(Op.SUB, f, dpt, self.row("delta", self.sp(J, I))))
+        q = self.tile("q", self.sp(I, D))
+        self.emit(U.ACC_UPDATE, f, (dk, self.matmul(dst if q.dtype == f else self.alu(Op.CAST, q.dtype, dst), q, dk)),
+                  None, dk.shape)
+    self.loop(n_iter, body, [I], self.bounds(n_iter))
+    out = {}
+    if dk is not None: out["dk"] = (self.sp(J, D), self.alu(Op.MUL, f, dk, self.const(self.attn.scale, f)))
+    if dv is not None: out["dv"] = (self.sp(J, E), dv)
+    return out
+
+
 def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions(), tiling: Tiling | None = None) -> Program:
   """Lower a kernel AST to block uops, cut up by `tiling` (default: the one `opts` chooses)."""
   tiling = tiling or choose_tiling(k, opts)
   sizes = [b.size for b in k.bufs] + [prod(n.arg.views[0].shape) for n in k.nodes if n.op is K.INDEX]
   index_dtype = int64 if max(sizes) >= 2**31 else int32
-  uops, grid = _Linearizer(k, tuple(tiling.blocks), index_dtype, opts).lower()
+  lowering = _AttentionLinearizer if attention_of(k) is not None else _Linearizer
+  uops, grid = lowering(k, tuple(tiling.blocks), index_dtype, opts).lower()
   prog = Program(k.name, uops, grid, tiling, k)
   if settings.VERIFY: prog.verify()
   return prog

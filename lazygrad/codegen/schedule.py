@@ -85,10 +85,12 @@ class _KernelBuilder:
     self.unfusable: dict[LazyNode, str] = {}   # -> why it cannot be computed inline
     self.origin: dict[KNode, list[LazyNode]] = {}   # the lazy nodes each AST node computes
     self.fused: set[LazyNode] = set()
-    self.full, self.axes = _base(root).shape, None   # iteration space and reduce axes, fixed by the first reduction
+    self.full, self.axes, self.has_top = self._space()
+
+  def _space(self) -> tuple:
+    """The iteration space, its reduce axes (fixed by the first reduction) and whether one is at the top."""
     top = self._top_level_reduce()
-    self.has_top = top is not None
-    if top is not None: self.full, self.axes = top.srcs[0].shape, top.arg
+    return (_base(self.root).shape, None, False) if top is None else (top.srcs[0].shape, top.arg, True)
 
   def _top_level_reduce(self):
     """The reduction the kernel is built around, if any: the first reachable from the root through elementwise ops
@@ -229,6 +231,36 @@ class _KernelBuilder:
     return self._note(out, n)
 
 
+class _AttentionBuilder(_KernelBuilder):
+  """The kernel of an ATTENTION node (a kernel template, lowered by linearize's attention rule). Its space is
+  (n, i, j, d, e): the leading dims flattened, query, key, q/k feature, v feature. Each source is loaded into it
+  through a view, with the elementwise work above its stored inputs fused as in any kernel (the casts of q, k, v
+  under autocast); a reduction below a source is stored."""
+  ROLES = {"q": (1, 3), "k": (2, 3), "v": (2, 4), "do": (1, 4), "lse": (1,), "delta": (1,), "mask": (1, 2)}
+
+  def _space(self) -> tuple:
+    q, v = self.root.srcs[0], self.root.srcs[2]
+    return (prod(q.shape[:-2]),) + q.shape[-2:-1] + v.shape[-2:-1] + q.shape[-1:] + v.shape[-1:], None, False
+
+  def _embedding(self, shape: tuple, axes: tuple) -> tuple:
+    """The movement path that shows a tensor of `shape` (leading dims, then `axes` of the space) in the space."""
+    five = tuple(s if a == 0 or a in axes else 1 for a, s in enumerate(self.full))
+    return ((Op.EXPAND, self.full), (Op.RESHAPE, five))
+
+  def build(self) -> tuple[KNode, tuple]:
+    a = self.root.arg
+    names = ["q", "k", "v"] + (["do", "lse", "delta"] if a.backward else []) + (["mask"] if a.masked else [])
+    values, visited = [], set()
+    for name, src in zip(names, self.root.srcs):
+      values.append(self._visit(src, self._embedding(src.shape, self.ROLES[name]), "F"))
+      visited |= self.visited
+    self.visited = visited
+    part_axes = {"out": (1, 4), "lse": (1,), "dq": (1, 3), "dk": (2, 3), "dv": (2, 4)}[a.part]
+    store_st = view_of(self.root.shape, self._embedding(self.root.shape, part_axes)[1:])
+    value = self._note(KNode(K.ATTENTION, self.root.dtype, tuple(values), a), self.root)
+    return self._note(KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st)), self.root), store_st
+
+
 def _canonicalize(stores: list[KNode], full: tuple, axes, memo: dict) -> tuple[list[KNode], tuple, int]:
   """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously (`memo` receives what
   each node became)."""
@@ -294,7 +326,7 @@ def _word(n: LazyNode) -> str | None:
 def _kernel_name(stores: list[KNode], shape, origin: dict) -> str:
   """`linear_gelu_64x3072x768`: the functions whose work the kernel does (its ALU ops, reductions and contractions;
   at most two, in order), then its iteration space; structural (`r_sum_...`, `e_...`) where no function names it."""
-  computed = [k for k in toposort_nodes(stores) if isinstance(k.op, Op) or k.op is K.DOT]
+  computed = [k for k in toposort_nodes(stores) if isinstance(k.op, Op) or k.op in (K.DOT, K.ATTENTION)]
   words = list(dict.fromkeys(w for k in computed for n in origin.get(k, ()) if (w := _word(n))))
   if not words:
     ops = list(dict.fromkeys("dot" if n.op is K.DOT else n.op.name[7:].lower() for n in toposort_nodes(stores)
@@ -324,6 +356,8 @@ class Group:
   def contraction(self) -> bool: return any(b.contraction for b in self.builders)
   @property
   def copy(self) -> bool: return self.roots[0].op is Op.COPY
+  @property
+  def template(self) -> bool: return isinstance(self.builders[0], _AttentionBuilder)
 
   def loads(self) -> dict[int, LazyNode]:
     if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
@@ -366,6 +400,7 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       reasons.setdefault(id(n), "in-place update")
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "updated in place later")
     if n.op is Op.GATHER and not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "table of a gather")
+    if n.op is Op.ATTENTION: reasons.setdefault(id(n), "fused attention (a kernel template)")
     if n.op is Op.COPY:
       reasons.setdefault(id(n), f"a copy from {n.srcs[0].device}")
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), f"copied to {n.device}")
@@ -497,7 +532,7 @@ def spreads(full: tuple, axes: tuple) -> bool:
 
 
 def _same_space(a: Group, b: Group) -> bool:
-  if a.full != b.full or a.contraction or b.contraction or a.copy or b.copy: return False
+  if a.full != b.full or a.contraction or b.contraction or a.copy or b.copy or a.template or b.template: return False
   if a.axes is None and b.axes is None: return True
   if a.axes is None or b.axes is None: return spreads(a.full, a.axes or b.axes)
   return a.axes == b.axes
@@ -546,6 +581,14 @@ def _merged(groups: list[Group]) -> list[Group]:
           graph.merge(p, c)
           merged = True
           break
+  parts: dict[tuple, int] = {}   # the parts of one attention one kernel computes together: out and lse; dk and dv
+  for i in sorted(graph.groups):
+    n = graph.groups[i].roots[0]
+    if not graph.groups[i].template: continue
+    key = (tuple(id(s) for s in n.srcs), n.arg.scale, n.arg.causal, n.arg.query_major)
+    if (head := parts.get(key)) is not None and not graph.reaches(head, i, False) and not graph.reaches(i, head, False):
+      graph.merge(head, i)
+    parts[key] = i
   readers: dict[int, list[int]] = {}
   for i, g in graph.groups.items():   # an input worth sharing is streamed, not a broadcast scalar or row statistic
     for n in g.loads().values():
@@ -604,14 +647,18 @@ def build_kernel(group: Group) -> ScheduleItem:
     values[id(n)] = stores[-1].srcs[0]
     for k, nodes in b.origin.items():
       if id(k) in memo: renumbered_origin.setdefault(memo[id(k)], []).extend(nodes)
-  memo = {}
-  stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes, memo)
+  if group.template: memo, shape, n_reduce = {id(k): k for k in renumbered_origin}, group.full, 0   # its axes have roles
+  else:
+    memo = {}
+    stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes, memo)
   origin: dict[KNode, list] = {}
   for k, nodes in renumbered_origin.items(): origin.setdefault(memo[id(k)], []).extend(nodes)
   in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
   sc_nodes = [node for _, node in sorted(scalars.values(), key=lambda t: t[0])]
   bufs = tuple(BufSpec(n.dtype, prod(n.shape)) for n in outputs + in_nodes)
-  kernel = Kernel(_kernel_name(stores, shape, origin), shape, n_reduce, bufs, len(outputs), tuple(stores),
+  name = "attention_" + "_".join(n.arg.part for n in outputs) + "_" + "x".join(map(str, shape)) if group.template \
+    else _kernel_name(stores, shape, origin)
+  kernel = Kernel(name, shape, n_reduce, bufs, len(outputs), tuple(stores),
                   tuple(s.dtype for s in sc_nodes))
   origins = [list({id(o): o for o in origin.get(k, ())}.values()) for k in kernel.nodes]
   return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins)
@@ -643,7 +690,7 @@ def schedule(targets: list[LazyNode]) -> list[ScheduleItem]:
 
 
 def _build(n: LazyNode, materialized: set) -> _KernelBuilder:
-  b = _KernelBuilder(n, materialized)
+  b = (_AttentionBuilder if n.op is Op.ATTENTION and not n.realized else _KernelBuilder)(n, materialized)
   b.ast = b.build()
   return b
 

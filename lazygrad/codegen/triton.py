@@ -149,6 +149,7 @@ class _Renderer:
     elif u.op is U.BROADCAST:
       src = u.srcs[0]
       self.emit(u, f"x{i}", f"tl.full({list(u.shape)}, {src.arg}, {tl_dtype(src.dtype)})" if src.op is U.CONST
+                else f"tl.zeros({list(u.shape)}, {tl_dtype(src.dtype)}) + {s[0]}" if src.op is U.SCALAR   # not a tensor
                 else f"tl.broadcast_to({s[0]}, {list(u.shape)})")
     elif u.op is U.REDUCE:
       op, axes = u.arg
@@ -165,7 +166,7 @@ class _Renderer:
     elif u.op is U.ACC: self.emit(u, f"acc{i}", f"tl.full({list(u.shape)}, {_literal(u.arg, u.dtype)}, {idt})")
     elif u.op is U.ACC_UPDATE: self.lines.append("  " * self.indent + f"{s[0]} = {s[1]}")
     elif u.op is U.RANGE:
-      self.emit(u, None, f"for r{i} in range(0, {u.arg}):")
+      self.emit(u, None, f"for r{i} in range({s[0]}, {s[1]}):" if s else f"for r{i} in range(0, {u.arg}):")
       self.names[id(u)] = f"r{i}"
       self.indent += 1
     elif u.op is U.ENDRANGE: self.indent -= 1

@@ -8,7 +8,7 @@ import numpy as np
 from ..dtypes import DType, bool_, float32, int64
 from .alu import exec_alu
 from .node import LazyNode, movement_shape
-from .ops import Op, COMPARE
+from .ops import Op, COMPARE, Attention
 
 HALF = ("float16", "bfloat16")
 
@@ -111,6 +111,16 @@ def matmul2d(a: LazyNode, b: LazyNode) -> LazyNode:
   prod = mul(expand(reshape(a, (m, 1, k)), (m, n, k)),
              expand(reshape(movement(Op.PERMUTE, b, (1, 0)), (1, n, k)), (m, n, k)))
   return reshape(reduce(Op.REDUCE_SUM, prod, (2,)), (m, n))
+
+
+def attention(part: str, q: LazyNode, k: LazyNode, v: LazyNode, scale: float, causal: bool,
+              mask: LazyNode | None = None, grads: tuple = ()) -> LazyNode:
+  """One part of fused attention (see `ops.Attention`); `grads` = (dO, lse, delta) for a gradient part."""
+  lead, tq, dv = q.shape[:-2], q.shape[-2], v.shape[-1]
+  shape, dtype = {"out": (lead + (tq, dv), q.dtype), "lse": (lead + (tq,), float32), "dq": (q.shape, q.dtype),
+                  "dk": (k.shape, k.dtype), "dv": (v.shape, v.dtype)}[part]
+  srcs = (q, k, v) + tuple(grads) + ((mask,) if mask is not None else ())
+  return LazyNode(Op.ATTENTION, dtype, shape, srcs, Attention(part, float(scale), bool(causal), mask is not None))
 
 
 def iota(n: int, device: str) -> LazyNode: return LazyNode(Op.IOTA, int64, (n,), device=device)

@@ -74,6 +74,21 @@ def movement_shape(op: Op, shape: tuple, arg) -> tuple:
   return shape   # FLIP, DETACH
 
 
+def _attention_contract(n: LazyNode) -> str | None:
+  a, s = n.arg, n.srcs
+  if len(s) != 3 + 3 * a.backward + a.masked: return f"{len(s)} sources for attention part {a.part!r}"
+  q, k, v = s[:3]
+  lead, (tq, d), (tk, dv) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+  want = [lead + (tq, d), lead + (tk, d), lead + (tk, dv)]
+  if a.backward: want += [lead + (tq, dv), lead + (tq,), lead + (tq,)]
+  if a.masked: want.append(lead + (tq, tk))
+  if [x.shape for x in s] != want: return f"attention sources of shapes {[x.shape for x in s]}, want {want}"
+  if not (q.dtype.is_float and q.dtype == k.dtype == v.dtype): return "attention's q, k, v share one float dtype"
+  if a.masked and not (s[-1].dtype.is_bool or s[-1].dtype.is_float): return "an attention mask is bool or float"
+  shape = {"out": lead + (tq, dv), "lse": lead + (tq,), "dq": q.shape, "dk": k.shape, "dv": v.shape}[a.part]
+  return None if n.shape == shape else f"attention part {a.part!r} of shape {n.shape}, want {shape}"
+
+
 def _contract(n: LazyNode) -> str | None:
   """What is wrong with one node of the lazy graph, or None (its shape, dtype and device as its op and sources make
   them)."""
@@ -106,6 +121,7 @@ def _contract(n: LazyNode) -> str | None:
   elif op is Op.CHECK:
     if s[1].shape != () or not s[1].dtype.is_int: return "a CHECK's flag is an integer scalar"
     want = s[0].shape
+  elif op is Op.ATTENTION: return _attention_contract(n)
   elif op is Op.ASSIGN:
     if s[0].shape != n.shape: return "an ASSIGN has its target's shape"
     if view_of(n.shape, n.arg or ()).shape != s[1].shape: return "an ASSIGN's value has the shape of its region"

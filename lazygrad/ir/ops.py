@@ -1,5 +1,6 @@
 """The primitive operations of the lazy graph, grouped by how the compiler treats them."""
 from enum import IntEnum, auto
+from typing import NamedTuple
 
 
 class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops millions of times)
@@ -28,6 +29,9 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   GATHER = auto()
   # the source's value on another device (arg: that device's name): the one op whose source is on another device
   COPY = auto()
+  # fused scaled-dot-product attention, one kernel template (arg: `Attention`): where a composition of the other
+  # primitives would hold the T x T score matrix in memory, this computes it tile by tile and keeps only O(T) per row
+  ATTENTION = auto()
 
   def __repr__(self): return self.name
 
@@ -39,3 +43,26 @@ ALU = UNARY | BINARY | {Op.WHERE, Op.CAST}
 COMPARE = {Op.CMPLT, Op.CMPEQ, Op.CMPNE}
 REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX}
 MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP}
+
+
+ATTENTION_PARTS = ("out", "lse", "dq", "dk", "dv")
+
+
+class Attention(NamedTuple):
+  """What one ATTENTION node is. Its sources are q [*, Tq, D], k [*, Tk, D], v [*, Tk, Dv] (one leading shape `*`),
+  then for a gradient part dO [*, Tq, Dv] (the gradient of `out`), lse [*, Tq] and delta [*, Tq] (rowsum(dO * out),
+  float32), then, if `masked`, the mask [*, Tq, Tk] (bool: True keeps; float: added to the scores).
+  `part`: 'out' = softmax(q k^T scale + mask) v, zero on a row that keeps no key (as torch's); 'lse' = the rows'
+  log-sum-exp of those scores (float32; +inf on a row that keeps no key, so exp(score - lse) is 0 there); 'dq',
+  'dk', 'dv' = the gradients of `out`. `causal`: query i keeps keys j <= i (top-left aligned, as torch's)."""
+  part: str
+  scale: float
+  causal: bool
+  masked: bool
+
+  @property
+  def backward(self) -> bool: return self.part in ("dq", "dk", "dv")
+  @property
+  def query_major(self) -> bool:
+    """Its kernel walks the keys for a block of queries ('out', 'lse', 'dq'), not the queries for a block of keys."""
+    return self.part in ("out", "lse", "dq")

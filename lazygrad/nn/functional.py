@@ -1,6 +1,5 @@
 """Functional forms of the layers, composed from Tensor ops (and so from the compiler's primitives)."""
 from __future__ import annotations
-import math
 from ..helpers import ShapeError
 from ..tensor import Tensor
 
@@ -37,25 +36,12 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
   return keep.where(x * (1 / (1 - p)), 0.0)
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None,
-                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
-  """softmax(q @ k^T * scale + mask) @ v over the last two dims, as torch's; attn_mask is a bool (True = keep) or
-  an additive float mask. Composed from primitives: the scores are materialized (no flash attention yet)."""
-  L, S = q.shape[-2], k.shape[-2]
-  scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
-  scores = (q @ k.transpose(-2, -1)) * scale
-  if is_causal:
-    scores = _causal(L, S, q.device).where(scores, -math.inf)
-  if attn_mask is not None:
-    scores = attn_mask.where(scores, -math.inf) if attn_mask.dtype.is_bool else scores + attn_mask
-  return scores.softmax(-1).cast(v.dtype) @ v
-
-
-def _causal(L: int, S: int, device) -> Tensor:
-  """Query i sees keys 0..i (top-left aligned, as torch's is_causal)."""
-  rows = Tensor.arange(L, device=device).reshape(L, 1)
-  cols = Tensor.arange(S, device=device).reshape(1, S)
-  return cols <= rows
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+  """torch.nn.functional.scaled_dot_product_attention (see Tensor.scaled_dot_product_attention): one fused kernel,
+  flash-attention style, forward and backward."""
+  return query.scaled_dot_product_attention(key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
 
 
 def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100, reduction: str = "mean",

@@ -166,7 +166,7 @@ class Interpreter:
   def _run_program(self, pid: int, bufs, scalars, copied: set):
     uops, srcidx, static = self.prog.uops, self.srcs, self.static
     vals: list = list(self.template)
-    loops = []   # (range uop position, counter)
+    loops = []   # (range uop position, its end)
     pc = 0
     while pc < len(uops):
       if static[pc]: pc += 1; continue
@@ -202,12 +202,13 @@ class Interpreter:
       elif op is U.ACC_UPDATE: vals[srcidx[pc][0]] = np.broadcast_to(s[1], u.shape)
       elif op is U.BROADCAST: vals[pc] = np.broadcast_to(_dense(s[0]), u.shape)
       elif op is U.RANGE:
-        if u.arg == 0: pc = self.loop_end[pc] + 1; continue
-        loops.append(pc); vals[pc] = 0
+        lo, hi = (int(s[0]), int(s[1])) if s else (0, u.arg)
+        if lo >= hi: pc = self.loop_end[pc] + 1; continue
+        loops.append((pc, hi)); vals[pc] = lo
       elif op is U.ENDRANGE:
-        start = loops[-1]
+        start, hi = loops[-1]
         vals[start] += 1
-        if vals[start] < uops[start].arg: pc = start + 1; continue
+        if vals[start] < hi: pc = start + 1; continue
         loops.pop()
       pc += 1
 

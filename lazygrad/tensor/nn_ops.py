@@ -1,10 +1,12 @@
 """Linear algebra and neural-network helpers: matmul, linear, tril/triu, cross_entropy."""
 from __future__ import annotations
+import math
 from .. import dtypes
 from ..dtypes import promote, float32
 from ..helpers import ShapeError
 from .args import _err, _shape_str, _broadcast_shape
 from .core import TensorCore
+from ..ir import build as B
 
 
 class NNOps:
@@ -53,6 +55,50 @@ class NNOps:
   def tril(self, diagonal: int = 0): return self._tri(diagonal, True)
   def triu(self, diagonal: int = 0): return self._tri(diagonal, False)
 
+  def scaled_dot_product_attention(self, key: "Tensor", value: "Tensor", attn_mask: "Tensor | None" = None,
+                                   dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                   enable_gqa: bool = False) -> "Tensor":
+    """torch.nn.functional.scaled_dot_product_attention with self as the query: softmax(q k^T scale + mask) v over
+    the last two dims, batch dims broadcast. attn_mask is bool (True = attend) or float (added to the scores); a
+    row that attends to no key gives 0, as torch's. One fused kernel (the ATTENTION primitive: no T x T matrix in
+    memory) unless it needs dropout or a mask's gradient, which the composed form gives."""
+    q, k, v, op = self, key, value, "scaled_dot_product_attention"
+    for name, t in (("query", q), ("key", k), ("value", v)):
+      if t.ndim < 2: raise _err(ShapeError, op, f"{name} needs at least 2 dims (..., L, E), got shape {_shape_str(t.shape)}")
+    if not (q.dtype.is_float and q.dtype == k.dtype == v.dtype):
+      raise _err(TypeError, op, f"query, key and value must share one float dtype, got {q.dtype.name}, "
+                 f"{k.dtype.name} and {v.dtype.name}", "cast them to one dtype")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+      raise _err(ShapeError, op, f"query {_shape_str(q.shape)}, key {_shape_str(k.shape)} and value "
+                 f"{_shape_str(v.shape)} do not fit: need (..., L, E), (..., S, E), (..., S, Ev)")
+    if is_causal and attn_mask is not None:
+      raise _err(ValueError, op, "attn_mask and is_causal cannot both be given", "fold the causal mask into attn_mask")
+    if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:   # query head h reads key/value head h // group
+      if q.shape[-3] % k.shape[-3] or k.shape[-3] != v.shape[-3]:
+        raise _err(ShapeError, op, f"enable_gqa needs the query heads ({q.shape[-3]}) to be a multiple of the key and "
+                   f"value heads ({k.shape[-3]}, {v.shape[-3]})")
+      group = q.shape[-3] // k.shape[-3]
+      k, v = (t.unsqueeze(-3).expand(*t.shape[:-2], group, *t.shape[-2:]).reshape(*t.shape[:-3], q.shape[-3], *t.shape[-2:])
+              for t in (k, v))
+    L, S = q.shape[-2], k.shape[-2]
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    lead = _broadcast_shape(op, q.shape[:-2], k.shape[:-2], v.shape[:-2],
+                            *([attn_mask.shape[:-2]] if attn_mask is not None and attn_mask.ndim > 2 else []))
+    if attn_mask is not None:
+      if not isinstance(attn_mask, TensorCore): attn_mask = type(self)(attn_mask, device=q.device)
+      if not (attn_mask.dtype.is_bool or attn_mask.dtype.is_float):
+        raise _err(TypeError, op, f"attn_mask must be bool or float, got {attn_mask.dtype.name}")
+      attn_mask = attn_mask._broadcast_to(lead + (L, S))
+      if attn_mask.dtype.is_float: attn_mask = attn_mask.cast(q.dtype)
+    if dropout_p > 0 or (attn_mask is not None and attn_mask.requires_grad) or 0 in lead + (L, S):
+      return _composed_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
+    q, k, v = (t._broadcast_to(lead + t.shape[-2:]) for t in (q, k, v))
+    srcs = (q, k, v) + ((attn_mask,) if attn_mask is not None else ())
+    node = B.attention("out", q.node, k.node, v.node, scale, is_causal, attn_mask.node if attn_mask is not None else None)
+    for t in srcs[1:]:
+      if t.device != q.device: q._check_device(op, t)
+    return q._result(node, srcs)
+
   def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
                     label_smoothing: float = 0.0) -> "Tensor":
     """torch.nn.functional.cross_entropy with class-index targets; classes on dim 1 (or dim 0 for 1-D input)."""
@@ -81,3 +127,18 @@ class NNOps:
     if reduction == "none": return nll
     if reduction == "sum": return nll.sum()
     return nll.sum() / valid.cast(float32).sum()
+
+
+def _composed_attention(q, k, v, mask, dropout_p: float, is_causal: bool, scale: float):
+  """Attention from primitives, the T x T scores in memory: for dropout on the probabilities, and for a float mask
+  that needs its gradient."""
+  L, S = q.shape[-2], k.shape[-2]
+  scores = (q @ k.transpose(-2, -1)) * scale
+  if is_causal: scores = (q.arange(S, device=q.device).reshape(1, S) <= q.arange(L, device=q.device).reshape(L, 1)).where(scores, -math.inf)
+  if mask is not None: scores = mask.where(scores, -math.inf) if mask.dtype.is_bool else scores + mask
+  keeps = scores.max(-1, keepdim=True) > -math.inf   # a row that attends to no key gives 0, as torch's
+  probs = keeps.where(scores.softmax(-1), 0.0)
+  if dropout_p > 0:
+    keep = type(q).rand(*probs.shape, device=q.device) >= dropout_p
+    probs = keep.where(probs * (1 / (1 - dropout_p)), 0.0) if dropout_p < 1 else probs * 0
+  return probs.cast(v.dtype) @ v
