@@ -1,16 +1,17 @@
 """lazygrad's Triton kernels against PyTorch on the same data, in one run on a CUDA GPU.
 
-Cases: a device copy (the bandwidth ceiling), a fused elementwise chain (GB/s), row sums, softmax, layernorm, and
-matmuls at GPT-2 124M shapes in fp32 (tf32 on both sides) and bf16 (TFLOP/s against torch.matmul / cuBLAS).
+Cases: a device copy (the bandwidth ceiling), a fused elementwise chain (GB/s), row sums, softmax, layernorm,
+matmuls at GPT-2 124M shapes in fp32 (tf32 on both sides) and bf16 (TFLOP/s against torch.matmul / cuBLAS), and
+causal attention at GPT-2 shapes, forward and forward + backward, against torch's SDPA (flash) and its materialized
+(math) form.
 lazygrad's time is its scheduled kernels run again on the same buffers (launch included, graph building not).
-Run: python bench/gpu_kernels.py [--quick]   (see bench/NOTES.md for the recorded numbers)"""
+Run: python bench/gpu_kernels.py [--quick] [--only attention,matmul,...]   (see bench/NOTES.md for the recorded numbers)"""
 import argparse
 import torch
 import triton.testing
 import lazygrad
 from lazygrad import Tensor
 from lazygrad.runtime import realize as engine
-from lazygrad.runtime.device import get_device
 
 
 def bench(fn) -> float:
@@ -18,8 +19,8 @@ def bench(fn) -> float:
   return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
-def lazygrad_ms(out: Tensor) -> float:
-  items = engine.get_schedule([out.node])
+def lazygrad_ms(*outs: Tensor) -> float:
+  items = engine.get_schedule([o.node for o in outs])
   engine.run_schedule(items)    # compile and allocate once
   return bench(lambda: engine.run_schedule(items))
 
@@ -27,11 +28,26 @@ def lazygrad_ms(out: Tensor) -> float:
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--quick", action="store_true", help="smaller sizes")
+  ap.add_argument("--only", default="copy,elementwise,sum,layernorm,matmul,attention",
+                  help="comma-separated case groups to run")
   args = ap.parse_args()
+  only = set(args.only.split(","))
   torch.manual_seed(0)
   n = 1 << (24 if args.quick else 28)
   rows = []   # (case, metric, lazygrad, torch, ratio)
 
+  if only & {"copy", "elementwise"}: elementwise(rows, n)
+  if "sum" in only: sums(rows, n)
+  if "layernorm" in only: layernorm(rows, args.quick)
+  if "matmul" in only: matmuls(rows, args.quick)
+  if "attention" in only: attention(rows, args.quick)
+  print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
+  print(f"{'case':<44s} {'unit':>8s} {'lazygrad':>10s} {'torch':>10s} {'ratio':>7s}")
+  for case, unit, lz, th, ratio in rows: print(f"{case:<44s} {unit:>8s} {lz:10.2f} {th:10.2f} {ratio:7.2f}")
+  print("ratio: lazygrad/copy bandwidth for the elementwise chain, torch time / lazygrad time otherwise")
+
+
+def elementwise(rows, n):
   a, b, c = (torch.randn(n, device="cuda") for _ in range(3))
   dst = torch.empty_like(a)
   copy_ms = bench(lambda: dst.copy_(a))
@@ -42,8 +58,9 @@ def main():
   t_ms = bench(lambda: torch.relu((a + b) * c))
   gbs = 4 * 4 * n / ms / 1e6
   rows.append((f"((a+b)*c).relu() 2^{n.bit_length() - 1}", "GB/s", gbs, 4 * 4 * n / t_ms / 1e6, gbs / copy_gbs))
-  del a, b, c, dst, la, lb, lc
 
+
+def sums(rows, n):
   shape = (n // 4096, 4096)
   x = torch.randn(shape, device="cuda")
   lx = Tensor.from_torch(x)
@@ -52,9 +69,10 @@ def main():
                        ("softmax rows", lambda: lx.softmax(-1), lambda: torch.softmax(x, -1))):
     ms, t_ms = lazygrad_ms(lz()), bench(th)
     rows.append((f"{name} {shape[0]}x{shape[1]}", "ms", ms, t_ms, t_ms / ms))
-  del x, lx
 
-  ln_shape = (16 * 1024 * (1 if args.quick else 4), 768)
+
+def layernorm(rows, quick):
+  ln_shape = (16 * 1024 * (1 if quick else 4), 768)
   x, w, bias = torch.randn(ln_shape, device="cuda"), torch.randn(768, device="cuda"), torch.randn(768, device="cuda")
   lx, lw, lbias = Tensor.from_torch(x), Tensor.from_torch(w), Tensor.from_torch(bias)
   def lz_ln():
@@ -62,14 +80,15 @@ def main():
     return (lx - mu) * (lx.var(-1, keepdim=True, correction=0) + 1e-5).rsqrt() * lw + lbias
   ms, t_ms = lazygrad_ms(lz_ln()), bench(lambda: torch.nn.functional.layer_norm(x, (768,), w, bias))
   rows.append((f"layernorm {ln_shape[0]}x768", "ms", ms, t_ms, t_ms / ms))
-  del x, lx
 
+
+def matmuls(rows, quick):
   torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls: tf32 tensor cores on both sides
   lazygrad.set_float32_matmul_precision("high")
-  m = 16 * 1024 if not args.quick else 4096
+  m = 16 * 1024 if not quick else 4096
   for dtype in (torch.float32, torch.bfloat16):
     for k, nn in ((768, 2304), (768, 3072), (3072, 768), (768, 50304)):
-      if args.quick and nn == 50304: continue
+      if quick and nn == 50304: continue
       A, B = torch.randn(m, k, device="cuda", dtype=dtype), torch.randn(k, nn, device="cuda", dtype=dtype)
       ms, t_ms = lazygrad_ms(Tensor.from_torch(A) @ Tensor.from_torch(B)), bench(lambda: A @ B)
       flops = 2 * m * k * nn
@@ -77,10 +96,28 @@ def main():
                    flops / ms / 1e9, flops / t_ms / 1e9, t_ms / ms))
       del A, B
 
-  print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
-  print(f"{'case':<40s} {'unit':>8s} {'lazygrad':>10s} {'torch':>10s} {'ratio':>7s}")
-  for case, unit, lz, th, ratio in rows: print(f"{case:<40s} {unit:>8s} {lz:10.2f} {th:10.2f} {ratio:7.2f}")
-  print("ratio: lazygrad/copy bandwidth for the elementwise chain, torch time / lazygrad time otherwise")
+
+def attention(rows, quick):
+  """Causal attention at GPT-2 124M shapes (B16, H12, T1024, D64, bf16): forward, and forward + backward."""
+  from torch.nn.attention import sdpa_kernel, SDPBackend
+  B, H, T, D = (4 if quick else 16), 12, 1024, 64
+  q, k, v, g = (torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+  for t in (q, k, v): t.requires_grad_()
+  lq, lk, lv = (Tensor.from_torch(t.detach()).requires_grad_() for t in (q, k, v))
+  out = lazygrad.nn.functional.scaled_dot_product_attention(lq, lk, lv, is_causal=True)
+  fwd_ms = lazygrad_ms(out)
+  out.backward(Tensor.from_torch(g))
+  both_ms = lazygrad_ms(lq.grad, lk.grad, lv.grad)
+  def torch_ms(backend, backward):
+    def step():
+      o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+      if backward: o.backward(g)
+    with sdpa_kernel(backend): return bench(step) if not backward else \
+      triton.testing.do_bench(step, warmup=25, rep=100, grad_to_none=[q, k, v], return_mode="median")
+  for what, ms, backward in (("forward", fwd_ms, False), ("fwd+bwd", both_ms, True)):
+    flash, math_ = torch_ms(SDPBackend.FLASH_ATTENTION, backward), torch_ms(SDPBackend.MATH, backward)
+    rows.append((f"attention {what} B{B} H{H} T{T} D{D} causal bf16", "ms", ms, flash, flash / ms))
+    rows.append(("  (torch materialized, math backend)", "ms", ms, math_, math_ / ms))
 
 
 if __name__ == "__main__":

@@ -489,7 +489,8 @@ class _AttentionLinearizer(_Linearizer):
       if part in parts:
         st = parts[part]
         if value.dtype != st.dtype: value = self.alu(Op.CAST, st.dtype, value)
-        self.in_space(space, lambda: self.store([st], [value], set(space)))   # a size-1 axis still masks its block
+        # the program's own axes mask its block, even where a store's view is size 1 there (tq = 1)
+        self.in_space(space, lambda: self.store([st], [value], {N, own}))
     return _dead_code_eliminated(self.uops), n_prog
 
   def sp(self, *axes) -> tuple: return self.bat + axes

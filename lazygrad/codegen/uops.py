@@ -58,10 +58,13 @@ class Program:
   def verify(self):
     """Check the uops' contract: SSA order, loops that nest, accumulators updated in place, buffer access through
     parameters, ALU tiles that broadcast; raises InvalidIR naming the program and the uop."""
-    seen, loops = set(), []
+    seen, loops, scope = set(), [], {}   # scope: the loops open where each value is defined
     def fail(i, msg): raise InvalidIR(f"program {self.name}: uop %{i}: {msg}\n{self.text}")
     for i, u in enumerate(self.uops):
       if any(id(s) not in seen for s in u.srcs): fail(i, "reads a value defined after it")
+      if any(scope[id(s)] != tuple(id(x) for x in loops[:len(scope[id(s)])]) for s in u.srcs):
+        fail(i, "reads a value of a loop that is closed (only accumulators carry values out of a loop)")
+      scope[id(u)] = tuple(id(x) for x in loops)
       if u.op is U.RANGE: loops.append(u)
       if u.op is U.ENDRANGE and (not loops or loops.pop() is not u.srcs[0]): fail(i, "closes a loop that is not open")
       if u.op is U.ACC_UPDATE and u.srcs[0].op is not U.ACC: fail(i, "updates something that is not an accumulator")
