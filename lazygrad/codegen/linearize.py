@@ -525,9 +525,9 @@ class _AttentionLinearizer(_Linearizer):
       return out if acc is None else self.alu(Op.ADD, float64, acc, out)
     return self.emit(U.DOT, self.acc_dtype, (x, y) + ((acc,) if acc is not None else ()), None, shape, self.at)
 
-  def scores(self, space: tuple) -> UOp:
-    """q k^T * scale (+ a float mask) as a tile of `space` ((i, j) or (j, i)), -inf where a query does not attend
-    to a key (masked, causal, or outside the iteration space)."""
+  def scores(self, space: tuple, masked: bool) -> UOp:
+    """q k^T * scale (+ a float mask) as a tile of `space` ((i, j) or (j, i)); if `masked`, -inf where a query
+    does not attend to a key (masked, causal, or outside the iteration space)."""
     I, J, D = self.I, self.J, self.D
     transposed = space[-2] == J
     def build():
@@ -535,6 +535,7 @@ class _AttentionLinearizer(_Linearizer):
       else: s = self.matmul(self.tile("q", self.sp(I, D)), self.tile("k", self.sp(D, J)))
       dt = s.dtype
       s = self.alu(Op.MUL, dt, s, self.const(self.attn.scale, dt))
+      if not masked: return s
       valid = [self.bounds_mask([I, J])]
       if self.attn.causal:   # key j <= query i
         valid.append(self.alu(Op.CMPLT, bool_, self.axis_index(J), self.alu(Op.ADD, self.idt, self.axis_index(I),
@@ -551,19 +552,32 @@ class _AttentionLinearizer(_Linearizer):
     """A per-query float32 row (lse, delta) as a tile of `space`, 1 along the key axis."""
     return self.in_space(space, lambda: self.value(self.src(name)))
 
-  def bounds(self, n_iter: int) -> tuple:
-    """(lo, hi) loop bounds of a causal kernel: the key blocks up to the program's last query, or the query blocks
-    from the program's first key; () to loop over all."""
-    if not self.attn.causal: return ()
-    I, J = self.I, self.J
+  def walk(self, n_iter: int, body):
+    """Loop `body(masked)` over the other side's blocks, in segments: blocks that need no mask (inside both lengths,
+    wholly visible under the causal mask, no mask tensor) run the body without one, the rest with it; a causal
+    kernel skips the blocks it cannot see (keys after the program's last query, queries before its first key)."""
+    I, J, a = self.I, self.J, self.attn
     c = lambda v: self.const(v, self.idt)
-    if self.attn.query_major:
-      start = self.base[I] if self.base[I] is not None else c(0)
-      hi = self.alu(Op.IDIV, self.idt, self.alu(Op.ADD, self.idt, start, c(self.blocks[I] + self.blocks[J] - 1)),
-                    c(self.blocks[J]))
-      return c(0), self.alu(Op.WHERE, self.idt, self.alu(Op.CMPLT, bool_, hi, c(n_iter)), hi, c(n_iter))
-    start = self.base[J] if self.base[J] is not None else c(0)
-    return self.alu(Op.IDIV, self.idt, start, c(self.blocks[I])), c(n_iter)
+    op = lambda o, x, y: self.alu(o, self.idt, x, y)
+    lo_of = lambda x, y: self.alu(Op.WHERE, self.idt, op(Op.CMPLT, x, y), x, y)
+    hi_of = lambda x, y: self.alu(Op.WHERE, self.idt, op(Op.CMPLT, x, y), y, x)
+    masked_input = a.masked
+    if a.query_major:
+      bi, bj, start = self.blocks[I], self.blocks[J], self.base[I] if self.base[I] is not None else c(0)
+      hi = lo_of(c(n_iter), op(Op.IDIV, op(Op.ADD, start, c(bi + bj - 1)), c(bj))) if a.causal else c(n_iter)
+      free = c(0) if masked_input else c(self.k.shape[J] // bj)
+      if a.causal: free = lo_of(free, op(Op.IDIV, start, c(bj)))
+      segments = [(c(0), free, False), (free, hi, True)]
+    else:
+      bi, bj, start = self.blocks[I], self.blocks[J], self.base[J] if self.base[J] is not None else c(0)
+      lo, hi = (op(Op.IDIV, start, c(bi)) if a.causal else c(0)), c(n_iter)
+      first = lo_of(hi, hi_of(lo, op(Op.IDIV, op(Op.ADD, start, c(bj + bi - 2)), c(bi)))) if a.causal else lo
+      last = first if masked_input else hi_of(first, c(self.k.shape[I] // bi))
+      segments = [(lo, first, True), (first, last, False), (last, hi, True)]
+    for lo, hi, masked in segments:
+      if lo.op is U.CONST and hi.op is U.CONST and lo.arg >= hi.arg: continue
+      bounds = () if lo.op is U.CONST and hi.op is U.CONST and (lo.arg, hi.arg) == (0, n_iter) else (lo, hi)
+      self.loop(n_iter, lambda: body(masked), [J if a.query_major else I], bounds)
 
   def forward(self, n_iter: int, parts: dict) -> dict:
     I, J, E = self.I, self.J, self.E
@@ -572,8 +586,8 @@ class _AttentionLinearizer(_Linearizer):
     l = self.emit(U.ACC, f, (), 0, rows)
     o = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(I, E))) if "out" in parts else None
     last = len(rows) - 1
-    def body():
-      s = self.scores(self.sp(I, J))
+    def body(masked):
+      s = self.scores(self.sp(I, J), masked)
       m_new = self.alu(Op.MAX, f, m, self.emit(U.REDUCE, f, (s,), (Op.REDUCE_MAX, (last,)), rows, self.at))
       # a row with no key yet keeps m = -inf; shifting by 0 instead gives p = 0 there, not exp(-inf + inf) = nan
       shift = self.alu(Op.WHERE, f, self.alu(Op.CMPEQ, bool_, m_new, self.const(-math.inf, f)), self.const(0, f), m_new)
@@ -587,7 +601,7 @@ class _AttentionLinearizer(_Linearizer):
         pv = p if v.dtype == f else self.alu(Op.CAST, v.dtype, p)
         self.emit(U.ACC_UPDATE, f, (o, self.matmul(pv, v, self.alu(Op.MUL, f, o, alpha))), None, o.shape)
       self.emit(U.ACC_UPDATE, f, (m, m_new), None, rows)
-    self.loop(n_iter, body, [J], self.bounds(n_iter))
+    self.walk(n_iter, body)
     empty = self.alu(Op.CMPEQ, bool_, l, self.const(0, f))
     out = {"lse": (self.sp(I, J), self.alu(Op.WHERE, f, empty, self.const(math.inf, f),
                                             self.alu(Op.ADD, f, m, self.alu(Op.LOG, f, l))))}
@@ -595,9 +609,9 @@ class _AttentionLinearizer(_Linearizer):
       out["out"] = (self.sp(I, E), self.alu(Op.WHERE, f, empty, self.const(0, f), self.alu(Op.DIV, f, o, l)))
     return out
 
-  def probabilities(self, space: tuple) -> UOp:
+  def probabilities(self, space: tuple, masked: bool) -> UOp:
     """The probability tile exp(score - lse) of `space` ((i, j), or (j, i) transposed); 0 where not attended."""
-    s = self.scores(space)
+    s = self.scores(space, masked)
     lse = self.row("lse", space)
     return self.alu(Op.EXP, s.dtype, self.alu(Op.SUB, s.dtype, s, lse))
 
@@ -605,14 +619,14 @@ class _AttentionLinearizer(_Linearizer):
     I, J, D, E = self.I, self.J, self.D, self.E
     f = self.acc_dtype
     dq = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(I, D)))
-    def body():
-      p = self.probabilities(self.sp(I, J))
+    def body(masked):
+      p = self.probabilities(self.sp(I, J), masked)
       dp = self.matmul(self.tile("do", self.sp(I, E)), self.tile("v", self.sp(E, J)))
       ds = self.alu(Op.MUL, f, p, self.alu(Op.SUB, f, dp, self.row("delta", self.sp(I, J))))
       kt = self.tile("k", self.sp(J, D))
       self.emit(U.ACC_UPDATE, f, (dq, self.matmul(ds if kt.dtype == f else self.alu(Op.CAST, kt.dtype, ds), kt, dq)),
                 None, dq.shape)
-    self.loop(n_iter, body, [J], self.bounds(n_iter))
+    self.walk(n_iter, body)
     return {"dq": (self.sp(I, D), self.alu(Op.MUL, f, dq, self.const(self.attn.scale, f)))}
 
   def grad_kv(self, n_iter: int, parts: dict) -> dict:
@@ -620,8 +634,8 @@ class _AttentionLinearizer(_Linearizer):
     f = self.acc_dtype
     dk = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(J, D))) if "dk" in parts else None
     dv = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(J, E))) if "dv" in parts else None
-    def body():
-      pt = self.probabilities(self.sp(J, I))
+    def body(masked):
+      pt = self.probabilities(self.sp(J, I), masked)
       if dv is not None:
         do = self.tile("do", self.sp(I, E))
         self.emit(U.ACC_UPDATE, f, (dv, self.matmul(pt if do.dtype == f else self.alu(Op.CAST, do.dtype, pt), do, dv)),
@@ -632,7 +646,7 @@ class _AttentionLinearizer(_Linearizer):
         q = self.tile("q", self.sp(I, D))
         self.emit(U.ACC_UPDATE, f, (dk, self.matmul(dst if q.dtype == f else self.alu(Op.CAST, q.dtype, dst), q, dk)),
                   None, dk.shape)
-    self.loop(n_iter, body, [I], self.bounds(n_iter))
+    self.walk(n_iter, body)
     out = {}
     if dk is not None: out["dk"] = (self.sp(J, D), self.alu(Op.MUL, f, dk, self.const(self.attn.scale, f)))
     if dv is not None: out["dv"] = (self.sp(J, E), dv)

@@ -73,6 +73,15 @@ def _pow(x, y):
 '''
 
 
+# The combine function of a float max reduction that keeps NaN, as torch's does (tl.max drops it).
+MAX_NAN = '''
+
+@triton.jit
+def _max_nan(a, b):
+  return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+'''
+
+
 def _literal(v, dtype: DType) -> str:
   if dtype.is_bool: return "True" if v else "False"
   if dtype.is_float:
@@ -153,10 +162,16 @@ class _Renderer:
                 else f"tl.broadcast_to({s[0]}, {list(u.shape)})")
     elif u.op is U.REDUCE:
       op, axes = u.arg
-      fn = "tl.sum" if op is Op.REDUCE_SUM else "tl.max"
+      # tl.max drops NaN; torch's max returns it: on the GPU one pass whose combine keeps it; the interpreter runs a
+      # custom combine element by element in Python, so there a second reduction finds the NaNs
+      keep_nan = op is Op.REDUCE_MAX and u.dtype.is_float
       expr = s[0]
-      for a in sorted(axes, reverse=True): expr = f"{fn}({expr}, axis={a}, keep_dims=True)"
-      if op is Op.REDUCE_MAX and u.dtype.is_float:   # tl.max drops NaN; torch's max returns it
+      for a in sorted(axes, reverse=True):
+        if op is Op.REDUCE_SUM: expr = f"tl.sum({expr}, axis={a}, keep_dims=True)"
+        elif keep_nan and not self.interpreter:
+          expr = self.helper(MAX_NAN, f"tl.reduce({expr}, {a}, _max_nan, keep_dims=True)")
+        else: expr = f"tl.max({expr}, axis={a}, keep_dims=True)"
+      if keep_nan and self.interpreter:
         nans = f"({s[0]} != {s[0]}).to(tl.int32)"
         for a in sorted(axes, reverse=True): nans = f"tl.max({nans}, axis={a}, keep_dims=True)"
         expr = f"tl.where({nans} > 0, float('nan'), {expr})"
