@@ -364,3 +364,21 @@ def test_a_long_sum_with_few_results_is_split_in_two():
   np.testing.assert_allclose(total.numpy(), x.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
   (cols * Tensor(np.arange(48, dtype=np.float32))).sum().backward()
   np.testing.assert_array_equal(t.grad.numpy(), np.broadcast_to(np.arange(48, dtype=np.float32), x.shape))
+
+
+def test_a_residual_stream_is_stored_once_not_recomputed_in_every_kernel_that_reads_it():
+  """x_{i+1} = x_i + f(x_i) @ W_i, read by each layer's row statistics and its normalized matmul operand: inline, each
+  kernel would recompute the stream from its start (one more large input per layer); stored, each reads a few."""
+  n, layers = 256, 8
+  x0, ws = randn(n, n), [randn(n, n) / 16 for _ in range(layers)]
+  def model(x, ws):
+    for w in ws:
+      mu = x.mean(-1, keepdims=True) if isinstance(x, np.ndarray) else x.mean(-1, keepdim=True)
+      x = x + (x - mu) @ w
+    return x
+  out = model(Tensor(x0), [Tensor(w) for w in ws])
+  items = get_schedule([out.node])
+  reads = [len(it.inputs) for it in items if it.kernel is not None]
+  assert max(reads) <= 4, reads
+  assert any("computed by" in why for it in items for why in it.reasons)
+  np.testing.assert_allclose(out.numpy(), model(x0, ws), rtol=1e-4, atol=1e-4)

@@ -93,8 +93,8 @@ class _KernelBuilder:
     return (_base(self.root).shape, None, False) if top is None else (top.srcs[0].shape, top.arg, True)
 
   def _top_level_reduce(self):
-    """The reduction the kernel is built around, if any: the first reachable from the root through elementwise ops
-    and size-1 reshapes — unless the root also reduces that reduction's result again (a softmax of a matmul
+    """The reduction the kernel is built around, if any: the first of the root's size reachable from the root through
+    elementwise ops and reshapes (a matmul's rows seen as batch x time) — unless the root also reduces that reduction's result again (a softmax of a matmul
     reduces the matmul's output rows, which the matmul's iteration space cannot hold: the kernel is then built
     around the softmax, and the matmul stored)."""
     stack, seen, top = [_base(self.root)], set(), None
@@ -103,9 +103,8 @@ class _KernelBuilder:
       if id(n) in seen or self._is_leaf(n): continue
       seen.add(id(n))
       if n.op in REDUCE:
-        if _strip1(n.shape) == _strip1(_base(self.root).shape): top = n
-      elif n.op in ALU or n.op in (Op.DETACH, Op.CHECK) or (n.op is Op.RESHAPE and _strip1(n.shape) == _strip1(n.srcs[0].shape)):
-        stack.extend(reversed(n.srcs))
+        if n.numel == _base(self.root).numel: top = n
+      elif n.op in ALU or n.op in (Op.DETACH, Op.CHECK, Op.RESHAPE): stack.extend(reversed(n.srcs))
     return None if top is None or self._reduced_again(top) else top
 
   def _reduced_again(self, top: LazyNode) -> bool:
@@ -424,11 +423,41 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       for r in b.fused:
         if owners.setdefault(id(r), id(n)) != id(n):
           extra.setdefault(id(narrowed.get(id(r), r)), "a reduction two kernels need")
+    if recomputed := {i: why for i, why in _recomputed(order, builders, reasons).items() if i not in reasons}:
+      extra = recomputed   # stored first: what else must be stored is found again with these in memory
     new = set(extra) - set(reasons)
     if not new: break
     for i in new: reasons[i] = extra[i]
   roots = sorted((order[pos[i]] for i in reasons), key=lambda n: pos[id(n)])
   return _merged([Group([n], [reasons[id(n)]], [builders[id(n)]]) for n in roots])
+
+
+MIN_STORED_RECOMPUTE = 1 << 16   # smaller values (row statistics) cost less to recompute than a kernel launch
+
+
+def _recomputed(order: list[LazyNode], builders: dict, stored: dict) -> dict[int, str]:
+  """Elementwise values that cost more to compute inline in every kernel that reads them than to store once. A value
+  R kernels compute, each reading K large inputs (at least a quarter of its size), costs R·K reads inline and K + 1
+  + R stored: stored when (R - 1)(K - 1) > 2 (and it is not small). Without this a chain like a residual stream (x + f(x) + g(..) ...) is
+  recomputed from its start in every kernel that reads it, at a cost that grows with its length."""
+  computed_by: dict[int, int] = {}
+  for b in builders.values():
+    for i in b.visited:
+      if i not in b.inputs: computed_by[i] = computed_by.get(i, 0) + 1
+  leaves: dict[int, frozenset] = {}   # the stored or realized nodes (or reductions) each value reads: (id, size)
+  out = {}
+  for n in order:
+    if n.realized or id(n) in stored or n.op in REDUCE:   # a reduction reads its inputs once, in its own kernel
+      leaves[id(n)] = frozenset({(id(n), n.numel)})
+      continue
+    leaves[id(n)] = frozenset().union(*(leaves[id(s)] for s in n.srcs))
+    r = computed_by.get(id(n), 0)
+    if n.op in ALU and r > 1 and n.numel >= MIN_STORED_RECOMPUTE:
+      k = sum(1 for _, size in leaves[id(n)] if 4 * size >= n.numel)
+      if (r - 1) * (k - 1) > 2:   # stored: values above it read it, not its inputs
+        out[id(n)] = f"computed by {r} kernels, reading {k} large inputs each time"
+        leaves[id(n)] = frozenset({(id(n), n.numel)})
+  return out
 
 
 def _narrowing_casts(order: list[LazyNode]) -> dict[int, LazyNode]:

@@ -123,7 +123,8 @@ class _Renderer:
     head = f"@triton.jit\ndef {p.name}({', '.join(args)}):"
     for i, u in enumerate(p.uops): self.uop(i, u)
     meta = f"\nGRID = {p.grid}\nNUM_WARPS = {p.tiling.num_warps}\nNUM_STAGES = {p.tiling.num_stages}\n"
-    return PRELUDE + "".join(self.helpers) + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
+    helpers = sorted(self.helpers, key=lambda h: not h.startswith("from"))   # imports first (a stable sort)
+    return PRELUDE + "".join(helpers) + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
 
   def helper(self, snippet: str, call: str) -> str:
     self.helpers[snippet] = None
