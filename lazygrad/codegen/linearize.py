@@ -28,12 +28,14 @@ from .uops import U, UOp, Program
 class LoweringOptions:
   """How a device wants kernels tiled. `whole`: one tile spans the iteration space (numpy), unless it holds more
   than `max_whole` elements and is not a contraction (whose tiles are its operands). Otherwise blocks are powers of
-  two with at most `max_tile` elements, and `dot_blocks` (m, n, k) for contractions. A kernel that uses its
-  reductions over their own axes again (softmax, layernorm) keeps those axes in one tile up to `max_whole_row`
-  elements, so it reads the row once; longer rows loop once per level of reductions."""
+  two with at most `max_tile` elements (`max_elementwise_tile` without reductions), and `dot_blocks` (m, n, k) for
+  contractions. A kernel that uses its reductions over their own axes again (softmax, layernorm) keeps those axes
+  in one tile up to `max_whole_row` elements, so it reads the row once; longer rows loop once per level of
+  reductions."""
   whole: bool = True
   max_whole: int | None = None
   max_tile: int = 4096
+  max_elementwise_tile: int = 1024   # a kernel without reductions: more per program only adds registers (spills)
   max_reduce_block: int = 1024
   max_whole_row: int = 8192
   dot_blocks: tuple = (128, 128, 64)   # (m, n, k) for 2-byte operands; k shrinks for wider ones
@@ -89,7 +91,7 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
   blocks = [1] * len(k.shape)
   whole_red = reuses_reductions(k) and \
     prod(_next_pow2(s) for s in k.shape[n_out:]) <= max(opts.max_whole_row, opts.max_reduce_block)
-  budget = opts.max_tile
+  budget = opts.max_tile if k.n_reduce else min(opts.max_tile, opts.max_elementwise_tile)
   c = _stride1_axis(k)
   if k.n_reduce and not whole_red and c is not None and c < n_out:
     # a sum down columns: memory is contiguous along an output axis, so that axis gets a wide block first

@@ -79,7 +79,8 @@ class NumpyDevice:
   name = "numpy"
   # a kernel is a few numpy calls over whole tiles; past 16M elements it is tiled so that temporaries stay small
   # (a sum of 2**31 uint8 would otherwise hold a 16 GB int64 copy)
-  lowering = LoweringOptions(whole=True, max_whole=1 << 24, max_tile=1 << 22, max_reduce_block=1 << 22)
+  lowering = LoweringOptions(whole=True, max_whole=1 << 24, max_tile=1 << 22, max_reduce_block=1 << 22,
+                             max_elementwise_tile=1 << 22)
 
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
   def view(self, arena, offset: int, dtype: DType, size: int):
