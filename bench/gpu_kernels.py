@@ -90,11 +90,15 @@ def matmuls(rows, quick):
     for k, nn in ((768, 2304), (768, 3072), (3072, 768), (768, 50304)):
       if quick and nn == 50304: continue
       A, B = torch.randn(m, k, device="cuda", dtype=dtype), torch.randn(k, nn, device="cuda", dtype=dtype)
-      ms, t_ms = lazygrad_ms(Tensor.from_torch(A) @ Tensor.from_torch(B)), bench(lambda: A @ B)
+      W = B.T.contiguous()   # nn.Linear's layout: x @ W.T, W of (out, in)
       flops = 2 * m * k * nn
-      rows.append((f"matmul {m}x{k}x{nn} {'bf16' if dtype == torch.bfloat16 else 'tf32'}", "TFLOP/s",
-                   flops / ms / 1e9, flops / t_ms / 1e9, t_ms / ms))
-      del A, B
+      for what, lz, th in (("", lambda: Tensor.from_torch(A) @ Tensor.from_torch(B), lambda: A @ B),
+                           (" @W.T", lambda: Tensor.from_torch(A) @ Tensor.from_torch(W).T, lambda: A @ W.T)):
+        if what and dtype != torch.bfloat16: continue
+        ms, t_ms = lazygrad_ms(lz()), bench(th)
+        rows.append((f"matmul {m}x{k}x{nn}{what} {'bf16' if dtype == torch.bfloat16 else 'tf32'}", "TFLOP/s",
+                     flops / ms / 1e9, flops / t_ms / 1e9, t_ms / ms))
+      del A, B, W
 
 
 def attention(rows, quick):

@@ -72,16 +72,13 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
   if op is Op.COPY: return (B.copy(g, s[0].device),)
   if op is Op.ASSIGN: return _assign_rule(n, g)
   if op is Op.ATTENTION: return _attention_rule(n, g)
-  if op is Op.GATHER:   # scatter-add back, as a contraction with the one-hot of the index (a DOT, no atomics)
+  if op is Op.GATHER:   # each picked row's gradient added back to its row (accumulated in float32)
     x, index = s
-    flat = B.reshape(index, (index.numel,))
-    picks, rows = flat.shape[0], x.shape[0]
-    hit = B.alu(Op.CMPEQ, B.expand(B.reshape(flat, (picks, 1)), (picks, rows)),
-                B.expand(B.reshape(B.iota(rows, x.device), (1, rows)), (picks, rows)))
-    rest = g.numel // picks if picks else math.prod(x.shape[1:])
-    gx = B.in_float32(lambda h, gr: B.matmul2d(B.movement(Op.PERMUTE, h, (1, 0)), gr),
-                      B.cast(hit, g.dtype), B.reshape(g, (picks, rest)))
+    if index.numel == 0: return B.const(0, g.dtype, x.shape, g.device), None
+    flat, rest = B.reshape(index, (index.numel,)), math.prod(x.shape[1:])
+    gx = B.in_float32(lambda gr: B.scatter_add(flat, gr, x.shape[0]), B.reshape(g, (index.numel, rest)))
     return B.reshape(gx, x.shape), None
+  if op is Op.SCATTER_ADD: return None, B.gather(g, s[0])
   return (None,) * len(s)   # comparisons, logic, integer division, detach: no gradient
 
 

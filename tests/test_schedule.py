@@ -382,3 +382,19 @@ def test_a_residual_stream_is_stored_once_not_recomputed_in_every_kernel_that_re
   assert max(reads) <= 4, reads
   assert any("computed by" in why for it in items for why in it.reasons)
   np.testing.assert_allclose(out.numpy(), model(x0, ws), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_an_embedding_gradient_is_a_scatter_add_not_a_one_hot_matmul(dtype):
+  """Rows picked several times add up; no buffer of (picks x rows) is made; the result matches torch."""
+  rows, dim = 50, 24
+  idx = rng.integers(0, rows, (6, 7))
+  idx[0, :3] = 4                                   # one row picked many times
+  w, g = randn(rows, dim), randn(6, 7, dim)
+  lw, tw = Tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+  (lw.cast(dtype)[Tensor(idx)].float() * Tensor(g)).sum().backward()
+  (tw.to(getattr(torch, dtype))[torch.tensor(idx)].float() * torch.tensor(g)).sum().backward()
+  items = get_schedule([lw.grad.node])
+  assert any(it.kernel is not None and it.kernel.scattered for it in items)
+  assert max(o.numel for it in items for o in it.outputs) <= rows * dim
+  np.testing.assert_allclose(lw.grad.numpy(), tw.grad.numpy(), rtol=1e-2 if dtype == "bfloat16" else 1e-5, atol=1e-2 if dtype == "bfloat16" else 1e-5)

@@ -10,7 +10,8 @@ and of the sum), ATTENTION (fused attention, a kernel template: its sources are 
 loaded into the space (n, i, j, d, e) = batch, query, key, q/k feature, v feature; arg `ir.ops.Attention`; its value
 varies along `ATTENTION_AXES[part]`), and one STORE root per output. A store seen with size 1
 on the reduce axes writes a per-row value after the reductions; one that spans them writes every element. A LOAD with
-a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)). Buffers are numbered:
+a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)); a STORE with one (its index
+the second source) is a scatter-add: it adds into its output, which starts at zero. Buffers are numbered:
 0..n_out-1 are written (store i writes slot i), the rest read."""
 from __future__ import annotations
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ class Kernel:
   def nodes(self) -> list[KNode]: return toposort(self.stores)
 
   @property
+  def scattered(self) -> list[int]:
+    """The output slots that scatter-add stores accumulate into: zeroed before the kernel runs."""
+    return [s.arg.slot for s in self.stores if s.arg.gather is not None]
+
+  @property
   def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE or n.op is K.DOT]
 
   @property
@@ -148,6 +154,9 @@ class Kernel:
                                   or len({x.dtype for x in n.srcs[:3]}) != 1):
         fail(f"{n} is no attention over the space (batch, query, key, d, e) with sources q, k, v of one dtype"
              + (", dO, lse, delta" if n.arg.backward else "") + (", mask" if n.arg.masked else ""))
+    for s in self.stores:
+      if s.arg.gather is not None and (len(s.srcs) != 2 or not s.srcs[1].dtype.is_int):
+        fail(f"{s} scatters by no integer index")
     for s in self.stores:   # a per-row store (size 1 on the reduce axes) holds one value per row
       if extra := varying_axes(s.srcs[0]) - {a for a, size in enumerate(s.view.shape) if size > 1}:
         fail(f"{s} stores a value that varies along axes {sorted(extra)} through a view of size 1 there")
@@ -155,8 +164,9 @@ class Kernel:
 
 def arg_text(n: KNode) -> str:
   """A node's argument as the text form prints it ("" for none)."""
-  if n.op is K.LOAD and n.arg.gather:
-    return f"b{n.arg.slot} {n.arg.view} + index*{n.arg.gather.stride} (rows {n.arg.gather.rows})"
+  if n.op in (K.LOAD, K.STORE) and n.arg.gather:
+    return f"b{n.arg.slot}{' +=' if n.op is K.STORE else ''} {n.arg.view} + index*{n.arg.gather.stride} " \
+           f"(rows {n.arg.gather.rows})"
   if n.op in (K.LOAD, K.STORE): return f"b{n.arg.slot} {n.arg.view}"
   if n.op in (K.DOT, K.ATTENTION): return str(tuple(n.arg))
   if n.op is K.CONST: return repr(n.arg)

@@ -280,11 +280,7 @@ class _Linearizer:
       if conds is None: return self.const(False if n.dtype.is_bool else 0, n.dtype)
       masks = [self.bounds_mask(used)] + [self.cond(c) for c in conds]
       index = self.lin(idx)
-      if gather is not None:   # the row comes from a loaded index tile; rows outside the tensor read nothing
-        stride, rows = gather
-        row = srcs[0] if srcs[0].dtype == self.idt else self.alu(Op.CAST, self.idt, srcs[0])
-        masks += [self.alu(Op.CMPLT, bool_, self.const(-1, self.idt), row), self.alu(Op.CMPLT, bool_, row, self.const(rows, self.idt))]
-        index = self.alu(Op.ADD, self.idt, index, self.alu(Op.MUL, self.idt, row, self.const(stride, self.idt)))
+      if gather is not None: index = self.gathered(index, srcs[0], gather, masks)
       mask = self.all_of(masks)
       srcs = (self.params[slot], self.address(index, mask)) + ((mask,) if mask is not None else ())
       return self.emit(U.LOAD, n.dtype, srcs, None, None, n)
@@ -303,6 +299,15 @@ class _Linearizer:
       if self.dot_parts(n) is not None: return self.to_full(self.dot(n, None), n)
       return self.partial(n)
     return self.emit(U.ALU, n.dtype, tuple(srcs), n.op, None, n)
+
+  def gathered(self, index: UOp, row: UOp, gather, masks: list) -> UOp:
+    """`index` moved to row `row` (a loaded index tile) of a gather's load or a scatter's store; a row outside the
+    tensor reads or writes nothing (its condition is appended to `masks`)."""
+    stride, rows = gather
+    row = row if row.dtype == self.idt else self.alu(Op.CAST, self.idt, row)
+    masks += [self.alu(Op.CMPLT, bool_, self.const(-1, self.idt), row),
+              self.alu(Op.CMPLT, bool_, row, self.const(rows, self.idt))]
+    return self.alu(Op.ADD, self.idt, index, self.alu(Op.MUL, self.idt, row, self.const(stride, self.idt)))
 
   def address(self, index: UOp, *tiles) -> UOp:
     """The index tile, broadcast to cover the mask (and stored value): one address per lane."""
@@ -396,11 +401,14 @@ class _Linearizer:
     out_axes = set(range(self.n_out)) if covered is None else covered
     values = values or [self.value(st.srcs[0]) for st in stores]
     for store, value in zip(stores, values):
-      slot, st = store.arg.slot, store.view
+      slot, st, gather = store.arg.slot, store.view, store.arg.gather
       idx, conds, used = self.access(st)
-      mask = self.all_of([self.bounds_mask(used | out_axes)] + [self.cond(c) for c in conds or []])
-      srcs = (self.params[slot], self.address(self.lin(idx), mask, value), value) + ((mask,) if mask is not None else ())
-      self.emit(U.STORE, None, srcs, None, None, store)
+      masks = [self.bounds_mask(used | out_axes)] + [self.cond(c) for c in conds or []]
+      index = self.lin(idx)
+      if gather is not None: index = self.gathered(index, self.value(store.srcs[1]), gather, masks)
+      mask = self.all_of(masks)
+      srcs = (self.params[slot], self.address(index, mask, value), value) + ((mask,) if mask is not None else ())
+      self.emit(U.STORE, None, srcs, "add" if gather is not None else None, None, store)   # a scatter adds
 
   def lower(self) -> tuple[list[UOp], int]:
     k = self.k

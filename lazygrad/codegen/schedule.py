@@ -260,6 +260,24 @@ class _AttentionBuilder(_KernelBuilder):
     return self._note(KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st)), self.root), store_st
 
 
+class _ScatterBuilder(_KernelBuilder):
+  """The kernel of a SCATTER_ADD: its space is the value's (rows picked, row length); each element is added into the
+  output row its index names, through a store that moves by index * row length (a gather's load, reversed)."""
+
+  def _space(self) -> tuple: return self.root.srcs[1].shape, None, False
+
+  def build(self) -> tuple[KNode, tuple]:
+    index, value = self.root.srcs
+    picks, rest = self.full[0], self.full[1:]
+    v = self._visit(value, (), "F")
+    visited = self.visited
+    i = self._visit(index, ((Op.EXPAND, self.full), (Op.RESHAPE, (picks,) + (1,) * len(rest))), "F")
+    self.visited |= visited
+    store_st = view_of(self.root.shape, ((Op.EXPAND, self.full), (Op.SHRINK, ((0, 1),) + tuple((0, s) for s in rest))))
+    access = Access(0, store_st, Gather(prod(rest), self.root.shape[0]))
+    return self._note(KNode(K.STORE, self.root.dtype, (v, i), access), self.root), store_st
+
+
 def _canonicalize(stores: list[KNode], full: tuple, axes, memo: dict) -> tuple[list[KNode], tuple, int]:
   """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously (`memo` receives what
   each node became)."""
@@ -357,6 +375,10 @@ class Group:
   def copy(self) -> bool: return self.roots[0].op is Op.COPY
   @property
   def template(self) -> bool: return isinstance(self.builders[0], _AttentionBuilder)
+  @property
+  def alone(self) -> bool:
+    """Its kernel takes no other group's work: a template, or a scatter (whose store adds into memory)."""
+    return isinstance(self.builders[0], (_AttentionBuilder, _ScatterBuilder))
 
   def loads(self) -> dict[int, LazyNode]:
     if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
@@ -400,6 +422,7 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "updated in place later")
     if n.op is Op.GATHER and not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "table of a gather")
     if n.op is Op.ATTENTION: reasons.setdefault(id(n), "fused attention (a kernel template)")
+    if n.op is Op.SCATTER_ADD: reasons.setdefault(id(n), "a scatter-add (it adds into memory)")
     if n.op is Op.COPY:
       reasons.setdefault(id(n), f"a copy from {n.srcs[0].device}")
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), f"copied to {n.device}")
@@ -561,7 +584,7 @@ def spreads(full: tuple, axes: tuple) -> bool:
 
 
 def _same_space(a: Group, b: Group) -> bool:
-  if a.full != b.full or a.contraction or b.contraction or a.copy or b.copy or a.template or b.template: return False
+  if a.full != b.full or a.contraction or b.contraction or a.copy or b.copy or a.alone or b.alone: return False
   if a.axes is None and b.axes is None: return True
   if a.axes is None or b.axes is None: return spreads(a.full, a.axes or b.axes)
   return a.axes == b.axes
@@ -719,7 +742,8 @@ def schedule(targets: list[LazyNode]) -> list[ScheduleItem]:
 
 
 def _build(n: LazyNode, materialized: set) -> _KernelBuilder:
-  b = (_AttentionBuilder if n.op is Op.ATTENTION and not n.realized else _KernelBuilder)(n, materialized)
+  kind = {Op.ATTENTION: _AttentionBuilder, Op.SCATTER_ADD: _ScatterBuilder}.get(n.op) if not n.realized else None
+  b = (kind or _KernelBuilder)(n, materialized)
   b.ast = b.build()
   return b
 

@@ -155,7 +155,8 @@ class _Renderer:
       self.emit(u, f"x{i}", f"tl.load({s[0]} + {s[1]}{mask})")
     elif u.op is U.STORE:
       mask = f", mask={s[3]}" if len(s) > 3 else ""
-      self.emit(u, None, f"tl.store({s[0]} + {s[1]}, {s[2]}{mask})")
+      if u.arg == "add": self.emit(u, None, f"tl.atomic_add({s[0]} + {s[1]}, {s[2]}{mask}, sem='relaxed')")
+      else: self.emit(u, None, f"tl.store({s[0]} + {s[1]}, {s[2]}{mask})")
     elif u.op is U.BROADCAST:
       src = u.srcs[0]
       self.emit(u, f"x{i}", f"tl.full({list(u.shape)}, {src.arg}, {tl_dtype(src.dtype)})" if src.op is U.CONST

@@ -19,7 +19,7 @@ class U(Enum):
   CONST = auto()        # scalar, arg: value
   ARANGE = auto()       # tile 0..block-1 along one axis, arg: axis
   LOAD = auto()         # srcs: param, index[, mask]
-  STORE = auto()        # srcs: param, index, value[, mask]
+  STORE = auto()        # srcs: param, index, value[, mask]; arg "add": add into memory (atomically: lanes may collide)
   RANGE = auto()        # loop start: scalar counter 0..arg-1, or lo..hi-1 given srcs (lo, hi) with 0 <= lo, hi <= arg
   ENDRANGE = auto()     # srcs: range
   ACC = auto()          # accumulator tile, arg: initial value

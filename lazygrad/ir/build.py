@@ -105,12 +105,14 @@ def _split_sum(n: LazyNode, axes: tuple) -> LazyNode | None:
   return reshape(total, (1,) * len(axes) + kept)
 
 
-def matmul2d(a: LazyNode, b: LazyNode) -> LazyNode:
-  """(m, k) @ (k, n) as the compiler's contraction: a product broadcast over (m, n, k), summed over k (a DOT)."""
-  (m, k), n = a.shape, b.shape[1]
-  prod = mul(expand(reshape(a, (m, 1, k)), (m, n, k)),
-             expand(reshape(movement(Op.PERMUTE, b, (1, 0)), (1, n, k)), (m, n, k)))
-  return reshape(reduce(Op.REDUCE_SUM, prod, (2,)), (m, n))
+def gather(x: LazyNode, index: LazyNode) -> LazyNode:
+  """out[j.., r..] = x[index[j..], r..] (see ops.GATHER)."""
+  return LazyNode(Op.GATHER, x.dtype, index.shape + x.shape[1:], (x, index))
+
+
+def scatter_add(index: LazyNode, value: LazyNode, rows: int) -> LazyNode:
+  """out[i, r..] = the sum of value[j, r..] over the j with index[j] == i (see ops.SCATTER_ADD)."""
+  return LazyNode(Op.SCATTER_ADD, value.dtype, (rows,) + value.shape[1:], (index, value), rows)
 
 
 def attention(part: str, q: LazyNode, k: LazyNode, v: LazyNode, scale: float, causal: bool,

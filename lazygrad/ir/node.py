@@ -122,6 +122,10 @@ def _contract(n: LazyNode) -> str | None:
     if s[1].shape != () or not s[1].dtype.is_int: return "a CHECK's flag is an integer scalar"
     want = s[0].shape
   elif op is Op.ATTENTION: return _attention_contract(n)
+  elif op is Op.SCATTER_ADD:
+    if len(s[0].shape) != 1 or not s[0].dtype.is_int or s[1].shape[:1] != s[0].shape:
+      return f"a SCATTER_ADD's index is a 1-d integer tensor with a row per value row, got {s[0].shape} and {s[1].shape}"
+    want, s = (n.arg,) + s[1].shape[1:], s[1:]
   elif op is Op.ASSIGN:
     if s[0].shape != n.shape: return "an ASSIGN has its target's shape"
     if view_of(n.shape, n.arg or ()).shape != s[1].shape: return "an ASSIGN's value has the shape of its region"

@@ -29,6 +29,9 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   GATHER = auto()
   # the source's value on another device (arg: that device's name): the one op whose source is on another device
   COPY = auto()
+  # out[i, r..] = the sum of value[j, r..] over the j with index[j] == i, 0 where none (srcs: index [J], value [J, r..];
+  # arg: the rows of out): a gather's gradient, accumulated in memory instead of a one-hot contraction over every row
+  SCATTER_ADD = auto()
   # fused scaled-dot-product attention, one kernel template (arg: `Attention`): where a composition of the other
   # primitives would hold the T x T score matrix in memory, this computes it tile by tile and keeps only O(T) per row
   ATTENTION = auto()

@@ -156,6 +156,7 @@ class Interpreter:
 
   def __call__(self, bufs: list, scalars=()):
     for b in bufs: b.ensure()
+    for i in self.prog.kernel.scattered if self.prog.kernel is not None else (): bufs[i].data[...] = 0
     n_out = self.prog.kernel.n_out if self.prog.kernel is not None else 1
     # loads are views: where a kernel with several outputs updates memory it reads, they must be copies, or an
     # output stored later would see what an earlier store wrote
@@ -237,6 +238,11 @@ class Interpreter:
   def _store(buf, u: UOp, s, adopt: bool):
     data, idx, value = buf.data, s[1], s[2]
     mask = s[3] if len(s) > 3 else None
+    if u.arg == "add":   # a scatter: lanes that name one address all add into it
+      idx, value = np.broadcast_arrays(_dense(idx), value)
+      keep = np.broadcast_to(_dense(mask), idx.shape) if mask is not None else np.ones(idx.shape, bool)
+      np.add.at(data, idx[keep], value[keep].astype(data.dtype, copy=False))
+      return
     if isinstance(idx, Affine) and mask is None:
       if 0 in idx.shape: return
       contiguous = idx.base == 0 and math.prod(idx.shape) == data.size and all(

@@ -75,6 +75,7 @@ class TritonKernel:
 
   def __call__(self, bufs, scalars=()):
     args = [b.ensure().data for b in bufs]
+    for i in self.kernel.scattered: args[i].zero_()   # scatter-adds accumulate from zero (a memset in a CUDA graph)
     try:
       # the interpreter computes masked-off lanes too (x/0 there is harmless)
       with self.launch_lock, np.errstate(all="ignore"), \
