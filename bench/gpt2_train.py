@@ -1,12 +1,13 @@
 """GPT-2 training throughput, memory and start-up: lazygrad against PyTorch — eager and torch.compile, each with the
-attention scores materialized ("math", as lazygrad computes attention today) and with SDPA (flash attention) — on
-the same model, batch and optimizer (AdamW, gradient clipping).
+attention scores materialized ("math") and with SDPA (flash attention; lazygrad's attention is fused too) — on the
+same model, batch and optimizer (AdamW, gradient clipping).
 
 Each runner runs in a process of its own, one after another: lazygrad and torch do not share one GPU's memory well,
-and a first step is only cold in a new process. Per runner: tokens/s and ms/step over --steps steps (after two
-untimed ones); the first step's time in a process whose disk caches are empty ("cold": lazygrad's, Triton's,
-Inductor's, in a fresh temporary folder) and in a second process that finds them filled ("warm"); the peak GPU
-memory (torch.cuda.max_memory_allocated: lazygrad's buffers are torch tensors); kernels launched per step (lazygrad:
+and a first step is only cold in a new process. Per runner: tokens/s and ms/step over --steps steps (after three
+untimed ones: the first, a jit's capture, and its first replay, which instantiates the CUDA graph); the first step's
+time in a process whose disk caches are empty ("cold": lazygrad's, Triton's, Inductor's, in a fresh temporary
+folder) and in a second process that finds them filled ("warm"); the peak GPU memory
+(torch.cuda.max_memory_allocated: lazygrad's buffers are torch tensors); kernels launched per step (lazygrad:
 its counter, whether replayed one by one or as a CUDA graph; torch: CUDA kernels in a profiled step).
 
 GPU (the default when one is present): GPT-2 124M, B=16, T=1024, bf16 autocast (--precision fp32: tf32 matmuls on
@@ -93,7 +94,7 @@ def measure_one(name: str, args) -> dict:
   B, T = (16, 1024) if gpu else (8, cfg.block_size)
   torch.backends.cuda.matmul.allow_tf32 = True   # tf32 float32 matmuls on both sides
   lazygrad.set_float32_matmul_precision("high")
-  data = batches(cfg, B, T, args.steps + 2)
+  data = batches(cfg, B, T, args.steps + 3)
   if gpu: torch.cuda.reset_peak_memory_stats()
   t0 = time.perf_counter()
   if name.startswith("lazygrad"): step = run_lazygrad(cfg, args.precision, device, name == "lazygrad jit")
@@ -104,10 +105,11 @@ def measure_one(name: str, args) -> dict:
          "device": torch.cuda.get_device_name() if gpu else "CPU", "precision": args.precision}
   if args.steps == 0: return row
   step(*data[1])   # a jit captures here
+  step(*data[2])   # and replays for the first time: CUDA instantiates the graph (once, ~0.6 s for GPT-2)
   k0 = lazygrad.counters.kernels
   if gpu: torch.cuda.synchronize()
   t0 = time.perf_counter()
-  for x, y in data[2:]: loss = step(x, y)
+  for x, y in data[3:]: loss = step(x, y)
   dt = (time.perf_counter() - t0) / args.steps
   row.update(ms=dt * 1e3, tok_s=B * T / dt, loss=loss,
              peak_gib=torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
