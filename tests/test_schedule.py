@@ -398,3 +398,16 @@ def test_an_embedding_gradient_is_a_scatter_add_not_a_one_hot_matmul(dtype):
   assert any(it.kernel is not None and it.kernel.scattered for it in items)
   assert max(o.numel for it in items for o in it.outputs) <= rows * dim
   np.testing.assert_allclose(lw.grad.numpy(), tw.grad.numpy(), rtol=1e-2 if dtype == "bfloat16" else 1e-5, atol=1e-2 if dtype == "bfloat16" else 1e-5)
+
+
+@pytest.mark.parametrize("m, n", [(20 * 16 + 3, 5 * 16 + 1), (8 * 16, 40 * 16), (3 * 16, 7 * 16)])
+def test_grouped_program_order_covers_every_block_of_a_matmul_once(m, n, monkeypatch):
+  """Programs take groups of 8 row blocks by a run of column blocks (L2 reuse), a last group may be short: every
+  output block is computed exactly once."""
+  monkeypatch.setattr(get_device("numpy"), "lowering", LoweringOptions(whole=False, dot_blocks=(16, 16, 16)))
+  a, b = randn(m, 24), randn(24, n)
+  lazy = Tensor(a, device="numpy") @ Tensor(b, device="numpy")
+  (prog,) = programs_for(lazy)
+  assert prog.grid == -(-m // 16) * -(-n // 16)
+  assert any(u.op is U.CONST and u.arg == 8 * -(-n // 16) for u in prog.uops)   # pid // (8 x column blocks): a group
+  np.testing.assert_allclose(lazy.numpy(), a @ b, rtol=1e-5, atol=1e-5)

@@ -63,6 +63,9 @@ def choose_tiling(k: Kernel, opts: LoweringOptions) -> Tiling:
   return Tiling(blocks, 8 if tile >= 8192 else 4 if tile >= 1024 else 2 if tile >= 256 else 1, 3 if loops else 1)
 
 
+GROUP_ROWS = 8   # row blocks per group in a matrix product's program order (see _Linearizer.define_grouped)
+
+
 def _next_pow2(x: int) -> int: return 1 << max(0, (x - 1).bit_length())
 
 
@@ -236,6 +239,28 @@ class _Linearizer:
       self.base[a] = base
     self.axis_memo = {key: v for key, v in self.axis_memo.items() if key[1] not in axes}
     return prod(nblocks.values())
+
+  def define_grouped(self, axes, pid: UOp | None) -> bool:
+    """A matrix product's programs in grouped order: consecutive programs take GROUP_ROWS row blocks by a run of
+    column blocks, so the operand tiles they share are still in L2 (row-major order streams all of the right operand
+    again for every row block: the 50304-wide LM head's 77 MB, 128 times). False if the kernel is no such product."""
+    parts = _dot_parts_of(self.k, self.opts)
+    many = [a for a in axes if math.ceil(self.k.shape[a] / self.blocks[a]) > 1]
+    if pid is None or parts is None or sorted(many) != sorted(parts[2][:2]): return False
+    rows, cols = sorted(many)
+    n_rows, n_cols = (math.ceil(self.k.shape[a] / self.blocks[a]) for a in (rows, cols))
+    c = lambda v: self.const(v, self.idt)
+    op = lambda o, x, y: self.alu(o, self.idt, x, y)
+    group = op(Op.IDIV, pid, c(GROUP_ROWS * n_cols))
+    first = op(Op.MUL, group, c(GROUP_ROWS))
+    left = op(Op.SUB, c(n_rows), first)
+    size = self.alu(Op.WHERE, self.idt, op(Op.CMPLT, left, c(GROUP_ROWS)), left, c(GROUP_ROWS))
+    within = op(Op.MOD, pid, c(GROUP_ROWS * n_cols))
+    row, col = op(Op.ADD, first, op(Op.MOD, within, size)), op(Op.IDIV, within, size)
+    for a in axes: self.base[a] = None
+    self.base[rows], self.base[cols] = op(Op.MUL, row, c(self.blocks[rows])), op(Op.MUL, col, c(self.blocks[cols]))
+    self.axis_memo = {key: v for key, v in self.axis_memo.items() if key[1] not in axes}
+    return True
 
   def axis_index(self, a: int) -> UOp:
     """Index tile of kernel axis `a` in the current space: block start + arange."""
@@ -416,7 +441,7 @@ class _Linearizer:
     out_axes = list(range(self.n_out))
     n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
     pid = self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None
-    self.define_axes(out_axes, pid)
+    if not self.define_grouped(out_axes, pid): self.define_axes(out_axes, pid)
     n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in self.reduce_axes())
     if n_iter > 1:
       for level in reduction_levels(k): self.accumulate(level, n_iter)
