@@ -374,8 +374,8 @@ class Elementwise:
     return (x < 0).where(-y, y)
   def gelu(self, approximate: str = "none"):
     x = self._f32()
-    if approximate == "tanh":
-      return self._rounded(0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
+    if approximate == "tanh":   # 0.5 (1 + tanh(u)) is sigmoid(2u): one exp and one division, and no cancellation
+      return self._rounded(x * (math.sqrt(8 / math.pi) * (x + 0.044715 * x * x * x)).sigmoid())
     if approximate != "none": raise _err(ValueError, "gelu", f"approximate must be 'none' or 'tanh', got {approximate!r}")
     return self._rounded(0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
   def square(self): return self * self
