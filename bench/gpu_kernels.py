@@ -28,7 +28,7 @@ def lazygrad_ms(*outs: Tensor) -> float:
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--quick", action="store_true", help="smaller sizes")
-  ap.add_argument("--only", default="copy,elementwise,sum,layernorm,matmul,attention",
+  ap.add_argument("--only", default="copy,elementwise,sum,layernorm,matmul,attention,adamw",
                   help="comma-separated case groups to run")
   args = ap.parse_args()
   only = set(args.only.split(","))
@@ -41,6 +41,7 @@ def main():
   if "layernorm" in only: layernorm(rows, args.quick)
   if "matmul" in only: matmuls(rows, args.quick)
   if "attention" in only: attention(rows, args.quick)
+  if "adamw" in only: adamw(rows, args.quick)
   print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
   print(f"{'case':<44s} {'unit':>8s} {'lazygrad':>10s} {'torch':>10s} {'ratio':>7s}")
   for case, unit, lz, th, ratio in rows: print(f"{case:<44s} {unit:>8s} {lz:10.2f} {th:10.2f} {ratio:7.2f}")
@@ -80,6 +81,32 @@ def layernorm(rows, quick):
     return (lx - mu) * (lx.var(-1, keepdim=True, correction=0) + 1e-5).rsqrt() * lw + lbias
   ms, t_ms = lazygrad_ms(lz_ln()), bench(lambda: torch.nn.functional.layer_norm(x, (768,), w, bias))
   rows.append((f"layernorm {ln_shape[0]}x768", "ms", ms, t_ms, t_ms / ms))
+  # forward + backward, GPT-2's activations (16384 x 768), against torch.compile's fused kernels
+  x, g = torch.randn(16384, 768, device="cuda"), torch.randn(16384, 768, device="cuda")
+  tx, tw, tb = (t.clone().requires_grad_() for t in (x, w, bias))
+  lx, lw, lb = (Tensor.from_torch(t).requires_grad_() for t in (x, w, bias))
+  lazygrad.nn.functional.layer_norm(lx, (768,), lw, lb).backward(Tensor.from_torch(g))
+  ms = lazygrad_ms(lx.grad, lw.grad, lb.grad)
+  ln = torch.compile(lambda a, b, c: torch.nn.functional.layer_norm(a, (768,), b, c))
+  t_ms = triton.testing.do_bench(lambda: ln(tx, tw, tb).backward(g), warmup=25, rep=100, grad_to_none=[tx, tw, tb],
+                                 return_mode="median")
+  rows.append(("layernorm fwd+bwd 16384x768 vs torch.compile", "ms", ms, t_ms, t_ms / ms))
+
+
+def adamw(rows, quick):
+  """One AdamW step over GPT-2 124M's parameters (148 tensors), against torch's fused AdamW."""
+  shapes = [(50304, 768), (1024, 768)] + [(768,)] * 2 + 12 * [(768,), (768,), (2304, 768), (2304,), (768, 768), (768,),
+                                                              (768,), (768,), (3072, 768), (3072,), (768, 3072), (768,)]
+  ps = [torch.randn(s, device="cuda") for s in shapes]
+  gs = [torch.randn(s, device="cuda") for s in shapes]
+  tps = [p.clone().requires_grad_() for p in ps]
+  for p, g in zip(tps, gs): p.grad = g.clone()
+  topt = torch.optim.AdamW(tps, lr=1e-4, fused=True)
+  lps = [Tensor.from_torch(p.clone()).requires_grad_() for p in ps]
+  for p, g in zip(lps, gs): p.grad = Tensor.from_torch(g.clone())
+  lopt = lazygrad.optim.AdamW(lps, lr=1e-4)
+  ms, t_ms = lazygrad_ms(*lopt.schedule_step()), bench(topt.step)
+  rows.append((f"AdamW step, GPT-2 124M ({len(shapes)} tensors)", "ms", ms, t_ms, t_ms / ms))
 
 
 def matmuls(rows, quick):

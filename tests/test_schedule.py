@@ -6,6 +6,7 @@ import lazygrad
 from lazygrad import Tensor, counters
 from lazygrad.codegen.linearize import LoweringOptions
 from lazygrad.codegen.uops import U
+from lazygrad.codegen.kernel import K
 from lazygrad.runtime.device import get_device
 from lazygrad.runtime.realize import compile_kernel, get_schedule
 
@@ -411,3 +412,16 @@ def test_grouped_program_order_covers_every_block_of_a_matmul_once(m, n, monkeyp
   assert prog.grid == -(-m // 16) * -(-n // 16)
   assert any(u.op is U.CONST and u.arg == 8 * -(-n // 16) for u in prog.uops)   # pid // (8 x column blocks): a group
   np.testing.assert_allclose(lazy.numpy(), a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_large_float32_operand_cast_to_bfloat16_is_stored_cast_so_the_matmul_loads_half_the_bytes():
+  """Under autocast a float32 weight (and a float32 gradient) is cast to bfloat16 for its matmul: the DOT would load
+  and convert the float32 tiles again for every tile of the other side, so the bfloat16 copy is stored once."""
+  a, w = randn(64, 256), randn(512, 256)
+  out = Tensor(a).cast("bfloat16") @ Tensor(w).cast("bfloat16").T
+  items = get_schedule([out.node])
+  (dot,) = [it for it in items if it.kernel is not None and any(n.op is K.DOT for n in it.kernel.nodes)]
+  assert {n.dtype.name for n in dot.inputs} == {"bfloat16"}
+  assert any("narrowed" in why for it in items for why in it.reasons)
+  ref = torch.tensor(a).bfloat16() @ torch.tensor(w).bfloat16().T
+  np.testing.assert_allclose(out.float().numpy(), ref.float().numpy(), rtol=1e-2, atol=1e-2)

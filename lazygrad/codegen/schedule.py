@@ -131,6 +131,8 @@ class _KernelBuilder:
         if not self._is_leaf(b) and b.op not in (Op.BUFFER, Op.CONST, Op.IOTA, Op.GATHER):
           # a DOT reloads each operand tile once per tile of the other side: computing it inline repeats the work
           self.unfusable.setdefault(b, "a computed operand of a matmul")
+      for c in self._narrowed_operands(r):
+        self.unfusable.setdefault(c, "a matmul operand narrowed to half precision: every tile reads half the bytes")
     store_st = view_of(self.root.shape, path + _region(self.root))
     return self._note(KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st)), self.root), store_st
 
@@ -147,6 +149,21 @@ class _KernelBuilder:
       if not seen_expand: return None   # an elementwise product summed, not a contraction
       bases.append(s)
     return bases
+
+  def _narrowed_operands(self, r: LazyNode) -> list[LazyNode]:
+    """The narrowing float casts (float32 -> bfloat16 under autocast) between a contraction and its large stored
+    operands (a float32 weight, a float32 gradient): stored, the DOT's tiles load half the bytes and convert none."""
+    if self._contraction_operands(r) is None: return []
+    out = []
+    for s in r.srcs[0].srcs:
+      while not self._is_leaf(s) and (s.op in MOVEMENT or s.op is Op.CAST):
+        if s.op is Op.CAST and s.dtype.is_float and s.dtype.itemsize < s.srcs[0].dtype.itemsize:
+          base = s.srcs[0]
+          while not self._is_leaf(base) and base.op in MOVEMENT: base = base.srcs[0]
+          if self._is_leaf(base) and base.numel >= MIN_STORED_RECOMPUTE: out.append(s)
+          break
+        s = s.srcs[0]
+    return out
 
   @functools.cached_property
   def load_views(self) -> dict[int, set]:
