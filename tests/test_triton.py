@@ -258,3 +258,11 @@ def test_debug_source_shows_the_lines_of_the_program_run(capsys):
     with Context(DEBUG=5): fn(Tensor(randn(4, 4), device="triton-interp")).realize()
     out = capsys.readouterr().out
     assert f"# exp @ test_triton.py:{inspect.getsourcelines(fn)[1]}" in out
+
+
+@needs_interp
+def test_a_scalar_argument_cast_to_another_float_renders_for_the_interpreter():
+  """Under the interpreter a float scalar argument arrives as a Python float: its cast must not call .to() on it."""
+  x = Tensor([1.0, 2.0], device="triton-interp", requires_grad=True)
+  (x.cast("float64") * 0.5).float().sum().backward()   # the gradient's seed 1.0 (a float32 argument) cast to float64
+  np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.5])
