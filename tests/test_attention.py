@@ -151,3 +151,11 @@ def test_check_mode_compares_the_attention_kernels_with_numpy():
 def test_bad_arguments_raise_naming_the_problem_and_the_line(build, words):
   with pytest.raises((TypeError, ValueError, lazygrad.ShapeError)) as e: build()
   for w in words + ["test_attention.py"]: assert w in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_masks_over_several_blocks(kind):
+  """A mask tensor makes every block of the loop masked (no unmasked segment), with rows and keys past a block."""
+  rng = np.random.default_rng(7)
+  mask = rng.random((70, 45)) > 0.3 if kind == "bool" else rng.standard_normal((70, 45)).astype(np.float32)
+  _run([(1, 2, 70, 16), (1, 2, 45, 16), (1, 2, 45, 16)], mask=mask)
