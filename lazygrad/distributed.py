@@ -1,0 +1,138 @@
+"""Data-parallel training over torch.distributed: NCCL between GPUs, gloo between CPU processes, started by torchrun.
+
+`init()` joins the process group torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT); without torchrun it leaves a single process (world size 1), with a note. Collectives work on lazygrad
+tensors in place and without copies: a tensor is realized into its own memory, torch.distributed reads and writes
+that memory (a torch tensor on the `triton` device; on `numpy`, a torch view of the host array), and the write is an
+in-place update of the tensor (a new version of its buffer: readers of the old value were realized first).
+
+Data parallelism: `broadcast_parameters` makes every rank start from rank 0's parameters (reporting any that
+differed); after `backward`, `average_gradients` sums the gradients across ranks in a few flat buckets (one
+all-reduce per bucket, not per tensor) and leaves each parameter's `.grad` as a view of its bucket divided by the
+world size, lazily, so the division joins the optimizer's kernel. A gradient clipping after it sees the global
+norm, because every rank then holds the global average."""
+from __future__ import annotations
+import datetime, os, warnings
+from .tensor import Tensor, realize, overwrite
+from .ir.ops import Op
+
+
+class DistributedError(RuntimeError):
+  """A collective or process-group problem: a rank that did not join, parameters that disagree, a bad argument."""
+
+
+_state = {"world": 1, "rank": 0, "local_rank": 0}
+
+
+def init(backend: str | None = None, timeout_s: float = 300.0) -> int:
+  """Join the process group torchrun started (backend: 'nccl' when lazygrad's default device is a GPU, else 'gloo');
+  returns the world size. Without torchrun's environment: one process, and a note that says so. A rank that does
+  not join within `timeout_s` makes the others fail with a DistributedError, not wait forever."""
+  import torch.distributed as dist
+  if dist.is_initialized(): return world_size()
+  if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+    warnings.warn("lazygrad.distributed: not launched by torchrun (no RANK / WORLD_SIZE): training in one process",
+                  stacklevel=2)
+    return 1
+  from .runtime.device import default_device_name
+  rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+  gpu = default_device_name() == "triton"
+  if gpu:
+    import torch
+    torch.cuda.set_device(local)   # lazygrad's triton device allocates on torch's current GPU
+  try:
+    dist.init_process_group(backend or ("nccl" if gpu else "gloo"), rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=timeout_s))
+  except Exception as e:
+    raise DistributedError(f"rank {rank} of {world} could not join the process group at "
+                           f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')} within {timeout_s:g} s "
+                           f"({type(e).__name__}: {e}). Fix: start every rank with the same torchrun command") from e
+  _state.update(world=world, rank=rank, local_rank=local)
+  return world
+
+
+def world_size() -> int: return _state["world"]
+def rank() -> int: return _state["rank"]
+def local_rank() -> int: return _state["local_rank"]
+def is_main() -> bool:
+  """Rank 0: the one that logs, evaluates and writes checkpoints."""
+  return _state["rank"] == 0
+
+
+def _memory(t: Tensor, op: str):
+  """`t` realized into memory of its own, and a torch tensor sharing that memory."""
+  import torch
+  realize(t)
+  node = t._node
+  if node.op is not Op.BUFFER or node.buffer.size != t.numel():
+    raise DistributedError(f"{op}: the tensor of shape {tuple(t.shape)} is a view of other memory. Fix: pass "
+                           "t.contiguous() (a tensor of its own)")
+  buf = node.buffer.ensure()
+  data = buf.data if isinstance(buf.data, torch.Tensor) else torch.from_numpy(buf.data)
+  return buf, data
+
+
+def all_reduce(t: Tensor, op: str = "sum") -> Tensor:
+  """Every rank's `t` becomes the elementwise `op` ('sum', 'max', 'min', 'product') over all ranks, in place;
+   returns `t`. One process: `t` unchanged."""
+  if world_size() == 1: return t
+  import torch.distributed as dist
+  ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN, "product": dist.ReduceOp.PRODUCT}
+  if op not in ops: raise DistributedError(f"all_reduce: op must be one of {sorted(ops)}, got {op!r}")
+  buf, data = _memory(t, "all_reduce")
+  overwrite([(buf, [t])], lambda: dist.all_reduce(data, ops[op]))
+  return t
+
+
+def broadcast(t: Tensor, src: int = 0) -> Tensor:
+  """Every rank's `t` becomes rank `src`'s, in place; returns `t`."""
+  if world_size() == 1: return t
+  import torch.distributed as dist
+  buf, data = _memory(t, "broadcast")
+  overwrite([(buf, [t])], lambda: dist.broadcast(data, src))
+  return t
+
+
+def broadcast_parameters(params: list[Tensor], src: int = 0) -> list[str]:
+  """Make every rank's parameters rank `src`'s (as DDP does at start). Returns the indices (as text) of those that
+  differed on this rank, after warning about them: different initial weights usually mean an unseeded model."""
+  if world_size() == 1: return []
+  def digest(p: Tensor) -> tuple:
+    x = p.detach().float()
+    return x.sum().item(), (x * x).sum().item()
+  before = [digest(p) for p in params]
+  for p in params: broadcast(p, src)
+  differed = [str(i) for i, (b, p) in enumerate(zip(before, params)) if b != digest(p)]
+  if differed:
+    warnings.warn(f"lazygrad.distributed: rank {rank()}: parameters {', '.join(differed[:8])}"
+                  f"{' ...' if len(differed) > 8 else ''} differed from rank {src}'s and were replaced by them "
+                  "(seed every rank alike to start from the same weights)", stacklevel=2)
+  return differed
+
+
+def average_gradients(params: list[Tensor], bucket_bytes: int = 25 << 20):
+  """Average `.grad` over all ranks: gradients are packed into flat buckets of about `bucket_bytes` (one per dtype
+  and device run), each bucket is summed across ranks by one all-reduce, and each `.grad` becomes its slice of the
+  bucket divided by the world size (lazy: the division fuses into whatever reads it next, the optimizer)."""
+  world = world_size()
+  if world == 1: return
+  from .autograd import no_grad
+  with_grad = [p for p in params if p.grad is not None]
+  buckets: list[list[Tensor]] = []
+  for p in with_grad:
+    last = buckets[-1] if buckets else None
+    if last is None or last[0].grad.dtype != p.grad.dtype or last[0].grad.device != p.grad.device or \
+       sum(q.grad.numel() for q in last) * p.grad.element_size() >= bucket_bytes:
+      buckets.append([p])
+    else: last.append(p)
+  with no_grad():
+    flats = [Tensor.cat([q.grad.reshape(-1) for q in b]) if len(b) > 1 else b[0].grad.reshape(-1).contiguous()
+             for b in buckets]
+    realize(*flats)   # every bucket in one schedule
+    for flat, bucket in zip(flats, buckets):
+      all_reduce(flat, "sum")
+      offset = 0
+      for q in bucket:
+        n = q.grad.numel()
+        q.grad = (flat[offset:offset + n] / world).reshape(q.grad.shape)
+        offset += n
