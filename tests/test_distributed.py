@@ -73,3 +73,43 @@ def test_a_view_is_refused_with_a_fix(monkeypatch):
   monkeypatch.setitem(dist._state, "world", 2)   # as if launched: the check comes before any collective
   with pytest.raises(dist.DistributedError, match="contiguous"):
     dist.all_reduce(Tensor([[1.0, 2.0], [3.0, 4.0]]).realize()[:, 1])
+
+
+def test_train_py_on_two_ranks_matches_one_process_with_the_global_batch(tmp_path):
+  """examples/gpt2/train.py under torchrun's environment: two ranks of batch 2 give one process's loss curve with
+  batch 4 (same seed, no dropout); only rank 0 logs and writes the checkpoint; resuming on one process works and
+  says the world changed."""
+  sys.path.insert(0, str(Path(__file__).parent))
+  from test_train_cli import write_dataset, TINY
+  data = write_dataset(tmp_path / "data")
+  script = Path(__file__).parents[1] / "examples" / "gpt2" / "train.py"
+  opts = TINY + ["--data", str(data), "--steps", "3", "--eval-interval", "3"]
+  def launch(world, batch, ckpt, extra=()):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env.pop("RANK", None); env.pop("WORLD_SIZE", None)
+    port, procs = _free_port(), []
+    for r in range(world):
+      e = env if world == 1 else {**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world),
+                                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+      argv = [sys.executable, str(script), *opts, "--batch", str(batch), "--ckpt-dir", str(ckpt), *extra]
+      procs.append(subprocess.Popen(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    return [o[0] for o in outs]
+  def losses(text): return [float(line.split("loss ")[1].split()[0]) for line in text.splitlines() if " loss " in line and "/" in line]
+  two = launch(2, 2, tmp_path / "two")
+  one = launch(1, 4, tmp_path / "one")
+  assert two[1] == "" and "2 ranks (global batch 4)" in two[0]   # rank 1 is silent
+  assert len(losses(one[0])) == 3
+  np.testing.assert_allclose(losses(two[0]), losses(one[0]), rtol=1e-5)
+  assert (tmp_path / "two" / "ckpt.safetensors").exists()
+  resumed = launch(1, 4, tmp_path / "two", ["--resume", "--steps", "4"])
+  assert "was written by 2 rank(s)" in resumed[0] and "step     4/4" in resumed[0]
+
+
+def test_a_rank_that_never_joins_ends_in_a_clear_error_not_a_hang():
+  env = {**os.environ, "LAZYGRAD_DEVICE": "numpy", "PYTHONPATH": str(Path(__file__).parents[1]), "RANK": "0",
+         "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+  code = "from lazygrad import distributed as d; d.init(timeout_s=3)"
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0 and "DistributedError" in out.stderr and "could not join" in out.stderr, out.stderr[-800:]

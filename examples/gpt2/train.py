@@ -5,6 +5,12 @@ replayed by lazygrad.jit. Checkpoints are safetensors files written atomically; 
 checkpoint stopped, with the model stored there (the batches and the dropout masks are a function of the seed and the
 step, so with the same training options the loss sequence is the one an uninterrupted run gives).
 
+Data parallel: `torchrun --nproc_per_node=N examples/gpt2/train.py ...` trains on N processes (GPUs, or CPU processes
+on the numpy device): --batch is each rank's, the global batch is N times it (rank r takes its slice of the global
+batch k, so N ranks see the batches one process with an N times larger --batch sees), gradients are averaged across
+ranks before clipping, and only rank 0 logs, evaluates and writes checkpoints. Each step is then three parts (forward
+and backward, the gradients' all-reduce, the update), run without lazygrad.jit.
+
 Example: python examples/gpt2/train.py --config tiny --steps 200 --batch 16"""
 from __future__ import annotations
 import argparse, json, math, os, sys, time
@@ -12,7 +18,7 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import lazygrad
-from lazygrad import Tensor, no_grad
+from lazygrad import Tensor, no_grad, distributed as dist
 from lazygrad.nn import autocast, save_safetensors, load_safetensors, SafetensorsError
 from lazygrad.runtime.device import get_device
 from lazygrad.runtime.triton_device import DeviceUnavailable
@@ -115,13 +121,16 @@ def min_step_bytes(cfg: GPTConfig, batch: int, seq: int) -> int:
 
 
 class Batches:
-  """Random windows of the token arrays; batch k of a split is a pure function of (seed, split, k)."""
-  def __init__(self, data: dict[str, np.ndarray], seq: int, batch: int, seed: int):
-    self.data, self.seq, self.batch, self.seed = data, seq, batch, seed
+  """Random windows of the token arrays; global batch k of a split (`batch` windows per rank) is a pure function of
+  (seed, split, k, the global batch size), and rank r reads its r-th slice."""
+  def __init__(self, data: dict[str, np.ndarray], seq: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+    self.data, self.seq, self.batch, self.seed, self.rank, self.world = data, seq, batch, seed, rank, world
 
   def get(self, split: str, k: int, device) -> tuple[Tensor, Tensor]:
     data = self.data[split]
-    ix = np.random.default_rng([self.seed, split == "val", k]).integers(0, len(data) - self.seq - 1, self.batch)
+    ix = np.random.default_rng([self.seed, split == "val", k]).integers(0, len(data) - self.seq - 1,
+                                                                          self.batch * self.world)
+    ix = ix[self.rank * self.batch:(self.rank + 1) * self.batch]
     x = np.stack([data[i:i + self.seq] for i in ix]).astype(np.int64)
     y = np.stack([data[i + 1:i + 1 + self.seq] for i in ix]).astype(np.int64)
     return Tensor(x, device=device), Tensor(y, device=device)
@@ -151,10 +160,13 @@ class Trainer:
     no_decay = [p for p in self.model.parameters() if p.ndim < 2]
     self.opts = [AdamW(decay, lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay),
                  AdamW(no_decay, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)]
-    self.batches = Batches(data, self.seq, args.batch, args.seed)
+    self.world, self.main = dist.world_size(), dist.is_main()
+    self.batches = Batches(data, self.seq, args.batch, args.seed, dist.rank(), self.world)
     self.step = 0
-    self.step_kernels = lazygrad.jit(self._step_kernels) if args.jit else self._step_kernels
+    self.step_kernels = self._step_ranks if self.world > 1 else \
+      lazygrad.jit(self._step_kernels) if args.jit else self._step_kernels
     if saved: self.load(*saved)
+    dist.broadcast_parameters(self.model.parameters())   # every rank from rank 0's weights (one process: nothing)
 
   def check_run(self, cfg: GPTConfig, data: dict, data_vocab: int, vocab_source: str, device: str, resumed: bool):
     """The model config, the data, the sequence length and the device's memory fit together (checked before
@@ -220,7 +232,8 @@ class Trainer:
   def save(self, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     save_safetensors(self.state(), path, {"step": self.step, "config": json.dumps(self.model.config_dict()),
-                                          "meta": json.dumps(self.meta)})
+                                          "meta": json.dumps(self.meta), "ranks": self.world,
+                                          "global_batch": self.args.batch * self.world})
 
   def read_checkpoint(self) -> tuple[dict, dict]:
     if not self.ckpt.exists(): fail(f"--resume: no checkpoint at {self.ckpt}")
@@ -239,6 +252,11 @@ class Trainer:
     if problems: fail(f"--resume: {self.ckpt} does not fit the model: {'; '.join(problems)}")
     try: self.step = int(meta["step"])
     except (KeyError, ValueError): fail(f"--resume: {self.ckpt} has no integer step in its metadata")
+    ranks, batch = int(meta.get("ranks", 1)), int(meta.get("global_batch", self.args.batch))
+    if self.main and (ranks, batch) != (self.world, self.args.batch * self.world):
+      print(f"note: {self.ckpt} was written by {ranks} rank(s) with a global batch of {batch}; this run has {self.world} "
+            f"with {self.args.batch * self.world}: from step {self.step} on, the batches differ from those the "
+            f"first run would have drawn")
     with no_grad():
       for k, t in own.items(): t.assign(tensors[k])
     lazygrad.realize(*own.values())
@@ -258,6 +276,21 @@ class Trainer:
     lazygrad.realize(loss, *(t for opt in self.opts for t in opt.schedule_step()))
     return loss
 
+  def _step_ranks(self, x: Tensor, y: Tensor, lr: Tensor) -> Tensor:
+    """One data-parallel step: forward and backward, the gradients averaged over the ranks, then clipping (which sees
+    the global gradient) and the update; returns the loss averaged over the ranks."""
+    for opt in self.opts: opt.lr = lr
+    loss = self.loss_of(x, y)
+    for opt in self.opts: opt.zero_grad()
+    loss.backward()
+    params = self.model.parameters()
+    lazygrad.realize(loss, *(p.grad for p in params if p.grad is not None))
+    dist.average_gradients(params)
+    if self.args.grad_clip: clip_grad_norm_(params, self.args.grad_clip)
+    lazygrad.realize(*(t for opt in self.opts for t in opt.schedule_step()))
+    total = dist.all_reduce(loss.detach().reshape(1).contiguous())
+    return total / self.world
+
   def train_step(self) -> float:
     a = self.args
     lr = cosine_warmup_lr(self.step, a.warmup, a.steps, a.lr, a.min_lr)
@@ -269,6 +302,7 @@ class Trainer:
 
   @no_grad()
   def evaluate(self) -> float:
+    """The validation loss (rank 0's batches)."""
     self.model.eval()   # no dropout
     try: losses = [self.loss_of(*self.batches.get("val", k, self.args.device)).item()
                    for k in range(self.args.eval_iters)]
@@ -279,34 +313,42 @@ class Trainer:
     a = self.args
     losses, t_start = [], time.perf_counter()
     cfg = self.model.config
-    print(f"lazygrad GPT: {self.model.num_params() / 1e6:.2f}M parameters ({cfg.n_layer} layers, {cfg.n_head} heads, "
-          f"{cfg.n_embd} wide), device "
-          f"{self.model.wte.weight.device}, {a.precision}, batch {a.batch} x {self.seq} tokens")
+    log = print if self.main else (lambda *_, **__: None)   # only rank 0 speaks
+    ranks = f", {self.world} ranks (global batch {a.batch * self.world})" if self.world > 1 else ""
+    log(f"lazygrad GPT: {self.model.num_params() / 1e6:.2f}M parameters ({cfg.n_layer} layers, {cfg.n_head} heads, "
+        f"{cfg.n_embd} wide), device "
+        f"{self.model.wte.weight.device}, {a.precision}, batch {a.batch} x {self.seq} tokens{ranks}")
     t_log, tokens = time.perf_counter(), 0
     while self.step < a.steps:
       t0 = time.perf_counter()
       losses.append(self.train_step())
-      if self.step == 1: print(f"first step (scheduling and compiling included): {time.perf_counter() - t0:.1f} s")
-      tokens += a.batch * self.seq
+      if self.step == 1: log(f"first step (scheduling and compiling included): {time.perf_counter() - t0:.1f} s")
+      tokens += a.batch * self.seq * self.world
       if self.step % a.log_interval == 0 or self.step == a.steps:
         dt = time.perf_counter() - t_log
         done = int(30 * self.step / a.steps)
-        print(f"step {self.step:5d}/{a.steps} [{'=' * done}{' ' * (30 - done)}] loss {losses[-1]:.4f} | "
-              f"{tokens / dt:,.0f} tok/s | lr {cosine_warmup_lr(self.step - 1, a.warmup, a.steps, a.lr, a.min_lr):.2e}",
-              flush=True)
+        log(f"step {self.step:5d}/{a.steps} [{'=' * done}{' ' * (30 - done)}] loss {losses[-1]:.4f} | "
+            f"{tokens / dt:,.0f} tok/s | lr {cosine_warmup_lr(self.step - 1, a.warmup, a.steps, a.lr, a.min_lr):.2e}",
+            flush=True)
         t_log, tokens = time.perf_counter(), 0
       out_of_time = a.time_limit is not None and time.perf_counter() - t_start > a.time_limit
-      if self.step % a.eval_interval == 0 or self.step == a.steps or out_of_time:
-        print(f"step {self.step:5d}: val loss {self.evaluate():.4f}", flush=True)
+      if self.world > 1 and a.time_limit is not None:   # every rank stops at the step rank 0 stops at
+        out_of_time = dist.broadcast(Tensor([float(out_of_time)])).item() > 0
+      if self.main and (self.step % a.eval_interval == 0 or self.step == a.steps or out_of_time):
+        log(f"step {self.step:5d}: val loss {self.evaluate():.4f}", flush=True)
         if self.ckpt is not None: self.save(self.ckpt)
       if out_of_time:
-        print(f"time limit of {a.time_limit:.0f} s reached at step {self.step}")
+        log(f"time limit of {a.time_limit:.0f} s reached at step {self.step}")
         break
     return losses
 
 
 def main(argv=None):
-  return Trainer(parse_args(argv)).run()
+  args = parse_args(argv)
+  if "RANK" in os.environ and "WORLD_SIZE" in os.environ:   # started by torchrun
+    try: dist.init()
+    except dist.DistributedError as e: fail(str(e))
+  return Trainer(args).run()
 
 
 if __name__ == "__main__":
