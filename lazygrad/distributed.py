@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime, os, warnings
 from .tensor import Tensor, realize, overwrite
 from .ir.ops import Op
+from .runtime.realize import jit_capture
 
 
 class DistributedError(RuntimeError):
@@ -51,6 +52,16 @@ def init(backend: str | None = None, timeout_s: float = 300.0) -> int:
   return world
 
 
+def shutdown():
+  """Wait for every rank, then leave the process group (call it when training ends: a rank that exits while another
+  still talks to it can take that one down)."""
+  import torch.distributed as dist
+  if not dist.is_initialized(): return
+  dist.barrier()
+  dist.destroy_process_group()
+  _state.update(world=1, rank=0, local_rank=0)
+
+
 def world_size() -> int: return _state["world"]
 def rank() -> int: return _state["rank"]
 def local_rank() -> int: return _state["local_rank"]
@@ -59,38 +70,49 @@ def is_main() -> bool:
   return _state["rank"] == 0
 
 
-def _memory(t: Tensor, op: str):
-  """`t` realized into memory of its own, and a torch tensor sharing that memory."""
-  import torch
+class _Collective:
+  """A collective on one buffer, in place, as a program: called with the buffer (a launch a jit capture records and
+  its replays repeat on their memory; replayed from Python, not inside a CUDA graph)."""
+  graphable = False
+
+  def __init__(self, kind: str, arg): self.kind, self.arg = kind, arg
+
+  def __call__(self, bufs, scalars=()):
+    import torch, torch.distributed as d
+    buf = bufs[0].ensure()
+    data = buf.data if isinstance(buf.data, torch.Tensor) else torch.from_numpy(buf.data)
+    if self.kind == "broadcast": d.broadcast(data, self.arg)
+    else: d.all_reduce(data, self.arg)
+
+
+def _collective(t: Tensor, prg: _Collective) -> Tensor:
+  """Run `prg` on `t`'s own memory as an in-place update of `t` (recorded by a jit capture)."""
   realize(t)
   node = t._node
   if node.op is not Op.BUFFER or node.buffer.size != t.numel():
-    raise DistributedError(f"{op}: the tensor of shape {tuple(t.shape)} is a view of other memory. Fix: pass "
+    raise DistributedError(f"{prg.kind}: the tensor of shape {tuple(t.shape)} is a view of other memory. Fix: pass "
                            "t.contiguous() (a tensor of its own)")
-  buf = node.buffer.ensure()
-  data = buf.data if isinstance(buf.data, torch.Tensor) else torch.from_numpy(buf.data)
-  return buf, data
+  def run():
+    prg([node.buffer])
+    if (cap := jit_capture()) is not None: cap.launched(prg, [node.buffer], 1, [])
+  overwrite([(node.buffer, [t])], run)
+  return t
 
 
 def all_reduce(t: Tensor, op: str = "sum") -> Tensor:
   """Every rank's `t` becomes the elementwise `op` ('sum', 'max', 'min', 'product') over all ranks, in place;
-   returns `t`. One process: `t` unchanged."""
+  returns `t`. One process: `t` unchanged."""
   if world_size() == 1: return t
   import torch.distributed as dist
   ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN, "product": dist.ReduceOp.PRODUCT}
   if op not in ops: raise DistributedError(f"all_reduce: op must be one of {sorted(ops)}, got {op!r}")
-  buf, data = _memory(t, "all_reduce")
-  overwrite([(buf, [t])], lambda: dist.all_reduce(data, ops[op]))
-  return t
+  return _collective(t, _Collective("all_reduce", ops[op]))
 
 
 def broadcast(t: Tensor, src: int = 0) -> Tensor:
   """Every rank's `t` becomes rank `src`'s, in place; returns `t`."""
   if world_size() == 1: return t
-  import torch.distributed as dist
-  buf, data = _memory(t, "broadcast")
-  overwrite([(buf, [t])], lambda: dist.broadcast(data, src))
-  return t
+  return _collective(t, _Collective("broadcast", src))
 
 
 def broadcast_parameters(params: list[Tensor], src: int = 0) -> list[str]:

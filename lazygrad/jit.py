@@ -329,7 +329,8 @@ class _Replay:
     # are copied in (and, if written, back out), results and kept tensors live in memory the replay keeps
     devices = {b.device for _, bufs, _, _ in launches for b in bufs} | {b.device for b in inputs}
     self.device = next(iter(devices)) if len(devices) == 1 else None
-    capturable = self.device is not None and self.device.can_capture and not self.copies and bool(launches)
+    capturable = self.device is not None and self.device.can_capture and not self.copies and bool(launches) and \
+      all(getattr(prg, "graphable", True) for prg, _, _, _ in launches)   # collectives run from Python
     if graph is None and settings.JIT_GRAPH >= 0: graph = bool(settings.JIT_GRAPH)
     self.static = graph is True or (graph is None and capturable)
     if self.static:

@@ -75,7 +75,8 @@ def test_a_view_is_refused_with_a_fix(monkeypatch):
     dist.all_reduce(Tensor([[1.0, 2.0], [3.0, 4.0]]).realize()[:, 1])
 
 
-def test_train_py_on_two_ranks_matches_one_process_with_the_global_batch(tmp_path):
+@pytest.mark.parametrize("jit", [True, False], ids=["jit", "no-jit"])
+def test_train_py_on_two_ranks_matches_one_process_with_the_global_batch(tmp_path, jit):
   """examples/gpt2/train.py under torchrun's environment: two ranks of batch 2 give one process's loss curve with
   batch 4 (same seed, no dropout); only rank 0 logs and writes the checkpoint; resuming on one process works and
   says the world changed."""
@@ -83,7 +84,7 @@ def test_train_py_on_two_ranks_matches_one_process_with_the_global_batch(tmp_pat
   from test_train_cli import write_dataset, TINY
   data = write_dataset(tmp_path / "data")
   script = Path(__file__).parents[1] / "examples" / "gpt2" / "train.py"
-  opts = TINY + ["--data", str(data), "--steps", "3", "--eval-interval", "3"]
+  opts = TINY + ["--data", str(data), "--steps", "4", "--eval-interval", "4"] + ([] if jit else ["--no-jit"])
   def launch(world, batch, ckpt, extra=()):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     env.pop("RANK", None); env.pop("WORLD_SIZE", None)
@@ -100,11 +101,11 @@ def test_train_py_on_two_ranks_matches_one_process_with_the_global_batch(tmp_pat
   two = launch(2, 2, tmp_path / "two")
   one = launch(1, 4, tmp_path / "one")
   assert two[1] == "" and "2 ranks (global batch 4)" in two[0]   # rank 1 is silent
-  assert len(losses(one[0])) == 3
+  assert len(losses(one[0])) == 4
   np.testing.assert_allclose(losses(two[0]), losses(one[0]), rtol=1e-5)
   assert (tmp_path / "two" / "ckpt.safetensors").exists()
-  resumed = launch(1, 4, tmp_path / "two", ["--resume", "--steps", "4"])
-  assert "was written by 2 rank(s)" in resumed[0] and "step     4/4" in resumed[0]
+  resumed = launch(1, 4, tmp_path / "two", ["--resume", "--steps", "5"])
+  assert "was written by 2 rank(s)" in resumed[0] and "step     5/5" in resumed[0]
 
 
 def test_a_rank_that_never_joins_ends_in_a_clear_error_not_a_hang():

@@ -8,8 +8,8 @@ step, so with the same training options the loss sequence is the one an uninterr
 Data parallel: `torchrun --nproc_per_node=N examples/gpt2/train.py ...` trains on N processes (GPUs, or CPU processes
 on the numpy device): --batch is each rank's, the global batch is N times it (rank r takes its slice of the global
 batch k, so N ranks see the batches one process with an N times larger --batch sees), gradients are averaged across
-ranks before clipping, and only rank 0 logs, evaluates and writes checkpoints. Each step is then three parts (forward
-and backward, the gradients' all-reduce, the update), run without lazygrad.jit.
+ranks before clipping, and only rank 0 logs, evaluates and writes checkpoints. The jit replays the all-reduces in their
+place among the step's kernels (on a GPU, launched from Python rather than as one CUDA graph).
 
 Example: python examples/gpt2/train.py --config tiny --steps 200 --batch 16"""
 from __future__ import annotations
@@ -163,8 +163,8 @@ class Trainer:
     self.world, self.main = dist.world_size(), dist.is_main()
     self.batches = Batches(data, self.seq, args.batch, args.seed, dist.rank(), self.world)
     self.step = 0
-    self.step_kernels = self._step_ranks if self.world > 1 else \
-      lazygrad.jit(self._step_kernels) if args.jit else self._step_kernels
+    step = self._step_ranks if self.world > 1 else self._step_kernels
+    self.step_kernels = lazygrad.jit(step) if args.jit else step
     if saved: self.load(*saved)
     dist.broadcast_parameters(self.model.parameters())   # every rank from rank 0's weights (one process: nothing)
 
@@ -348,7 +348,9 @@ def main(argv=None):
   if "RANK" in os.environ and "WORLD_SIZE" in os.environ:   # started by torchrun
     try: dist.init()
     except dist.DistributedError as e: fail(str(e))
-  return Trainer(args).run()
+  losses = Trainer(args).run()
+  dist.shutdown()
+  return losses
 
 
 if __name__ == "__main__":

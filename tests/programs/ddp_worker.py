@@ -43,6 +43,7 @@ def main(out_dir: str):
     for i, p in enumerate(params): seen[f"p{i}"] = p.numpy()
   seen["warned"] = np.array(sum("differed" in str(w.message) for w in caught))
   np.savez(os.path.join(out_dir, f"rank{os.environ.get('RANK', 'alone')}.npz"), **seen)
+  dist.shutdown()
 
 
 if __name__ == "__main__":
