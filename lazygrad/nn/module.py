@@ -7,7 +7,7 @@ from typing import Iterator
 import numpy as np
 from ..tensor import Tensor, realize
 from ..autograd import no_grad
-from ..dtypes import to_dtype, float32
+from ..dtypes import to_dtype
 from . import functional as F
 
 
@@ -131,6 +131,56 @@ class LayerNorm(Module):
       if affine and bias else None
 
   def forward(self, x: Tensor) -> Tensor: return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class Sequential(ModuleList):
+  """Modules applied in order (torch.nn.Sequential): indexable, iterable, their parameters named 0., 1., ..."""
+  def __init__(self, *modules: Module): super().__init__(modules)
+  def forward(self, x):
+    for m in self: x = m(x)
+    return x
+
+
+class _Elementwise(Module):
+  """A module for a Tensor method with fixed arguments (ReLU, Tanh, ...)."""
+  method, args = "", ()
+  def forward(self, x: Tensor) -> Tensor: return getattr(x, self.method)(*self.args)
+
+
+class ReLU(_Elementwise): method = "relu"
+class Tanh(_Elementwise): method = "tanh"
+class Sigmoid(_Elementwise): method = "sigmoid"
+class SiLU(_Elementwise): method = "silu"
+class Identity(Module):
+  def forward(self, x): return x
+
+
+class LeakyReLU(_Elementwise):
+  method = "leaky_relu"
+  def __init__(self, negative_slope: float = 0.01): self.args = (negative_slope,)
+
+
+class Softmax(_Elementwise):
+  method = "softmax"
+  def __init__(self, dim: int = -1): self.args = (dim,)
+
+
+class Flatten(Module):
+  def __init__(self, start_dim: int = 1, end_dim: int = -1): self.start_dim, self.end_dim = start_dim, end_dim
+  def forward(self, x: Tensor) -> Tensor: return x.flatten(self.start_dim, self.end_dim)
+
+
+class MSELoss(Module):
+  def __init__(self, reduction: str = "mean"): self.reduction = reduction
+  def forward(self, input: Tensor, target: Tensor) -> Tensor: return F.mse_loss(input, target, self.reduction)
+
+
+class CrossEntropyLoss(Module):
+  def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
+               label_smoothing: float = 0.0):
+    self.weight, self.ignore_index, self.reduction, self.label_smoothing = weight, ignore_index, reduction, label_smoothing
+  def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
 
 class Dropout(Module):

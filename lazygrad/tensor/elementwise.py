@@ -331,6 +331,42 @@ class Elementwise:
     return self._const(False, self.shape, bool_, device=self.device).where(self, s) if self.requires_grad else s
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
+  def isfinite(self): return (self == self).logical_and(self.isinf().logical_not()) if self.dtype.is_float else \
+    self._const(True, self.shape, bool_, device=self.device)
+  def isclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
+    """|self - other| <= atol + rtol * |other|, as torch.isclose (infinities close only to themselves)."""
+    a, b = self._operands("isclose", other)
+    close = (a == b).logical_or((a - b).abs() <= atol + rtol * b.abs())
+    if equal_nan: close = close.logical_or(a.isnan().logical_and(b.isnan()))
+    return close
+  def logaddexp(self, other):
+    """log(exp(self) + exp(other)) without overflow: max + log1p(exp(-|self - other|))."""
+    a, b = self._operands("logaddexp", other)
+    a, b = a._f32(), b._f32()
+    same = a == b   # equal infinities: their difference is nan; so equal values take their own branch
+    x, y = same.where(0.0, a), same.where(0.0, b)   # and the other branch sees finite stand-ins (no nan gradient)
+    m = x.maximum(y).detach()   # one of the two exps is exactly 1: log1p of the other
+    out = same.where((a + b) * 0.5 + math.log(2), m + ((x - m).exp() + (y - m).exp() - 1).log1p())
+    return self._rounded(out) if self.dtype.is_float else out
+  def lerp(self, end, weight):
+    """self + weight * (end - self), as torch.lerp."""
+    return self + weight * (end - self)
+  def log1p(self):
+    """log(1 + x), accurate near 0 (log(u) * x / (u - 1) with u = 1 + x rounded: the rounding error cancels)."""
+    x = self._f32()
+    u = 1 + x
+    exact = (u == 1).logical_or(u == math.inf)
+    return self._rounded(exact.where((u == 1).where(x, u), u.log() * x / exact.where(1.0, u - 1)))
+  def expm1(self):
+    """exp(x) - 1, accurate near 0 ((u - 1) * x / log(u) with u = exp(x) rounded, for |x| < 1; plain exp(x) - 1
+    beyond, where it loses nothing). Each branch sees finite stand-ins where the other is taken (no nan gradient)."""
+    x = self._f32()
+    small = x.abs() < 1
+    xs = small.where(x, 0.5)
+    u = xs.exp()
+    exact = u == 1
+    near_zero = exact.where(xs, (u - 1) * xs / exact.where(1.0, u.log()))
+    return self._rounded(small.where(near_zero, small.where(0.0, x).exp() - 1))
   def _f32(self) -> "Tensor":
     """Self in float32 if it is an integer or half tensor: activations compute there, as PyTorch's do."""
     return self if self.dtype in (float32, dtypes.float64) else self.cast(float32)
@@ -365,6 +401,49 @@ class Elementwise:
   def silu(self):
     x = self._f32()
     return self._rounded(x * x.sigmoid())
+
+  # activations with torch's formulas, gradients and half-precision rounding (computed in float32, rounded once)
+  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0):
+    """x clamped to [min_val, max_val]; the gradient is 1 strictly inside, 0 outside and on the bounds (as torch's)."""
+    x = self._f32()
+    inside = (x > min_val).logical_and(x < max_val)
+    return self._rounded(inside.where(x, (x <= min_val).where(min_val, (x >= max_val).where(max_val, x))))
+  def relu6(self): return self.hardtanh(0.0, 6.0)
+  def hardsigmoid(self): return self._rounded((self._f32() + 3).hardtanh(0.0, 6.0) / 6)
+  def hardswish(self):
+    x = self._f32()
+    return self._rounded(x * (x + 3).hardtanh(0.0, 6.0) / 6)
+  def leaky_relu(self, negative_slope: float = 0.01):
+    x = self._f32()
+    return self._rounded((x > 0).where(x, x * negative_slope))
+  def elu(self, alpha: float = 1.0):
+    x = self._f32()
+    return self._rounded((x > 0).where(x, alpha * (x > 0).where(0.0, x).expm1()))
+  def celu(self, alpha: float = 1.0):
+    x = self._f32()
+    return self._rounded((x > 0).where(x, alpha * ((x > 0).where(0.0, x) / alpha).expm1()))
+  def selu(self):
+    return self._rounded(1.0507009873554804934193349852946 * self._f32().elu(1.6732632423543772848170429916717))
+  def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+    """log(1 + exp(beta x)) / beta; x itself where beta x > threshold (as torch's)."""
+    x = self._f32()
+    linear = x * beta > threshold
+    return self._rounded(linear.where(x, linear.where(0.0, x * beta).exp().log1p() / beta))
+  def softsign(self):
+    x = self._f32()
+    return self._rounded(x / (1 + x.abs()))
+  def mish(self):
+    x = self._f32()
+    return self._rounded(x * x.softplus().tanh())
+  def logsigmoid(self):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): no overflow, no log of 0 (exp(-|x|) built from both sides,
+    so the gradient at 0 is 1/2)."""
+    x = self._f32()
+    neg = x < 0
+    return self._rounded(neg.where(x, 0.0) - neg.where(x, -x).exp().log1p())
+  def quick_gelu(self):
+    x = self._f32()
+    return self._rounded(x * (1.702 * x).sigmoid())
   def erf(self):
     """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), composed from primitives."""
     x = self._float()

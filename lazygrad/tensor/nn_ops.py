@@ -102,31 +102,45 @@ class NNOps:
   def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
                     label_smoothing: float = 0.0) -> "Tensor":
     """torch.nn.functional.cross_entropy with class-index targets; classes on dim 1 (or dim 0 for 1-D input)."""
-    if weight is not None: raise _err(NotImplementedError, "cross_entropy", "class weights are not supported yet")
+    return (self if self.ndim != 1 else self.unsqueeze(0)).log_softmax(1)._class_loss(
+      "cross_entropy", target, weight, reduction, ignore_index, label_smoothing, self.ndim == 1)
+
+  def nll_loss(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100) -> "Tensor":
+    """torch.nn.functional.nll_loss: self holds log-probabilities, classes on dim 1 (or dim 0 for 1-D input)."""
+    return (self if self.ndim != 1 else self.unsqueeze(0))._class_loss("nll_loss", target, weight, reduction,
+                                                                       ignore_index, 0.0, self.ndim == 1)
+
+  def _class_loss(self, op: str, target, weight, reduction: str, ignore_index: int, label_smoothing: float,
+                  one: bool) -> "Tensor":
+    """-weight[t] * logp[t] per sample (self: log-probabilities, classes on dim 1), ignore_index skipped; 'mean'
+    divides by the summed weights of the samples kept, as torch does."""
     if reduction not in ("mean", "sum", "none"):
-      raise _err(ValueError, "cross_entropy", f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    logits = self if self.ndim != 1 else self.unsqueeze(0)
-    tgt = target if self.ndim != 1 else target.reshape(1)
-    if not tgt.dtype.is_int: raise _err(TypeError, "cross_entropy", f"target must hold class indices (an integer tensor), got {tgt.dtype.name}")
-    expect = (logits.shape[0],) + logits.shape[2:]
+      raise _err(ValueError, op, f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    tgt = target.reshape(1) if one else target
+    if not tgt.dtype.is_int: raise _err(TypeError, op, f"target must hold class indices (an integer tensor), got {tgt.dtype.name}")
+    expect = (self.shape[0],) + self.shape[2:]
     if tgt.shape != expect:
-      raise _err(ShapeError, "cross_entropy", f"input shape {_shape_str(self.shape)} needs target shape "
-                 f"{_shape_str(expect)}, got {_shape_str(target.shape)}")
-    c = logits.shape[1]
+      raise _err(ShapeError, op, f"input shape {_shape_str(self.shape[1:] if one else self.shape)} needs target "
+                 f"shape {_shape_str(expect[1:] if one else expect)}, got {_shape_str(target.shape)}")
+    c = self.shape[1]
+    if weight is not None and tuple(weight.shape) != (c,):
+      raise _err(ShapeError, op, f"weight must have one value per class ({c}), got shape {_shape_str(weight.shape)}")
     tgt = tgt._checked(tgt, ((tgt >= 0).logical_and(tgt < c)).logical_or(tgt == ignore_index),
-                       f"cross_entropy: target {{}} is out of bounds for {c} classes")
-    logp = logits.log_softmax(1)
-    logp = logp.permute((0,) + tuple(range(2, logp.ndim)) + (1,))           # classes last
+                       f"{op}: target {{}} is out of bounds for {c} classes")
+    logp = self.permute((0,) + tuple(range(2, self.ndim)) + (1,))           # classes last
     hit = tgt.unsqueeze(-1) == self.arange(c, device=self.device)
+    w = hit.where(weight, 0.0).sum(-1) if weight is not None else None     # weight[target]
     nll = -hit.where(logp, 0.0).sum(-1)
+    if w is not None: nll = nll * w
     if label_smoothing:
-      nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+      smooth = -(logp * weight).sum(-1) / c if weight is not None else -logp.mean(-1)
+      nll = (1 - label_smoothing) * nll + label_smoothing * smooth
     valid = tgt != ignore_index
     nll = valid.where(nll, 0.0)
-    if self.ndim == 1: nll = nll.reshape(())
+    if one: nll = nll.reshape(())
     if reduction == "none": return nll
     if reduction == "sum": return nll.sum()
-    return nll.sum() / valid.cast(float32).sum()
+    return nll.sum() / (valid.where(w, 0.0) if w is not None else valid.cast(float32)).sum()
 
 
 def _composed_attention(q, k, v, mask, dropout_p: float, is_causal: bool, scale: float):

@@ -88,6 +88,8 @@ class Reductions:
     out = (x - m).exp().sum(dims, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dims)
 
+  def softmin(self, dim=-1, dtype=None) -> "Tensor": return (-self).softmax(dim, dtype)
+
   def softmax(self, dim=-1, dtype=None, axis=None) -> "Tensor":
     x = self._float() if dtype is None else self.cast(dtype)
     d = _norm_dim("softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
