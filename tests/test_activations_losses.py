@@ -35,6 +35,16 @@ UNARY = {   # name: (lazygrad, torch)
   "logsigmoid": (lambda x: x.logsigmoid(), TF.logsigmoid),
   "quick_gelu": (lambda x: x.quick_gelu(), lambda x: x * torch.sigmoid(1.702 * x)),
   "softmin": (lambda x: x.softmin(0), lambda x: TF.softmin(x, 0)),
+  "tan": (lambda x: (x * 0.3).tan(), lambda x: (x * 0.3).tan()),
+  "log10": (lambda x: x.abs().log10(), lambda x: x.abs().log10()),
+  "sinh": (lambda x: x.sinh(), lambda x: x.sinh()),
+  "cosh": (lambda x: x.cosh(), lambda x: x.cosh()),
+  "asinh": (lambda x: (x * 1e3).asinh(), lambda x: (x * 1e3).asinh()),
+  "acosh": (lambda x: (x.abs() + 1).acosh(), lambda x: (x.abs() + 1).acosh()),
+  "atanh": (lambda x: (x / 91).atanh(), lambda x: (x / 91).atanh()),
+  "atan": (lambda x: (x * 3).atan(), lambda x: (x * 3).atan()),
+  "asin": (lambda x: (x / 91).asin(), lambda x: (x / 91).asin()),
+  "acos": (lambda x: (x / 91).acos(), lambda x: (x / 91).acos()),
 }
 
 
@@ -60,6 +70,18 @@ def test_unary_in_bfloat16_and_on_empty_and_scalar_inputs(name):
   np.testing.assert_allclose(got.float().numpy(), theirs(torch.tensor(x).bfloat16()).float().numpy(), rtol=2e-2, atol=2e-2)
   assert ours(Tensor(np.zeros((0, 3), np.float32))).shape == (0, 3)
   np.testing.assert_allclose(ours(Tensor(1.5)).numpy(), theirs(torch.tensor(1.5)).numpy(), rtol=1e-6)
+
+
+def test_atan2_in_every_quadrant_and_at_signed_zeros():
+  y, x = values(), values()[::-1].copy()
+  x[:4], y[:4] = [0.0, -0.0, 0.0, -0.0], [0.0, 0.0, -0.0, -0.0]
+  ly, lx = Tensor(y, requires_grad=True), Tensor(x, requires_grad=True)
+  ty, tx = torch.tensor(y, requires_grad=True), torch.tensor(x, requires_grad=True)
+  got, ref = ly.atan2(lx), torch.atan2(ty, tx)
+  np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), rtol=1e-6, atol=1e-6)
+  got.sum().backward(); ref.sum().backward()
+  np.testing.assert_allclose(ly.grad.numpy()[4:], ty.grad.numpy()[4:], rtol=1e-5, atol=1e-6)   # off the origin
+  np.testing.assert_allclose(lx.grad.numpy()[4:], tx.grad.numpy()[4:], rtol=1e-5, atol=1e-6)
 
 
 def test_logaddexp_isclose_isfinite_lerp():

@@ -13,6 +13,8 @@ from .args import _err, _shape_str, _is_scalar, _broadcast_shape
 from .core import TensorCore
 
 _HALF = (dtypes.float16, dtypes.bfloat16)
+_HALF_PI_HI = float(np.float32(math.pi / 2))
+_HALF_PI_LO = math.pi / 2 - _HALF_PI_HI
 
 
 def _opmath(fn):
@@ -304,7 +306,70 @@ class Elementwise:
   def rsqrt(self): return self.sqrt().reciprocal()
   def reciprocal(self): return self._float()._alu(Op.RECIP)
   def sin(self): return self._float()._alu(Op.SIN)
-  def cos(self): return (math.pi / 2 - self._float()).sin()
+  def cos(self):
+    """sin(pi/2 - |x|), with pi/2 in two parts (float32's nearest, then the rest): exact near ±pi/2, where cos is
+    small (pi/2 - x itself would round there)."""
+    return ((_HALF_PI_HI - self._float().abs()) + _HALF_PI_LO).sin()
+  def tan(self):
+    x = self._f32()
+    return self._rounded(x.sin() / x.cos())
+  def log10(self): return self.log() * (1 / math.log(10))
+  def sinh(self):
+    """(expm1(x) - expm1(-x)) / 2: no cancellation near 0."""
+    x = self._f32()
+    return self._rounded((x.expm1() - (-x).expm1()) * 0.5)
+  def cosh(self):
+    """1 + 2 sinh(x/2)^2: its gradient, sinh(x), stays accurate near 0."""
+    s = (self._f32() * 0.5).sinh()
+    return self._rounded(1 + 2 * s * s)
+  def asinh(self):
+    """sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2))); log(2|x|) past 1e10, where x^2 would overflow."""
+    x = self._f32()
+    a = x.abs()
+    huge = a > 1e10
+    s = huge.where(0.0, a)
+    small = (s + s * s / (1 + (1 + s * s).sqrt())).log1p()
+    return self._rounded(x.sign() * huge.where(huge.where(a, 1.0).log() + math.log(2), small) +
+                         (x == 0).where(x, 0.0))   # asinh(±0) = ±0, with gradient 1
+  def acosh(self):
+    """log1p((x - 1) + sqrt((x - 1)(x + 1))): accurate near 1; log(x) + log 2 past 1e10."""
+    x = self._f32()
+    huge = x > 1e10
+    s = huge.where(2.0, x)
+    t = s - 1   # sqrt(t) sqrt(s + 1), not sqrt(t (s + 1)): at x = 1 the gradient is inf, as torch's, not inf * 0
+    return self._rounded(huge.where(huge.where(x, 1.0).log() + math.log(2), (t + t.sqrt() * (s + 1).sqrt()).log1p()))
+  def atanh(self):
+    """(log1p(x) - log1p(-x)) / 2: exact inputs to both logs, near 0 and near 1."""
+    x = self._f32()
+    return self._rounded(0.5 * (x.log1p() - (-x).log1p()))
+  def atan(self):
+    """Cephes' atanf: reduced to |x| <= tan(pi/8) (pi/2 - atan(1/x), pi/4 + atan((x-1)/(x+1))), then a degree-9 odd
+    polynomial. Each branch sees finite stand-ins where another is taken."""
+    x = self._f32()
+    a = x.abs()
+    big, mid = a > 2.414213562373095, a > 0.4142135623730950
+    r = big.where(-1 / big.where(a, 1.0), mid.where((a - 1) / (a + 1), a))
+    base = big.where(math.pi / 2, mid.where(math.pi / 4, 0.0))
+    z = r * r
+    p = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * r + r
+    return self._rounded(x.sign() * (base + p) + (x == 0).where(x, 0.0))
+  def asin(self):
+    x = self._f32()
+    return self._rounded((x / ((1 - x) * (1 + x)).sqrt()).atan())
+  def acos(self):
+    """2 atan(sqrt((1 - x) / (1 + x))): accurate near 1, where pi/2 - asin(x) cancels."""
+    x = self._f32()
+    return self._rounded(2 * ((1 - x) / (1 + x)).sqrt().atan())
+  def atan2(self, other):
+    """The angle of (other, self), as torch.atan2: sign(y) pi/2 - atan(x/y) where |y| > |x|, else atan(y/x) (plus
+    or minus pi for x < 0): no division by 0, so gradients stay finite off the origin."""
+    y, x = self._operands("atan2", other)
+    y, x = y._f32(), x._f32()
+    steep = y.abs() > x.abs()
+    negx = (x < 0).logical_or((x == 0).logical_and(1 / x < 0))   # -0.0 counts as negative, as in C's atan2
+    negy = (y < 0).logical_or((y == 0).logical_and(1 / y < 0))
+    flat = (y / steep.where(1.0, (x == 0).where(1.0, x))).atan() + negx.where(negy.where(-math.pi, math.pi), 0.0)
+    return steep.where(negy.where(-math.pi / 2, math.pi / 2) - (x / steep.where(y, 1.0)).atan(), flat)
   def trunc(self): return self._alu(Op.TRUNC) if self.dtype.is_float else self
   def floor(self):
     if not self.dtype.is_float: return self
