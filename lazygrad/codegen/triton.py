@@ -226,7 +226,7 @@ class _Renderer:
     if op is Op.WHERE: return f"tl.where({s[0]}, {s[1]}, {s[2]})"
     if op is Op.CAST:
       src = u.srcs[0].dtype
-      if u.srcs[0].op is U.SCALAR:   # a scalar argument: a Python float under the interpreter, which has no .to()
+      if self.interpreter and u.srcs[0].op is U.SCALAR:   # a scalar argument is a Python float there: no .to()
         s = [f"tl.full((), {s[0]}, {tl_dtype(src)})"]
       if u.dtype.is_bool: return f"{s[0]} != 0"
       if src.is_float and u.dtype.is_int and u.dtype.kind == 'u':   # float -> uint8 wraps like torch via int32
