@@ -563,6 +563,15 @@ class _AttentionLinearizer(_Linearizer):
       return out if acc is None else self.alu(Op.ADD, float64, acc, out)
     return self.emit(U.DOT, self.acc_dtype, (x, y) + ((acc,) if acc is not None else ()), None, shape, self.at)
 
+  def add_product(self, acc: UOp, x: UOp, y: UOp):
+    """acc += x @ y, x rounded to y's dtype first (probabilities in bf16 against bf16 values, as flash attention)."""
+    x = x if x.dtype == y.dtype or y.dtype == acc.dtype else self.alu(Op.CAST, y.dtype, x)
+    self.emit(U.ACC_UPDATE, acc.dtype, (acc, self.matmul(x, y, acc)), None, acc.shape)
+
+  def softmax_grad(self, p: UOp, dp: UOp, space: tuple) -> UOp:
+    """dS = P * (dP - delta): the scores' gradient from the probabilities' (delta = rowsum(dO * out))."""
+    return self.alu(Op.MUL, p.dtype, p, self.alu(Op.SUB, p.dtype, dp, self.row("delta", space)))
+
   def scores(self, space: tuple, masked: bool) -> UOp:
     """q k^T * scale (+ a float mask) as a tile of `space` ((i, j) or (j, i)); if `masked`, -inf where a query
     does not attend to a key (masked, causal, or outside the iteration space)."""
@@ -637,7 +646,7 @@ class _AttentionLinearizer(_Linearizer):
       if o is not None:
         v = self.tile("v", self.sp(J, E))
         pv = p if v.dtype == f else self.alu(Op.CAST, v.dtype, p)
-        self.emit(U.ACC_UPDATE, f, (o, self.matmul(pv, v, self.alu(Op.MUL, f, o, alpha))), None, o.shape)
+        self.emit(U.ACC_UPDATE, f, (o, self.matmul(pv, v, self.alu(Op.MUL, f, o, alpha))), None, o.shape)   # rescaled
       self.emit(U.ACC_UPDATE, f, (m, m_new), None, rows)
     self.walk(n_iter, body)
     empty = self.alu(Op.CMPEQ, bool_, l, self.const(0, f))
@@ -660,10 +669,7 @@ class _AttentionLinearizer(_Linearizer):
     def body(masked):
       p = self.probabilities(self.sp(I, J), masked)
       dp = self.matmul(self.tile("do", self.sp(I, E)), self.tile("v", self.sp(E, J)))
-      ds = self.alu(Op.MUL, f, p, self.alu(Op.SUB, f, dp, self.row("delta", self.sp(I, J))))
-      kt = self.tile("k", self.sp(J, D))
-      self.emit(U.ACC_UPDATE, f, (dq, self.matmul(ds if kt.dtype == f else self.alu(Op.CAST, kt.dtype, ds), kt, dq)),
-                None, dq.shape)
+      self.add_product(dq, self.softmax_grad(p, dp, self.sp(I, J)), self.tile("k", self.sp(J, D)))
     self.walk(n_iter, body)
     return {"dq": (self.sp(I, D), self.alu(Op.MUL, f, dq, self.const(self.attn.scale, f)))}
 
@@ -674,16 +680,10 @@ class _AttentionLinearizer(_Linearizer):
     dv = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(J, E))) if "dv" in parts else None
     def body(masked):
       pt = self.probabilities(self.sp(J, I), masked)
-      if dv is not None:
-        do = self.tile("do", self.sp(I, E))
-        self.emit(U.ACC_UPDATE, f, (dv, self.matmul(pt if do.dtype == f else self.alu(Op.CAST, do.dtype, pt), do, dv)),
-                  None, dv.shape)
+      if dv is not None: self.add_product(dv, pt, self.tile("do", self.sp(I, E)))
       if dk is not None:
         dpt = self.matmul(self.tile("v", self.sp(J, E)), self.tile("do", self.sp(E, I)))
-        dst = self.alu(Op.MUL, f, pt, self.alu(Op.SUB, f, dpt, self.row("delta", self.sp(J, I))))
-        q = self.tile("q", self.sp(I, D))
-        self.emit(U.ACC_UPDATE, f, (dk, self.matmul(dst if q.dtype == f else self.alu(Op.CAST, q.dtype, dst), q, dk)),
-                  None, dk.shape)
+        self.add_product(dk, self.softmax_grad(pt, dpt, self.sp(J, I)), self.tile("q", self.sp(I, D)))
     self.walk(n_iter, body)
     out = {}
     if dk is not None: out["dk"] = (self.sp(J, D), self.alu(Op.MUL, f, dk, self.const(self.attn.scale, f)))
