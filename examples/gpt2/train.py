@@ -254,9 +254,9 @@ class Trainer:
     except (KeyError, ValueError): fail(f"--resume: {self.ckpt} has no integer step in its metadata")
     ranks, batch = int(meta.get("ranks", 1)), int(meta.get("global_batch", self.args.batch))
     if self.main and (ranks, batch) != (self.world, self.args.batch * self.world):
-      print(f"note: {self.ckpt} was written by {ranks} rank(s) with a global batch of {batch}; this run has {self.world} "
-            f"with {self.args.batch * self.world}: from step {self.step} on, the batches differ from those the "
-            f"first run would have drawn")
+      print(f"note: {self.ckpt} was written by {ranks} rank(s) with a global batch of {batch}; this run has "
+            f"{self.world} with {self.args.batch * self.world}: from step {self.step} on, the batches differ from "
+            "those the first run would have drawn")
     with no_grad():
       for k, t in own.items(): t.assign(tensors[k])
     lazygrad.realize(*own.values())

@@ -558,7 +558,8 @@ class _AttentionLinearizer(_Linearizer):
     if x.dtype == float64 and not self.opts.dot_float64:
       prod_ = self.alu(Op.MUL, float64, self.emit(U.RESHAPE, float64, (x,), None, x.shape + (1,)),
                        self.emit(U.RESHAPE, float64, (y,), None, y.shape[:-2] + (1,) + y.shape[-2:]))
-      r = self.emit(U.REDUCE, float64, (prod_,), (Op.REDUCE_SUM, (len(shape) - 1,)), prod_.shape[:-2] + (1,) + prod_.shape[-1:])
+      r = self.emit(U.REDUCE, float64, (prod_,), (Op.REDUCE_SUM, (len(shape) - 1,)),
+                    prod_.shape[:-2] + (1,) + prod_.shape[-1:])
       out = self.emit(U.RESHAPE, float64, (r,), None, shape)
       return out if acc is None else self.alu(Op.ADD, float64, acc, out)
     return self.emit(U.DOT, self.acc_dtype, (x, y) + ((acc,) if acc is not None else ()), None, shape, self.at)

@@ -94,7 +94,8 @@ class _KernelBuilder:
 
   def _top_level_reduce(self):
     """The reduction the kernel is built around, if any: the first of the root's size reachable from the root through
-    elementwise ops and reshapes (a matmul's rows seen as batch x time) — unless the root also reduces that reduction's result again (a softmax of a matmul
+    elementwise ops and reshapes (a matmul's rows seen as batch x time) — unless the root also reduces that
+    reduction's result again (a softmax of a matmul
     reduces the matmul's output rows, which the matmul's iteration space cannot hold: the kernel is then built
     around the softmax, and the matmul stored)."""
     stack, seen, top = [_base(self.root)], set(), None
@@ -728,7 +729,8 @@ def build_kernel(group: Group) -> ScheduleItem:
     values[id(n)] = stores[-1].srcs[0]
     for k, nodes in b.origin.items():
       if id(k) in memo: renumbered_origin.setdefault(memo[id(k)], []).extend(nodes)
-  if group.template: memo, shape, n_reduce = {id(k): k for k in renumbered_origin}, group.full, 0   # its axes have roles
+  if group.template:   # its axes have roles: not canonicalized
+    memo, shape, n_reduce = {id(k): k for k in renumbered_origin}, group.full, 0
   else:
     memo = {}
     stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes, memo)

@@ -124,7 +124,7 @@ def _contract(n: LazyNode) -> str | None:
   elif op is Op.ATTENTION: return _attention_contract(n)
   elif op is Op.SCATTER_ADD:
     if len(s[0].shape) != 1 or not s[0].dtype.is_int or s[1].shape[:1] != s[0].shape:
-      return f"a SCATTER_ADD's index is a 1-d integer tensor with a row per value row, got {s[0].shape} and {s[1].shape}"
+      return f"a SCATTER_ADD's index is 1-d integer, a row per value row: got {s[0].shape} and {s[1].shape}"
     want, s = (n.arg,) + s[1].shape[1:], s[1:]
   elif op is Op.ASSIGN:
     if s[0].shape != n.shape: return "an ASSIGN has its target's shape"
