@@ -103,10 +103,10 @@ class Kernel:
   @cached_property
   def nodes(self) -> list[KNode]: return toposort(self.stores)
 
-  @property
-  def scattered(self) -> list[int]:
+  @cached_property   # read at every launch
+  def scattered(self) -> tuple[int, ...]:
     """The output slots that scatter-add stores accumulate into: zeroed before the kernel runs."""
-    return [s.arg.slot for s in self.stores if s.arg.gather is not None]
+    return tuple(s.arg.slot for s in self.stores if s.arg.gather is not None)
 
   @property
   def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE or n.op is K.DOT]
