@@ -12,8 +12,13 @@ its counter, whether replayed one by one or as a CUDA graph; torch: CUDA kernels
 
 GPU (the default when one is present): GPT-2 124M, B=16, T=1024, bf16 autocast (--precision fp32: tf32 matmuls on
 both sides). CPU: a tiny config, lazygrad's numpy device against PyTorch eager on the CPU (no cold/warm runs).
+Data parallel (--gpus 1,2): each runner once per GPU count, started by torchrun (`python -m torch.distributed.run`)
+with one process per GPU, each rank with its own batch of B sequences (the global batch grows with the count, as
+torch DDP is usually scaled): lazygrad averages gradients with `lazygrad.distributed`, torch wraps the model in
+DistributedDataParallel (compiled: torch.compile of the DDP model). tok/s counts every rank's tokens; the last column
+is the scaling efficiency tok/s(N) / (N x tok/s(1)). No warm runs there.
 Run: python bench/gpt2_train.py [--steps 10] [--precision bf16|fp32] [--runners "lazygrad jit,torch.compile + SDPA"]
-(`--runner NAME` measures one runner in this process and prints its row as JSON: what the parent runs.)"""
+[--gpus 1,2]   (`--runner NAME` measures one runner in this process and prints its row as JSON: what the parent runs.)"""
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
@@ -28,14 +33,15 @@ def batches(cfg, B, T, n, seed=0):
   return [(rng.integers(0, cfg.vocab_size, (B, T)), rng.integers(0, cfg.vocab_size, (B, T))) for _ in range(n)]
 
 
-def run_lazygrad(cfg, precision, device, use_jit):
+def run_lazygrad(cfg, precision, device, use_jit, world):
   import lazygrad
-  from lazygrad import Tensor
+  from lazygrad import Tensor, distributed as dist
   from lazygrad.nn import autocast
   from model import GPT
   lazygrad.manual_seed(0)
   model = GPT(cfg, device=device)
   params = model.parameters()
+  dist.broadcast_parameters(params)
   opts = [lazygrad.optim.AdamW([p for p in params if p.ndim >= 2], lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1),
           lazygrad.optim.AdamW([p for p in params if p.ndim < 2], lr=3e-4, betas=(0.9, 0.95), weight_decay=0.0)]
   def kernels(xt, yt):
@@ -44,6 +50,9 @@ def run_lazygrad(cfg, precision, device, use_jit):
     else: _, loss = model(xt, yt)
     for o in opts: o.zero_grad()
     loss.backward()
+    if world > 1:
+      lazygrad.realize(loss, *(p.grad for p in params))
+      dist.average_gradients(params)
     lazygrad.optim.clip_grad_norm_(params, 1.0)
     lazygrad.realize(loss, *(t for o in opts for t in o.schedule_step()))
     return loss
@@ -51,14 +60,18 @@ def run_lazygrad(cfg, precision, device, use_jit):
   return lambda x, y: run(Tensor(x, device=device), Tensor(y, device=device)).item()
 
 
-def run_torch(cfg, precision, device, compiled, attention):
+def run_torch(cfg, precision, device, compiled, attention, world):
   import torch
   from torch_model import TorchGPT
   torch.manual_seed(0)
   model = TorchGPT(cfg, attention).to(device)
   with torch.no_grad():
     for p in model.params.values(): p.normal_(0, 0.02) if p.ndim >= 2 else p.zero_()
-  fwd = torch.compile(model) if compiled else model
+  fwd = model
+  if world > 1:
+    from torch.nn.parallel import DistributedDataParallel
+    fwd = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device == "cuda" else None)
+  fwd = torch.compile(fwd) if compiled else fwd
   params = list(model.parameters())
   opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.1},
                            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=3e-4, betas=(0.9, 0.95))
@@ -86,22 +99,29 @@ def measure_one(name: str, args) -> dict:
   """Build and measure one runner in this process (see the module docstring)."""
   import torch
   import lazygrad
+  from lazygrad import distributed
   from lazygrad.runtime.device import default_device_name
   from model import GPTConfig, CONFIGS
   device = args.device or default_device_name()
   gpu = device == "triton"
+  world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+  if world > 1:
+    if name.startswith("lazygrad"): distributed.init()
+    else:
+      if gpu: torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+      torch.distributed.init_process_group("nccl" if gpu else "gloo")
   cfg = GPTConfig(**CONFIGS["gpt2" if gpu else "tiny"], vocab_size=50304 if gpu else 128)
   B, T = (16, 1024) if gpu else (8, cfg.block_size)
   torch.backends.cuda.matmul.allow_tf32 = True   # tf32 float32 matmuls on both sides
   lazygrad.set_float32_matmul_precision("high")
-  data = batches(cfg, B, T, args.steps + 3)
+  data = batches(cfg, B, T, args.steps + 3, seed=rank)
   if gpu: torch.cuda.reset_peak_memory_stats()
   t0 = time.perf_counter()
-  if name.startswith("lazygrad"): step = run_lazygrad(cfg, args.precision, device, name == "lazygrad jit")
+  if name.startswith("lazygrad"): step = run_lazygrad(cfg, args.precision, device, name == "lazygrad jit", world)
   else: step = run_torch(cfg, args.precision, "cuda" if gpu else "cpu", name.startswith("torch.compile"),
-                         "sdpa" if name.endswith("SDPA") else "math")
+                         "sdpa" if name.endswith("SDPA") else "math", world)
   loss0 = step(*data[0])
-  row = {"runner": name, "first": time.perf_counter() - t0, "loss0": loss0, "B": B, "T": T,
+  row = {"runner": name, "gpus": world, "first": time.perf_counter() - t0, "loss0": loss0, "B": B, "T": T,
          "device": torch.cuda.get_device_name() if gpu else "CPU", "precision": args.precision}
   if args.steps == 0: return row
   step(*data[1])   # a jit captures here
@@ -111,20 +131,24 @@ def measure_one(name: str, args) -> dict:
   t0 = time.perf_counter()
   for x, y in data[3:]: loss = step(x, y)
   dt = (time.perf_counter() - t0) / args.steps
-  row.update(ms=dt * 1e3, tok_s=B * T / dt, loss=loss,
+  row.update(ms=dt * 1e3, tok_s=B * T * world / dt, loss=loss,
              peak_gib=torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
              launches=(lazygrad.counters.kernels - k0) / args.steps if name.startswith("lazygrad") else
              torch_launches(step, *data[0]) if gpu else None)
-  return row
+  if world > 1 and name.startswith("lazygrad"): distributed.shutdown()
+  elif world > 1: torch.distributed.destroy_process_group()
+  return row if rank == 0 else {}
 
 
-def child(name: str, args, env: dict, steps: int) -> dict:
-  cmd = [sys.executable, __file__, "--runner", name, "--steps", str(steps), "--precision", args.precision]
+def child(name: str, args, env: dict, steps: int, gpus: int = 1) -> dict:
+  launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
+  cmd = (launcher if gpus > 1 else [sys.executable]) + [__file__, "--runner", name, "--steps", str(steps),
+                                                         "--precision", args.precision]
   if args.device: cmd += ["--device", args.device]
   out = subprocess.run(cmd, env=env, capture_output=True, text=True)
   results = [line[len("RESULT "):] for line in out.stdout.splitlines() if line.startswith("RESULT ")]
   if out.returncode != 0 or not results:
-    return {"runner": name, "error": (out.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+    return {"runner": name, "gpus": gpus, "error": (out.stderr.strip().splitlines() or ["no output"])[-1][:200]}
   return json.loads(results[-1])
 
 
@@ -134,41 +158,48 @@ def main():
   ap.add_argument("--steps", type=int, default=10)
   ap.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on a GPU, fp32 on the CPU")
   ap.add_argument("--runners", default=None, help="comma-separated, from: " + ", ".join(RUNNERS))
+  ap.add_argument("--gpus", default="1", help="comma-separated process counts, e.g. 1,2 (data parallel)")
   ap.add_argument("--runner", choices=RUNNERS, default=None, help="measure this one here (the parent's call)")
   args = ap.parse_args()
   sys.path.insert(0, str(Path(__file__).parents[1] / "examples" / "gpt2"))
   if args.runner:
     args.precision = args.precision or "bf16"
-    print("RESULT " + json.dumps(measure_one(args.runner, args)), flush=True)
+    row = measure_one(args.runner, args)
+    if row: print("RESULT " + json.dumps(row), flush=True)
     return
   import torch
   gpu = (args.device or ("triton" if torch.cuda.is_available() else "numpy")) == "triton"
   args.precision = args.precision or ("bf16" if gpu else "fp32")
   names = args.runners.split(",") if args.runners else GPU_DEFAULT if gpu else CPU_DEFAULT
+  counts = [int(n) for n in args.gpus.split(",")]
   rows = []
   for name in (n.strip() for n in names):
     with tempfile.TemporaryDirectory() as caches:   # empty disk caches: a cold first step; then a warm process
       env = {**os.environ, "LAZYGRAD_CACHE": f"{caches}/lazygrad", "TRITON_CACHE_DIR": f"{caches}/triton",
              "TORCHINDUCTOR_CACHE_DIR": f"{caches}/inductor", "PYTHONPATH": str(Path(__file__).parents[1])}
-      row = child(name, args, env, args.steps)
-      if gpu and "error" not in row and (name.startswith("lazygrad") or name.startswith("torch.compile")):
-        row["first_warm"] = child(name, args, env, 0).get("first")
-    rows.append(row)
-    print(json.dumps(row), flush=True)
-  base = next((r.get("tok_s") for r in rows if r["runner"] == "torch.compile + SDPA"), None)
+      for n in counts:
+        row = child(name, args, env, args.steps, n)
+        if gpu and n == 1 and "error" not in row and (name.startswith("lazygrad") or name.startswith("torch.compile")):
+          row["first_warm"] = child(name, args, env, 0).get("first")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+  base = next((r.get("tok_s") for r in rows if r["runner"] == "torch.compile + SDPA" and r.get("gpus", 1) == 1), None)
+  single = {r["runner"]: r["tok_s"] for r in rows if "error" not in r and r.get("gpus", 1) == 1}
   first = next((r for r in rows if "error" not in r), {})
   print(f"\nGPT-2 {'124M' if gpu else 'tiny'} {args.precision} B={first.get('B')} T={first.get('T')} on "
         f"{first.get('device')}; each runner in its own process")
-  print(f"{'run':<22s} {'tok/s':>10s} {'ms/step':>8s} {'first cold s':>12s} {'first warm s':>12s} {'peak GiB':>8s} "
-        f"{'launches':>8s} {'vs compile+SDPA':>15s} {'loss':>13s}")
+  print(f"{'run':<22s} {'GPUs':>4s} {'tok/s':>10s} {'ms/step':>8s} {'first cold s':>12s} {'first warm s':>12s} {'peak GiB':>8s} "
+        f"{'launches':>8s} {'vs compile+SDPA':>15s} {'loss':>13s} {'scaling':>7s}")
   def fmt(v, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "-".rjust(int(spec.split(".")[0].strip(",") or 0))
   for r in rows:
     if "error" in r: print(f"{r['runner']:<22s} failed: {r['error']}"); continue
-    ratio = r["tok_s"] / base if base else None
-    print(f"{r['runner']:<22s} {fmt(r['tok_s'], '10,.0f')} {fmt(r['ms'], '8.1f')} {fmt(r['first'], '12.1f')} "
+    n = r.get("gpus", 1)
+    ratio = r["tok_s"] / base if base and n == 1 else None
+    scaling = r["tok_s"] / (n * single[r["runner"]]) if n > 1 and r["runner"] in single else None
+    print(f"{r['runner']:<22s} {n:4d} {fmt(r['tok_s'], '10,.0f')} {fmt(r['ms'], '8.1f')} {fmt(r['first'], '12.1f')} "
           f"{fmt(r.get('first_warm'), '12.1f')} {fmt(r.get('peak_gib'), '8.1f')} {fmt(r.get('launches'), '8.0f')} "
-          f"{fmt(ratio, '15.2f')} {r['loss0']:6.3f}>{r['loss']:6.3f}")
+          f"{fmt(ratio, '15.2f')} {r['loss0']:6.3f}>{r['loss']:6.3f} {fmt(scaling, '7.2f')}")
 
 
 if __name__ == "__main__":

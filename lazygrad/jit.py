@@ -31,7 +31,8 @@ What a replay does:
   happen only on calls that run the function: pass what changes as arguments.
 - Pending in-place updates of live tensors are realized before every call; those the function leaves pending are
   realized at its end, as part of the call.
-- On the `triton` (GPU) device a replay is one CUDA graph: the launches always address the same memory, so arguments
+- On the `triton` (GPU) device a replay is one CUDA graph (or one per run of launches between collectives, which
+  run from Python between them): the launches always address the same memory, so arguments
   are copied into the capture's own buffers (and back, if the function writes them in place), and results and kept
   tensors live in memory the capture keeps. A result held from an earlier call is copied out before a replay
   overwrites that memory (only if it is still alive). `graph=False` (or LAZYGRAD_JIT_GRAPH=0) replays launch by launch
@@ -44,7 +45,7 @@ unhashable non-tensor argument; a tensor argument with autograd history (compute
 `.grad` of an argument; kernels that read a tensor the call dropped (an old `.grad` that backward accumulated into).
 On a replay: an argument sharing memory with a tensor the function reads as state, when either is updated in place."""
 from __future__ import annotations
-import collections, functools, time, weakref
+import collections, functools, itertools, time, weakref
 import numpy as np
 from .autograd import grad_mode
 from .helpers import JitError, counters, settings, user_frame, IdWeakSet, observers, tell, timed
@@ -329,8 +330,8 @@ class _Replay:
     # are copied in (and, if written, back out), results and kept tensors live in memory the replay keeps
     devices = {b.device for _, bufs, _, _ in launches for b in bufs} | {b.device for b in inputs}
     self.device = next(iter(devices)) if len(devices) == 1 else None
-    capturable = self.device is not None and self.device.can_capture and not self.copies and bool(launches) and \
-      all(getattr(prg, "graphable", True) for prg, _, _, _ in launches)   # collectives run from Python
+    capturable = self.device is not None and self.device.can_capture and not self.copies and \
+      any(getattr(prg, "graphable", True) for prg, _, _, _ in launches)
     if graph is None and settings.JIT_GRAPH >= 0: graph = bool(settings.JIT_GRAPH)
     self.static = graph is True or (graph is None and capturable)
     if self.static:
@@ -340,12 +341,18 @@ class _Replay:
       self.capturable = capturable
 
   def _static_program(self, table: list[Buffer]):
-    """The function that runs the launches on `table`: a CUDA graph of them where the device can capture one, else
-    the launches themselves, from Python."""
+    """The function that runs the launches on `table`: CUDA graphs of them where the device can capture one, else
+    the launches themselves, from Python. A launch that cannot be graphed (a collective) runs from Python between
+    the graphs of the runs of launches before and after it."""
     for b in table: b.ensure()
-    def launch():
-      for prg, slots, scalars in self.launches: prg([table[i] for i in slots], scalars)
-    return (self.device.capture(launch) if self.capturable else None) or launch
+    parts = []
+    for graphable, run in itertools.groupby(self.launches, key=lambda launch: getattr(launch[0], "graphable", True)):
+      def launch(run=list(run)):
+        for prg, slots, scalars in run: prg([table[i] for i in slots], scalars)
+      parts.append((self.device.capture(launch) if self.capturable and graphable else None) or launch)
+    def replay():
+      for part in parts: part()
+    return parts[0] if len(parts) == 1 else replay
 
   def replaced(self) -> bool:
     """Whether the tensors holding some state at the capture all hold other memory now (loaded, moved, or dropped

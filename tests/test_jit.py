@@ -330,3 +330,30 @@ def test_replays_on_the_gpu_are_one_cuda_graph():
   np.testing.assert_allclose(w.numpy(), ref, rtol=1e-4, atol=1e-4)
   (replay,) = [r for r in jitted._calls.values() if r is not None]
   assert replay.static and replay.capturable and replay.run_static is not None   # replayed as a CUDA graph
+
+
+def test_replay_graphs_the_runs_between_collectives(monkeypatch):
+  """A launch that cannot join a CUDA graph (a collective) splits the replay: the launches before it and after it
+  are graphs of their own, and it runs from Python between them, on every replay."""
+  from lazygrad import distributed
+  from lazygrad.runtime.device import get_device
+  dev, graphs = get_device("numpy"), []
+  def capture(launch):   # a stand-in for CUDA graphs: the replay runs what the capture recorded
+    graphs.append(launch)
+    return launch
+  monkeypatch.setattr(type(dev), "can_capture", True, raising=False)
+  monkeypatch.setattr(type(dev), "capture", lambda self, launch: capture(launch), raising=False)
+  calls = []
+  class Doubling(distributed._Collective):   # an in-place, non-graphable program, like an all-reduce
+    def __call__(self, bufs, scalars=()):
+      calls.append(1)
+      bufs[0].ensure().data[...] *= 2
+  @lazygrad.jit
+  def step(x):
+    y = (x + 1).contiguous().realize()
+    distributed._collective(y, Doubling("double", None))
+    return (y * 3).sum()
+  for i in range(4):
+    x = np.arange(6, dtype=np.float32) + i
+    assert step(Tensor(x)).item() == pytest.approx(((x + 1) * 2 * 3).sum())
+  assert len(calls) == 4 and len(graphs) == 2   # the collective ran at every call; two graphs, made once
