@@ -53,10 +53,12 @@ class Optimizer:
   def _update(self, i: int, p: Tensor, g: Tensor) -> list[Tensor]: raise NotImplementedError
   def _extra_state(self) -> list[Tensor]: return []
 
-  def _state(self, p: Tensor) -> Tensor:
-    # memory of its own: a realized constant is shared by every equal constant still alive, and the states of
-    # same-shaped parameters are updated in place in one schedule
-    return Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone().realize()
+  def _states(self) -> list[Tensor]:
+    """A zero state per parameter, made in one schedule. Each in memory of its own: a realized constant is shared by
+    every equal constant still alive, and the states of same-shaped parameters are updated in place together."""
+    states = [Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone() for p in self.params]
+    realize(*states)
+    return states
 
 
 class SGD(Optimizer):
@@ -69,7 +71,7 @@ class SGD(Optimizer):
     if nesterov and (momentum <= 0 or dampening != 0):
       raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
     self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
-    self.bufs = [self._state(p) for p in self.params] if momentum else []
+    self.bufs = self._states() if momentum else []
     self.started = Tensor([0.0], device=self.params[0].device).realize()   # 0 before the first step, then 1
 
   def _update(self, i, p, g):
@@ -97,8 +99,7 @@ class Adam(Optimizer):
     _check(name, "epsilon value", eps, lambda v: v >= 0)
     _check(name, "weight_decay value", weight_decay, lambda v: v >= 0)
     self.b1, self.b2, self.eps, self.weight_decay = betas[0], betas[1], eps, weight_decay
-    self.m = [self._state(p) for p in self.params]
-    self.v = [self._state(p) for p in self.params]
+    self.m, self.v = self._states(), self._states()
     self.t = Tensor([0.0], device=self.params[0].device).realize()
 
   def schedule_step(self) -> list[Tensor]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, asdict
 import numpy as np
-from lazygrad import Tensor, no_grad
+from lazygrad import Tensor, no_grad, realize
 import lazygrad.nn as nn
 from lazygrad.nn import functional as F
 from lazygrad.nn.module import autocast_dtype
@@ -84,13 +84,15 @@ class GPT(nn.Module):
 
   def _init_weights(self):
     """GPT-2's initialisation: N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2 n_layer)."""
-    for name, p in self.named_parameters():
-      if name.endswith("bias"): w = np.zeros(p.shape, np.float32)
-      elif "ln_" in name: w = np.ones(p.shape, np.float32)
+    params = dict(self.named_parameters())
+    for name, p in params.items():
+      if name.endswith("bias"): w = Tensor.zeros(p.shape, device=self.device).clone()
+      elif "ln_" in name: w = Tensor.ones(p.shape, device=self.device).clone()
       else:
         std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj.weight") else 0.02
-        w = Tensor.normal(*p.shape, std=std).numpy()
-      p.node = Tensor(w, device=self.device).node
+        w = Tensor.normal(*p.shape, std=std, device=self.device)
+      p.node = w.node
+    realize(*params.values())   # drawn on the host, filled on the device: one schedule
 
   def num_params(self, non_embedding: bool = True) -> int:
     n = sum(p.numel() for p in self.parameters())

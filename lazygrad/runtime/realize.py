@@ -193,6 +193,8 @@ _unwritable = []
 
 
 def _store_template(key: tuple, tpl: _Template):
+  for k in tpl.kernels:   # the kernels' texts (their program cache keys) go with them: a later process needs them at once
+    if k is not None: k.text
   try: data = pickle.dumps(tpl, protocol=pickle.HIGHEST_PROTOCOL)
   except RecursionError: return   # a kernel AST too deep to pickle: this schedule is made anew by each process
   try: disk_cache.write(_template_path(key), data)

@@ -49,13 +49,14 @@ def _torch_dtype(dt: DType):
   return getattr(_torch(), dt.name)   # lazygrad's dtype names are torch's
 
 
-def _host_tensor(arr: np.ndarray):
-  """A flat CPU torch tensor with a copy of arr's values."""
+def _host_tensor(arr: np.ndarray, copy: bool = True):
+  """A flat CPU torch tensor with arr's values: a copy, or (copy=False, for a caller that copies it on) arr's own
+  memory where it is writable."""
   torch = _torch()
   flat = np.ascontiguousarray(arr).reshape(-1)
-  if flat.dtype.name == "bfloat16":   # torch cannot take ml_dtypes arrays: move the bits
-    return torch.from_numpy(flat.view(np.int16).copy()).view(torch.bfloat16)
-  return torch.from_numpy(flat.copy())
+  if flat.dtype.name == "bfloat16": flat = flat.view(np.int16)   # torch cannot take ml_dtypes arrays: move the bits
+  t = torch.from_numpy(flat.copy() if copy or not flat.flags.writeable else flat)
+  return t.view(torch.bfloat16) if arr.dtype.name == "bfloat16" else t
 
 
 class TritonKernel:
@@ -138,11 +139,12 @@ class TritonDevice:
     """`size` elements of `dtype` at byte `offset` of a uint8 arena (offsets are aligned for every dtype)."""
     return arena[offset:offset + size * dtype.itemsize].view(_torch_dtype(dtype))
 
-  def from_numpy(self, arr: np.ndarray): return _host_tensor(arr).to(self.torch_device)
+  def from_numpy(self, arr: np.ndarray):
+    return _host_tensor(arr, copy=self.interpret).to(self.torch_device)   # to a GPU copies anyway
   def from_torch(self, t, dtype: DType):
     """A torch tensor's memory, shared: copied only where it is on another device or not contiguous."""
     return t.detach().to(self.torch_device).contiguous().view(-1)
-  def write(self, buf, arr: np.ndarray): buf.data.copy_(_host_tensor(arr))
+  def write(self, buf, arr: np.ndarray): buf.data.copy_(_host_tensor(arr, copy=False))
 
   def to_numpy(self, buf) -> np.ndarray:
     t = buf.data.detach().to("cpu")

@@ -322,7 +322,8 @@ def _host_node(data, dtype, device: str | None, redraw=None) -> LazyNode:
   try: dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
   except TypeError as e:
     raise _err(TypeError, "Tensor", f"cannot make a tensor of {arr.dtype} data" if dtype is None else str(e)) from None
-  arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
+  if redraw is None or arr.dtype != dt.np or not arr.flags.c_contiguous:   # a fresh draw is ours: no copy
+    arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
   return _engine.upload(arr, dt, canonical_name(device), redraw)
 
 

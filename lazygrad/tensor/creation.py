@@ -1,7 +1,8 @@
 """Tensor creation: constants (full, zeros, ones...), ranges, host data, random numbers (drawn on the host from one
-seeded generator), torch tensors, and the `*_like` forms. The constructors are classmethods: `cls` is Tensor."""
+seeded generator, large draws in parallel chunks), torch tensors, and the `*_like` forms. The constructors are classmethods: `cls` is Tensor."""
 from __future__ import annotations
-import math
+import math, os
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from ..dtypes import DType, to_dtype, float32, int64, bool_
 from ..helpers import ShapeError, JitError
@@ -22,6 +23,47 @@ def manual_seed(seed: int):
     raise _err(JitError, "manual_seed", f"called inside {fn}, which lazygrad.jit is running to capture its kernels: "
                "replays do not run it, so they would draw other numbers than plain calls", "seed before the call")
   _rng = np.random.Generator(np.random.Philox(int(seed)))
+
+
+_CHUNK = 1 << 20   # values per stream of a large draw
+_pool = None
+
+
+def _draw(fill, shape: tuple, dtype=np.float32) -> np.ndarray:
+  """A new array of `shape` filled by `fill(generator, flat_part)`. A large one is cut into chunks, each filled
+  from a Philox stream of its own, keyed by one number from the seeded generator and the chunk's index, on all CPU
+  cores at once (numpy draws without the GIL): GPT-2's half a gigabyte of weights in a fraction of a second, and
+  the values depend on the seed only, not on the number of cores."""
+  global _pool
+  out = np.empty(shape, dtype)
+  flat = out.reshape(-1)
+  if flat.size <= _CHUNK:
+    fill(_rng, flat)
+    return out
+  key = int(_rng.integers(0, 2**63))
+  def chunk(i: int):
+    fill(np.random.Generator(np.random.Philox(key=(key << 64) | i)), flat[i * _CHUNK:(i + 1) * _CHUNK])
+  if _pool is None: _pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="lazygrad-rng")
+  list(_pool.map(chunk, range(-(-flat.size // _CHUNK))))
+  return out
+
+
+def _uniform(low: float, high: float):
+  def fill(g, out):   # in place: no temporaries
+    g.random(out=out, dtype=np.float32)
+    if (low, high) != (0.0, 1.0):
+      out *= np.float32(high - low)
+      out += np.float32(low)
+  return fill
+
+
+def _normal(mean: float, std: float):
+  def fill(g, out):
+    g.standard_normal(out=out, dtype=np.float32)
+    if (mean, std) != (0.0, 1.0):
+      out *= np.float32(std)
+      out += np.float32(mean)
+  return fill
 
 
 class Creation:
@@ -82,34 +124,28 @@ class Creation:
 
   @classmethod
   def rand(cls, *shape, dtype=None, **kw) -> "Tensor":
-    shape = _shape_arg(shape)
-    return cls._drawn(lambda: _rng.random(shape, dtype=np.float32), dtype or float32, kw)
+    return cls.uniform(*shape, dtype=dtype, **kw)
 
   @classmethod
   def randn(cls, *shape, dtype=None, **kw) -> "Tensor":
-    shape = _shape_arg(shape)
-    return cls._drawn(lambda: _rng.standard_normal(shape, dtype=np.float32), dtype or float32, kw)
+    return cls.normal(*shape, dtype=dtype, **kw)
 
   @classmethod
   def uniform(cls, *shape, low: float = 0.0, high: float = 1.0, dtype=None, **kw) -> "Tensor":
     shape = _shape_arg(shape)
-    return cls._drawn(lambda: _rng.uniform(low, high, shape).astype(np.float32), dtype or float32, kw)
+    return cls._drawn(lambda: _draw(_uniform(low, high), shape), dtype or float32, kw)
 
   @classmethod
   def normal(cls, *shape, mean: float = 0.0, std: float = 1.0, dtype=None, **kw) -> "Tensor":
     shape = _shape_arg(shape)
-    def draw():   # in place: one pass over a large array, no temporaries (GPT-2's weights are half a gigabyte)
-      a = _rng.standard_normal(shape, dtype=np.float32)
-      a *= np.float32(std)
-      a += np.float32(mean)
-      return a
-    return cls._drawn(draw, dtype or float32, kw)
+    return cls._drawn(lambda: _draw(_normal(mean, std), shape), dtype or float32, kw)
 
   @classmethod
   def randint(cls, low, high=None, size=(), dtype=None, **kw) -> "Tensor":
     if high is None: low, high = 0, low
     shape = _shape_arg((size,) if isinstance(size, int) else size)
-    return cls._drawn(lambda: _rng.integers(low, high, shape), dtype or int64, kw)
+    def fill(g, out): out[...] = g.integers(low, high, out.shape)
+    return cls._drawn(lambda: _draw(fill, shape, np.int64), dtype or int64, kw)
 
   @classmethod
   def from_torch(cls, t, device: str | None = None) -> "Tensor":
