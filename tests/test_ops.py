@@ -1112,6 +1112,30 @@ def test_manual_seed_reproducible(name):
     assert not np.array_equal(a, d), "different seeds must differ"
 
 
+@pytest.mark.parametrize("name", ["rand", "randn", "normal", "uniform", "randint"])
+def test_large_draws_depend_on_the_seed_only(name, monkeypatch):
+  """A draw larger than one chunk is filled by parallel streams: the same values whatever the number of threads,
+  independent chunks, and the distribution asked for."""
+  from concurrent.futures import ThreadPoolExecutor
+  from lazygrad.tensor import creation
+  monkeypatch.setattr(creation, "_CHUNK", 1000)
+  draw = {"rand": lambda: Tensor.rand(3, 1501), "randn": lambda: Tensor.randn(4501),
+          "normal": lambda: Tensor.normal(4501, mean=2.0, std=0.5),
+          "uniform": lambda: Tensor.uniform(4501, low=-3, high=1),
+          "randint": lambda: Tensor.randint(-2, 9, (4501,))}[name]
+  runs = []
+  for threads in (1, 3):
+    monkeypatch.setattr(creation, "_pool", ThreadPoolExecutor(threads))
+    lazygrad.manual_seed(7)
+    runs.append(draw().numpy().reshape(-1))
+  np.testing.assert_array_equal(runs[0], runs[1])
+  x = runs[0].astype(np.float64)
+  assert not np.array_equal(x[:1000], x[1000:2000]), "chunks are independent streams"
+  mean, std = {"rand": (0.5, 12 ** -0.5), "randn": (0.0, 1.0), "normal": (2.0, 0.5), "uniform": (-1.0, 4 / 12 ** 0.5),
+               "randint": (3.0, (120 / 12) ** 0.5)}[name]
+  assert abs(x.mean() - mean) < 4 * std / len(x) ** 0.5 and abs(x.std() / std - 1) < 0.05
+
+
 def test_randint_seed_and_range():
     lazygrad.manual_seed(0)
     a = Tensor.randint(-3, 4, (10000,)).numpy()

@@ -18,7 +18,8 @@ def tolerance(kernel, prg) -> tuple[float, float]:
   output: two summation orders can round it to neighbouring bf16 values, one ulp (2^-8 relative) apart."""
   narrow = ("bfloat16", "float16")
   uops = prg.prog.uops
-  if kernel.bufs[0].dtype.name in narrow or any(u.op is U.ALU and u.arg is Op.CAST and u.dtype.name in narrow for u in uops):
+  rounded = any(u.op is U.ALU and u.arg is Op.CAST and u.dtype.name in narrow for u in uops)
+  if kernel.bufs[0].dtype.name in narrow or rounded:
     return 2e-2, 2e-2
   if getattr(prg, "precision", "ieee") == "tf32" and any(u.op is U.DOT for u in uops): return 2e-2, 2e-2
   return 1e-4, 1e-5
