@@ -1136,6 +1136,25 @@ def test_large_draws_depend_on_the_seed_only(name, monkeypatch):
   assert abs(x.mean() - mean) < 4 * std / len(x) ** 0.5 and abs(x.std() / std - 1) < 0.05
 
 
+def test_random_values_are_fixed_when_made_and_drawn_when_used(monkeypatch):
+  """The values of a random tensor depend on the seed and the order tensors are made in, not on when they are used;
+  one that is never used is never drawn."""
+  from lazygrad.tensor import creation
+  lazygrad.manual_seed(3)
+  a, b = Tensor.randn(5), Tensor.rand(4)
+  b_first = b.numpy().copy(); a_then = a.numpy().copy()
+  lazygrad.manual_seed(3)
+  a, b = Tensor.randn(5), Tensor.rand(4)
+  np.testing.assert_array_equal(a.numpy(), a_then)
+  np.testing.assert_array_equal(b.numpy(), b_first)
+  drawn = []
+  real = creation._draw
+  monkeypatch.setattr(creation, "_draw", lambda *a: drawn.append(a[1]) or real(*a))
+  unused = Tensor.randn(1000, 10)
+  used = Tensor.randn(7).numpy()
+  assert drawn == [(7,)] and unused.shape == (1000, 10) and used.shape == (7,)
+
+
 def test_randint_seed_and_range():
     lazygrad.manual_seed(0)
     a = Tensor.randint(-3, 4, (10000,)).numpy()

@@ -12,11 +12,12 @@ class Buffer:
   `written_at` is the user line of the last one. `owner` (a weak reference) is the one tensor that may hold the buffer
   as its memory and write it in place; other tensors reading it hold values (see Tensor). `serial` numbers buffers
   in the order they are made. A `planned` buffer's data is a view of a memory arena that other buffers share at other
-times (runtime.memory): it must stay there, so a device never swaps in other memory."""
-  __slots__ = ("device", "dtype", "size", "data", "version", "written_at", "owner", "serial", "planned")
+times (runtime.memory): it must stay there, so a device never swaps in other memory. A buffer made with `fill`
+(a function returning a host array of its values: random numbers) gets them at first use."""
+  __slots__ = ("device", "dtype", "size", "data", "version", "written_at", "owner", "serial", "planned", "fill")
 
-  def __init__(self, device, dtype: DType, size: int, data=None, planned: bool = False):
-    self.device, self.dtype, self.size, self.data, self.planned = device, dtype, size, data, planned
+  def __init__(self, device, dtype: DType, size: int, data=None, planned: bool = False, fill=None):
+    self.device, self.dtype, self.size, self.data, self.planned, self.fill = device, dtype, size, data, planned, fill
     self.version, self.written_at, self.owner, self.serial = 0, None, None, next(serials)
 
   @property
@@ -29,7 +30,9 @@ times (runtime.memory): it must stay there, so a device never swaps in other mem
     return self.version
 
   def ensure(self) -> "Buffer":
-    if self.data is None: self.data = self.device.alloc(self.dtype, self.size)
+    if self.data is None:
+      self.data = self.device.alloc(self.dtype, self.size) if self.fill is None else self.device.from_numpy(self.fill())
+    self.fill = None
     return self
 
   def numpy(self):

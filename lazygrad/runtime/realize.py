@@ -423,14 +423,22 @@ def raise_failed_checks():
     if (v := int(buf.numpy()[0])) != NO_FAILURE: raise getattr(helpers, error)(f"{message.format(v)} (at {fmt_loc(loc)})")
 
 
-def upload(array: np.ndarray, dtype: DType, device: str, redraw=None) -> LazyNode:
+def upload(array: np.ndarray, dtype: DType, device: str) -> LazyNode:
   """A BUFFER node on `device` holding the values of the host `array` (of `dtype`'s numpy type; the buffer may share
-  its memory). A jit capture keeps a copy of the values for replays, or `redraw`, a function drawing new host data
-  on each replay (random numbers)."""
+  its memory). A jit capture keeps a copy of the values for replays."""
   dev = get_device(device)
   buf = Buffer(dev, dtype, array.size, dev.from_numpy(array))
-  if (cap := jit_capture()) is not None: cap.uploaded(buf, redraw or np.array(array, copy=True))
+  if (cap := jit_capture()) is not None: cap.uploaded(buf, np.array(array, copy=True))
   return LazyNode.from_buffer(buf, array.shape)
+
+
+def drawn(draw, redraw, dtype: DType, shape: tuple, device: str) -> LazyNode:
+  """A BUFFER node on `device` whose values the host function `draw()` makes when the buffer is first used (never,
+  if it is replaced before: a layer's default initialisation that a model overwrites). A jit capture calls
+  `redraw()` for each replay's values."""
+  buf = Buffer(get_device(device), dtype, prod(shape), fill=draw)
+  if (cap := jit_capture()) is not None: cap.uploaded(buf, redraw)
+  return LazyNode.from_buffer(buf, tuple(shape))
 
 
 def from_torch(tensor, dtype: DType, device: str) -> LazyNode:

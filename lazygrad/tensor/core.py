@@ -314,17 +314,16 @@ def _takes_buffer(t: TensorCore, buffer) -> bool:
   return True
 
 
-def _host_node(data, dtype, device: str | None, redraw=None) -> LazyNode:
+def _host_node(data, dtype, device: str | None) -> LazyNode:
   """A BUFFER node with a copy of host `data` (a list, scalar or array; in `dtype`, default: the data's, float32 for
-  Python floats) on `device` (None: the default); `redraw`: see runtime.realize.upload."""
+  Python floats) on `device` (None: the default)."""
   arr = data if isinstance(data, np.ndarray) else np.array(data)
   if not isinstance(data, np.ndarray) and arr.dtype == np.float64: arr = arr.astype(np.float32)
   try: dt = to_dtype(dtype) if dtype is not None else dtypes.from_numpy(arr.dtype)
   except TypeError as e:
     raise _err(TypeError, "Tensor", f"cannot make a tensor of {arr.dtype} data" if dtype is None else str(e)) from None
-  if redraw is None or arr.dtype != dt.np or not arr.flags.c_contiguous:   # a fresh draw is ours: no copy
-    arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
-  return _engine.upload(arr, dt, canonical_name(device), redraw)
+  arr = np.array(arr, dtype=dt.np, order="C")   # a copy: later changes to `data` do not leak in
+  return _engine.upload(arr, dt, canonical_name(device))
 
 
 def _in_memory(node: LazyNode) -> bool:

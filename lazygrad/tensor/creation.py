@@ -10,7 +10,6 @@ from ..ir import build as B
 from ..runtime.device import canonical_name
 from ..runtime import realize as _engine
 from .args import _err, _shape_str, _shape_arg
-from .core import _host_node
 
 _rng = np.random.Generator(np.random.Philox(0))
 
@@ -29,22 +28,25 @@ _CHUNK = 1 << 20   # values per stream of a large draw
 _pool = None
 
 
-def _draw(fill, shape: tuple, dtype=np.float32) -> np.ndarray:
-  """A new array of `shape` filled by `fill(generator, flat_part)`. A large one is cut into chunks, each filled
-  from a Philox stream of its own, keyed by one number from the seeded generator and the chunk's index, on all CPU
-  cores at once (numpy draws without the GIL): GPT-2's half a gigabyte of weights in a fraction of a second, and
-  the values depend on the seed only, not on the number of cores."""
+def _new_key() -> int:
+  """The key of a new random tensor's Philox streams, from the seeded generator."""
+  return int(_rng.integers(0, 2**63))
+
+
+def _draw(fill, shape: tuple, key: int, dtype=np.float32) -> np.ndarray:
+  """A new array of `shape` filled by `fill(generator, flat_part)` from the Philox streams of `key`: one per chunk of
+  the array, the chunks filled on all CPU cores at once (numpy draws without the GIL: GPT-2's half a gigabyte of
+  weights in a fraction of a second). The values depend on the key only, not on the number of cores."""
   global _pool
   out = np.empty(shape, dtype)
   flat = out.reshape(-1)
-  if flat.size <= _CHUNK:
-    fill(_rng, flat)
-    return out
-  key = int(_rng.integers(0, 2**63))
   def chunk(i: int):
     fill(np.random.Generator(np.random.Philox(key=(key << 64) | i)), flat[i * _CHUNK:(i + 1) * _CHUNK])
-  if _pool is None: _pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="lazygrad-rng")
-  list(_pool.map(chunk, range(-(-flat.size // _CHUNK))))
+  n = -(-flat.size // _CHUNK)
+  if n <= 1: chunk(0)
+  else:
+    if _pool is None: _pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="lazygrad-rng")
+    list(_pool.map(chunk, range(n)))
   return out
 
 
@@ -78,7 +80,7 @@ class Creation:
     value = bool(value) if dtype.is_bool else int(value) if dtype.is_int else float(value)
     if dtype.is_int and not (info := np.iinfo(dtype.np)).min <= value <= info.max:
       raise _err(OverflowError, op, f"value {value} cannot be converted to {dtype.name} without overflow (its range is "
-                 f"{info.min}..{info.max})", f"use a value in range, or cast the tensor to a wider dtype first")
+                 f"{info.min}..{info.max})", "use a value in range, or cast the tensor to a wider dtype first")
     return cls._wrap(B.const(value, dtype, shape, canonical_name(device)))   # reads no memory: not one of _roots
 
   @classmethod
@@ -118,9 +120,16 @@ class Creation:
     return cls(np.eye(n, m if m is not None else n), dtype=dtype or float32, **kw)
 
   @classmethod
-  def _drawn(cls, draw, dtype, kw) -> "Tensor":
-    """A tensor of the host random numbers `draw()` returns; a jit capture keeps `draw` to draw anew on each replay."""
-    return cls(_host_node(draw(), dtype, kw.pop("device", None), draw), **kw)
+  def _drawn(cls, fill, shape: tuple, host_dtype, dtype, kw) -> "Tensor":
+    """A tensor of random numbers that `fill` draws on the host (see `_draw`) from a stream reserved now, when the
+    tensor is made, and drawn when it is first used: the values depend on the seed and the order the tensors are
+    made in, as torch's, and a tensor replaced before it is used is never drawn. A jit replay draws from a new
+    stream each time."""
+    dt = to_dtype(dtype)
+    def draw(key: int): return _draw(fill, shape, key, host_dtype).astype(dt.np, copy=False)
+    key = _new_key()
+    return cls(_engine.drawn(lambda: draw(key), lambda: draw(_new_key()), dt, shape,
+                             canonical_name(kw.pop("device", None))), **kw)
 
   @classmethod
   def rand(cls, *shape, dtype=None, **kw) -> "Tensor":
@@ -133,19 +142,19 @@ class Creation:
   @classmethod
   def uniform(cls, *shape, low: float = 0.0, high: float = 1.0, dtype=None, **kw) -> "Tensor":
     shape = _shape_arg(shape)
-    return cls._drawn(lambda: _draw(_uniform(low, high), shape), dtype or float32, kw)
+    return cls._drawn(_uniform(low, high), shape, np.float32, dtype or float32, kw)
 
   @classmethod
   def normal(cls, *shape, mean: float = 0.0, std: float = 1.0, dtype=None, **kw) -> "Tensor":
     shape = _shape_arg(shape)
-    return cls._drawn(lambda: _draw(_normal(mean, std), shape), dtype or float32, kw)
+    return cls._drawn(_normal(mean, std), shape, np.float32, dtype or float32, kw)
 
   @classmethod
   def randint(cls, low, high=None, size=(), dtype=None, **kw) -> "Tensor":
     if high is None: low, high = 0, low
     shape = _shape_arg((size,) if isinstance(size, int) else size)
     def fill(g, out): out[...] = g.integers(low, high, out.shape)
-    return cls._drawn(lambda: _draw(fill, shape, np.int64), dtype or int64, kw)
+    return cls._drawn(fill, shape, np.int64, dtype or int64, kw)
 
   @classmethod
   def from_torch(cls, t, device: str | None = None) -> "Tensor":
