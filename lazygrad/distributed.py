@@ -123,7 +123,10 @@ def broadcast_parameters(params: list[Tensor], src: int = 0) -> list[str]:
     x = p.detach().float()
     return x.sum().item(), (x * x).sum().item()
   before = [digest(p) for p in params]
-  for p in params: broadcast(p, src)
+  # memory, not views: a parameter an optimizer gathered into a flat buffer goes with the whole buffer
+  bases = [p._rooted() for p in params]
+  memory = {id(m): m for p, b in zip(params, bases) for m in [p if b is None else b]}
+  for m in memory.values(): broadcast(m, src)
   differed = [str(i) for i, (b, p) in enumerate(zip(before, params)) if b != digest(p)]
   if differed:
     warnings.warn(f"lazygrad.distributed: rank {rank()}: parameters {', '.join(differed[:8])}"
@@ -133,13 +136,21 @@ def broadcast_parameters(params: list[Tensor], src: int = 0) -> list[str]:
 
 
 def average_gradients(params: list[Tensor], bucket_bytes: int = 25 << 20):
-  """Average `.grad` over all ranks: gradients are packed into flat buckets of about `bucket_bytes` (one per dtype
-  and device run), each bucket is summed across ranks by one all-reduce, and each `.grad` becomes its slice of the
+  """Average `.grad` over all ranks. Gradients an optimizer keeps in a flat buffer (see `optim._Flat`) are summed by
+  one all-reduce of that buffer, then divided in place. Others are packed into flat buckets of about `bucket_bytes`
+  (one per dtype and device run), each bucket is summed by one all-reduce, and each `.grad` becomes its slice of the
   bucket divided by the world size (lazy: the division fuses into whatever reads it next, the optimizer)."""
   world = world_size()
   if world == 1: return
   from .autograd import no_grad
-  with_grad = [p for p in params if p.grad is not None]
+  from .optim import _whole_flats
+  kept_flat = _whole_flats(params)   # gradients an optimizer keeps in one flat buffer: that buffer is their bucket
+  with no_grad():
+    for f in kept_flat:
+      all_reduce(f.G, "sum")
+      f.G.assign(f.G / world)   # in place: each .grad stays its view
+  whole = {id(p) for f in kept_flat for p in f.params}
+  with_grad = [p for p in params if p.grad is not None and id(p) not in whole]
   buckets: list[list[Tensor]] = []
   for p in with_grad:
     last = buckets[-1] if buckets else None

@@ -4,10 +4,11 @@ schedule, which also computes whatever forward and backward work the gradients s
 The learning rate and the step count live in device tensors, so a changing learning rate or step never changes
 the graph's structure: every step after the first reuses the cached schedule and kernels."""
 from __future__ import annotations
-import math
+import collections, functools, math, weakref
 from typing import Iterable
 from .tensor import Tensor, realize
 from .autograd import no_grad
+from .ir.ops import Op
 
 
 def _check(opt: str, name: str, value, ok) -> float:
@@ -18,12 +19,74 @@ def _check(opt: str, name: str, value, ok) -> float:
   return float(value)
 
 
+_ALIGN = 64   # elements: each parameter's part of a flat buffer starts at a multiple (aligned vector loads)
+_flat_of_grads = weakref.WeakValueDictionary()   # id(flat gradient buffer) -> its _Flat
+
+
+class _Flat:
+  """Parameters of one device and dtype gathered into one flat buffer `P`, each parameter a view of its part (the
+  tensors a model holds stay the same objects). The backward writes each gradient into its part of the flat
+  gradient buffer `G` (`.grad` is that view) and the optimizer's states are flat too, so a step updates all the
+  parameters in one elementwise kernel and gradient clipping reduces one buffer, instead of a few kernels per
+  parameter. The gaps that align the parts stay zero in every buffer (a zero gradient keeps zeros zero)."""
+  def __init__(self, params: list[Tensor], index: list[int]):
+    self.params, self.index, self.offsets = params, index, []
+    total = 0
+    for p in params:
+      self.offsets.append(total)
+      total += -(-p.numel() // _ALIGN) * _ALIGN
+    with no_grad():
+      self.P, self.G = self.zeros(total), self.zeros(total)
+      for p, part in zip(params, self.views(self.P)): part.assign(p.detach())
+      realize(self.P, self.G)
+      for p, part, grad in zip(params, self.views(self.P), self.views(self.G)):
+        p._become_view(part)
+        p._grad_into = grad
+    _flat_of_grads[id(self.G)] = self
+
+  def zeros(self, size: int | None = None) -> Tensor:
+    """A zero flat buffer of this group's size, dtype and device (memory of its own: a realized constant is shared by
+    every equal constant still alive)."""
+    p = self.params[0]
+    return Tensor.zeros(size or self.P.numel(), dtype=p.dtype, device=p.device).clone()
+
+  def views(self, flat: Tensor) -> list[Tensor]:
+    return [flat[o:o + p.numel()].reshape(p.shape) for p, o in zip(self.params, self.offsets)]
+
+  def ready(self) -> bool:
+    """Whether every gradient of the group is in `G` (none missing, none replaced by another tensor)."""
+    return all(p.grad is p._grad_into for p in self.params)
+
+
+def _flatten(params: list[Tensor]) -> list[_Flat]:
+  """The groups (device, dtype) of two or more parameters that have memory of their own, gathered into flat buffers;
+  a parameter listed twice or a view of other memory stays as it is."""
+  realize(*params)
+  counts = collections.Counter(id(p) for p in params)
+  groups: dict = {}
+  for i, p in enumerate(params):
+    if counts[id(p)] == 1 and p._base is None and p.node.op is Op.BUFFER and p.node.buffer.size == p.numel():
+      groups.setdefault((p.device, p.dtype), []).append(i)
+  return [_Flat([params[i] for i in idx], idx) for idx in groups.values() if len(idx) > 1]
+
+
+def _whole_flats(params: list[Tensor]) -> list[_Flat]:
+  """The flat gradient buffers that hold the gradients of `params` and of no other parameter."""
+  ids = {id(p) for p in params}
+  flats = {id(f): f for p in params if p.grad is not None and p.grad is p._grad_into
+           and (f := _flat_of_grads.get(id(p._grad_into._base))) is not None}
+  return [f for f in flats.values() if f.ready() and all(id(q) in ids for q in f.params)]
+
+
 class Optimizer:
-  def __init__(self, params: Iterable[Tensor], lr: float):
+  """The base of the optimizers. With `flat=True` (the default) the parameters of each device and dtype are gathered
+  into one flat buffer (see `_Flat`): one update kernel for all of them."""
+  def __init__(self, params: Iterable[Tensor], lr: float, flat: bool = True):
     self.params = [p for p in params if p.requires_grad]
     if not self.params: raise ValueError(f"{type(self).__name__}: got no parameters that require grad")
     lr = _check(type(self).__name__, "learning rate", lr, lambda v: v >= 0)
     self._lr = Tensor([lr], device=self.params[0].device).realize()
+    self.flats = _flatten(self.params) if flat else []
 
   @property
   def lr(self) -> float: return float(self._lr.numpy()[0])
@@ -35,37 +98,63 @@ class Optimizer:
     self._lr.assign(value.reshape(1) if isinstance(value, Tensor) else Tensor([value], device=self.params[0].device))
 
   def zero_grad(self, set_to_none: bool = True):
-    for p in self.params: p.grad = None if set_to_none or p.grad is None else p.grad.zeros_like()
+    if set_to_none:
+      for p in self.params: p.grad = None
+      return
+    zeroed = set()
+    with no_grad():
+      for f in self.flats:
+        if f.ready():   # in place, once for the group, as torch zeroes each .grad in place
+          f.G.assign(0)
+          zeroed.update(id(p) for p in f.params)
+      for p in self.params:
+        if p.grad is None or id(p) in zeroed: continue
+        p.grad = p.grad.assign(0) if p.grad is p._grad_into else p.grad.zeros_like()
 
   def schedule_step(self) -> list[Tensor]:
     """The updates of one step, not yet realized: pass them to `lazygrad.realize` with anything else (the loss)
     to run forward, backward and update as one schedule."""
     with no_grad():
-      updates = [self._lr]
+      updates, done = [self._lr], set()
+      for f in self.flats:
+        if not f.ready(): continue   # a gradient missing or replaced: parameter by parameter below
+        updates += [f.G] + self._update(f.P, f.G, *(states[f.index[0]]._base for states in self._state_lists()))
+        done.update(f.index)
       for i, p in enumerate(self.params):
-        if p.grad is None: continue
-        updates += [p.grad] + self._update(i, p, p.grad.cast(p.dtype))
+        if i in done or p.grad is None: continue
+        updates += [p.grad] + self._update(p, p.grad.cast(p.dtype), *(states[i] for states in self._state_lists()))
       return updates + self._extra_state()
 
   def step(self):
     realize(*self.schedule_step())
 
-  def _update(self, i: int, p: Tensor, g: Tensor) -> list[Tensor]: raise NotImplementedError
+  def _update(self, p: Tensor, g: Tensor, *state: Tensor) -> list[Tensor]:
+    """The in-place updates of parameter (or flat buffer) `p` with gradient `g` and its `state` tensors."""
+    raise NotImplementedError
+  def _state_lists(self) -> list[list[Tensor]]: return []
   def _extra_state(self) -> list[Tensor]: return []
 
   def _states(self) -> list[Tensor]:
-    """A zero state per parameter, made in one schedule. Each in memory of its own: a realized constant is shared by
-    every equal constant still alive, and the states of same-shaped parameters are updated in place together."""
-    states = [Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone() for p in self.params]
-    realize(*states)
+    """A zero state per parameter (a view of a flat state for a flattened one), made in one schedule. Each in memory
+    of its own: the states of same-shaped parameters are updated in place together."""
+    states: list = [None] * len(self.params)
+    fresh = []
+    for f in self.flats:
+      fresh.append(flat := f.zeros())
+      for i, view in zip(f.index, f.views(flat)): states[i] = view
+    for i, p in enumerate(self.params):
+      if states[i] is None:
+        states[i] = Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone()
+        fresh.append(states[i])
+    realize(*fresh)
     return states
 
 
 class SGD(Optimizer):
   """torch.optim.SGD: momentum, dampening, nesterov, weight decay."""
   def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
-               weight_decay: float = 0.0):
-    super().__init__(params, lr)
+               weight_decay: float = 0.0, flat: bool = True):
+    super().__init__(params, lr, flat)
     for name, v in (("momentum", momentum), ("weight_decay", weight_decay), ("dampening", dampening)):
       _check("SGD", name, v, lambda v: v >= 0)
     if nesterov and (momentum <= 0 or dampening != 0):
@@ -74,12 +163,14 @@ class SGD(Optimizer):
     self.bufs = self._states() if momentum else []
     self.started = Tensor([0.0], device=self.params[0].device).realize()   # 0 before the first step, then 1
 
-  def _update(self, i, p, g):
+  def _state_lists(self): return [self.bufs] if self.momentum else []
+
+  def _update(self, p, g, buf=None):
     if self.weight_decay: g = g + self.weight_decay * p
     out = []
     if self.momentum:
       # the first step starts the buffer at g (no dampening), as torch does
-      buf = self.bufs[i].assign((self.started > 0).where(self.momentum * self.bufs[i] + (1 - self.dampening) * g, g))
+      buf = buf.assign((self.started > 0).where(self.momentum * buf + (1 - self.dampening) * g, g))
       g = g + self.momentum * buf if self.nesterov else buf
       out.append(buf)
     return out + [p.assign(p - self._lr * g)]
@@ -91,8 +182,9 @@ class Adam(Optimizer):
   """torch.optim.Adam (L2 weight decay added to the gradient)."""
   decoupled = False
 
-  def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-    super().__init__(params, lr)
+  def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+               flat: bool = True):
+    super().__init__(params, lr, flat)
     name = type(self).__name__
     if len(betas) != 2: raise ValueError(f"{name}: betas must be a pair, got {betas!r}")
     for i, b in enumerate(betas): _check(name, f"beta parameter at index {i}", b, lambda v: 0 <= v < 1)
@@ -110,10 +202,12 @@ class Adam(Optimizer):
       self.bias2_sqrt = (1 - self.b2 ** self.t).sqrt()
     return super().schedule_step()
 
-  def _update(self, i, p, g):
+  def _state_lists(self): return [self.m, self.v]
+
+  def _update(self, p, g, m, v):
     if self.weight_decay and not self.decoupled: g = g + self.weight_decay * p
-    m = self.m[i].assign(self.b1 * self.m[i] + (1 - self.b1) * g)
-    v = self.v[i].assign(self.b2 * self.v[i] + (1 - self.b2) * (g * g))
+    m = m.assign(self.b1 * m + (1 - self.b1) * g)
+    v = v.assign(self.b2 * v + (1 - self.b2) * (g * g))
     base = p * (1 - self._lr * self.weight_decay) if self.weight_decay and self.decoupled else p
     return [m, v, p.assign(base - self.step_size * m / (v.sqrt() / self.bias2_sqrt + self.eps))]
 
@@ -124,22 +218,25 @@ class AdamW(Adam):
   """torch.optim.AdamW: weight decay applied to the weights, not the gradient."""
   decoupled = True
 
-  def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
-    super().__init__(params, lr, betas, eps, weight_decay)
+  def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+               flat: bool = True):
+    super().__init__(params, lr, betas, eps, weight_decay, flat)
 
 
 def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> Tensor:
-  """Scale gradients so their global L2 norm is at most max_norm (lazily); returns the norm before clipping."""
+  """Scale gradients so their global L2 norm is at most max_norm (lazily); returns the norm before clipping. A flat
+  gradient buffer (see `_Flat`) is reduced and scaled in place as a whole."""
   params = [p for p in params if p.grad is not None]
   with no_grad():
-    total = None
-    for p in params:
-      sq = p.grad.float().square().sum()
-      total = sq if total is None else total + sq
-    if total is None: return Tensor(0.0)
-    norm = total.sqrt()
+    flats = _whole_flats(params)
+    whole = {id(p) for f in flats for p in f.params}
+    rest = [p for p in params if id(p) not in whole]
+    squares = [f.G.float().square().sum() for f in flats] + [p.grad.float().square().sum() for p in rest]
+    if not squares: return Tensor(0.0)
+    norm = functools.reduce(lambda a, b: a + b, squares).sqrt()
     scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    for p in params: p.grad = p.grad * scale.cast(p.grad.dtype)
+    for f in flats: f.G.assign(f.G * scale.cast(f.G.dtype))
+    for p in rest: p.grad = p.grad * scale.cast(p.grad.dtype)
     return norm
 
 

@@ -5,6 +5,7 @@ import torch
 import lazygrad
 from lazygrad import Tensor, counters
 from lazygrad.ir.node import toposort
+from lazygrad.ir.ops import Op, MOVEMENT
 
 rng = np.random.default_rng(0)
 INIT = [rng.standard_normal((8, 16)).astype(np.float32) * 0.3, rng.standard_normal(16).astype(np.float32) * 0.1,
@@ -72,7 +73,10 @@ def test_graph_does_not_grow_with_training():
     opt.zero_grad(); loss.backward()
     lazygrad.realize(loss, *opt.schedule_step())
     sizes.append(graph_size(ps + opt.m + opt.v + [opt.t]))
-  assert sizes[0] == sizes[-1] == len(ps + opt.m + opt.v + [opt.t])   # every one a buffer, nothing hanging off
+  assert sizes[0] == sizes[-1]
+  # every one a buffer or a view of one (a part of a flat buffer): nothing hanging off
+  nodes = toposort([t.node for t in ps + opt.m + opt.v + [opt.t]], through_realized=True)
+  assert {n.op for n in nodes} <= {Op.BUFFER} | MOVEMENT and sum(n.op is Op.BUFFER for n in nodes) == 4
 
 
 def test_grad_accumulates_without_zero_grad():
@@ -130,3 +134,78 @@ def test_states_of_same_shaped_parameters_have_memory_of_their_own():
   (ps[0] * 2 + ps[1] * 3).sum().backward()
   opt.step()
   for p in ps: np.testing.assert_allclose(p.numpy(), 0.9, rtol=1e-6)
+
+
+def _pair(make_opt=lambda ps: lazygrad.optim.AdamW(ps, lr=0.05), make_topt=lambda ps: torch.optim.AdamW(ps, lr=0.05)):
+  ps = [Tensor(a, requires_grad=True) for a in INIT]
+  tps = [torch.tensor(a, requires_grad=True) for a in INIT]
+  return ps, make_opt(ps), tps, make_topt(tps)
+
+
+def _close(ps, tps):
+  for p, t in zip(ps, tps): np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_flat_parameters_keep_their_identity_and_views_made_before_follow():
+  """The optimizer gathers the parameters into one flat buffer: the tensors stay the same objects with the same
+  values, a view made before (a transposed weight) shows the updated values, and .grad is a view of the flat
+  gradient buffer."""
+  ps = [Tensor(a, requires_grad=True) for a in INIT]
+  ids, w_t = [id(p) for p in ps], ps[0].T
+  opt = lazygrad.optim.AdamW(ps, lr=0.1)
+  assert [id(p) for p in ps] == ids and len(opt.flats) == 1
+  for p, a in zip(ps, INIT): np.testing.assert_array_equal(p.numpy(), a)
+  mlp(ps, Tensor(X), Tensor(Y)).backward()
+  assert all(p.grad is p._grad_into and p.grad._base is opt.flats[0].G for p in ps)
+  opt.step()
+  assert not np.array_equal(ps[0].numpy(), INIT[0])
+  np.testing.assert_array_equal(w_t.numpy(), ps[0].numpy().T)
+
+
+def test_a_parameter_without_gradient_is_left_alone_like_torch():
+  """A step where one parameter of a flat buffer gets no gradient updates the others one by one. (SGD without
+  momentum: lazygrad counts Adam's steps and starts SGD's momentum per optimizer, torch per parameter, which differ
+  for a parameter that skips a step.)"""
+  ps, opt, tps, topt = _pair(lambda ps: lazygrad.optim.SGD(ps, lr=0.1, weight_decay=0.1),
+                             lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.1))
+  for step in range(3):
+    used = 4 if step != 1 else 2   # step 1: the last layer gets no gradient
+    loss = (Tensor(X) @ ps[0] + ps[1]).relu().sum() if used == 2 else mlp(ps, Tensor(X), Tensor(Y))
+    tloss = (torch.tensor(X) @ tps[0] + tps[1]).relu().sum() if used == 2 else \
+      torch.nn.functional.cross_entropy((torch.tensor(X) @ tps[0] + tps[1]).relu() @ tps[2] + tps[3], torch.tensor(Y))
+    opt.zero_grad(); loss.backward(); opt.step()
+    topt.zero_grad(); tloss.backward(); topt.step()
+    _close(ps, tps)
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_clipping_flat_gradients_matches_torch(subset):
+  """Clipping all the gradients of a flat buffer reduces and scales the buffer in place; clipping some of them
+  clips those alone."""
+  ps, opt, tps, topt = _pair()
+  for _ in range(3):
+    loss = mlp(ps, Tensor(X), Tensor(Y)) * 50
+    tloss = torch.nn.functional.cross_entropy((torch.tensor(X) @ tps[0] + tps[1]).relu() @ tps[2] + tps[3],
+                                              torch.tensor(Y)) * 50
+    opt.zero_grad(); loss.backward()
+    topt.zero_grad(); tloss.backward()
+    norm = lazygrad.optim.clip_grad_norm_(ps[:2] if subset else ps, 1.0)
+    tnorm = torch.nn.utils.clip_grad_norm_(tps[:2] if subset else tps, 1.0)
+    np.testing.assert_allclose(norm.item(), tnorm.item(), rtol=1e-5)
+    for p, t in zip(ps, tps): np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+    opt.step(); topt.step()
+    _close(ps, tps)
+
+
+def test_gradients_accumulate_in_the_flat_buffer_like_torch():
+  """zero_grad(set_to_none=False) zeroes the flat buffer in place; two backward passes add up."""
+  ps, opt, tps, topt = _pair(lambda ps: lazygrad.optim.SGD(ps, lr=0.1, momentum=0.9),
+                             lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9))
+  for _ in range(3):
+    opt.zero_grad(set_to_none=False); topt.zero_grad(set_to_none=False)
+    for half in (slice(0, 16), slice(16, 32)):
+      mlp(ps, Tensor(X[half]), Tensor(Y[half])).backward()
+      torch.nn.functional.cross_entropy((torch.tensor(X[half]) @ tps[0] + tps[1]).relu() @ tps[2] + tps[3],
+                                        torch.tensor(Y[half])).backward()
+    opt.step(); topt.step()
+    _close(ps, tps)

@@ -290,13 +290,23 @@ def test_column_sums_of_one_input_share_a_kernel():
   np.testing.assert_allclose(bias_grad.numpy(), a.numpy().sum(0), rtol=1e-5, atol=1e-6)
 
 
-def test_adamw_updates_parameter_and_moments_in_one_kernel():
+@pytest.mark.parametrize("flat", [True, False])
+def test_adamw_updates_parameters_and_moments_in_one_kernel(flat):
+  """Flat (the default): one kernel updates every parameter and both moments, reading the flat gradient buffer the
+  backward wrote; not flat: one kernel per parameter (the parameter, m and v together)."""
   ps = [Tensor(randn(4, 6), requires_grad=True), Tensor(randn(5), requires_grad=True)]
-  opt = lazygrad.optim.AdamW(ps, lr=1e-2)
+  ref = [p.numpy().copy() for p in ps]
+  opt = lazygrad.optim.AdamW(ps, lr=1e-2, flat=flat)
   sum((p * p).sum() for p in ps).backward()
+  lazygrad.realize(*(p.grad for p in ps))
   before = counters.kernels
   opt.step()
-  assert counters.kernels - before == 3   # the step counter, then per parameter: the parameter, m and v together
+  assert counters.kernels - before == (2 if flat else 3)   # the step counter, then the updates
+  tp = [torch.tensor(r, requires_grad=True) for r in ref]
+  topt = torch.optim.AdamW(tp, lr=1e-2)
+  sum((p * p).sum() for p in tp).backward()
+  topt.step()
+  for p, t in zip(ps, tp): np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_cut_reasons_are_recorded():

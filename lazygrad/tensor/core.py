@@ -28,7 +28,8 @@ _assigned = IdWeakSet()   # tensors whose node is an in-place update
 
 class TensorCore:
   """A Tensor's state and the machinery under its ops (see the module docstring; the API is documented on Tensor)."""
-  __slots__ = ("_node", "_base", "_path", "_src", "_past", "_requires_grad", "grad", "is_leaf", "__weakref__")
+  __slots__ = ("_node", "_base", "_path", "_src", "_past", "_requires_grad", "grad", "is_leaf", "_grad_into",
+               "__weakref__")
   __array_priority__ = 1000   # numpy scalars on the left defer to our operators
 
   def __init__(self, data, dtype=None, requires_grad: bool = False, device: str | None = None):
@@ -41,7 +42,7 @@ class TensorCore:
     if node.op is Op.BUFFER and not _takes_buffer(self, node.buffer):   # someone else's memory: hold its value
       node = LazyNode(Op.DETACH, node.dtype, node.shape, (node,))
     self._node, self._base, self._path, self._src, self._past = node, None, (), None, None
-    self.grad, self.is_leaf, self._requires_grad = None, True, False
+    self.grad, self.is_leaf, self._requires_grad, self._grad_into = None, True, False, None
     _roots.add(self)
     self.requires_grad = requires_grad
 
@@ -50,14 +51,14 @@ class TensorCore:
     """A tensor for an existing node, not requiring grad (autograd's temporaries)."""
     t = cls.__new__(cls)
     t._node, t._base, t._path, t._src, t._past = node, None, (), None, None
-    t.grad, t.is_leaf, t._requires_grad = None, True, False
+    t.grad, t.is_leaf, t._requires_grad, t._grad_into = None, True, False, None
     return t
 
   # ---------------------------------------------------------------- the node: own, or derived from a view's base
   @property
   def node(self) -> LazyNode:
     """This tensor's lazy node. A view's node is its path applied to its base's current node."""
-    base = self._base
+    base = self._rooted()
     if base is None: return self._node
     if self._src is not base._node: self._node, self._src = B.apply_path(base._node, self._path, self._node.loc), base._node
     return self._node
@@ -68,10 +69,29 @@ class TensorCore:
       raise _err(RuntimeError, "node", "a view's node follows its base and cannot be set", "use assign()")
     self._node = node
 
+  def _rooted(self) -> "TensorCore | None":
+    """This view's base, after moving a view of a tensor that has become a view itself (see `_become_view`) onto
+    that one's base: a view's base always has memory of its own."""
+    base = self._base
+    if base is not None and base._base is not None:
+      self._base, self._path, self._src = base._base, self._path + base._path, None
+      base = self._base
+    return base
+
+  def _become_view(self, view: "TensorCore"):
+    """Make this tensor, one with memory of its own, the view `view` is (of another tensor's memory, which holds
+    its values already), keeping its identity, requires_grad and grad: how an optimizer gathers parameters into
+    one flat buffer without changing the tensors a model holds."""
+    if self._base is not None or not _in_memory(self._node) or view.shape != self.shape or view.dtype != self.dtype:
+      raise _err(RuntimeError, "_become_view", "only a tensor with memory of its own can become a view of its shape")
+    self._node, self._base, self._path, self._src, self._past = view._node, view._base, view._path, view._src, None
+    _roots.discard(self)
+    _assigned.discard(self)
+
   def _view(self, node: LazyNode, path: tuple, requires_grad: bool) -> "Tensor":
     """A view of this tensor's base: `node` is `path` ((op, arg) pairs, outermost first) applied to self."""
     t = self._wrap(node)
-    base = self._base if self._base is not None else self
+    base = self if (base := self._rooted()) is None else base
     t._base, t._path, t._src = base, path + self._path, base._node
     t._requires_grad = requires_grad
     t.is_leaf = not requires_grad
@@ -149,7 +169,9 @@ class TensorCore:
     for leaf, lg in zip(leaves, self._gradients([t._versions() for t in leaves], g)):
       if lg is None: continue
       lg = lg.cast(leaf.dtype)
-      leaf.grad = lg if leaf.grad is None else leaf.grad + lg
+      total = lg if leaf.grad is None else leaf.grad + lg
+      # a leaf whose gradient has a place in an optimizer's flat buffer: written there, `.grad` is that view
+      leaf.grad = total if leaf._grad_into is None else leaf._grad_into.assign(total)
 
   def gradient(self, *targets: "Tensor", gradient: "Tensor | None" = None) -> list["Tensor"]:
     """d(self)/d(target) for each target as new lazy tensors; `.grad` is left alone. Unused targets get zeros."""
@@ -203,8 +225,15 @@ class TensorCore:
       raise _err(JitError, op, f"reads a tensor's value on the host inside {fn}, which lazygrad.jit is running to "
                  "capture its kernels: replays run only the kernels, so the value read now would be baked into every "
                  "later call", "return the tensor from the function and read it after the call")
-    node = self.node   # what realize computes (after it, a view may see its base through a new node)
-    realize(self)
+    if self._rooted() is not None and _in_memory(self._base._node):
+      # a view of memory: read a private copy, so that the view's own node stays a view of that memory (a node that
+      # held a snapshot would be read by later graphs, and by every jit replay, in place of the memory)
+      copy = self._wrap(self._fresh())
+      realize(copy)
+      node = copy._node
+    else:
+      node = self.node   # what realize computes (after it, a view may see its base through a new node)
+      realize(self)
     _engine.raise_failed_checks()
     return np.array(node.buffer.numpy()[:self.numel()], copy=True).reshape(self.shape)
 
@@ -253,7 +282,7 @@ class TensorCore:
   def assign(self, value) -> "Tensor":
     """In-place update, as PyTorch's `copy_`: this tensor (and every view of its memory) holds `value` from now on.
     Memory is written when realized; tensors built before still see the old value."""
-    base = self._base if self._base is not None else self
+    base = self if (base := self._rooted()) is None else base
     if autograd.grad_mode.enabled and self.requires_grad and base.is_leaf and base.requires_grad:
       what = "a leaf tensor" if base is self else "a view of a leaf tensor"
       raise _err(RuntimeError, "assign", f"{what} of shape {_shape_str(base.shape)} that requires grad is being used "
@@ -448,7 +477,8 @@ def _realize(tensors, overwritten: frozenset = frozenset()):
   """`realize`; `overwritten`: ids of buffers written right after, outside the schedule (none of the tensors may
   share their memory)."""
   if not tensors: return
-  tensors = tuple(tensors)
+  # a view of memory is realized as that memory (its pending updates): its node stays a view, never a snapshot
+  tensors = tuple(b if (b := t._rooted()) is not None and _in_memory(b._node) else t for t in tensors)
   readers, parts = _before_writes([t.node for t in tensors]) if _assigned else ([], [])
   _engine.realize([t.node for t in tensors + tuple(readers)] + parts, held=lambda: [t._node for t in _roots],
                   overwritten=overwritten)
