@@ -2,7 +2,8 @@
 is scheduled together with forward (and with the optimizer's update) and fuses like any other code."""
 from __future__ import annotations
 import contextlib, functools, math, threading
-from .dtypes import bool_, float32
+import numpy as np
+from .dtypes import bool_, float32, int64
 from .helpers import IdWeakSet
 from .ir import build as B
 from .ir.node import LazyNode, toposort, grad_origin
@@ -79,7 +80,53 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
     gx = B.in_float32(lambda gr: B.scatter_add(flat, gr, x.shape[0]), B.reshape(g, (index.numel, rest)))
     return B.reshape(gx, x.shape), None
   if op is Op.SCATTER_ADD: return None, B.gather(g, s[0])
+  if op is Op.REDUCE_PROD: return (_prod_rule(n, g),)
+  if op is Op.SCAN: return (_scan_rule(n, g),)
+  if op is Op.SORT:   # each value's gradient back to where it came from
+    if n.arg.part == "indices" or not g.dtype.is_float: return (None,)
+    x, (axis, descending, _) = s[0], n.arg
+    return (B.put_along(g, B.sort(x, axis, descending, "indices"), axis, x.shape[axis]),)
   return (None,) * len(s)   # comparisons, logic, integer division, detach: no gradient
+
+
+def _prod_rule(n: LazyNode, g: LazyNode) -> LazyNode | None:
+  """d prod / d x_i is the product of the others: prod / x_i where no element is 0; where exactly one is, the product
+  of the rest at that element and 0 elsewhere; where several are, 0 (as torch's, which also divides)."""
+  if not g.dtype.is_float: return None
+  x, shape, k = n.srcs[0], n.srcs[0].shape, lambda v: B.like(x, v)
+  zero = B.alu(Op.CMPEQ, x, k(0))
+  zeros = B.expand(B.reduce(Op.REDUCE_SUM, B.cast(zero, int64), n.arg), shape)
+  others = B.expand(B.reduce(Op.REDUCE_PROD, B.where(zero, k(1), x), n.arg), shape)
+  lone_zero = B.alu(Op.AND, zero, B.alu(Op.CMPEQ, zeros, B.like(zeros, 1)))
+  dx = B.where(B.alu(Op.CMPEQ, zeros, B.like(zeros, 0)), B.div(B.expand(n, shape), x),
+               B.where(lone_zero, others, k(0)))
+  return B.mul(B.expand(g, shape), dx)
+
+
+def _scan_rule(n: LazyNode, g: LazyNode) -> LazyNode | None:
+  """Gradients of the scans: a sum's is the reverse sum; a max's goes to where each running maximum is; a
+  logaddexp's and a product's as torch computes them (a product's without dividing by a zero)."""
+  if not g.dtype.is_float: return None
+  x, (op, axis) = n.srcs[0], n.arg
+  if op == "sum": return B.scan("sum", g, axis, reverse=True)
+  if op == "max": return B.put_along(g, B.scan_argmax(x, n, axis), axis, x.shape[axis])
+  if op == "logaddexp":   # sum_i>=j g_i exp(x_j - out_i), with g's positive and negative parts in log space
+    lowest = B.like(g, float(np.finfo(g.dtype.np).min))   # not -inf: -inf - out would be NaN where out is -inf
+    log_abs = B.alu(Op.LOG, B.alu(Op.MAX, g, B.neg(g)))
+    signed = [B.where(B.alu(Op.CMPLT, *pair), log_abs, lowest) for pair in ((B.like(g, 0), g), (g, B.like(g, 0)))]
+    pos, neg = (B.alu(Op.EXP, B.add(B.scan("logaddexp", B.sub(p, n), axis, reverse=True), x)) for p in signed)
+    return B.sub(pos, neg)
+  # a product: before the first zero, sum_i>=j g_i out_i / x_j (the out_i after it are 0); at the first zero, the
+  # reverse sum of g times the products with that zero taken as 1; after it, 0
+  k = lambda v: B.like(x, v)
+  zero = B.alu(Op.CMPEQ, x, k(0))
+  zeros_so_far = B.scan("sum", B.cast(zero, int64), axis)
+  before = B.alu(Op.CMPEQ, zeros_so_far, B.like(zeros_so_far, 0))
+  first = B.alu(Op.AND, zero, B.alu(Op.CMPEQ, zeros_so_far, B.like(zeros_so_far, 1)))
+  upto = B.div(B.scan("sum", B.mul(g, n), axis, reverse=True), B.where(before, x, k(1)))
+  skip_zero = B.scan("prod", B.where(first, k(1), x), axis)
+  at_zero = B.scan("sum", B.mul(g, skip_zero), axis, reverse=True)
+  return B.where(before, upto, B.where(first, at_zero, k(0)))
 
 
 def _attention_rule(n: LazyNode, g: LazyNode) -> tuple:

@@ -8,11 +8,12 @@ reduction may read another, as softmax's sum reads its max), DOT (a contraction:
 a * b, where a and b also vary along different output axes; arg (m, n, k), the axes of its result's rows, columns
 and of the sum), ATTENTION (fused attention, a kernel template: its sources are q, k, v [dO, lse, delta] [mask]
 loaded into the space (n, i, j, d, e) = batch, query, key, q/k feature, v feature; arg `ir.ops.Attention`; its value
-varies along `ATTENTION_AXES[part]`), and one STORE root per output. A store seen with size 1
-on the reduce axes writes a per-row value after the reductions; one that spans them writes every element. A LOAD with
-a source is a gather: its address moves by `index * stride` (arg[2] = (stride, rows)); a STORE with one (its index
-the second source) is a scatter-add: it adds into its output, which starts at zero. Buffers are numbered:
-0..n_out-1 are written (store i writes slot i), the rest read."""
+varies along `ATTENTION_AXES[part]`), SCAN and SORT (kernel templates too: a scan or a sort of their source along
+the last axis, the kernel's one reduce axis; arg `ir.ops.Scan` or `ir.ops.Sort`, naming that axis), and one STORE
+root per output. A store seen with size 1 on the reduce axes writes a per-row value after the reductions; one that
+spans them writes every element. A LOAD with a source is a gather: its address moves by `index * stride` (arg[2] =
+(stride, rows)); a STORE with one (its index the second source) is a scatter-add: it adds into its output, which
+starts at zero. Buffers are numbered: 0..n_out-1 are written (store i writes slot i), the rest read."""
 from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -28,7 +29,7 @@ from ..ir.view import ShapeTracker
 
 class K(Enum):
   LOAD = auto(); STORE = auto(); CONST = auto(); VALID = auto(); INDEX = auto(); SCALAR = auto(); DOT = auto()
-  ATTENTION = auto()
+  ATTENTION = auto(); SCAN = auto(); SORT = auto()
   def __repr__(self): return self.name
 
 
@@ -154,6 +155,8 @@ class Kernel:
                                   or len({x.dtype for x in n.srcs[:3]}) != 1):
         fail(f"{n} is no attention over the space (batch, query, key, d, e) with sources q, k, v of one dtype"
              + (", dO, lse, delta" if n.arg.backward else "") + (", mask" if n.arg.masked else ""))
+      if n.op in (K.SCAN, K.SORT) and (self.n_reduce != 1 or n.arg.axis != rank - 1):
+        fail(f"{n} does not run along the last axis, the one reduce axis")
     for s in self.stores:
       if s.arg.gather is not None and (len(s.srcs) != 2 or not s.srcs[1].dtype.is_int):
         fail(f"{s} scatters by no integer index")
@@ -168,7 +171,7 @@ def arg_text(n: KNode) -> str:
     return f"b{n.arg.slot}{' +=' if n.op is K.STORE else ''} {n.arg.view} + index*{n.arg.gather.stride} " \
            f"(rows {n.arg.gather.rows})"
   if n.op in (K.LOAD, K.STORE): return f"b{n.arg.slot} {n.arg.view}"
-  if n.op in (K.DOT, K.ATTENTION): return str(tuple(n.arg))
+  if n.op in (K.DOT, K.ATTENTION, K.SCAN, K.SORT): return str(tuple(n.arg))
   if n.op is K.CONST: return repr(n.arg)
   if n.op is K.SCALAR: return f"s{n.arg}"
   return "" if n.op is Op.CAST or n.arg is None else str(n.arg)
@@ -189,6 +192,7 @@ def varying_axes(node: KNode) -> set[int]:
     elif n.op in REDUCE: out -= set(n.arg)
     elif n.op is K.DOT: out -= {n.arg.k} if isinstance(n.arg, Contraction) else set(n.arg)   # before canonicalization
     elif n.op is K.ATTENTION: out &= ATTENTION_AXES[n.arg.part]
+    elif n.op in (K.SCAN, K.SORT): out |= {n.arg.axis}
     return out
   return set(evaluate(node, lambda n: n.srcs, axes, {}))
 

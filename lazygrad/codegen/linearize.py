@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 import functools, math
 import numpy as np
-from ..dtypes import DType, bool_, int32, int64, float32, float64, min_value
+from ..dtypes import DType, bool_, int32, int64, float32, float64
 from ..helpers import prod, exact, settings
 from ..ir.alu import exec_alu
-from ..ir.ops import Op, REDUCE
+from ..ir.ops import Op, REDUCE, scan_identity
 from ..ir.symbolic import Lin, Var, Div, Cond
 from ..ir.view import ShapeTracker
 from ..ir.graph import evaluate, toposort
@@ -42,6 +42,9 @@ class LoweringOptions:
   min_dot_block: int = 16          # tl.dot needs at least 16 along each axis
   column_block: int = 64           # block of the contiguous output axis of a column reduction
   dot_float64: bool = True         # Triton 3.6 cannot compile float64 tl.dot (MMA "largeK" assertion)
+  # the longest row a program sorts (in one tile; None: any): Triton 3.6 took 19 s to compile a 4096-lane sort on an
+  # H200 and over 100 s for 8192 lanes
+  max_sort: int | None = 4096
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,32 @@ class Tiling:
 def choose_tiling(k: Kernel, opts: LoweringOptions) -> Tiling:
   """The default tiling: the blocks `opts` gives this kernel, warps by tile size, 3 stages when it loops."""
   if (a := attention_of(k)) is not None: return _attention_tiling(k, a, opts)
-  blocks = choose_blocks(k, opts)
+  blocks = _axis_blocks(k, opts) if axis_kernel(k) else choose_blocks(k, opts)
   tile = prod(blocks)
   loops = any(blocks[a] < k.shape[a] for a in range(len(k.shape) - k.n_reduce, len(k.shape)))
   return Tiling(blocks, 8 if tile >= 8192 else 4 if tile >= 1024 else 2 if tile >= 256 else 1, 3 if loops else 1)
+
+
+def axis_kernel(k: Kernel) -> bool:
+  """Is it the kernel of a scan or a sort (along its last axis; see _AxisLinearizer)?"""
+  return k.stores[0].srcs[0].op in (K.SCAN, K.SORT)
+
+
+def _axis_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
+  """A scan's or sort's blocks: a sort's rows whole (padded to a power of two), a scan's in blocks of up to
+  max_reduce_block; as many rows as fit a tile. A sort longer than `max_sort` is refused."""
+  n, sort = k.shape[-1], k.stores[0].srcs[0].op is K.SORT
+  if sort and opts.max_sort is not None and n > opts.max_sort:
+    raise ValueError(f"sort: rows of {n} elements are longer than the {opts.max_sort} this device sorts in one "
+                     "program. Fix: sort on the numpy device, or sort shorter rows")
+  if opts.whole and (opts.max_whole is None or prod(k.shape) <= opts.max_whole): return tuple(k.shape)
+  blocks = [1] * len(k.shape)
+  blocks[-1] = _next_pow2(n) if sort else min(_next_pow2(n), opts.max_reduce_block)
+  budget = max(1, opts.max_tile // blocks[-1])
+  for a in range(len(k.shape) - 2, -1, -1):   # rows, innermost axis first
+    blocks[a] = min(_next_pow2(k.shape[a]), budget)
+    budget = max(1, budget // blocks[a])
+  return tuple(blocks)
 
 
 # a matrix product's program order (see _Linearizer.define_grouped): groups of GROUP_ROWS row blocks, where a row
@@ -150,6 +175,10 @@ def _dot_parts_of(k: Kernel, opts: LoweringOptions):
 def _reduce_op(r: KNode) -> Op: return Op.REDUCE_SUM if r.op is K.DOT else r.op
 
 
+# each reduction's combining ALU op, and the scan op of the same identity (what the lanes past a row's end hold)
+_COMBINE = {Op.REDUCE_SUM: (Op.ADD, "sum"), Op.REDUCE_PROD: (Op.MUL, "prod"), Op.REDUCE_MAX: (Op.MAX, "max")}
+
+
 def _broadcast(*shapes) -> tuple:
   shapes = [s for s in shapes if s]
   if not shapes: return ()
@@ -180,7 +209,7 @@ class _Linearizer:
       return self.const(np.asarray(value).item(), dtype)
     if shape is None: shape = _broadcast(*(s.shape for s in srcs))
     pure = op in (U.CONST, U.SCALAR, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST,
-                  U.RESHAPE)
+                  U.RESHAPE, U.SORT)
     key = (op, dtype, tuple(id(s) for s in srcs), exact(arg), shape)
     if pure:
       for scope in reversed(self.scopes):
@@ -381,10 +410,9 @@ class _Linearizer:
     # a DOT this device does not lower as one (float64 on Triton) is a sum of the product
     x = self.value(r.srcs[0]) if r.op is not K.DOT else self.alu(Op.MUL, r.dtype, *(self.value(s) for s in r.srcs))
     if (mask := self.bounds_mask(red_axes)) is not None:
-      ident = 0 if op is Op.REDUCE_SUM else min_value(r.dtype)
-      x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(ident, x.dtype))
-    if op is Op.REDUCE_SUM and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
-      # a value constant along a summed axis still counts once per element
+      x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(scan_identity(_COMBINE[op][1], r.dtype), x.dtype))
+    if op is not Op.REDUCE_MAX and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
+      # a value constant along a summed (multiplied) axis still counts once per element
       full = tuple(self.blocks[d] if d in red_axes else (x.shape[d] if x.shape else 1) for d in range(self.rank))
       x = self.emit(U.BROADCAST, x.dtype, (x,), None, full)
     axes = tuple(a for a in red_axes if x.shape and x.shape[a] > 1)
@@ -413,11 +441,11 @@ class _Linearizer:
         accs[r] = self.emit(U.ACC, r.dtype, (), 0, self.space_shape(self.dot_space(r)))
       else:
         shape = tuple(1 if d >= self.n_out else self.blocks[d] for d in range(self.rank))
-        accs[r] = self.emit(U.ACC, r.dtype, (), 0 if _reduce_op(r) is Op.REDUCE_SUM else min_value(r.dtype), shape)
+        accs[r] = self.emit(U.ACC, r.dtype, (), scan_identity(_COMBINE[_reduce_op(r)][1], r.dtype), shape)
     def body():
       for r, acc in accs.items():
         if self.dot_parts(r) is not None: new = self.dot(r, acc)
-        else: new = self.alu(Op.ADD if _reduce_op(r) is Op.REDUCE_SUM else Op.MAX, r.dtype, acc, self.partial(r))
+        else: new = self.alu(_COMBINE[_reduce_op(r)][0], r.dtype, acc, self.partial(r))
         self.emit(U.ACC_UPDATE, r.dtype, (acc, new), None, acc.shape)
     self.loop(n_iter, body)
     for r, acc in accs.items():
@@ -692,12 +720,72 @@ class _AttentionLinearizer(_Linearizer):
     return out
 
 
+class _AxisLinearizer(_Linearizer):
+  """The lowering rule of scans and sorts (`K.SCAN`, `K.SORT`, kernel templates along the last axis): a program per
+  block of rows. A sort holds its rows whole in one tile, which a SORT uop orders (its values, or where they were).
+  A scan walks its rows in blocks (one block where they fit): each block's SCAN starts from the running total of the
+  blocks before it (an accumulator), which then takes the block's last lane (the lanes past the row's end hold the
+  identity, so the last lane is the row's total so far)."""
+
+  def lower(self) -> tuple[list[UOp], int]:
+    k, last = self.k, self.rank - 1
+    self.params = {i: self.emit(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)}
+    out_axes = list(range(self.n_out))
+    n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
+    self.define_axes(out_axes, self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None)
+    n_iter = math.ceil(k.shape[last] / self.blocks[last])
+    self.carry: dict[KNode, UOp] = {}
+    if n_iter == 1:
+      self.define_axes([last], None)
+      self.store(list(k.stores))
+    else:   # a scan (a sort's tile holds its rows whole)
+      rows = tuple(1 if a == last else self.blocks[a] for a in self.full)
+      for st in k.stores:
+        scan = st.srcs[0]
+        self.carry[scan] = self.emit(U.ACC, scan.dtype, (), scan_identity(scan.arg.op, scan.dtype), rows)
+      self.loop(n_iter, lambda: self.store(list(k.stores)))
+    return _dead_code_eliminated(self.uops), n_prog
+
+  def whole(self, x: UOp) -> UOp:
+    """x as a tile of the whole block (a scan or sort fills every lane)."""
+    full = self.space_shape(self.full)
+    return x if x.shape == full else self.emit(U.BROADCAST, x.dtype, (x,), None, full)
+
+  def node(self, n: KNode, srcs: list[UOp]) -> UOp:
+    if n.op is K.SCAN: return self.scan(n, srcs[0])
+    if n.op is K.SORT: return self.sort(n, srcs[0])
+    return super().node(n, srcs)
+
+  def scan(self, n: KNode, x: UOp) -> UOp:
+    last, ident = self.rank - 1, scan_identity(n.arg.op, n.dtype)
+    if (mask := self.bounds_mask([last])) is not None:
+      x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(ident, x.dtype))
+    carry = self.carry.get(n)
+    out = self.emit(U.SCAN, n.dtype, (self.whole(x),) + ((carry,) if carry is not None else ()), (n.arg.op, last),
+                    self.space_shape(self.full), n)
+    if carry is not None:   # the block's last lane carries on
+      shape = tuple(self.blocks[a] if a == last else 1 for a in self.full)
+      is_last = self.alu(Op.CMPEQ, bool_, self.emit(U.ARANGE, self.idt, (), last, shape),
+                         self.const(self.blocks[last] - 1, self.idt))
+      picked = self.alu(Op.WHERE, n.dtype, is_last, out, self.const(0, n.dtype))
+      self.emit(U.ACC_UPDATE, n.dtype, (carry, self.emit(U.REDUCE, n.dtype, (picked,), (Op.REDUCE_SUM, (last,)),
+                                                          carry.shape)), None, carry.shape)
+    return out
+
+  def sort(self, n: KNode, x: UOp) -> UOp:
+    last, x, (_, descending, part) = self.rank - 1, self.whole(x), n.arg
+    arg = (last, descending, self.k.shape[last], part)
+    out = self.emit(U.SORT, x.dtype if part == "values" else self.idt, (x,), arg, x.shape, n)
+    return out if out.dtype == n.dtype else self.alu(Op.CAST, n.dtype, out)
+
+
 def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions(), tiling: Tiling | None = None) -> Program:
   """Lower a kernel AST to block uops, cut up by `tiling` (default: the one `opts` chooses)."""
   tiling = tiling or choose_tiling(k, opts)
   sizes = [b.size for b in k.bufs] + [prod(n.arg.views[0].shape) for n in k.nodes if n.op is K.INDEX]
   index_dtype = int64 if max(sizes) >= 2**31 else int32
-  lowering = _AttentionLinearizer if attention_of(k) is not None else _Linearizer
+  lowering = _AttentionLinearizer if attention_of(k) is not None else _AxisLinearizer if axis_kernel(k) else \
+    _Linearizer
   uops, grid = lowering(k, tuple(tiling.blocks), index_dtype, opts).lower()
   prog = Program(k.name, uops, grid, tiling, k)
   if settings.VERIFY: prog.verify()

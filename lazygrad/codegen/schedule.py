@@ -119,6 +119,10 @@ class _KernelBuilder:
 
   def _is_leaf(self, n): return n.realized or (id(n) in self.materialized and n is not self.root)
 
+  def shared_key(self) -> tuple | None:
+    """Nodes whose builders give one key are parts of one kernel template, computed by one kernel (None: none)."""
+    return None
+
   @property
   def out_shape(self) -> tuple:
     return tuple(1 if i in (self.axes or ()) else s for i, s in enumerate(self.full))
@@ -264,6 +268,10 @@ class _AttentionBuilder(_KernelBuilder):
     five = tuple(s if a == 0 or a in axes else 1 for a, s in enumerate(self.full))
     return ((Op.EXPAND, self.full), (Op.RESHAPE, five))
 
+  def shared_key(self) -> tuple:
+    n = self.root
+    return (Op.ATTENTION, tuple(id(s) for s in n.srcs), n.arg.scale, n.arg.causal, n.arg.query_major)
+
   def build(self) -> tuple[KNode, tuple]:
     a = self.root.arg
     names = ["q", "k", "v"] + (["do", "lse", "delta"] if a.backward else []) + (["mask"] if a.masked else [])
@@ -296,6 +304,29 @@ class _ScatterBuilder(_KernelBuilder):
     return self._note(KNode(K.STORE, self.root.dtype, (v, i), access), self.root), store_st
 
 
+class _AxisBuilder(_KernelBuilder):
+  """The kernel of a SCAN or SORT node: its space is its source's, with the scanned (sorted) axis the one reduce
+  axis, which canonicalization puts last. Elementwise work above its stored inputs fuses in; a reduction below its
+  source is stored. A sort's values and indices are parts of one kernel."""
+
+  def _space(self) -> tuple: return self.root.srcs[0].shape, (self.root.arg.axis,), False
+
+  def _fuses(self, r: LazyNode, path, region) -> bool:
+    self.unfusable.setdefault(r, "a reduction under a scan or sort")
+    return False
+
+  def shared_key(self) -> tuple | None:
+    n = self.root
+    return (Op.SORT, id(n.srcs[0]), n.arg.axis, n.arg.descending) if n.op is Op.SORT else None
+
+  def build(self) -> tuple[KNode, tuple]:
+    value = self._visit(self.root.srcs[0], (), "F")
+    op = K.SCAN if self.root.op is Op.SCAN else K.SORT
+    node = self._note(KNode(op, self.root.dtype, (value,), self.root.arg), self.root)
+    store_st = view_of(self.root.shape, ())
+    return self._note(KNode(K.STORE, self.root.dtype, (node,), Access(0, store_st)), self.root), store_st
+
+
 def _canonicalize(stores: list[KNode], full: tuple, axes, memo: dict) -> tuple[list[KNode], tuple, int]:
   """Move reduce axes last, drop size-1 axes, merge axes that every view walks contiguously (`memo` receives what
   each node became)."""
@@ -325,6 +356,7 @@ def _canonicalize(stores: list[KNode], full: tuple, axes, memo: dict) -> tuple[l
     if n.op in (K.LOAD, K.STORE): arg = n.arg._replace(view=remap(n.arg.view))
     elif n.op in (K.VALID, K.INDEX): arg = remap(n.arg)
     elif n.op in REDUCE: arg = reduce_axes
+    elif n.op in (K.SCAN, K.SORT): arg = n.arg._replace(axis=reduce_axes[0])
     elif n.op is K.DOT:
       if (arg := contraction_axes(srcs, new_shape, n_reduce)) is None:   # its layout is no matrix product after all
         return KNode(Op.REDUCE_SUM, n.dtype, (KNode(Op.MUL, n.dtype, srcs, None),), reduce_axes)
@@ -361,7 +393,8 @@ def _word(n: LazyNode) -> str | None:
 def _kernel_name(stores: list[KNode], shape, origin: dict) -> str:
   """`linear_gelu_64x3072x768`: the functions whose work the kernel does (its ALU ops, reductions and contractions;
   at most two, in order), then its iteration space; structural (`r_sum_...`, `e_...`) where no function names it."""
-  computed = [k for k in toposort_nodes(stores) if isinstance(k.op, Op) or k.op in (K.DOT, K.ATTENTION)]
+  plumbing = (K.LOAD, K.STORE, K.CONST, K.SCALAR, K.VALID, K.INDEX)
+  computed = [k for k in toposort_nodes(stores) if k.op not in plumbing]
   words = list(dict.fromkeys(w for k in computed for n in origin.get(k, ()) if (w := _word(n))))
   if not words:
     ops = list(dict.fromkeys("dot" if n.op is K.DOT else n.op.name[7:].lower() for n in toposort_nodes(stores)
@@ -395,8 +428,9 @@ class Group:
   def template(self) -> bool: return isinstance(self.builders[0], _AttentionBuilder)
   @property
   def alone(self) -> bool:
-    """Its kernel takes no other group's work: a template, or a scatter (whose store adds into memory)."""
-    return isinstance(self.builders[0], (_AttentionBuilder, _ScatterBuilder))
+    """Its kernel takes no other group's work: a template, a scatter (whose store adds into memory), a scan or a
+    sort."""
+    return isinstance(self.builders[0], (_AttentionBuilder, _ScatterBuilder, _AxisBuilder))
 
   def loads(self) -> dict[int, LazyNode]:
     if self._loads is None: self._loads = {i: n for b in self.builders for i, (_, n) in b.inputs.items()}
@@ -441,6 +475,8 @@ def partition(targets: list[LazyNode]) -> list[Group]:
     if n.op is Op.GATHER and not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "table of a gather")
     if n.op is Op.ATTENTION: reasons.setdefault(id(n), "fused attention (a kernel template)")
     if n.op is Op.SCATTER_ADD: reasons.setdefault(id(n), "a scatter-add (it adds into memory)")
+    if n.op is Op.SCAN: reasons.setdefault(id(n), "a scan (its kernel walks each row in order)")
+    if n.op is Op.SORT: reasons.setdefault(id(n), "a sort (its kernel holds each row whole)")
     if n.op is Op.COPY:
       reasons.setdefault(id(n), f"a copy from {n.srcs[0].device}")
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), f"copied to {n.device}")
@@ -663,11 +699,10 @@ def _merged(groups: list[Group]) -> list[Group]:
           graph.merge(p, c)
           merged = True
           break
-  parts: dict[tuple, int] = {}   # the parts of one attention one kernel computes together: out and lse; dk and dv
+  # the parts of a template one kernel computes together: attention's out and lse, dk and dv; a sort's values, indices
+  parts: dict[tuple, int] = {}
   for i in sorted(graph.groups):
-    n = graph.groups[i].roots[0]
-    if not graph.groups[i].template: continue
-    key = (tuple(id(s) for s in n.srcs), n.arg.scale, n.arg.causal, n.arg.query_major)
+    if (key := graph.groups[i].builders[0].shared_key()) is None: continue
     if (head := parts.get(key)) is not None and not graph.reaches(head, i, False) and not graph.reaches(i, head, False):
       graph.merge(head, i)
     parts[key] = i
@@ -773,7 +808,8 @@ def schedule(targets: list[LazyNode]) -> list[ScheduleItem]:
 
 
 def _build(n: LazyNode, materialized: set) -> _KernelBuilder:
-  kind = {Op.ATTENTION: _AttentionBuilder, Op.SCATTER_ADD: _ScatterBuilder}.get(n.op) if not n.realized else None
+  kind = {Op.ATTENTION: _AttentionBuilder, Op.SCATTER_ADD: _ScatterBuilder, Op.SCAN: _AxisBuilder,
+          Op.SORT: _AxisBuilder}.get(n.op) if not n.realized else None
   b = (kind or _KernelBuilder)(n, materialized)
   b.ast = b.build()
   return b

@@ -82,6 +82,56 @@ def _max_nan(a, b):
 '''
 
 
+# A product reduction's combine function (Triton has tl.cumprod but no product reduction).
+MUL = '''
+
+@triton.jit
+def _mul(a, b):
+  return a * b
+'''
+
+# log(exp(a) + exp(b)), as torch's logcumsumexp combines: equal infinities stay as they are, NaN stays NaN.
+LOGADDEXP = '''
+
+@triton.jit
+def _logaddexp(a, b):
+  hi = tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+  lo = tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
+  return tl.where((hi == lo) & (tl.abs(hi) == float('inf')), hi, hi + {log1p_exp})
+'''
+
+# Sorting: each element gets an integer key in the sort's order (a float's bits, negative ones counted down; one NaN
+# above +inf; -0.0 as 0.0), then a bitonic sorting network orders the (key, lane) pairs of each row, so equal keys
+# keep their order (a stable sort), and carries the values' bits along. A lane's partner in a step is the other
+# element of its pair: the pair's sum less itself (exact in two's complement, also where the sum wraps or is taken
+# wider; tl.sum, unlike xor_sum, is fast in the interpreter).
+SORT = '''
+
+@triton.jit
+def _sort_key(x, INT: tl.constexpr, TOP: tl.constexpr, LOW: tl.constexpr):
+  bits = tl.where(x != x, float('nan'), tl.where(x == 0, 0.0, x)).to(INT, bitcast=True)
+  return bits ^ ((bits >> TOP) & LOW)
+
+
+@triton.jit
+def _partner(x, j: tl.constexpr):
+  pairs = tl.reshape(x, [x.numel // (2 << j), 2, 1 << j])
+  return tl.reshape(tl.sum(pairs, 1, keep_dims=True) - pairs, x.shape).to(x.dtype)
+
+
+@triton.jit
+def _sort(key, lane, bits, LOG_N: tl.constexpr):
+  idx = tl.broadcast_to(lane, key.shape)
+  for s in tl.static_range(1, LOG_N + 1):
+    for j in tl.static_range(s - 1, -1, -1):   # pairs 2**j lanes apart
+      other_key, other_idx, other_bits = _partner(key, j), _partner(idx, j), _partner(bits, j)
+      greater = (key > other_key) | ((key == other_key) & (idx > other_idx))
+      swap = greater == (((lane >> j) & 1) == ((lane >> s) & 1))   # the lane keeps the smaller of its pair?
+      key, idx, bits = tl.where(swap, other_key, key), tl.where(swap, other_idx, idx), tl.where(swap, other_bits, bits)
+  return idx, bits
+'''
+
+
 def _literal(v, dtype: DType) -> str:
   if dtype.is_bool: return "True" if v else "False"
   if dtype.is_float:
@@ -170,6 +220,7 @@ class _Renderer:
       expr = s[0]
       for a in sorted(axes, reverse=True):
         if op is Op.REDUCE_SUM: expr = f"tl.sum({expr}, axis={a}, keep_dims=True)"
+        elif op is Op.REDUCE_PROD: expr = self.helper(MUL, f"tl.reduce({expr}, {a}, _mul, keep_dims=True)")
         elif keep_nan and not self.interpreter:
           expr = self.helper(MAX_NAN, f"tl.reduce({expr}, {a}, _max_nan, keep_dims=True)")
         else: expr = f"tl.max({expr}, axis={a}, keep_dims=True)"
@@ -178,6 +229,8 @@ class _Renderer:
         for a in sorted(axes, reverse=True): nans = f"tl.max({nans}, axis={a}, keep_dims=True)"
         expr = f"tl.where({nans} > 0, float('nan'), {expr})"
       self.emit(u, f"x{i}", expr)
+    elif u.op is U.SCAN: self.emit(u, f"x{i}", self.scan(u, s))
+    elif u.op is U.SORT: self.emit(u, f"x{i}", self.sort(u, s[0]))
     elif u.op is U.DOT: self.emit(u, f"x{i}", self.dot(u, s))
     elif u.op is U.RESHAPE: self.emit(u, f"x{i}", f"tl.reshape({s[0]}, {list(u.shape)})")
     elif u.op is U.ACC: self.emit(u, f"acc{i}", f"tl.full({list(u.shape)}, {_literal(u.arg, u.dtype)}, {idt})")
@@ -242,6 +295,39 @@ class _Renderer:
 
   def to_bf16(self, f32_expr: str) -> str:
     return self.helper(ROUND_BF16, f"_round_bf16({f32_expr})") if self.interpreter else f"{f32_expr}.to(tl.bfloat16)"
+
+  def scan(self, u: UOp, s: list[str]) -> str:
+    """An inclusive scan along one axis, the carry (if any) combined in after."""
+    op, axis = u.arg
+    if op == "sum": expr, combine = f"tl.cumsum({s[0]}, axis={axis})", "{} + {}"
+    elif op == "prod": expr, combine = f"tl.cumprod({s[0]}, axis={axis})", "{} * {}"
+    elif op == "max":
+      expr = f"tl.associative_scan({s[0]}, {axis}, {self.helper(MAX_NAN, '_max_nan')})"
+      combine = "tl.maximum({}, {}, propagate_nan=tl.PropagateNan.ALL)"
+    else:   # logaddexp; the GPU's exp and log are approximate: the accurate library's there
+      log1p_exp = "tl.log(1 + tl.exp(lo - hi))" if self.interpreter else \
+        self.helper(LIBDEVICE, "libdevice.log1p(libdevice.exp(lo - hi))")
+      fn = self.helper(LOGADDEXP.format(log1p_exp=log1p_exp), "_logaddexp")
+      expr, combine = f"tl.associative_scan({s[0]}, {axis}, {fn})", fn + "({}, {})"
+    return combine.format(s[1], expr) if len(s) > 1 else expr
+
+  def sort(self, u: UOp, x: str) -> str:
+    """A row in sorted order (its values, or the lanes they were at): integer keys (see SORT), flipped for a
+    descending sort, the largest for the lanes past the row's end; a float's bits carried as an integer's."""
+    axis, descending, n, part = u.arg
+    src, size = u.srcs[0].dtype, u.shape[axis]
+    width = 64 if src.itemsize == 8 else 32
+    if src.is_float:   # a half's key: its float32 value's
+      wide = x if src.itemsize >= 4 else f"{x}.to(tl.float32)"
+      key = f"_sort_key({wide}, tl.int{width}, {width - 1}, {(1 << (width - 1)) - 1})"
+    else: key = f"{x}.to(tl.int{width})"
+    if descending: key = f"~{key}"
+    lane = f"tl.arange(0, {size}){_index_expr(u.shape, axis)}"
+    if n < size: key = f"tl.where({lane} < {n}, {key}, {(1 << (width - 1)) - 1})"
+    bits = f"{x}.to(tl.int{8 * src.itemsize}, bitcast=True)" if src.is_float else x
+    expr = self.helper(SORT, f"_sort({key}, {lane}, {bits}, {size.bit_length() - 1})")
+    if part == "indices": return f"{expr}[0]" if u.dtype.name == "int32" else f"{expr}[0].to({tl_dtype(u.dtype)})"
+    return f"{expr}[1].to({tl_dtype(src)}, bitcast=True)" if src.is_float else f"{expr}[1]"
 
   def dot(self, u: UOp, s: list[str]) -> str:
     a = u.srcs[0]

@@ -24,7 +24,11 @@ class U(Enum):
   ENDRANGE = auto()     # srcs: range
   ACC = auto()          # accumulator tile, arg: initial value
   ACC_UPDATE = auto()   # srcs: acc, new value (assigns; later uses of acc see it)
-  REDUCE = auto()       # arg: (Op.REDUCE_SUM|REDUCE_MAX, axes); keeps reduced axes with size 1
+  REDUCE = auto()       # arg: (Op.REDUCE_SUM|REDUCE_MAX|REDUCE_PROD, axes); keeps reduced axes with size 1
+  SCAN = auto()         # srcs: x[, carry]; arg: (op, axis): the inclusive scan of x along axis (ops.Scan's op), the
+                        # carry (size 1 along axis) combined into every element first
+  SORT = auto()         # srcs: x; arg: (axis, descending, n, part): x's first n along axis in stable sorted order,
+                        # part 'values' (then the rest of the lanes) or 'indices' (the lanes they were at)
   BROADCAST = auto()    # tile broadcast to `shape`
   DOT = auto()          # srcs: a (.., i, k), b (.., k, j)[, acc (.., i, j)]: matrix product (+ acc), batched
   RESHAPE = auto()      # the same elements as a tile of `shape`

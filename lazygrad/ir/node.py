@@ -8,7 +8,7 @@ import itertools, weakref
 from typing import Any
 from ..dtypes import DType
 from ..helpers import user_frame, fmt_loc, fmt_origin, prod, exact, InvalidIR
-from .ops import Op, MOVEMENT, ALU, COMPARE, REDUCE
+from .ops import Op, MOVEMENT, ALU, COMPARE, REDUCE, SCAN_OPS
 from .view import view_of
 from . import graph
 from .graph import ConsTable
@@ -122,6 +122,14 @@ def _contract(n: LazyNode) -> str | None:
     if s[1].shape != () or not s[1].dtype.is_int: return "a CHECK's flag is an integer scalar"
     want = s[0].shape
   elif op is Op.ATTENTION: return _attention_contract(n)
+  elif op in (Op.SCAN, Op.SORT):
+    a, want = n.arg, s[0].shape
+    if not 0 <= a.axis < len(want): return f"{op.name.lower()} along axis {a.axis} of shape {want}"
+    if op is Op.SCAN and (a.op not in SCAN_OPS or (a.op == "logaddexp" and not n.dtype.is_float)):
+      return f"a {a.op!r} scan of {n.dtype.name}"
+    if op is Op.SORT and a.part not in ("values", "indices"): return f"a sort part {a.part!r}"
+    if op is Op.SORT and a.part == "indices":
+      return None if n.shape == want and n.dtype.name == "int64" else "a sort's indices are int64 of its source's shape"
   elif op is Op.SCATTER_ADD:
     if len(s[0].shape) != 1 or not s[0].dtype.is_int or s[1].shape[:1] != s[0].shape:
       return f"a SCATTER_ADD's index is 1-d integer, a row per value row: got {s[0].shape} and {s[1].shape}"

@@ -1,6 +1,8 @@
 """The primitive operations of the lazy graph, grouped by how the compiler treats them."""
+import math
 from enum import IntEnum, auto
 from typing import NamedTuple
+from ..dtypes import DType, min_value
 
 
 class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops millions of times)
@@ -15,7 +17,7 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   WHERE = auto()
   CAST = auto()
   # reductions over axes (keepdim: reduced axes become 1)
-  REDUCE_SUM = auto(); REDUCE_MAX = auto()
+  REDUCE_SUM = auto(); REDUCE_MAX = auto(); REDUCE_PROD = auto()
   # movement: free, they become views
   RESHAPE = auto(); PERMUTE = auto(); EXPAND = auto(); PAD = auto(); SHRINK = auto(); FLIP = auto()
   # materialization
@@ -35,6 +37,10 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   # fused scaled-dot-product attention, one kernel template (arg: `Attention`): where a composition of the other
   # primitives would hold the T x T score matrix in memory, this computes it tile by tile and keeps only O(T) per row
   ATTENTION = auto()
+  # the inclusive scan of the source along one axis (arg: `Scan`): a composition would sum O(n^2) terms per row
+  SCAN = auto()
+  # the source sorted along one axis, stably (arg: `Sort`: its values, or their positions in the source)
+  SORT = auto()
 
   def __repr__(self): return self.name
 
@@ -44,7 +50,7 @@ BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAX, Op.POW, Op.CM
           Op.XOR}
 ALU = UNARY | BINARY | {Op.WHERE, Op.CAST}
 COMPARE = {Op.CMPLT, Op.CMPEQ, Op.CMPNE}
-REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX}
+REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX, Op.REDUCE_PROD}
 MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP}
 
 
@@ -69,3 +75,30 @@ class Attention(NamedTuple):
   def query_major(self) -> bool:
     """Its kernel walks the keys for a block of queries ('out', 'lse', 'dq'), not the queries for a block of keys."""
     return self.part in ("out", "lse", "dq")
+
+
+# each scan op and its identity, what it combines with any value to give that value back (None: the dtype's smallest)
+SCAN_OPS = {"sum": 0, "prod": 1, "max": None, "logaddexp": -math.inf}
+
+
+def scan_identity(op: str, dtype: DType):
+  """The identity of a scan's (or a reduction's) `op` in `dtype`."""
+  ident = SCAN_OPS[op]
+  return min_value(dtype) if ident is None else ident
+
+
+class Scan(NamedTuple):
+  """What one SCAN node is: element i along `axis` combines elements 0..i of the source by `op` (one of SCAN_OPS;
+  'max' keeps NaN, as torch.cummax; 'logaddexp' is log(exp(a) + exp(b)), float only). Same shape and dtype as its
+  source."""
+  op: str
+  axis: int
+
+
+class Sort(NamedTuple):
+  """What one SORT node is: its source sorted along `axis`, ascending or `descending`, stably (equal elements keep
+  their order; NaN is larger than every number, -0.0 equals 0.0, as torch.sort). `part`: 'values' (the source's
+  dtype) or 'indices' (int64: where each value was along `axis`)."""
+  axis: int
+  descending: bool
+  part: str

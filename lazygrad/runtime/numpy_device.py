@@ -61,6 +61,36 @@ def _alu(op: Op, dtype: DType, srcs, spare=()):
   return exec_alu(op, dtype, args)
 
 
+_SCANS = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "logaddexp": np.logaddexp}
+_REDUCES = {Op.REDUCE_SUM: np.sum, Op.REDUCE_MAX: np.max, Op.REDUCE_PROD: np.prod}
+
+
+def _scan(u: UOp, s: list) -> np.ndarray:
+  """A SCAN uop: the ufunc's accumulation along the axis, the carry (if any) combined into every element."""
+  fn = _SCANS[u.arg[0]]
+  out = fn.accumulate(_dense(s[0]), axis=u.arg[1], dtype=u.dtype.np)
+  return fn(s[1], out) if len(s) > 1 else out
+
+
+def _sort(u: UOp, x: np.ndarray) -> np.ndarray:
+  """A SORT uop: x's first n along `axis` in stable sorted order, then the rest, as values or as the lanes they were
+  at (the order of the Triton renderer's sorting network: integer keys, NaN above every number, -0.0 as 0.0)."""
+  axis, descending, n, part = u.arg
+  if u.srcs[0].dtype.is_float:
+    wide = np.float64 if x.dtype == np.float64 else np.float32
+    v = x.astype(wide)
+    v = np.where(np.isnan(v), wide(np.nan), np.where(v == 0, wide(0), v))
+    bits = v.view(np.int64 if wide is np.float64 else np.int32).astype(np.int64)
+    key = bits ^ ((bits >> 63) & np.iinfo(np.int64).max) if wide is np.float64 else \
+      bits ^ ((bits >> 31) & np.iinfo(np.int32).max)
+  else: key = x.astype(np.int64)
+  if descending: key = ~key
+  lane = np.arange(x.shape[axis]).reshape([-1 if d == axis else 1 for d in range(x.ndim)])
+  key = np.where(lane < n, key, np.iinfo(np.int64).max)
+  order = np.argsort(key, axis=axis, kind="stable")
+  return np.take_along_axis(x, order, axis) if part == "values" else order.astype(u.dtype.np, copy=False)
+
+
 def _blas_ready(x: np.ndarray) -> np.ndarray:
   """The same memory with plain strides: np.matmul is slower on views that only look contiguous (measured)."""
   if x.flags.c_contiguous: return np.ascontiguousarray(x)
@@ -80,7 +110,7 @@ class NumpyDevice:
   # a kernel is a few numpy calls over whole tiles; past 16M elements it is tiled so that temporaries stay small
   # (a sum of 2**31 uint8 would otherwise hold a 16 GB int64 copy)
   lowering = LoweringOptions(whole=True, max_whole=1 << 24, max_tile=1 << 22, max_reduce_block=1 << 22,
-                             max_elementwise_tile=1 << 22)
+                             max_elementwise_tile=1 << 22, max_sort=None)
 
   def alloc(self, dtype: DType, size: int): return np.empty(size, dtype=dtype.np)
   def view(self, arena, offset: int, dtype: DType, size: int):
@@ -132,7 +162,8 @@ class Interpreter:
     fresh = set()
     for i, u in enumerate(prog.uops):
       if i in static: continue
-      if u.op in (U.ALU, U.REDUCE, U.DOT) or (u.op is U.RESHAPE and self.srcs[i][0] in fresh): fresh.add(i)
+      if u.op in (U.ALU, U.REDUCE, U.DOT, U.SCAN, U.SORT) or (u.op is U.RESHAPE and self.srcs[i][0] in fresh):
+        fresh.add(i)
     self.dies_here = [tuple(j for j in dict.fromkeys(self.srcs[i]) if last_use[j] == i and region[j] == region[i]
                             and j in fresh) for i in range(len(prog.uops))]
     # temporaries whose memory nothing else can see after their last use (not viewed, stored or accumulated)
@@ -195,8 +226,9 @@ class Interpreter:
       elif op is U.SCALAR: vals[pc] = u.dtype.np(scalars[u.arg])
       elif op is U.PROGRAM_ID: vals[pc] = pid
       elif op is U.REDUCE:
-        fn = np.sum if u.arg[0] is Op.REDUCE_SUM else np.max
-        vals[pc] = fn(_dense(s[0]), axis=u.arg[1], keepdims=True).astype(u.dtype.np, copy=False)
+        vals[pc] = _REDUCES[u.arg[0]](_dense(s[0]), axis=u.arg[1], keepdims=True).astype(u.dtype.np, copy=False)
+      elif op is U.SCAN: vals[pc] = _scan(u, s)
+      elif op is U.SORT: vals[pc] = _sort(u, _dense(s[0]))
       elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), s[2] if len(s) > 2 else None, u.dtype, u.shape)
       elif op is U.RESHAPE: vals[pc] = np.reshape(s[0], u.shape)
       elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s, adopt=self.src_dies(pc, 2))

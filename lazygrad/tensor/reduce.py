@@ -1,12 +1,22 @@
-"""Reductions: sum, mean, max, min, argmax, argmin, var, std, logsumexp, softmax, log_softmax."""
+"""Reductions: sum, mean, prod, max, min, argmax, argmin, all, any, var, std, logsumexp, softmax, log_softmax; scans:
+cumsum, cumprod, cummax, cummin, logcumsumexp; sorting and selection: sort, argsort, msort, topk, kthvalue, median."""
 from __future__ import annotations
 import math
+from typing import NamedTuple, TYPE_CHECKING
 from .. import dtypes
-from ..dtypes import to_dtype, float32, int64
+from ..dtypes import to_dtype, float32, int64, uint8
 from ..helpers import prod
 from ..ir.ops import Op
 from ..ir import build as B
+from ..runtime.device import get_device
 from .args import _err, _shape_str, _norm_dim
+if TYPE_CHECKING: from . import Tensor
+
+
+class ValuesIndices(NamedTuple):
+  """The (values, indices) pair of sort, topk, cummax, cummin, kthvalue and median (as torch.return_types')."""
+  values: "Tensor"
+  indices: "Tensor"
 
 
 class Reductions:
@@ -22,11 +32,18 @@ class Reductions:
     out = self._result(B.reduce(prim, self.node, dims), (self,)) if dims and self.ndim else self
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in dims))
 
-  def sum(self, dim=None, keepdim=False, dtype=None, axis=None) -> "Tensor":
-    dims = self._reduce_dims("sum", axis if dim is None else dim)
-    out_dt = to_dtype(dtype) if dtype is not None else int64 if (self.dtype.is_int or self.dtype.is_bool) else self.dtype
+  def _sum_dtype(self, dtype):
+    """The result dtype of sum, prod, cumsum, cumprod: `dtype` if given, else int64 for an integer or bool tensor."""
+    return to_dtype(dtype) if dtype is not None else int64 if (self.dtype.is_int or self.dtype.is_bool) else self.dtype
+
+  def _accumulate(self, prim: Op, dims: tuple, keepdim: bool, dtype) -> "Tensor":
+    """A sum or product in its result dtype (`_sum_dtype`), half precision accumulated in float32."""
+    out_dt = self._sum_dtype(dtype)
     acc_dt = float32 if out_dt in (dtypes.float16, dtypes.bfloat16) else out_dt
-    return self.cast(acc_dt)._reduce(Op.REDUCE_SUM, dims, keepdim).cast(out_dt)
+    return self.cast(acc_dt)._reduce(prim, dims, keepdim).cast(out_dt)
+
+  def sum(self, dim=None, keepdim=False, dtype=None, axis=None) -> "Tensor":
+    return self._accumulate(Op.REDUCE_SUM, self._reduce_dims("sum", axis if dim is None else dim), keepdim, dtype)
 
   def mean(self, dim=None, keepdim=False, axis=None) -> "Tensor":
     if not self.dtype.is_float:
@@ -47,6 +64,138 @@ class Reductions:
     if self.dtype.is_float: return -((-self)._reduce(Op.REDUCE_MAX, dims, keepdim))
     return ~(~self)._reduce(Op.REDUCE_MAX, dims, keepdim)   # ~x = -x-1 reverses the order and cannot overflow
   amax, amin = max, min
+
+  def prod(self, dim=None, keepdim=False, dtype=None) -> "Tensor":
+    """The product over `dim` (every element if None); integer and bool tensors multiply in int64, as torch's."""
+    return self._accumulate(Op.REDUCE_PROD, self._reduce_dims("prod", dim), keepdim, dtype)
+
+  def any(self, dim=None, keepdim=False) -> "Tensor":
+    """Is any element along `dim` nonzero (NaN counts)? bool (uint8 for a uint8 tensor, as torch's); False if empty."""
+    return self._any("any", dim, keepdim, False)
+
+  def all(self, dim=None, keepdim=False) -> "Tensor":
+    """Is every element along `dim` nonzero (NaN counts)? bool (uint8 for a uint8 tensor, as torch's); True if empty."""
+    return self._any("all", dim, keepdim, True)
+
+  def _any(self, op: str, dim, keepdim: bool, negated: bool) -> "Tensor":
+    dims = self._reduce_dims(op, dim)
+    hit = self if self.dtype.is_bool else self != 0
+    if negated: hit = hit.logical_not()   # all: no element is zero
+    out = hit.cast(uint8)._reduce(Op.REDUCE_MAX, dims, keepdim).cast(dtypes.bool_)   # an empty max is a padded 0
+    if negated: out = out.logical_not()
+    return out.cast(uint8) if self.dtype == uint8 else out
+
+  # ---------------------------------------------------------------- scans
+  def _scan(self, op: str, dim) -> "Tensor":
+    d = _norm_dim(op, dim, self.ndim, self.shape)
+    return self._result(B.scan(_SCAN_OPS[op], self.node, d) if self.ndim else self.node, (self,))
+
+  def cumsum(self, dim, dtype=None) -> "Tensor":
+    """Running sums along `dim`; integer and bool tensors sum in int64, as torch's."""
+    return self.cast(self._sum_dtype(dtype))._scan("cumsum", dim)
+
+  def cumprod(self, dim, dtype=None) -> "Tensor":
+    """Running products along `dim`; integer and bool tensors multiply in int64, as torch's."""
+    return self.cast(self._sum_dtype(dtype))._scan("cumprod", dim)
+
+  def logcumsumexp(self, dim) -> "Tensor":
+    """log(cumsum(exp(x))) along `dim`, without overflow."""
+    if not self.dtype.is_float:
+      raise _err(TypeError, "logcumsumexp", f"needs a floating point tensor, got {self.dtype.name}",
+                 "cast with .float() first")
+    return self._scan("logcumsumexp", dim)
+
+  def cummax(self, dim) -> ValuesIndices:
+    """Running maxima along `dim` and where each is (the last of equal ones; NaN propagates), as torch.cummax."""
+    return self._cum_extreme("cummax", dim, True)
+
+  def cummin(self, dim) -> ValuesIndices:
+    """Running minima along `dim` and where each is (the last of equal ones; NaN propagates), as torch.cummin."""
+    return self._cum_extreme("cummin", dim, False)
+
+  def _cum_extreme(self, op: str, dim, largest: bool) -> ValuesIndices:
+    d = _norm_dim(op, dim, self.ndim, self.shape)
+    x = self.cast(uint8) if self.dtype.is_bool else self
+    if not largest: x = -x if x.dtype.is_float else ~x   # ~x = -x-1 reverses the order and cannot overflow
+    if not self.ndim: values, indices = x._result(x.node, (x,)), self.zeros((), dtype=int64, device=self.device)
+    else:
+      values = x._scan("cummax", d)
+      indices = x._result(B.scan_argmax(x.node, values.node, d), (x,))
+    if not largest: values = -values if values.dtype.is_float else ~values
+    return ValuesIndices(values.cast(self.dtype), indices)
+
+  # ---------------------------------------------------------------- sorting and selection
+  def sort(self, dim=-1, descending=False, stable=False) -> ValuesIndices:
+    """Values sorted along `dim` and where each was; always stable (equal elements keep their order), NaN above every
+    number, as torch.sort(stable=True). A row longer than the device sorts in one program is refused."""
+    d = _norm_dim("sort", dim, self.ndim, self.shape)
+    if not self.ndim: return ValuesIndices(self._result(self.node, (self,)), self.zeros((), dtype=int64,
+                                                                                          device=self.device))
+    limit = get_device(self.device).lowering.max_sort
+    if limit is not None and self.shape[d] > limit:
+      raise _err(ValueError, "sort", f"dim {d} of shape {_shape_str(self.shape)} is longer than the {limit} elements "
+                 f"the {self.device} device sorts in one program", "sort on the numpy device, or shorter rows")
+    x = self.cast(uint8) if self.dtype.is_bool else self
+    values, indices = (x._result(B.sort(x.node, d, descending, part), (x,)) for part in ("values", "indices"))
+    return ValuesIndices(values.cast(self.dtype), indices)
+
+  def argsort(self, dim=-1, descending=False, stable=False) -> "Tensor":
+    """Where the sorted values along `dim` were (see sort)."""
+    return self.sort(dim, descending, stable).indices
+
+  def msort(self) -> "Tensor":
+    """The values sorted along dim 0."""
+    return self.sort(0).values
+
+  def topk(self, k: int, dim=-1, largest=True, sorted=True) -> ValuesIndices:
+    """The k largest (smallest) values along `dim`, largest (smallest) first, and where each was; NaN counts as the
+    largest. Equal values come in their order along `dim`."""
+    d, n = self._select_dim("topk", k, dim, 0)
+    out = self.sort(d, descending=largest)
+    window = tuple((0, k) if i == d else None for i in range(self.ndim))
+    return ValuesIndices(*(t.shrink(window) if self.ndim else t for t in out))
+
+  def kthvalue(self, k: int, dim=-1, keepdim=False) -> ValuesIndices:
+    """The k-th smallest value along `dim` (k from 1; NaN counts as the largest) and where it was."""
+    d, n = self._select_dim("kthvalue", k, dim, 1)
+    return self._pick_sorted(d, self._const(k - 1, (), int64, device=self.device), keepdim)
+
+  def median(self, dim=None, keepdim=False) -> "Tensor | ValuesIndices":
+    """The lower median along `dim` and where it was, NaN (the first) where a row holds one, as torch.median; without
+    `dim`, the median of every element (values only)."""
+    if dim is None:
+      if self.numel() == 0: return self._const(math.nan, (), self.dtype, device=self.device)
+      return self.flatten().median(0).values
+    d, n = self._select_dim("median", None, dim, 1)
+    if n == 0:
+      raise _err(IndexError, "median", f"cannot take the median of an empty dim {d} of shape {_shape_str(self.shape)}",
+                 "use a non-empty dim")
+    pos = self._const((n - 1) // 2, (), int64, device=self.device)
+    if self.dtype.is_float:   # a row with NaN: its first NaN, which sorts after the numbers
+      nans = self.isnan().sum(d, keepdim=True) if self.ndim else self.isnan().cast(int64)
+      pos = (nans > 0).where(n - nans, pos)
+    return self._pick_sorted(d, pos, keepdim)
+
+  def _select_dim(self, op: str, k: int | None, dim, lo: int) -> tuple[int, int]:
+    """dim, normalized, and its size; refuses a k (if given) outside [lo, size], and a bool tensor where k counts
+    from 1."""
+    if lo and self.dtype.is_bool:
+      raise _err(TypeError, op, "is not defined for a bool tensor", "cast with .int() first")
+    d = _norm_dim(op, dim, self.ndim, self.shape)
+    n = self.shape[d] if self.ndim else 1
+    if k is not None and (not isinstance(k, int) or not lo <= k <= n):
+      raise _err(RuntimeError, op, f"k={k!r} is out of range for dim {d} of size {n} (shape {_shape_str(self.shape)})",
+                 f"use an int k in [{lo}, {n}]")
+    return d, n
+
+  def _pick_sorted(self, d: int, pos: "Tensor", keepdim: bool) -> ValuesIndices:
+    """The ascending sort's element at `pos` along `d` (a tensor broadcast along d)."""
+    s = self.sort(d)
+    if not self.ndim: return s
+    n = self.shape[d]
+    hit = self.arange(n, device=self.device).reshape(tuple(n if i == d else 1 for i in range(self.ndim))) == pos
+    values = hit.where(s.values, self._const(0, (), self.dtype, device=self.device)).sum(d, keepdim, self.dtype)
+    return ValuesIndices(values, hit.where(s.indices, 0).sum(d, keepdim))
 
   def _check_nonempty(self, op, dims):
     if any(self.shape[d] == 0 for d in dims):
@@ -103,3 +252,6 @@ class Reductions:
     if x.numel() == 0: return x
     shifted = x - x.max(d, keepdim=True).detach()   # as torch: an infinite max gives NaN rows (log_softmax([inf, 0]))
     return shifted - shifted.exp().sum(d, keepdim=True).log()
+
+
+_SCAN_OPS = {"cumsum": "sum", "cumprod": "prod", "cummax": "max", "logcumsumexp": "logaddexp"}
