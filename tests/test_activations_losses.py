@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from lazygrad import Tensor, nn
+from lazygrad import Tensor, nn, ShapeError
 from lazygrad.nn import functional as F
 
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")   # torch's kl_div note
@@ -149,6 +149,29 @@ def test_nll_loss_and_cross_entropy_with_class_weights(reduction):
                         lambda a: TF.cross_entropy(a, torch.tensor(t), torch.tensor(w), reduction=reduction, label_smoothing=0.1))):
     got, ref = ours(lx), theirs(tx)
     np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(5, 4), (3, 4, 2), (4,), (0, 4)])
+def test_cross_entropy_with_probability_targets(reduction, shape):
+  """Soft targets (a float tensor of the input's shape), with class weights and label smoothing, forward and
+  backward, including K-dim, 1-D and empty inputs."""
+  x = rng.standard_normal(shape).astype(np.float32)
+  p = rng.random(shape).astype(np.float32)
+  p /= np.maximum(p.sum(1 if len(shape) > 1 else 0, keepdims=True), 1e-6)
+  w = rng.random(4).astype(np.float32) + 0.1
+  for kw in ({}, {"label_smoothing": 0.2}, {"weight": w}):
+    lx, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    lkw = {k: Tensor(v) if k == "weight" else v for k, v in kw.items()}
+    tkw = {k: torch.tensor(v) if k == "weight" else v for k, v in kw.items()}
+    got = F.cross_entropy(lx, Tensor(p), reduction=reduction, **lkw)
+    ref = TF.cross_entropy(tx, torch.tensor(p), reduction=reduction, **tkw)
+    np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    if x.size:
+      got.sum().backward(); ref.sum().backward()
+      np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ShapeError, match="probability targets must have the input's shape"):
+    F.cross_entropy(Tensor(np.ones((2, 3), np.float32)), Tensor(np.ones((2, 4), np.float32)))
 
 
 def test_small_modules_compose_like_torch():

@@ -112,6 +112,32 @@ class View:
     return idx, conds
 
 
+def _merge(outer: View, inner: View) -> View | None:
+  """`outer`, which reads `inner`'s elements by their row-major position, as one view (None: it cannot be): when
+  the position each of its axes moves, split into inner's axes, never carries from one to the next, and all it reads
+  (inside its own mask) is inside inner's. So a pad, a reshape and a shrink back within the unpadded part (a strided
+  slice, a diagonal) end as one strided view."""
+  rows, acc = [], 1   # inner's row-major strides
+  for s in reversed(inner.shape): rows.append(acc); acc *= s
+  rows.reverse()
+  ranges = outer.mask or tuple((0, s) for s in outer.shape)
+  if any(lo >= hi for lo, hi in ranges) or not 0 <= outer.offset < acc: return None
+  lo = [outer.offset // r % s for r, s in zip(rows, inner.shape)]
+  offset = inner.offset + sum(c * st for c, st in zip(lo, inner.strides))
+  hi, strides = list(lo), []
+  for st, (mlo, mhi) in zip(outer.strides, ranges):   # each stride as digits of inner's row-major strides
+    rem, merged = abs(st), 0
+    for j, r in enumerate(rows):
+      c, rem = divmod(rem, r)
+      c = c if st > 0 else -c
+      lo[j] += min(c * mlo, c * (mhi - 1)); hi[j] += max(c * mlo, c * (mhi - 1))
+      merged += c * inner.strides[j]
+    strides.append(merged)
+  valid = inner.mask or tuple((0, s) for s in inner.shape)
+  if any(a < vlo or b >= vhi for a, b, (vlo, vhi) in zip(lo, hi, valid)): return None
+  return View.create(outer.shape, strides, offset, outer.mask)
+
+
 @dataclass(frozen=True)
 class ShapeTracker:
   views: tuple
@@ -124,7 +150,10 @@ class ShapeTracker:
   @property
   def contiguous(self) -> bool: return len(self.views) == 1 and self.views[0].contiguous
 
-  def _top(self, v: View) -> "ShapeTracker": return ShapeTracker(self.views[:-1] + (v,))
+  def _top(self, v: View) -> "ShapeTracker":
+    views = self.views[:-1]
+    while views and (merged := _merge(v, views[-1])) is not None: views, v = views[:-1], merged
+    return ShapeTracker(views + (v,))
   def permute(self, order): return self._top(self.views[-1].permute(order))
   def expand(self, shape): return self._top(self.views[-1].expand(shape))
   def shrink(self, arg): return self._top(self.views[-1].shrink(arg))

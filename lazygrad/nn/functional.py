@@ -1,5 +1,8 @@
 """Functional forms of the layers, composed from Tensor ops (and so from the compiler's primitives)."""
 from __future__ import annotations
+import math
+import ml_dtypes
+from ..autograd import no_grad
 from ..helpers import ShapeError
 from ..tensor import Tensor
 
@@ -34,6 +37,12 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
   if p >= 1: return x * 0
   keep = Tensor.rand(*x.shape, device=x.device) >= p
   return keep.where(x * (1 / (1 - p)), 0.0)
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+  """torch.nn.functional.pad: (before, after) pairs from the last dim; mode 'constant' (value, default 0),
+  'reflect', 'replicate' or 'circular'."""
+  return input.pad(pad, 0.0 if value is None else value, mode)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
@@ -130,3 +139,154 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor: return x.gelu(approximate)
+
+
+# ---------------------------------------------------------------- convolution, pooling, resampling (tensor/conv.py)
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1):
+  return input.conv1d(weight, bias, stride, padding, dilation, groups)
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1):
+  return input.conv2d(weight, bias, stride, padding, dilation, groups)
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1):
+  return input.conv3d(weight, bias, stride, padding, dilation, groups)
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+  return input.conv_transpose1d(weight, bias, stride, padding, output_padding, groups, dilation)
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+  return input.conv_transpose2d(weight, bias, stride, padding, output_padding, groups, dilation)
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+  return input.conv_transpose3d(weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+  """torch.nn.functional.unfold (im2col): (N, C, H, W) -> (N, C * kh * kw, blocks)."""
+  return input._im2col(kernel_size, dilation, padding, stride)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+  return input.max_pool1d(kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+  return input.max_pool2d(kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+  return input.max_pool3d(kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+  return input.avg_pool1d(kernel_size, stride, padding, ceil_mode, count_include_pad)
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+  return input.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+  return input.avg_pool3d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor: return input.adaptive_avg_pool1d(output_size)
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor: return input.adaptive_avg_pool2d(output_size)
+def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor: return input.adaptive_avg_pool3d(output_size)
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices=False):
+  return input.adaptive_max_pool1d(output_size, return_indices)
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices=False):
+  return input.adaptive_max_pool2d(output_size, return_indices)
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+  return input.max_unpool1d(indices, kernel_size, stride, padding, output_size)
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+  return input.max_unpool2d(indices, kernel_size, stride, padding, output_size)
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False) -> Tensor:
+  """torch.nn.functional.interpolate (see Tensor.interpolate); no antialias."""
+  if antialias: raise ValueError("interpolate: antialias=True is not supported. Fix: pass antialias=False")
+  return input.interpolate(size, scale_factor, mode, align_corners, recompute_scale_factor)
+
+
+# ---------------------------------------------------------------- normalization over channels and groups
+def _standardized(x: Tensor, dims: tuple, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+  """(x - mean) / sqrt(var + eps) over `dims` in float32, with the mean and the summed squared deviations."""
+  x = x.float()
+  mean = x.mean(dims, keepdim=True)
+  squares = ((x - mean) * (x - mean)).sum(dims, keepdim=True)
+  n = math.prod(x.shape[d] for d in dims)
+  return (x - mean) * (squares / n + eps).rsqrt(), mean, squares
+
+
+def _update_running(running: Tensor | None, stat: Tensor, momentum):
+  """running = (1 - momentum) running + momentum stat, in place (torch's running statistics)."""
+  if running is None: return
+  with no_grad(): running.assign(stat.detach() * momentum + running * (1 - momentum))
+
+
+def _per_channel(x: Tensor, out: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+  """out * weight + bias with one value per channel (dim 1), cast to x's dtype."""
+  shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+  if weight is not None: out = out * weight.reshape(shape)
+  if bias is not None: out = out + bias.reshape(shape)
+  return out.cast(x.dtype)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum=0.1, eps: float = 1e-5) -> Tensor:
+  """torch.nn.functional.batch_norm over the channels (dim 1) of (N, C, *). Training: the batch's statistics, and
+  running_mean / running_var (when given) updated in place with the batch mean and unbiased variance, as torch's;
+  else the running statistics. Computed in float32 whatever the input's dtype."""
+  if input.ndim < 2: raise ShapeError(f"batch_norm: expected an input (N, C, *) with at least 2 dims, got shape "
+                                      f"{tuple(input.shape)}")
+  dims = (0,) + tuple(range(2, input.ndim))
+  shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+  if training:
+    n = math.prod(input.shape[d] for d in dims)
+    if n <= 1:
+      raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape "
+                       f"{tuple(input.shape)}. Fix: use a larger batch, or eval() mode")
+    out, mean, squares = _standardized(input, dims, eps)
+    _update_running(running_mean, mean.reshape(-1), momentum)
+    _update_running(running_var, squares.reshape(-1) / (n - 1), momentum)
+  else:
+    if running_mean is None or running_var is None:
+      raise ValueError("batch_norm: running_mean and running_var are needed when not training. Fix: pass them, or "
+                       "training=True")
+    out = (input.float() - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps).rsqrt()
+  return _per_channel(input, out, weight, bias)
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum=0.1, eps: float = 1e-5) -> Tensor:
+  """torch.nn.functional.instance_norm: each sample's channels normalized over their spatial dims; running
+  statistics (when given) move towards the batch's average of them, and are used when not use_input_stats."""
+  if input.ndim < 3: raise ShapeError(f"instance_norm: expected an input (N, C, *spatial), got shape "
+                                      f"{tuple(input.shape)}")
+  dims = tuple(range(2, input.ndim))
+  if not use_input_stats:
+    return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+  n = math.prod(input.shape[d] for d in dims)
+  if n <= 1:
+    raise ValueError(f"instance_norm: expected more than 1 spatial element per channel, got input of shape "
+                     f"{tuple(input.shape)}")
+  out, mean, squares = _standardized(input, dims, eps)
+  _update_running(running_mean, mean.mean(0).reshape(-1), momentum)
+  _update_running(running_var, (squares / (n - 1)).mean(0).reshape(-1), momentum)
+  return _per_channel(input, out, weight, bias)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+  """torch.nn.functional.group_norm: the channels of each sample in num_groups groups, each normalized over its
+  channels and spatial dims; then a per-channel weight and bias."""
+  if input.ndim < 2 or input.shape[1] % num_groups:
+    raise ShapeError(f"group_norm: the channels (dim 1) of the input of shape {tuple(input.shape)} must divide into "
+                     f"num_groups={num_groups} groups")
+  grouped = input.reshape(input.shape[0], num_groups, input.shape[1] // num_groups * math.prod(input.shape[2:]))
+  out = _standardized(grouped, (2,), eps)[0].reshape(input.shape)
+  return _per_channel(input, out, weight, bias)
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
+  """torch.nn.functional.rms_norm: x / sqrt(mean(x^2) + eps) over the trailing dims `normalized_shape` (eps default:
+  the dtype's machine epsilon), times weight; computed in float32."""
+  shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+  if not shape or tuple(input.shape[input.ndim - len(shape):]) != shape:
+    raise ShapeError(f"rms_norm: normalized_shape {shape} must be the trailing dims of the input of shape "
+                     f"{tuple(input.shape)}")
+  eps = float(ml_dtypes.finfo(input.dtype.np).eps) if eps is None else eps
+  x = input.float()
+  out = x * ((x * x).mean(tuple(range(input.ndim - len(shape), input.ndim)), keepdim=True) + eps).rsqrt()
+  return (out * weight if weight is not None else out).cast(input.dtype)

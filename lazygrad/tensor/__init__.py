@@ -13,11 +13,12 @@ from .movement import Movement
 from .indexing import Indexing
 from .reduce import Reductions
 from .nn_ops import NNOps
+from .conv import ConvOps
 
 __all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "overwrite"]
 
 
-class Tensor(TensorCore, Creation, Elementwise, Movement, Indexing, Reductions, NNOps):
+class Tensor(TensorCore, Creation, Elementwise, Movement, Indexing, Reductions, NNOps, ConvOps):
   """A lazily evaluated n-d array. See the package README for the supported API.
 
   Values and in-place updates follow PyTorch. A tensor made by an op holds a value fixed when it is built. Views

@@ -235,6 +235,36 @@ class Elementwise:
   def __rand__(self, o): return self._bitwise("bitwise_and", Op.AND, o, True)
   def __ror__(self, o): return self._bitwise("bitwise_or", Op.OR, o, True)
   def __rxor__(self, o): return self._bitwise("bitwise_xor", Op.XOR, o, True)
+  def bitwise_left_shift(self, other, reverse=False):
+    """torch.bitwise_left_shift (`<<`) on integer tensors, wrapping; a shift below 0 or of the width or more
+    gives 0 (as PyTorch's)."""
+    a, b = self._shift_operands("bitwise_left_shift", other, reverse)
+    fits = (b >= 0).logical_and(b < 8 * a.dtype.itemsize)
+    return fits.where(a * _pow2(fits.where(b, 0)).cast(a.dtype), 0)
+
+  def bitwise_right_shift(self, other, reverse=False):
+    """torch.bitwise_right_shift (`>>`) on integer tensors: arithmetic (the sign fills in); a shift below 0 or of
+    the width or more gives the sign fill, -1 or 0 (as PyTorch's)."""
+    a, b = self._shift_operands("bitwise_right_shift", other, reverse)
+    fits = (b >= 0).logical_and(b < min(8 * a.dtype.itemsize, 63))   # 2 ** 63 is no int64: its shift is a sign fill
+    x, p = a.cast(int64), _pow2(fits.where(b, 0))
+    q = x._alu(Op.IDIV, p)   # truncates: step down where an inexact quotient is negative
+    q = (x._alu(Op.MOD, p) != 0).logical_and(x < 0).where(q - 1, q)
+    return fits.where(q, (a < 0).where(-1, 0)).cast(a.dtype)
+
+  def _shift_operands(self, op: str, other, reverse: bool) -> tuple["Tensor", "Tensor"]:
+    a, b = self._operands(op, other, reverse)
+    if not a.dtype.is_int:
+      raise _err(TypeError, op, f"shifts need integer tensors, got {a.dtype.name}", "cast to an integer dtype first")
+    return a, b
+
+  __lshift__ = bitwise_left_shift
+  __rshift__ = bitwise_right_shift
+  def __rlshift__(self, o): return self.bitwise_left_shift(o, True)
+  def __rrshift__(self, o): return self.bitwise_right_shift(o, True)
+  def __ilshift__(self, o): return self._inplace("bitwise_left_shift_", self << o)
+  def __irshift__(self, o): return self._inplace("bitwise_right_shift_", self >> o)
+
   def __invert__(self):
     if self.dtype.is_float: raise _err(TypeError, "bitwise_not", f"needs a bool or integer tensor, got {self.dtype.name}")
     if self.dtype.is_bool: return self._alu(Op.NOT)
@@ -396,6 +426,16 @@ class Elementwise:
     return self._const(False, self.shape, bool_, device=self.device).where(self, s) if self.requires_grad else s
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
+  def isposinf(self): return self.isinf().logical_and(self > 0)
+  def isneginf(self): return self.isinf().logical_and(self < 0)
+  def copysign(self, other):
+    """torch.copysign: |self| with the sign of other (-0.0 counts as negative; a NaN's sign is not read); integers
+    become float32. Its gradient is sign(self) * sign(other), 0 at self == 0, as PyTorch's."""
+    a, b = self._operands("copysign", other)
+    a = a._float()
+    negative = (b < 0).logical_or((b == 0).logical_and(1 / b < 0)) if b.dtype.is_float else b < 0
+    magnitude = a.abs()
+    return negative.where(-magnitude, magnitude)
   def isfinite(self): return (self == self).logical_and(self.isinf().logical_not()) if self.dtype.is_float else \
     self._const(True, self.shape, bool_, device=self.device)
   def isclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
@@ -551,6 +591,17 @@ def _nonzero(op: str, divisor: "Tensor") -> "Tensor":
   return divisor._checked(divisor, divisor != 0, f"{op}: integer division by zero (divisor {{}})", "DivisionByZero")
 
 
+def _pow2(e: "Tensor") -> "Tensor":
+  """2 ** e as int64 for an integer tensor e in [0, 64) (2 ** 63 wraps to the int64 minimum): one select per bit."""
+  e = e.cast(int64)
+  full = lambda v: e._const(v, e.shape, int64, device=e.device)
+  p = full(1)
+  for k in range(6):
+    bit = e._alu(Op.IDIV, full(1 << k))._alu(Op.MOD, full(2))
+    p = (bit != 0).where(p * (1 << (1 << k)), p)
+  return p
+
+
 def _inplace_form(name: str):
   def method(self, *args, **kwargs): return self._inplace(name + "_", getattr(self, name)(*args, **kwargs))
   method.__name__, method.__doc__ = name + "_", f"In-place {name}: the result is written into this tensor."
@@ -559,5 +610,6 @@ def _inplace_form(name: str):
 
 for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "fmod", "clamp", "clip", "neg", "abs",
               "exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
-              "masked_fill", "square", "sin", "cos", "logical_not"):
+              "masked_fill", "square", "sin", "cos", "logical_not", "copysign", "bitwise_left_shift",
+              "bitwise_right_shift"):
   setattr(Elementwise, _name + "_", _inplace_form(_name))

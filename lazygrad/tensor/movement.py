@@ -1,16 +1,19 @@
-"""Movement ops: reshape, permute, expand, pad, shrink, flip, cat, stack, split... Most are views (windows on
-the base tensor's memory, written through by in-place updates); pad, flip, cat and a reshape that strides cannot
-express make new tensors, as in PyTorch."""
+"""Movement ops: reshape, permute, expand, pad, shrink, flip, cat, stack, split, roll, diagonal, repeat_interleave,
+meshgrid... Most are views (windows on the base tensor's memory, written through by in-place updates); pad, flip,
+cat, roll, repeat_interleave and a reshape that strides cannot express make new tensors, as in PyTorch."""
 from __future__ import annotations
 import math
 from typing import Sequence
+import numpy as np
 from ..dtypes import promote, bool_
 from ..helpers import prod, ShapeError
 from ..ir.view import view_of
 from ..ir.ops import Op
 from .args import _err, _shape_str, _norm_dim, _shape_arg
+from .core import TensorCore
 
 _CAT_FANIN = 16   # inputs of one cat kernel
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
 class Movement:
@@ -47,6 +50,22 @@ class Movement:
                  f"{_shape_str(self.shape)}", f"name each dim in 0..{self.ndim - 1} once")
     if dims == tuple(range(self.ndim)): return self
     return self._mov(Op.PERMUTE, tuple(self.shape[d] for d in dims), dims)
+
+  def movedim(self, source, destination) -> "Tensor":
+    """torch.movedim: dims `source` (an int or a sequence) moved to positions `destination`, the others keeping
+    their order (a view)."""
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+      raise _err(ValueError, "movedim", f"source {src} and destination {dst} must name as many dims")
+    src = tuple(_norm_dim("movedim", d, self.ndim, self.shape) for d in src)
+    dst = tuple(_norm_dim("movedim", d, self.ndim, self.shape) for d in dst)
+    if len(set(src)) < len(src) or len(set(dst)) < len(dst):
+      raise _err(ValueError, "movedim", f"source {src} and destination {dst} must not repeat a dim")
+    order, rest = [None] * self.ndim, iter(d for d in range(self.ndim) if d not in src)
+    for s, d in zip(src, dst): order[d] = s
+    return self.permute([next(rest) if o is None else o for o in order])
+  moveaxis = movedim
 
   def transpose(self, dim0=-2, dim1=-1) -> "Tensor":
     order = list(range(self.ndim))
@@ -103,8 +122,11 @@ class Movement:
     return out
 
   def pad(self, pad: Sequence[int], value=0.0, mode: str = "constant") -> "Tensor":
-    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last dim."""
-    if mode != "constant": raise _err(ValueError, "pad", f"only mode='constant' is supported, got {mode!r}")
+    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last dim; negative sizes crop.
+    mode 'constant' fills with value; 'reflect' mirrors the elements next to the edge, 'replicate' repeats the
+    edge, 'circular' wraps around (after the crops, on any number of dims)."""
+    if mode not in _PAD_MODES:
+      raise _err(ValueError, "pad", f"mode must be one of {', '.join(map(repr, _PAD_MODES))}, got {mode!r}")
     if len(pad) % 2 or len(pad) // 2 > self.ndim:
       raise _err(ShapeError, "pad", f"pad {tuple(pad)} must have an even length of at most 2*ndim = {2 * self.ndim} "
                  f"for shape {_shape_str(self.shape)}")
@@ -112,12 +134,31 @@ class Movement:
     for i in range(len(pad) // 2): arg[self.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     for d, ((b, a), s) in enumerate(zip(arg, self.shape)):
       if s + b + a < 0: raise _err(ShapeError, "pad", f"pad {tuple(pad)} leaves dimension {d} of shape {_shape_str(self.shape)} with negative size")
+    if mode != "constant": return self._pad_mode(arg, mode)
     out = self._pad_shrink(arg)
     if out is self: return self.clone()   # a new tensor, as in torch, never a view
     if value != 0:
       inside = self._const(True, self.shape, bool_, device=self.device)._pad_shrink(arg)
       return inside.where(out, value).cast(self.dtype)
     return out._root()
+
+  def _pad_mode(self, arg: list, mode: str) -> "Tensor":
+    """pad in a mode that reads the tensor's own elements: crops first, then each dim's two sides concatenated."""
+    out = self._pad_shrink([(min(b, 0), min(a, 0)) for b, a in arg])
+    for d, (b, a) in enumerate(arg):
+      b, a, n = max(b, 0), max(a, 0), out.shape[d]
+      if not (b or a): continue
+      if (mode == "reflect" and max(b, a) >= n) or (mode == "circular" and max(b, a) > n) or n == 0:
+        limit = {"reflect": "less than", "circular": "at most", "replicate": "at most"}[mode]
+        raise _err(ShapeError, "pad", f"mode {mode!r} pads dimension {d} of size {n} by ({b}, {a})",
+                   f"pad by {limit} the dimension's size" + (" (which must not be 0)" if n == 0 else ""))
+      take = lambda lo, hi: out.shrink(tuple((lo, hi) if k == d else None for k in range(out.ndim)))
+      wide = lambda t, k: t.expand(tuple(k if j == d else s for j, s in enumerate(t.shape)))
+      left, right = {"reflect": lambda: (take(1, b + 1).flip(d), take(n - 1 - a, n - 1).flip(d)),
+                     "replicate": lambda: (wide(take(0, 1), b), wide(take(n - 1, n), a)),
+                     "circular": lambda: (take(n - b, n), take(0, a))}[mode]()
+      out = type(self).cat([t for t in (left, out, right) if t.shape[d]], d)
+    return out if out is not self else self.clone()
 
   def shrink(self, arg) -> "Tensor":
     arg = tuple((0, s) if a is None else a for a, s in zip(arg, self.shape))
@@ -141,6 +182,107 @@ class Movement:
   def clone(self) -> "Tensor":
     """A copy in new memory of its own, as torch.clone: gradients flow through it, nothing else shares it."""
     return self._result(self._fresh(), (self,))
+
+  def roll(self, shifts, dims=None) -> "Tensor":
+    """torch.roll: elements shifted by `shifts` along `dims` (ints or sequences), wrapping around; without dims,
+    along the flattened tensor (a new tensor)."""
+    if dims is None:
+      if not isinstance(shifts, int) and len(shifts) != 1:
+        raise _err(ValueError, "roll", f"without dims, shifts must be one int, got {shifts}", "give dims")
+      return self.flatten().roll(shifts, 0).reshape(self.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+      raise _err(ValueError, "roll", f"shifts {shifts} and dims {dims} must have one shift per dim")
+    out = self
+    for s, d in zip(shifts, dims):
+      d = _norm_dim("roll", d, self.ndim, self.shape)
+      n = out.shape[d]
+      if n == 0 or s % n == 0: continue
+      part = lambda lo, hi: out.shrink(tuple((lo, hi) if k == d else None for k in range(out.ndim)))
+      out = type(self).cat([part(n - s % n, n), part(0, n - s % n)], d)
+    return out if out is not self else self.clone()
+
+  def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> "Tensor":
+    """torch.diagonal: the elements (i, i + offset) of dims dim1 and dim2, as a new last dim (a view)."""
+    if self.ndim < 2: raise _err(ShapeError, "diagonal", f"needs at least 2 dims, got shape {_shape_str(self.shape)}")
+    d1, d2 = _norm_dim("diagonal", dim1, self.ndim, self.shape), _norm_dim("diagonal", dim2, self.ndim, self.shape)
+    if d1 == d2: raise _err(ValueError, "diagonal", f"dim1 and dim2 must differ, both are {d1}")
+    x = self.movedim((d1, d2), (-2, -1))
+    lead, (n, m) = x.shape[:-2], x.shape[-2:]
+    r0, c0 = max(0, -offset), max(0, offset)
+    k = max(0, min(n - r0, m - c0))
+    x = x.shrink(tuple(None for _ in lead) + ((r0, r0 + k), (c0, c0 + k)))
+    flat = x._mov(Op.RESHAPE, lead + (k * k,), lead + (k * k,))   # a view even where strides cannot merge
+    return flat._every((1,) * len(lead) + (k + 1,))                # a k x k block's diagonal: every (k+1)-th element
+
+  def diag(self, diagonal: int = 0) -> "Tensor":
+    """torch.diag: for a 1-d tensor, the square matrix with it on the `diagonal`-th diagonal; for a 2-d tensor, that
+    diagonal (a new tensor)."""
+    if self.ndim == 1: return self.diag_embed(diagonal)
+    if self.ndim != 2: raise _err(ShapeError, "diag", f"needs a 1-d or 2-d tensor, got shape {_shape_str(self.shape)}")
+    return self.diagonal(diagonal)._root()
+
+  def diag_embed(self, offset: int = 0, dim1: int = -2, dim2: int = -1) -> "Tensor":
+    """torch.diag_embed: the last dim (size k) placed on the offset-th diagonal of two new dims of size
+    k + |offset| at dim1 and dim2 of the result, zeros elsewhere."""
+    d1, d2 = (_norm_dim("diag_embed", d, self.ndim + 1, self.shape) for d in (dim1, dim2))
+    if d1 == d2: raise _err(ValueError, "diag_embed", f"dim1 and dim2 must differ, both are {d1}")
+    x = self.reshape(1) if self.ndim == 0 else self
+    k = x.shape[-1]
+    n = k + abs(offset)
+    rows = x.pad((max(0, -offset), max(0, offset))).unsqueeze(-1)        # row r holds x[r - max(0, -offset)]
+    on = self.arange(n, device=self.device).reshape(n, 1) + offset == self.arange(n, device=self.device)
+    out = on.where(rows, self._const(0, (), self.dtype, device=self.device)).cast(self.dtype)
+    return out.movedim((-2, -1), (d1, d2))
+
+  def repeat_interleave(self, repeats, dim: int | None = None, *, output_size: int | None = None) -> "Tensor":
+    """torch.repeat_interleave: each slice along dim (each element of the flattened tensor without dim) repeated
+    `repeats` times: an int, or a 1-d integer tensor with a count per slice (read on the host: its sum is the
+    result's size; the slices are then one GATHER)."""
+    x, d = (self.flatten(), 0) if dim is None else (self, _norm_dim("repeat_interleave", dim, self.ndim, self.shape))
+    if x.ndim == 0: x = x.reshape(1)
+    n = x.shape[d]
+    if not isinstance(repeats, int):
+      counted = isinstance(repeats, TensorCore) and repeats.dtype.is_int and repeats.ndim <= 1
+      if not counted or repeats.numel() not in (1, n):
+        got = f"{repeats.dtype.name} {_shape_str(repeats.shape)}" if isinstance(repeats, TensorCore) else repr(repeats)
+        raise _err(ShapeError, "repeat_interleave", f"repeats must be an int or a 1-d integer tensor of 1 or {n} "
+                   f"counts, got {got}")
+      counts = repeats.numpy().reshape(-1)
+      if repeats.numel() == 1: repeats = int(counts[0])
+    if isinstance(repeats, int): counts = np.full(n, repeats)
+    if (counts < 0).any(): raise _err(ValueError, "repeat_interleave", f"repeats must be >= 0, got {counts.min()}")
+    if output_size is not None and output_size != counts.sum():
+      raise _err(ValueError, "repeat_interleave", f"output_size {output_size} is not the sum of the repeats, "
+                 f"{counts.sum()}")
+    if isinstance(repeats, int):   # a broadcast: no index
+      wide = x.unsqueeze(d + 1).expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 1:])
+      return wide.reshape(x.shape[:d] + (n * repeats,) + x.shape[d + 1:])._root()
+    return x.index_select(d, type(self)(np.repeat(np.arange(n), counts), device=self.device))
+
+  def tile(self, *dims) -> "Tensor":
+    """torch.tile: repeat, with dims padded by leading 1s to the tensor's rank."""
+    dims = _shape_arg(dims)
+    return self.repeat((1,) * (self.ndim - len(dims)) + dims)
+
+  @classmethod
+  def meshgrid(cls, *tensors, indexing: str = "ij") -> tuple["Tensor", ...]:
+    """torch.meshgrid: for k tensors of sizes n1..nk (0-d or 1-d), k views of shape (n1, ..., nk), the i-th
+    varying along dim i; indexing='xy' swaps the first two dims (and sizes)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)): tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+      raise _err(ValueError, "meshgrid", f"indexing must be 'ij' or 'xy', got {indexing!r}")
+    if not tensors: raise _err(ValueError, "meshgrid", "expected at least one tensor")
+    for i, t in enumerate(tensors):
+      if t.ndim > 1:
+        raise _err(ShapeError, "meshgrid", f"tensor {i} has shape {_shape_str(t.shape)}; all must be 0-d or 1-d")
+    axes = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) > 1: axes[0], axes[1] = 1, 0
+    shape = [0] * len(tensors)
+    for t, a in zip(tensors, axes): shape[a] = t.numel()
+    return tuple(t.reshape(tuple(s if k == a else 1 for k, s in enumerate(shape))).expand(tuple(shape))
+                 for t, a in zip(tensors, axes))
 
   def repeat(self, *repeats) -> "Tensor":
     repeats = _shape_arg(repeats)

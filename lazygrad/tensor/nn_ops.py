@@ -1,9 +1,10 @@
-"""Linear algebra and neural-network helpers: matmul, linear, tril/triu, cross_entropy."""
+"""Linear algebra, statistics and neural-network helpers: matmul, einsum, linear, tril/triu, var_mean/std_mean,
+attention, cross_entropy."""
 from __future__ import annotations
 import math
 from .. import dtypes
 from ..dtypes import promote, float32
-from ..helpers import ShapeError
+from ..helpers import ShapeError, prod
 from .args import _err, _shape_str, _broadcast_shape
 from .core import TensorCore
 from ..ir import build as B
@@ -39,6 +40,47 @@ class NNOps:
     if b.ndim == 1: out = out.squeeze(-1)
     return out
   dot = matmul
+
+  @classmethod
+  def einsum(cls, equation, *operands) -> "Tensor":
+    """torch.einsum, e.g. Tensor.einsum("bij,bjk->bik", a, b): any labels (a-z, A-Z), `...` for broadcast dims,
+    an implicit output (the labels used once, sorted) without `->`, a label repeated within an operand for its
+    diagonal, size-1 dims broadcast; also the sublist form einsum(a, [0, 1], b, [1, 2], [0, 2]). Operands contract
+    pairwise from the left, each pair as one batched matmul (so the compiler makes it a DOT); labels an operand
+    alone has are summed first."""
+    if not isinstance(equation, str): equation, operands = _sublist_equation((equation,) + operands)
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)): operands = tuple(operands[0])
+    terms, out_labels = _parse_einsum(equation, operands)
+    sizes: dict = {}
+    for t, labels in zip(operands, terms):
+      for label, s in zip(labels, t.shape):
+        if sizes.get(label, 1) not in (1, s) and s != 1:
+          shapes = ", ".join(_shape_str(o.shape) for o in operands)
+          raise _err(ShapeError, "einsum", f"{equation!r}: label {_label(label)} has sizes {sizes[label]} and {s} in "
+                     f"operands of shapes {shapes}", "sizes of one label must match or be 1")
+        if sizes.get(label, 1) == 1: sizes[label] = s
+    ops = [_einsum_prepare(t, labels, sizes) for t, labels in zip(operands, terms)]
+    for i, (t, labels) in enumerate(ops):   # labels no other operand has and the output lacks: summed first
+      others = set(out_labels).union(*(l for j, (_, l) in enumerate(ops) if j != i))
+      ops[i] = _einsum_sum(t, labels, others)
+    acc, labels = ops[0]
+    for i, (t, tl) in enumerate(ops[1:], 1):
+      keep = set(out_labels).union(*(l for _, l in ops[i + 1:]))
+      acc, labels = _contract(acc, labels, t, tl, keep)
+    acc, labels = _einsum_sum(acc, labels, set(out_labels))
+    return acc.permute([labels.index(label) for label in out_labels])
+
+  def var_mean(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> tuple["Tensor", "Tensor"]:
+    """torch.var_mean: (variance, mean) over dim, sharing the sum; correction (default 1, or unbiased) as var's."""
+    if not self.dtype.is_float:
+      raise _err(TypeError, "var_mean", f"needs a floating point tensor, got {self.dtype.name}", "cast with .float()")
+    correction = correction if correction is not None else 1 if unbiased is None else int(unbiased)
+    return self.var(dim, keepdim, correction), self.mean(dim, keepdim)
+
+  def std_mean(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> tuple["Tensor", "Tensor"]:
+    """torch.std_mean: (standard deviation, mean) over dim, as var_mean."""
+    var, mean = self.var_mean(dim, unbiased, keepdim, correction=correction)
+    return var.sqrt(), mean
 
   def linear(self, weight: "Tensor", bias: "Tensor | None" = None) -> "Tensor":
     out = self.matmul(weight.T)
@@ -101,9 +143,33 @@ class NNOps:
 
   def cross_entropy(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100,
                     label_smoothing: float = 0.0) -> "Tensor":
-    """torch.nn.functional.cross_entropy with class-index targets; classes on dim 1 (or dim 0 for 1-D input)."""
-    return (self if self.ndim != 1 else self.unsqueeze(0)).log_softmax(1)._class_loss(
-      "cross_entropy", target, weight, reduction, ignore_index, label_smoothing, self.ndim == 1)
+    """torch.nn.functional.cross_entropy; classes on dim 1 (or dim 0 for 1-D input). `target` holds class indices
+    (an integer tensor), or class probabilities (a float tensor of the input's shape)."""
+    logp = (self if self.ndim != 1 else self.unsqueeze(0)).log_softmax(1)
+    if isinstance(target, TensorCore) and target.dtype.is_float:
+      return logp._probability_loss(target, weight, reduction, label_smoothing, self.ndim == 1)
+    return logp._class_loss("cross_entropy", target, weight, reduction, ignore_index, label_smoothing, self.ndim == 1)
+
+  def _probability_loss(self, target: "Tensor", weight, reduction: str, label_smoothing: float, one: bool) -> "Tensor":
+    """-sum_c weight[c] * p[c] * logp[c] per sample (self: log-probabilities, classes on dim 1); 'mean' divides by the
+    number of samples, as torch does for probability targets."""
+    op = "cross_entropy"
+    if reduction not in ("mean", "sum", "none"):
+      raise _err(ValueError, op, f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    tgt = target.reshape(self.shape) if one and target.shape == self.shape[1:] else target
+    if tgt.shape != self.shape:
+      raise _err(ShapeError, op, f"probability targets must have the input's shape "
+                 f"{_shape_str(self.shape[1:] if one else self.shape)}, got {_shape_str(target.shape)}")
+    c = self.shape[1]
+    if weight is not None and tuple(weight.shape) != (c,):
+      raise _err(ShapeError, op, f"weight must have one value per class ({c}), got shape {_shape_str(weight.shape)}")
+    tgt = tgt.cast(self.dtype)
+    if label_smoothing: tgt = tgt * (1 - label_smoothing) + label_smoothing / c
+    terms = self * tgt
+    if weight is not None: terms = terms * weight.reshape((1, c) + (1,) * (self.ndim - 2))
+    loss = -terms.sum(1)
+    if one: loss = loss.reshape(())
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.sum() / (self.numel() // c)
 
   def nll_loss(self, target: "Tensor", weight=None, reduction: str = "mean", ignore_index: int = -100) -> "Tensor":
     """torch.nn.functional.nll_loss: self holds log-probabilities, classes on dim 1 (or dim 0 for 1-D input)."""
@@ -141,6 +207,103 @@ class NNOps:
     if reduction == "none": return nll
     if reduction == "sum": return nll.sum()
     return nll.sum() / (valid.where(w, 0.0) if w is not None else valid.cast(float32)).sum()
+
+
+def _label(label) -> str: return "..." if isinstance(label, int) else repr(label)
+
+
+def _sublist_equation(args: tuple) -> tuple[str, tuple]:
+  """The equation of einsum's sublist form (operand, [labels], operand, [labels], ..., [output])."""
+  ops, subs = args[0:len(args) - len(args) % 2:2], list(args[1::2])
+  if len(args) % 2: subs.append(args[-1])
+  def term(labels):
+    out = ""
+    for x in labels:
+      if x is Ellipsis: out += "..."
+      elif isinstance(x, int) and 0 <= x < 52: out += chr(ord("a") + x) if x < 26 else chr(ord("A") + x - 26)
+      else: raise _err(ValueError, "einsum", f"sublist labels must be ints in [0, 52) or ..., got {x!r}")
+    return out
+  return ",".join(term(s) for s in subs[:len(ops)]) + ("->" + term(subs[-1]) if len(subs) > len(ops) else ""), ops
+
+
+def _parse_einsum(equation: str, operands: tuple) -> tuple[list[list], list]:
+  """Each operand's labels and the output's: letters as themselves, the dims under `...` as -k (k-th from the
+  right, so they broadcast)."""
+  eq = equation.replace(" ", "")
+  lhs, arrow, rhs = eq.partition("->")
+  terms = lhs.split(",")
+  if len(terms) != len(operands):
+    raise _err(ValueError, "einsum", f"{equation!r} has {len(terms)} operand(s) but {len(operands)} tensor(s) were "
+               "given")
+
+  def tokens(term: str) -> list:
+    if term.count("...") > 1 or not term.replace("...", "").isalpha() and term.replace("...", ""):
+      raise _err(ValueError, "einsum", f"{equation!r}: subscripts are letters and at most one '...', got {term!r}")
+    head, dots, tail = term.partition("...")
+    return list(head) + ([Ellipsis] if dots else []) + list(tail)
+
+  n_ell, labels = 0, []
+  for term, t in zip(terms, operands):
+    if not isinstance(t, TensorCore):
+      raise _err(TypeError, "einsum", f"operands must be tensors, got {type(t).__name__}")
+    toks = tokens(term)
+    named = [x for x in toks if x is not Ellipsis]
+    if len(named) > t.ndim or (Ellipsis not in toks and len(named) != t.ndim):
+      raise _err(ShapeError, "einsum", f"{equation!r}: subscripts {term!r} do not fit an operand of shape "
+                 f"{_shape_str(t.shape)}", "give one letter per dim, or use '...'")
+    k = t.ndim - len(named)
+    n_ell = max(n_ell, k if Ellipsis in toks else 0)
+    at = toks.index(Ellipsis) if Ellipsis in toks else len(toks)
+    labels.append(named[:at] + list(range(-k, 0)) + named[at:])
+  if arrow:
+    out = tokens(rhs)
+    at = out.index(Ellipsis) if Ellipsis in out else None
+    out = [x for x in out if x is not Ellipsis]
+    if at is not None: out[at:at] = list(range(-n_ell, 0))
+    used = {x for l in labels for x in l}
+    for x in out:
+      if out.count(x) > 1 or x not in used:
+        raise _err(ValueError, "einsum", f"{equation!r}: output label {_label(x)} " +
+                   ("appears twice" if out.count(x) > 1 else "is in no operand"))
+  else:
+    counts = {}
+    for l in labels:
+      for x in l: counts[x] = counts.get(x, 0) + 1
+    out = list(range(-n_ell, 0)) + sorted(x for x, c in counts.items() if c == 1 and isinstance(x, str))
+  return labels, out
+
+
+def _einsum_prepare(t, labels: list, sizes: dict):
+  """An operand with each repeated label's diagonal taken and size-1 dims broadcast to their label's size."""
+  labels = list(labels)
+  while (dup := next((x for x in labels if labels.count(x) > 1), None)) is not None:
+    i = labels.index(dup)
+    j = labels.index(dup, i + 1)
+    t = t.diagonal(0, i, j)
+    labels = [x for k, x in enumerate(labels) if k not in (i, j)] + [dup]
+  return t.expand(tuple(sizes[x] for x in labels)), labels
+
+
+def _einsum_sum(t, labels: list, keep: set):
+  """Sum the dims whose labels are not in `keep`."""
+  gone = [i for i, x in enumerate(labels) if x not in keep]
+  return (t.sum(tuple(gone)).cast(t.dtype) if gone else t), [x for x in labels if x in keep]
+
+
+def _contract(a, la: list, b, lb: list, keep: set):
+  """Two operands as one batched matmul over their shared labels that `keep` lacks (a broadcast product when
+  there are none): the labels kept by both are the batch, then a's own, then b's own."""
+  a, la = _einsum_sum(a, la, keep | set(lb))
+  b, lb = _einsum_sum(b, lb, keep | set(la))
+  batch = [x for x in la if x in lb and x in keep]
+  summed = [x for x in la if x in lb and x not in keep]
+  left, right = [x for x in la if x not in lb], [x for x in lb if x not in la]
+  size = lambda t, ls, groups: [prod(t.shape[ls.index(x)] for x in g) for g in groups]
+  a2 = a.permute([la.index(x) for x in batch + left + summed]).reshape(size(a, la, (batch, left, summed)))
+  b2 = b.permute([lb.index(x) for x in batch + summed + right]).reshape(size(b, lb, (batch, summed, right)))
+  out = a2 @ b2 if summed else a2 * b2
+  shape = tuple(a.shape[la.index(x)] for x in batch + left) + tuple(b.shape[lb.index(x)] for x in right)
+  return out.reshape(shape), batch + left + right
 
 
 def _composed_attention(q, k, v, mask, dropout_p: float, is_causal: bool, scale: float):
