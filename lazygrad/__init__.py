@@ -2,7 +2,8 @@
 lowers them to block-level uops and runs them (numpy interpreter on the CPU, Triton on a GPU)."""
 import os as _os
 from .tensor import Tensor, ShapeError, manual_seed, realize
-from .dtypes import DType, bool_, uint8, int32, int64, float16, bfloat16, float32, float64
+from .dtypes import DType, bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64, float16, bfloat16, \
+  float32, float64
 from .helpers import Context, counters, settings, set_float32_matmul_precision, get_float32_matmul_precision
 from .autograd import no_grad
 from .jit import jit
@@ -18,4 +19,5 @@ if _os.environ.get("LAZYGRAD_REPORT"):   # an HTML report of the process, writte
 
 __all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context",
            "counters", "settings", "set_float32_matmul_precision", "get_float32_matmul_precision", "dtypes", "bool_",
-           "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+           "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+           "float64"]

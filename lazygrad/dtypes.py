@@ -31,17 +31,23 @@ class DType:
 
 bool_ = DType("bool", 1, 'b', 0, np.bool_)
 uint8 = DType("uint8", 1, 'u', 1, np.uint8)
+uint16 = DType("uint16", 2, 'u', 2, np.uint16)
+uint32 = DType("uint32", 4, 'u', 3, np.uint32)
+uint64 = DType("uint64", 8, 'u', 4, np.uint64)
+int8 = DType("int8", 1, 'i', 1, np.int8)
+int16 = DType("int16", 2, 'i', 2, np.int16)
 int32 = DType("int32", 4, 'i', 3, np.int32)
 int64 = DType("int64", 8, 'i', 4, np.int64)
 float16 = DType("float16", 2, 'f', 1, np.float16)
 bfloat16 = DType("bfloat16", 2, 'f', 1, ml_dtypes.bfloat16)
 float32 = DType("float32", 4, 'f', 2, np.float32)
-float64 = DType("float64", 8, 'f', 3, np.float64)   # used by the numpy backend for gradient checks
-ALL = (bool_, uint8, int32, int64, float16, bfloat16, float32, float64)
+float64 = DType("float64", 8, 'f', 3, np.float64)
+ALL = (bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+SIGNED = {d.rank: d for d in ALL if d.kind == 'i'}
 default_float, default_int = float32, int64
 
 _BY_NAME = {d.name: d for d in ALL} | {"bool_": bool_, "half": float16, "float": float32, "long": int64, "int": int32,
-                                      "double": float64}
+                                      "short": int16, "double": float64}
 _KIND_ORDER = {'b': 0, 'u': 1, 'i': 1, 'f': 2}
 
 
@@ -63,12 +69,17 @@ def from_numpy(npdtype) -> DType:
 
 
 def promote(a: DType, b: DType) -> DType:
-  """torch.promote_types for the dtypes lazygrad has."""
+  """torch.promote_types for the dtypes lazygrad has. As in torch, uint16, uint32 and uint64 promote with floats
+  (and themselves) only: with another integer or bool there is no common type (a TypeError)."""
   if a == b: return a
   ka, kb = _KIND_ORDER[a.kind], _KIND_ORDER[b.kind]
+  if max(ka, kb) < 2 and any(d.kind == 'u' and d.rank > 1 for d in (a, b)):
+    raise TypeError(f"no common dtype for {a.name} and {b.name} (as in PyTorch, {a.name if a.kind == 'u' else b.name} "
+                    "promotes with floats only); cast one of them first")
   if ka != kb: return a if ka > kb else b
   if a.kind == 'f' and a.rank == b.rank: return float32      # float16 with bfloat16
-  if a.kind != b.kind: return int32 if max(a.rank, b.rank) <= 3 else int64   # uint8 with a signed int: int32 or int64
+  if a.kind != b.kind:   # uint8 with a signed int: the signed one, at least int16
+    return SIGNED[max(2, a.rank if a.kind == 'i' else b.rank)]
   return a if a.rank > b.rank else b
 
 

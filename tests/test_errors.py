@@ -32,7 +32,7 @@ BAD = {  # id: (build fn - never realized, acceptable op names, substrings that 
     "flip_repeated_dim": (lambda: ones(2, 3).flip((0, 0)), ("flip",), ["(0, 0)", "(2, 3)"]),
     "full_negative": (lambda: Tensor.full((-3,), 2.0), ("full",), ["(-3,)"]),
     "zeros_negative": (lambda: Tensor.zeros(2, -1), ("full",), ["(2, -1)"]),
-    "unknown_dtype": (lambda: Tensor([1, 2], dtype="uint32"), ("dtype",), ["uint32", "float32"]),
+    "unknown_dtype": (lambda: Tensor([1, 2], dtype="complex64"), ("dtype",), ["complex64", "float32"]),
     "inplace_float_into_int": (lambda: ones(2, dtype=np.int64).__iadd__(0.5), ("add_",), ["float32", "int64"]),
     "write_expanded_view": (lambda: ones(1).expand(3).__iadd__(1), ("assign",), ["(3,)", "clone"]),
 }

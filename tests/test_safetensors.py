@@ -82,7 +82,7 @@ def test_header_not_a_json_object(tmp_path, header, expect):
   (lambda h: h["w"].pop("dtype"), "tensor 'w': header entry lacks dtype"),
   (lambda h: [h["w"].pop("shape"), h["w"].pop("data_offsets")], "lacks shape, data_offsets"),
   (lambda h: h.update(w=7), "tensor 'w': header entry is int"),
-  (lambda h: h["w"].update(dtype="I16"), "dtype 'I16' is a dtype lazygrad does not support; supported: F32, F16, BF16"),
+  (lambda h: h["w"].update(dtype="F8_E4M3"), "dtype 'F8_E4M3' is a dtype lazygrad does not support; supported: F32, F16, BF16"),
   (lambda h: h["w"].update(dtype="Q7"), "dtype 'Q7' is an unknown dtype; supported: F32"),
   (lambda h: h["w"].update(dtype=["F32"]), "dtype ['F32'] is an unknown dtype"),
   (lambda h: h["w"].update(shape=[2, -3]), "shape [2, -3] is not a list of non-negative integers"),

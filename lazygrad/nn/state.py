@@ -7,11 +7,12 @@ import numpy as np
 from ..dtypes import to_dtype
 from ..tensor import Tensor
 
-_CODES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int32": "I32", "int64": "I64",
-          "uint8": "U8", "bool": "BOOL"}
+_CODES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int8": "I8", "int16": "I16",
+          "int32": "I32", "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32", "uint64": "U64",
+          "bool": "BOOL"}
 _NAMES = {v: k for k, v in _CODES.items()}
 # safetensors codes that other writers use and lazygrad has no dtype for
-_UNSUPPORTED = ("I8", "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "C64")
+_UNSUPPORTED = ("F8_E4M3", "F8_E5M2", "F8_E8M0", "C64")
 
 
 class SafetensorsError(ValueError):

@@ -417,9 +417,10 @@ class Elementwise:
     even = (f % 2) == 0
     return (diff > 0.5).logical_or((diff == 0.5).logical_and(even.logical_not())).where(f + 1, f)
   def abs(self):
-    if self.dtype.is_bool or self.dtype == dtypes.uint8: return self
+    if self.dtype.is_bool or self.dtype.kind == "u": return self
     out = self * self.sign()   # gradient sign(x): 0 at 0, as in torch
     return out + 0.0 if self.dtype.is_float else out   # -0.0 * 0 is -0.0; abs(-0.0) is 0.0
+  __abs__ = abs   # abs(t), as torch
   def sign(self):
     s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
