@@ -252,3 +252,14 @@ def test_updating_a_clone_is_one_kernel():
   before = lazygrad.counters.kernels
   x.assign(x * 2 + 1).realize()
   assert lazygrad.counters.kernels - before == 1 and x.tolist() == [3, 3, 3]
+
+
+@pytest.mark.parametrize("shape,update", [((3,), lambda x: x[3:].__iadd__(1)),
+                                          ((3,), lambda x: x.__setitem__(slice(1, 1), 5.0)),
+                                          ((3, 3), lambda x: x[:, 2:2].assign(Tensor.ones(3, 0)))])
+def test_an_update_of_an_empty_region_changes_nothing(shape, update):
+  """An in-place update whose region is empty (an empty iteration space inside a non-empty buffer) runs no kernel."""
+  x = Tensor(np.arange(np.prod(shape), dtype=np.float32).reshape(shape))
+  before = x.numpy().copy()
+  update(x)
+  np.testing.assert_array_equal(x.numpy(), before)

@@ -259,6 +259,11 @@ def _run_copy(it: ScheduleItem):
   counters.copies += 1
 
 
+def _nothing_to_compute(it: ScheduleItem) -> bool:
+  """An empty output, or an empty iteration space (an update of an empty region: `x[3:] += 1` of 3 elements)."""
+  return any(prod(n.shape) == 0 for n in it.outputs) or (it.kernel is not None and prod(it.kernel.shape) == 0)
+
+
 def run_schedule(items: list[ScheduleItem], held=frozenset()):
   """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's).
   A `Schedule`'s planned intermediates share one arena per device, except nodes whose ids are in `held` (those live
@@ -278,7 +283,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
       n.set_buffer(Buffer(dev, n.dtype, prod(n.shape), dev.view(arenas[n.device], offset, n.dtype, prod(n.shape)),
                           planned=True))
       planned.append(n)
-    if any(prod(n.shape) == 0 for n in it.outputs):   # nothing to compute
+    if _nothing_to_compute(it):
       _written(it.outputs); continue
     if it.kernel is None:
       _run_copy(it); continue
@@ -324,7 +329,7 @@ def _precompile(items: list[ScheduleItem]):
   """Compile a new schedule's programs before the first runs, where a device can compile many at once."""
   per_device: dict = {}
   for it in items:
-    if it.kernel is not None and prod(it.outputs[0].shape):
+    if it.kernel is not None and not _nothing_to_compute(it):
       dev = get_device(it.outputs[0].device)
       if not getattr(dev, "can_precompile", False): continue
       try: per_device.setdefault(dev, []).append(compile_kernel(it.kernel, dev))
