@@ -469,3 +469,18 @@ def test_random_conv_transpose2d_geometry_matches_torch(geometry, extra):
                                                      kw["output_padding"]))
   x, w = randn(shape[0], o, *shape[2:]), randn(o, c, *k)   # the transpose of the convolution above
   matches(lambda x, w: F.conv_transpose2d(x, w, **kw), lambda x, w: TF.conv_transpose2d(x, w, **kw), x, w)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv2d_padding_modes_match_torch(mode):
+  torch.manual_seed(0)
+  theirs = torch.nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode)
+  ours = nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode)
+  ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+  x = np.random.default_rng(1).standard_normal((2, 2, 5, 6)).astype(np.float32)
+  lx, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+  out, ref = ours(lx), theirs(tx)
+  np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+  (out * out).sum().backward(); (ref * ref).sum().backward()
+  np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
