@@ -1,7 +1,7 @@
 """lazygrad: a lazy graph compiler for deep learning. Tensor code records a graph; realizing it schedules kernels,
 lowers them to block-level uops and runs them (numpy interpreter on the CPU, Triton on a GPU)."""
 import os as _os
-from .tensor import Tensor, ShapeError, manual_seed, realize
+from .tensor import Tensor, ShapeError, manual_seed, realize, where
 from .dtypes import DType, bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64, float16, bfloat16, \
   float32, float64
 from .helpers import Context, counters, settings, set_float32_matmul_precision, get_float32_matmul_precision
@@ -17,7 +17,7 @@ if _os.environ.get("LAZYGRAD_REPORT"):   # an HTML report of the process, writte
   from .debug.report import at_exit as _report_at_exit
   _report_at_exit(_os.environ["LAZYGRAD_REPORT"])
 
-__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "DType", "Context",
+__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "where", "DType", "Context",
            "counters", "settings", "set_float32_matmul_precision", "get_float32_matmul_precision", "dtypes", "bool_",
            "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
            "float64"]

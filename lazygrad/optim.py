@@ -170,7 +170,7 @@ class SGD(Optimizer):
     out = []
     if self.momentum:
       # the first step starts the buffer at g (no dampening), as torch does
-      buf = buf.assign((self.started > 0).where(self.momentum * buf + (1 - self.dampening) * g, g))
+      buf = buf.assign((self.started > 0)._where(self.momentum * buf + (1 - self.dampening) * g, g))
       g = g + self.momentum * buf if self.nesterov else buf
       out.append(buf)
     return out + [p.assign(p - self._lr * g)]

@@ -142,9 +142,9 @@ GRAD_CASES = {
     "clamp_at_bounds": case(lambda x: x.clamp(-0.5, 0.5), AT_BOUNDS),
     "clamp_min": case(lambda x: x.clamp(min=0.0), WITH_ZEROS),
     "clamp_max": case(lambda x: x.clamp(max=0.5), AT_BOUNDS),
-    "where": case(lambda c, x, y: c.where(x, y), B(3, 4), R(3, 4), R(3, 4), th=lambda c, x, y: torch.where(c, x, y)),
-    "where_bcast": case(lambda c, x, y: c.where(x, y), B(3, 1), R(3, 4), R(4), th=lambda c, x, y: torch.where(c, x, y)),
-    "where_scalar": case(lambda c, x: c.where(x, 0.5), B(3, 4), R(3, 4), th=lambda c, x: torch.where(c, x, 0.5)),
+    "where": case(lambda c, x, y: x.where(c, y), B(3, 4), R(3, 4), R(3, 4), th=lambda c, x, y: torch.where(c, x, y)),
+    "where_bcast": case(lambda c, x, y: x.where(c, y), B(3, 1), R(3, 4), R(4), th=lambda c, x, y: torch.where(c, x, y)),
+    "where_scalar": case(lambda c, x: x.where(c, 0.5), B(3, 4), R(3, 4), th=lambda c, x: torch.where(c, x, 0.5)),
     "masked_fill": case(lambda x, m: x.masked_fill(m, -1.0), R(3, 4), B(3, 4)),
     "masked_fill_bcast": case(lambda x, m: x.masked_fill(m, 2.0), R(2, 3, 4), B(1, 4)),
     "cast_half_float": case(lambda x: x.half().float() * 3, R(3, 4), tol=HALF_TOL),
@@ -460,7 +460,7 @@ def test_requires_grad_propagation():
     c = Tensor(np.ones((3, 4), np.float32))
     assert x.requires_grad and x.is_leaf
     assert not c.requires_grad and c.is_leaf
-    for y in (x + c, c * x, x.sum(), x.reshape(12), x[1], x.exp(), Tensor.cat([c, x]), (c > 0).where(x, c)):
+    for y in (x + c, c * x, x.sum(), x.reshape(12), x[1], x.exp(), Tensor.cat([c, x]), x.where(c > 0, c)):
         assert y.requires_grad and not y.is_leaf
     assert not (c + c).requires_grad
     with lazygrad.no_grad():

@@ -264,7 +264,7 @@ def test_integer_scalars_that_cannot_wrap_are_errors():
   with pytest.raises(OverflowError, match="clamp: value 300 cannot be converted to uint8"):
     u8.clamp(max=300)
   with pytest.raises(OverflowError, match="where: value 300 cannot be converted to uint8"):
-    (u8 > 1).where(u8, 300)
+    u8.where(u8 > 1, 300)
 
 
 # ---------------------------------------------------------------- 8. sigmoid and tanh over the whole range

@@ -276,7 +276,7 @@ PROMOTION = {  # id: (lazy fn, torch fn or None, input arrays)
     "float16+0d_float32": (lambda a, b: a + b, None, [arr(np.float16), np.array(2.5, np.float32)]),
     "int32+0d_float32": (lambda a, b: a + b, None, [arr(np.int32), np.array(2.5, np.float32)]),
     "uint8+0d_int32": (lambda a, b: a + b, None, [arr(np.uint8), np.array(7, np.int32)]),
-    "where_int32_float32": (lambda c, a, b: c.where(a, b), lambda c, a, b: torch.where(c, a, b),
+    "where_int32_float32": (lambda c, a, b: lazygrad.where(c, a, b), lambda c, a, b: torch.where(c, a, b),
                             [arr(np.bool_), arr(np.int32), arr(np.float32)]),
 }
 
@@ -351,7 +351,7 @@ def test_clamp_int():
     check(fn, fn, (3, 4), dtype=np.int32, low=-8, high=8)
 
 
-WHERE = {  # id: (cond, x, y) inputs; lazy uses cond.where(x, y), torch torch.where(cond, x, y)
+WHERE = {  # id: (cond, x, y) inputs; x.where(cond, y) and where(cond, x, y), as torch
     "same_shape": ((3, 4), (3, 4), (3, 4)),
     "broadcast": ((3, 1), (1, 4), ()),
     "broadcast_cond": ((4,), (2, 3, 4), (3, 4)),
@@ -364,17 +364,17 @@ WHERE = {  # id: (cond, x, y) inputs; lazy uses cond.where(x, y), torch torch.wh
 def test_where(case):
     c, x, y = WHERE[case]
     cond = make_array(c, np.bool_, rng=RNG)
-    check(lambda c, x, y: c.where(x, y), torch.where, cond, make_array(x, rng=RNG), make_array(y, rng=RNG))
-    check(lambda c, x, y: Tensor.where(c, x, y), torch.where, cond, make_array(x, rng=RNG), make_array(y, rng=RNG))
+    check(lambda c, x, y: x.where(c, y), torch.where, cond, make_array(x, rng=RNG), make_array(y, rng=RNG))
+    check(lambda c, x, y: lazygrad.where(c, x, y), torch.where, cond, make_array(x, rng=RNG), make_array(y, rng=RNG))
 
 
 WHERE_VARIANTS = {
-    "scalar_y": (lambda c, x: c.where(x, 0.0), lambda c, x: torch.where(c, x, 0.0)),
-    "scalar_x": (lambda c, x: c.where(-1.5, x), lambda c, x: torch.where(c, -1.5, x)),
-    "scalar_both": (lambda c, x: c.where(1.0, 0.0), lambda c, x: torch.where(c, 1.0, 0.0)),
-    "transposed": (lambda c, x: c.T.where(x.T, -x.T), lambda c, x: torch.where(c.T, x.T, -x.T)),
-    "cond_from_compare": (lambda c, x: (x > 0).where(x, x * 2), lambda c, x: torch.where(x > 0, x, x * 2)),
-    "nan": (lambda c, x: c.where(x, float("nan")), lambda c, x: torch.where(c, x, float("nan"))),
+    "scalar_y": (lambda c, x: x.where(c, 0.0), lambda c, x: x.where(c, 0.0)),
+    "scalar_x": (lambda c, x: lazygrad.where(c, -1.5, x), lambda c, x: torch.where(c, -1.5, x)),
+    "scalar_both": (lambda c, x: lazygrad.where(c, 1.0, 0.0), lambda c, x: torch.where(c, 1.0, 0.0)),
+    "transposed": (lambda c, x: x.T.where(c.T, -x.T), lambda c, x: x.T.where(c.T, -x.T)),
+    "cond_from_compare": (lambda c, x: x.where(x > 0, x * 2), lambda c, x: x.where(x > 0, x * 2)),
+    "nan": (lambda c, x: x.where(c, float("nan")), lambda c, x: x.where(c, float("nan"))),
 }
 
 

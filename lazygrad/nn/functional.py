@@ -36,7 +36,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
   if not training or p == 0: return x
   if p >= 1: return x * 0
   keep = Tensor.rand(*x.shape, device=x.device) >= p
-  return keep.where(x * (1 / (1 - p)), 0.0)
+  return keep._where(x * (1 / (1 - p)), 0.0)
 
 
 def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
@@ -92,7 +92,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta:
   d = input - _pair("smooth_l1_loss", input, target)
   if beta == 0: return _reduced("smooth_l1_loss", d.abs(), reduction)
   a = d.abs()
-  return _reduced("smooth_l1_loss", (a < beta).where(0.5 * d * d / beta, a - 0.5 * beta), reduction)
+  return _reduced("smooth_l1_loss", (a < beta)._where(0.5 * d * d / beta, a - 0.5 * beta), reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -117,7 +117,7 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: b
   """target * (log target - input) (input: log-probabilities; 0 where target is 0); 'batchmean' divides the sum by
   the batch size, the mathematically right KL divergence."""
   t = _pair("kl_div", input, target)
-  loss = t.exp() * (t - input) if log_target else (t > 0).where(t * (t > 0).where(t, 1.0).log(), 0.0) - t * input
+  loss = t.exp() * (t - input) if log_target else (t > 0)._where(t * (t > 0)._where(t, 1.0).log(), 0.0) - t * input
   if reduction == "batchmean": return loss.sum() / (input.shape[0] if input.ndim else 1)
   return _reduced("kl_div", loss, reduction)
 

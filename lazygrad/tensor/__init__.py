@@ -8,14 +8,14 @@ from ..helpers import ShapeError
 from .core import TensorCore, realize, overwrite
 from .core import _hold, _roots, _assigned   # noqa: F401  what lazygrad.jit reads of tensor memory
 from .creation import Creation, manual_seed
-from .elementwise import Elementwise
+from .elementwise import Elementwise, where
 from .movement import Movement
 from .indexing import Indexing
 from .reduce import Reductions
 from .nn_ops import NNOps
 from .conv import ConvOps
 
-__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "overwrite"]
+__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "overwrite", "where"]
 
 
 class Tensor(TensorCore, Creation, Elementwise, Movement, Indexing, Reductions, NNOps, ConvOps):

@@ -37,7 +37,7 @@ def _pick_max(cand: "Tensor") -> tuple["Tensor", "Tensor"]:
   """The first largest element along the last dim (NaN counts as largest) and a one-hot mask of where it is. The
   max is a select, so its gradient goes to that one element, as torch's max pooling sends it."""
   hit = cand.argmax(-1).unsqueeze(-1) == cand.arange(cand.shape[-1], device=cand.device)
-  return hit.where(cand, 0).sum(-1).cast(cand.dtype), hit
+  return hit._where(cand, 0).sum(-1).cast(cand.dtype), hit
 
 
 def _lowest(dtype):
@@ -237,7 +237,7 @@ class ConvOps:
                 for i, (o, ss, (pp, _), st) in enumerate(zip(out, s, pads, strides)))
     taps = sum(np.arange(kk).reshape([-1 if j == i else 1 for j in range(nd)]) * dd * st
                for i, (kk, dd, st) in enumerate(zip(k, d, strides))).reshape(-1)
-    index = hit.where(type(self)(taps, device=x.device), 0).sum(-1) + type(self)(first, device=x.device)
+    index = hit._where(type(self)(taps, device=x.device), 0).sum(-1) + type(self)(first, device=x.device)
     return (value, index) if self.ndim == nd + 2 else (value.squeeze(0), index.squeeze(0))
 
   def max_pool1d(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -317,12 +317,12 @@ class ConvOps:
     for i in range(nd - 1, -1, -1):
       n, d = self.shape[2 + i], 2 + i
       mask = type(self)(_adaptive_mask(n, out[i]), device=self.device)           # (out, n)
-      cand = mask.where(y.transpose(d, -1).unsqueeze(-2), _lowest(y.dtype))       # (..., out, n)
+      cand = mask._where(y.transpose(d, -1).unsqueeze(-2), _lowest(y.dtype))       # (..., out, n)
       value, hit = _pick_max(cand)
       if return_indices:   # the flat position within dims i.. of the element each output picked
         here = self.arange(n, device=self.device) * prod(self.shape[3 + i:])
         if index is not None: here = here + index.transpose(d, -1).unsqueeze(-2)
-        index = hit.where(here, 0).sum(-1).transpose(d, -1)
+        index = hit._where(here, 0).sum(-1).transpose(d, -1)
       y = value.transpose(d, -1)
     return (y, index) if return_indices else y
 
@@ -372,7 +372,7 @@ class ConvOps:
     # a position several windows picked gets the mean of their values (the one value, when they unpool what the
     # pooling gave) and each of them its whole gradient, as torch's backward sends it
     shared = total.detach() / count.clamp(min=1) + (total - total.detach())
-    y = (count > 1).where(shared, total).cast(x.dtype).reshape(x.shape[:2] + size)
+    y = (count > 1)._where(shared, total).cast(x.dtype).reshape(x.shape[:2] + size)
     return y if self.ndim == nd + 2 else y.squeeze(0)
 
   def max_unpool1d(self, indices, kernel_size, stride=None, padding=0, output_size=None) -> "Tensor":

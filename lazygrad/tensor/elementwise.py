@@ -109,7 +109,7 @@ class Elementwise:
     b = _nonzero("floor_divide", b)
     q = a._alu(Op.IDIV, b)   # truncates: step down where the signs differ and it was not exact
     fix = (a._alu(Op.MOD, b) != 0).logical_and((a < 0) != (b < 0))
-    return fix.where(q - 1, q)
+    return fix._where(q - 1, q)
 
   def _floor_divide_float(self, other: "Tensor") -> "Tensor":
     """PyTorch's float floor division: from fmod, so that a/b rounding up to an integer does not count (1 // 0.1 is
@@ -117,17 +117,17 @@ class Elementwise:
     a, b = self.detach()._f32(), other.detach()._f32()
     mod = a._alu(Op.MOD, b)
     div = (a - mod) / b
-    div = ((mod != 0).logical_and((b < 0) != (mod < 0))).where(div - 1, div)
+    div = ((mod != 0).logical_and((b < 0) != (mod < 0)))._where(div - 1, div)
     fl = div.floor()
-    fl = (div - fl > 0.5).where(fl + 1, fl)
+    fl = (div - fl > 0.5)._where(fl + 1, fl)
     q = a / b
-    return self._rounded((b == 0).where(q, (div == 0).where(q * 0, fl)))   # q * 0: a zero with the quotient's sign
+    return self._rounded((b == 0)._where(q, (div == 0)._where(q * 0, fl)))   # q * 0: a zero with the quotient's sign
 
   def remainder(self, other, reverse=False):
     """Python/torch modulo: the result has the sign of the divisor. From fmod, which is exact."""
     a, b = self._operands("remainder", other, reverse)
     r = a.fmod(b)
-    return ((r != 0).logical_and((r < 0) != (b < 0))).where(r + b, r)
+    return ((r != 0).logical_and((r < 0) != (b < 0)))._where(r + b, r)
 
   def fmod(self, other):
     """C's fmod, as torch.fmod: the result has the sign of the dividend."""
@@ -168,11 +168,11 @@ class Elementwise:
     out, base = self._const(1, self.shape, self.dtype, device=self.device), self
     bits = 8 * self.dtype.itemsize - (self.dtype.kind == 'i')
     for i in range(bits):
-      out = ((e & (1 << i)) != 0).where(out * base, out)
+      out = ((e & (1 << i)) != 0)._where(out * base, out)
       if i + 1 < bits: base = base * base
     if self.dtype.kind == 'u': return out
-    negative_power = (self == 1).logical_or(self == -1).where(((e & 1) != 0).where(self, 1), 0)
-    return (e < 0).where(negative_power, out)
+    negative_power = (self == 1).logical_or(self == -1)._where(((e & 1) != 0)._where(self, 1), 0)
+    return (e < 0)._where(negative_power, out)
 
   def neg(self):
     if self.dtype.is_bool: raise _err(TypeError, "neg", "negation of a bool tensor is not supported", "use logical_not()")
@@ -240,17 +240,17 @@ class Elementwise:
     gives 0 (as PyTorch's)."""
     a, b = self._shift_operands("bitwise_left_shift", other, reverse)
     fits = (b >= 0).logical_and(b < 8 * a.dtype.itemsize)
-    return fits.where(a * _pow2(fits.where(b, 0)).cast(a.dtype), 0)
+    return fits._where(a * _pow2(fits._where(b, 0)).cast(a.dtype), 0)
 
   def bitwise_right_shift(self, other, reverse=False):
     """torch.bitwise_right_shift (`>>`) on integer tensors: arithmetic (the sign fills in); a shift below 0 or of
     the width or more gives the sign fill, -1 or 0 (as PyTorch's)."""
     a, b = self._shift_operands("bitwise_right_shift", other, reverse)
     fits = (b >= 0).logical_and(b < min(8 * a.dtype.itemsize, 63))   # 2 ** 63 is no int64: its shift is a sign fill
-    x, p = a.cast(int64), _pow2(fits.where(b, 0))
+    x, p = a.cast(int64), _pow2(fits._where(b, 0))
     q = x._alu(Op.IDIV, p)   # truncates: step down where an inexact quotient is negative
-    q = (x._alu(Op.MOD, p) != 0).logical_and(x < 0).where(q - 1, q)
-    return fits.where(q, (a < 0).where(-1, 0)).cast(a.dtype)
+    q = (x._alu(Op.MOD, p) != 0).logical_and(x < 0)._where(q - 1, q)
+    return fits._where(q, (a < 0)._where(-1, 0)).cast(a.dtype)
 
   def _shift_operands(self, op: str, other, reverse: bool) -> tuple["Tensor", "Tensor"]:
     a, b = self._operands(op, other, reverse)
@@ -278,8 +278,13 @@ class Elementwise:
   def logical_or(self, o): return self._logical("logical_or", Op.OR, o)
   def logical_xor(self, o): return self._logical("logical_xor", Op.XOR, o)
 
-  def where(self, x, y) -> "Tensor":
-    """`cond.where(x, y)`: x where self is true, else y (also `Tensor.where(cond, x, y)`)."""
+  def where(self, condition: "Tensor", other) -> "Tensor":
+    """torch.Tensor.where: this tensor where `condition` (a bool tensor) is true, else `other` (a tensor or a number).
+    `lazygrad.where(condition, input, other)` is torch.where's order."""
+    return where(condition, self, other)
+
+  def _where(self, x, y) -> "Tensor":
+    """`cond._where(x, y)`: x where self is true, else y (self is cast to bool)."""
     cond = self
     xs, ys = [v if isinstance(v, TensorCore) else None for v in (x, y)]
     if xs is None and ys is None: dt = max((promote_scalar(bool_, v) for v in (x, y)), key=dtypes.kind_order)
@@ -299,7 +304,7 @@ class Elementwise:
     if _broadcast_shape("masked_fill", self.shape, mask.shape) != self.shape:
       raise _err(ShapeError, "masked_fill", f"mask shape {_shape_str(mask.shape)} does not broadcast to the input "
                  f"shape {_shape_str(self.shape)}", "the mask may only have size-1 dims where the input is larger")
-    return mask.where(value, self).cast(self.dtype)
+    return mask._where(value, self).cast(self.dtype)
 
   # The MAX primitive gives a tie's gradient to its first operand; each op below orders its operands (or averages
   # both orders) to get PyTorch's gradient at ties: maximum splits it, clamp passes it to the input, relu drops it.
@@ -322,7 +327,7 @@ class Elementwise:
       out = a._alu(Op.MAX, b)
     if max is not None:
       a, b = out._operands("clamp", max, wrap=False)
-      out = -((-a)._alu(Op.MAX, -b)) if a.dtype.is_float else (a > b).where(b, a)
+      out = -((-a)._alu(Op.MAX, -b)) if a.dtype.is_float else (a > b)._where(b, a)
     return out
   clip = clamp
 
@@ -357,17 +362,17 @@ class Elementwise:
     x = self._f32()
     a = x.abs()
     huge = a > 1e10
-    s = huge.where(0.0, a)
+    s = huge._where(0.0, a)
     small = (s + s * s / (1 + (1 + s * s).sqrt())).log1p()
-    return self._rounded(x.sign() * huge.where(huge.where(a, 1.0).log() + math.log(2), small) +
-                         (x == 0).where(x, 0.0))   # asinh(±0) = ±0, with gradient 1
+    return self._rounded(x.sign() * huge._where(huge._where(a, 1.0).log() + math.log(2), small) +
+                         (x == 0)._where(x, 0.0))   # asinh(±0) = ±0, with gradient 1
   def acosh(self):
     """log1p((x - 1) + sqrt((x - 1)(x + 1))): accurate near 1; log(x) + log 2 past 1e10."""
     x = self._f32()
     huge = x > 1e10
-    s = huge.where(2.0, x)
+    s = huge._where(2.0, x)
     t = s - 1   # sqrt(t) sqrt(s + 1), not sqrt(t (s + 1)): at x = 1 the gradient is inf, as torch's, not inf * 0
-    return self._rounded(huge.where(huge.where(x, 1.0).log() + math.log(2), (t + t.sqrt() * (s + 1).sqrt()).log1p()))
+    return self._rounded(huge._where(huge._where(x, 1.0).log() + math.log(2), (t + t.sqrt() * (s + 1).sqrt()).log1p()))
   def atanh(self):
     """(log1p(x) - log1p(-x)) / 2: exact inputs to both logs, near 0 and near 1."""
     x = self._f32()
@@ -378,11 +383,11 @@ class Elementwise:
     x = self._f32()
     a = x.abs()
     big, mid = a > 2.414213562373095, a > 0.4142135623730950
-    r = big.where(-1 / big.where(a, 1.0), mid.where((a - 1) / (a + 1), a))
-    base = big.where(math.pi / 2, mid.where(math.pi / 4, 0.0))
+    r = big._where(-1 / big._where(a, 1.0), mid._where((a - 1) / (a + 1), a))
+    base = big._where(math.pi / 2, mid._where(math.pi / 4, 0.0))
     z = r * r
     p = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * r + r
-    return self._rounded(x.sign() * (base + p) + (x == 0).where(x, 0.0))
+    return self._rounded(x.sign() * (base + p) + (x == 0)._where(x, 0.0))
   def asin(self):
     x = self._f32()
     return self._rounded((x / ((1 - x) * (1 + x)).sqrt()).atan())
@@ -398,24 +403,24 @@ class Elementwise:
     steep = y.abs() > x.abs()
     negx = (x < 0).logical_or((x == 0).logical_and(1 / x < 0))   # -0.0 counts as negative, as in C's atan2
     negy = (y < 0).logical_or((y == 0).logical_and(1 / y < 0))
-    flat = (y / steep.where(1.0, (x == 0).where(1.0, x))).atan() + negx.where(negy.where(-math.pi, math.pi), 0.0)
-    return steep.where(negy.where(-math.pi / 2, math.pi / 2) - (x / steep.where(y, 1.0)).atan(), flat)
+    flat = (y / steep._where(1.0, (x == 0)._where(1.0, x))).atan() + negx._where(negy._where(-math.pi, math.pi), 0.0)
+    return steep._where(negy._where(-math.pi / 2, math.pi / 2) - (x / steep._where(y, 1.0)).atan(), flat)
   def trunc(self): return self._alu(Op.TRUNC) if self.dtype.is_float else self
   def floor(self):
     if not self.dtype.is_float: return self
     t = self.trunc()
-    return (self < t).where(t - 1, t)
+    return (self < t)._where(t - 1, t)
   def ceil(self):
     if not self.dtype.is_float: return self
     t = self.trunc()
-    return (self > t).where(t + 1, t)
+    return (self > t)._where(t + 1, t)
   def round(self):
     """Round half to even, like torch.round."""
     if not self.dtype.is_float: return self
     f = self.floor()
     diff = self - f
     even = (f % 2) == 0
-    return (diff > 0.5).logical_or((diff == 0.5).logical_and(even.logical_not())).where(f + 1, f)
+    return (diff > 0.5).logical_or((diff == 0.5).logical_and(even.logical_not()))._where(f + 1, f)
   def abs(self):
     if self.dtype.is_bool or self.dtype.kind == "u": return self
     out = self * self.sign()   # gradient sign(x): 0 at 0, as in torch
@@ -424,7 +429,7 @@ class Elementwise:
   def sign(self):
     s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
-    return self._const(False, self.shape, bool_, device=self.device).where(self, s) if self.requires_grad else s
+    return self._const(False, self.shape, bool_, device=self.device)._where(self, s) if self.requires_grad else s
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def isposinf(self): return self.isinf().logical_and(self > 0)
@@ -436,7 +441,7 @@ class Elementwise:
     a = a._float()
     negative = (b < 0).logical_or((b == 0).logical_and(1 / b < 0)) if b.dtype.is_float else b < 0
     magnitude = a.abs()
-    return negative.where(-magnitude, magnitude)
+    return negative._where(-magnitude, magnitude)
   def isfinite(self): return (self == self).logical_and(self.isinf().logical_not()) if self.dtype.is_float else \
     self._const(True, self.shape, bool_, device=self.device)
   def isclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
@@ -450,9 +455,9 @@ class Elementwise:
     a, b = self._operands("logaddexp", other)
     a, b = a._f32(), b._f32()
     same = a == b   # equal infinities: their difference is nan; so equal values take their own branch
-    x, y = same.where(0.0, a), same.where(0.0, b)   # and the other branch sees finite stand-ins (no nan gradient)
+    x, y = same._where(0.0, a), same._where(0.0, b)   # and the other branch sees finite stand-ins (no nan gradient)
     m = x.maximum(y).detach()   # one of the two exps is exactly 1: log1p of the other
-    out = same.where((a + b) * 0.5 + math.log(2), m + ((x - m).exp() + (y - m).exp() - 1).log1p())
+    out = same._where((a + b) * 0.5 + math.log(2), m + ((x - m).exp() + (y - m).exp() - 1).log1p())
     return self._rounded(out) if self.dtype.is_float else out
   def lerp(self, end, weight):
     """self + weight * (end - self), as torch.lerp."""
@@ -462,17 +467,17 @@ class Elementwise:
     x = self._f32()
     u = 1 + x
     exact = (u == 1).logical_or(u == math.inf)
-    return self._rounded(exact.where((u == 1).where(x, u), u.log() * x / exact.where(1.0, u - 1)))
+    return self._rounded(exact._where((u == 1)._where(x, u), u.log() * x / exact._where(1.0, u - 1)))
   def expm1(self):
     """exp(x) - 1, accurate near 0 ((u - 1) * x / log(u) with u = exp(x) rounded, for |x| < 1; plain exp(x) - 1
     beyond, where it loses nothing). Each branch sees finite stand-ins where the other is taken (no nan gradient)."""
     x = self._f32()
     small = x.abs() < 1
-    xs = small.where(x, 0.5)
+    xs = small._where(x, 0.5)
     u = xs.exp()
     exact = u == 1
-    near_zero = exact.where(xs, (u - 1) * xs / exact.where(1.0, u.log()))
-    return self._rounded(small.where(near_zero, small.where(0.0, x).exp() - 1))
+    near_zero = exact._where(xs, (u - 1) * xs / exact._where(1.0, u.log()))
+    return self._rounded(small._where(near_zero, small._where(0.0, x).exp() - 1))
   def _f32(self) -> "Tensor":
     """Self in float32 if it is an integer or half tensor: activations compute there, as PyTorch's do."""
     return self if self.dtype in (float32, dtypes.float64) else self.cast(float32)
@@ -485,22 +490,22 @@ class Elementwise:
   def sigmoid(self):
     x = self._f32()
     neg = x < 0
-    z = neg.where(x, -x).exp()
-    return self._rounded(neg.where(z, 1.0) / (1 + z))
+    z = neg._where(x, -x).exp()
+    return self._rounded(neg._where(z, 1.0) / (1 + z))
   def tanh(self):
     x = self._f32()
     neg = x < 0
-    a = neg.where(-x, x)
+    a = neg._where(-x, x)
     w = (a * -2).exp()
     big = (1 - w) / (1 + w)
     # near 0, 1 - w cancels: an odd polynomial there, fed only small inputs so that its unused branch cannot make an
     # inf * 0 gradient
     cut, coefficients = _TANH_POLY[x.dtype.name]
     small = a < cut
-    s = small.where(x, 0.0)
+    s = small._where(x, 0.0)
     s2 = s * s
     p = functools.reduce(lambda acc, c: c + s2 * acc, reversed(coefficients[:-1]), coefficients[-1])
-    return self._rounded(small.where(s + s * (s2 * p), neg.where(-big, big)))
+    return self._rounded(small._where(s + s * (s2 * p), neg._where(-big, big)))
   def relu(self):
     x, zero = self._operands("relu", 0)
     return zero._alu(Op.MAX, x)   # zero first: at 0 the gradient goes to the constant, as torch's relu does
@@ -513,7 +518,7 @@ class Elementwise:
     """x clamped to [min_val, max_val]; the gradient is 1 strictly inside, 0 outside and on the bounds (as torch's)."""
     x = self._f32()
     inside = (x > min_val).logical_and(x < max_val)
-    return self._rounded(inside.where(x, (x <= min_val).where(min_val, (x >= max_val).where(max_val, x))))
+    return self._rounded(inside._where(x, (x <= min_val)._where(min_val, (x >= max_val)._where(max_val, x))))
   def relu6(self): return self.hardtanh(0.0, 6.0)
   def hardsigmoid(self): return self._rounded((self._f32() + 3).hardtanh(0.0, 6.0) / 6)
   def hardswish(self):
@@ -521,20 +526,20 @@ class Elementwise:
     return self._rounded(x * (x + 3).hardtanh(0.0, 6.0) / 6)
   def leaky_relu(self, negative_slope: float = 0.01):
     x = self._f32()
-    return self._rounded((x > 0).where(x, x * negative_slope))
+    return self._rounded((x > 0)._where(x, x * negative_slope))
   def elu(self, alpha: float = 1.0):
     x = self._f32()
-    return self._rounded((x > 0).where(x, alpha * (x > 0).where(0.0, x).expm1()))
+    return self._rounded((x > 0)._where(x, alpha * (x > 0)._where(0.0, x).expm1()))
   def celu(self, alpha: float = 1.0):
     x = self._f32()
-    return self._rounded((x > 0).where(x, alpha * ((x > 0).where(0.0, x) / alpha).expm1()))
+    return self._rounded((x > 0)._where(x, alpha * ((x > 0)._where(0.0, x) / alpha).expm1()))
   def selu(self):
     return self._rounded(1.0507009873554804934193349852946 * self._f32().elu(1.6732632423543772848170429916717))
   def softplus(self, beta: float = 1.0, threshold: float = 20.0):
     """log(1 + exp(beta x)) / beta; x itself where beta x > threshold (as torch's)."""
     x = self._f32()
     linear = x * beta > threshold
-    return self._rounded(linear.where(x, linear.where(0.0, x * beta).exp().log1p() / beta))
+    return self._rounded(linear._where(x, linear._where(0.0, x * beta).exp().log1p() / beta))
   def softsign(self):
     x = self._f32()
     return self._rounded(x / (1 + x.abs()))
@@ -546,7 +551,7 @@ class Elementwise:
     so the gradient at 0 is 1/2)."""
     x = self._f32()
     neg = x < 0
-    return self._rounded(neg.where(x, 0.0) - neg.where(x, -x).exp().log1p())
+    return self._rounded(neg._where(x, 0.0) - neg._where(x, -x).exp().log1p())
   def quick_gelu(self):
     x = self._f32()
     return self._rounded(x * (1.702 * x).sigmoid())
@@ -556,7 +561,7 @@ class Elementwise:
     t = (1 + 0.3275911 * x.abs()).reciprocal()
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     y = 1 - poly * (-(x * x)).exp()
-    return (x < 0).where(-y, y)
+    return (x < 0)._where(-y, y)
   def gelu(self, approximate: str = "none"):
     x = self._f32()
     if approximate == "tanh":   # 0.5 (1 + tanh(u)) is sigmoid(2u): one exp and one division, and no cancellation
@@ -599,7 +604,7 @@ def _pow2(e: "Tensor") -> "Tensor":
   p = full(1)
   for k in range(6):
     bit = e._alu(Op.IDIV, full(1 << k))._alu(Op.MOD, full(2))
-    p = (bit != 0).where(p * (1 << (1 << k)), p)
+    p = (bit != 0)._where(p * (1 << (1 << k)), p)
   return p
 
 
@@ -614,3 +619,12 @@ for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "f
               "masked_fill", "square", "sin", "cos", "logical_not", "copysign", "bitwise_left_shift",
               "bitwise_right_shift"):
   setattr(Elementwise, _name + "_", _inplace_form(_name))
+
+
+def where(condition, input, other):
+  """torch.where: `input` where `condition` (a bool tensor) is true, else `other` (tensors or numbers)."""
+  if not isinstance(condition, TensorCore) or not condition.dtype.is_bool:
+    got = condition.dtype.name if isinstance(condition, TensorCore) else type(condition).__name__
+    raise _err(TypeError, "where", f"the condition must be a bool tensor, got {got}", "x.where(condition, other) and "
+               "where(condition, x, other) are PyTorch's: x where condition holds, else other (compare to get one)")
+  return condition._where(input, other)

@@ -51,7 +51,7 @@ class Indexing:
     if one and len(masks) == 1 and not any(k[0] == "tensor" for k in kinds):   # a select, nothing read on the host
       d, mask = masks[0], kinds[masks[0]][1]
       mask = mask.reshape((1,) * d + mask.shape + (1,) * (view.ndim - d - mask.ndim))
-      view.assign(mask.where(view._setitem_value(value, ()), view))
+      view.assign(mask._where(view._setitem_value(value, ()), view))
       return
     view.assign(view._index_put(view._int_kinds(kinds), value))
 
@@ -156,7 +156,7 @@ class Indexing:
       s, t = self.shape[d], kinds[d][1].cast(int64)
       t = t._checked(t, (t >= -s).logical_and(t < s), f"getitem: index {{}} is out of bounds for dimension {d} with "
                      f"size {s}")
-      t = (t < 0).where(t + s, t)._broadcast_to(bshape)
+      t = (t < 0)._where(t + s, t)._broadcast_to(bshape)
       flat = t if flat is None else flat * s + t
     return flat, tdims, rest
 
@@ -189,7 +189,7 @@ class Indexing:
       new = rows + rows._added(flat, v, n_rows) if accumulate else rows._put(flat, v)
     else:   # one value for every picked element: which write wins does not matter
       hit = rows._added(flat, self._const(True, flat.shape, bool_, device=self.device), n_rows)
-      new = hit.reshape((n_rows,) + (1,) * len(rest)).where(v.reshape(v.shape[nb:]), rows)
+      new = hit.reshape((n_rows,) + (1,) * len(rest))._where(v.reshape(v.shape[nb:]), rows)
     new = new.cast(self.dtype).reshape(tuple(self.shape[d] for d in tdims + rest))
     return new.permute(_inverse(tdims + rest))
 
@@ -212,7 +212,7 @@ class Indexing:
     """Self, checked when realized: every element of `index` where `valid` is false raises `error` (a class in
     lazygrad.errors) with `message`, its {} filled with such an element."""
     if index.numel() == 0: return self
-    flag = valid.where(NO_FAILURE, index.cast(int64)).max()
+    flag = valid._where(NO_FAILURE, index.cast(int64)).max()
     return self._result(LazyNode(Op.CHECK, self.dtype, self.shape, (self.node, flag.node), (error, message)), (self,))
 
   def _gather0(self, index: "Tensor") -> "Tensor":
@@ -234,7 +234,7 @@ class Indexing:
     """Self (rows, r..) with row index[j] replaced by value[j] (the largest j where several name one row)."""
     if index.numel() == 0: return self
     w = _last_writer(index, self.shape[0])
-    return (w >= 0).reshape(w.shape + (1,) * (self.ndim - 1)).where(value._gather0(w.maximum(0)), self)
+    return (w >= 0).reshape(w.shape + (1,) * (self.ndim - 1))._where(value._gather0(w.maximum(0)), self)
 
   def _positions(self, d: int, index: "Tensor") -> "Tensor":
     """For each element of `index` (self's rank, no larger than self off dim d): the flat position in self of the
@@ -253,7 +253,7 @@ class Indexing:
     if part.shape == self.shape: return part
     arg = [(0, s - p) for s, p in zip(self.shape, part.shape)]
     inside = self._const(True, part.shape, bool_, device=self.device)._pad_shrink(arg)
-    return inside.where(part._pad_shrink(arg), self)
+    return inside._where(part._pad_shrink(arg), self)
 
   # ---------------------------------------------------------------- gather and the scatter family
   def _scatter_args(self, op: str, dim: int, index, src=None) -> tuple:
@@ -318,21 +318,21 @@ class Indexing:
       wide = lambda v: v.cast(float32) if v.dtype in (float16, bfloat16) else v   # a mean of halves in float32
       total = scattered(wide(src))
       count = scattered(self._const(1, idx.shape, int32, device=self.device))
-      if reduce == "sum": out = x + total if include_self else (count > 0).where(total, x)
+      if reduce == "sum": out = x + total if include_self else (count > 0)._where(total, x)
       else:
         n = count + 1 if include_self else count.maximum(1)
         total = total + wide(x) if include_self else total
-        out = (count > 0).where(total // n if x.dtype.is_int else total / n, x)
+        out = (count > 0)._where(total // n if x.dtype.is_int else total / n, x)
       return out.cast(self.dtype).reshape(self.shape)
     n = x.shape[d]
     region = x.shrink(tuple((0, n if k == d else s) for k, s in enumerate(idx.shape)))
     at = idx.movedim(d, -1).unsqueeze(d)   # index j of each fiber along a new last dim: region + (J,) once broadcast
     hit = at == self.arange(n, device=self.device).reshape(tuple(n if k == d else 1 for k in range(x.ndim)) + (1,))
     fill = _identity(reduce, x.dtype)
-    cand = hit.where(src.movedim(d, -1).unsqueeze(d), fill)
+    cand = hit._where(src.movedim(d, -1).unsqueeze(d), fill)
     if include_self: cand = type(self).cat([region.unsqueeze(-1)._broadcast_to(cand.shape[:-1] + (1,)), cand], -1)
     red = cand.max(-1) if reduce == "amax" else cand.min(-1) if reduce == "amin" else cand.prod(-1)
-    if not include_self: red = hit.any(-1).where(red, region)
+    if not include_self: red = hit.any(-1)._where(red, region)
     return x._embed(red.cast(x.dtype)).reshape(self.shape)
 
   def scatter(self, dim: int, index: "Tensor", src=None, *, value=None, reduce: str | None = None) -> "Tensor":
@@ -352,12 +352,12 @@ class Indexing:
     if src is None:   # one value: which write wins does not matter
       flat = x._positions(d, idx).reshape(idx.numel())
       hit = x._added(flat, self._const(True, flat.shape, bool_, device=self.device), x.numel()).reshape(x.shape)
-      return hit.where(self._const(value, (), self.dtype, op, self.device), x).reshape(self.shape)
+      return hit._where(self._const(value, (), self.dtype, op, self.device), x).reshape(self.shape)
     if idx.numel() == 0: return self.clone()
     w = _last_writer(idx.movedim(d, -1), x.shape[d]).movedim(-1, d)   # the winning j of each element, -1: none
     picked = src.reshape(src.numel())._gather0(src._positions(d, w.maximum(0)))
     region = x.shrink(tuple((0, s) for s in w.shape))
-    return x._embed((w >= 0).where(picked, region)).reshape(self.shape)
+    return x._embed((w >= 0)._where(picked, region)).reshape(self.shape)
 
   # ---------------------------------------------------------------- index_* along one dim
   def _dim_index(self, op: str, dim: int, index, source=None) -> tuple[int, "Tensor"]:
@@ -413,7 +413,7 @@ class Indexing:
     hit = self._added(idx, self._const(True, idx.shape, bool_, device=self.device), n)
     value = value.cast(self.dtype) if isinstance(value, TensorCore) else self._const(value, (), self.dtype,
                                                                                       "index_fill", self.device)
-    return hit.reshape(tuple(n if k == d else 1 for k in range(self.ndim))).where(value, self)
+    return hit.reshape(tuple(n if k == d else 1 for k in range(self.ndim)))._where(value, self)
 
   # ---------------------------------------------------------------- data-dependent shapes: read on the host
   def nonzero(self, *, as_tuple: bool = False):
@@ -462,7 +462,7 @@ def _last_writer(index: "Tensor", n: int) -> "Tensor":
   of several writes to one element wins: the last). One comparison of every index with every t."""
   j = index.shape[-1]
   hit = index.unsqueeze(-2) == index.arange(n, device=index.device).reshape(n, 1)
-  return hit.where(index.arange(j, device=index.device), -1).max(-1)
+  return hit._where(index.arange(j, device=index.device), -1).max(-1)
 
 
 def _identity(reduce: str, dtype):

@@ -139,7 +139,7 @@ class Movement:
     if out is self: return self.clone()   # a new tensor, as in torch, never a view
     if value != 0:
       inside = self._const(True, self.shape, bool_, device=self.device)._pad_shrink(arg)
-      return inside.where(out, value).cast(self.dtype)
+      return inside._where(out, value).cast(self.dtype)
     return out._root()
 
   def _pad_mode(self, arg: list, mode: str) -> "Tensor":
@@ -233,7 +233,7 @@ class Movement:
     n = k + abs(offset)
     rows = x.pad((max(0, -offset), max(0, offset))).unsqueeze(-1)        # row r holds x[r - max(0, -offset)]
     on = self.arange(n, device=self.device).reshape(n, 1) + offset == self.arange(n, device=self.device)
-    out = on.where(rows, self._const(0, (), self.dtype, device=self.device)).cast(self.dtype)
+    out = on._where(rows, self._const(0, (), self.dtype, device=self.device)).cast(self.dtype)
     return out.movedim((-2, -1), (d1, d2))
 
   def repeat_interleave(self, repeats, dim: int | None = None, *, output_size: int | None = None) -> "Tensor":
@@ -322,7 +322,7 @@ class Movement:
       offset += t.shape[d]
       parts.append((t.cast(dt)._pad_shrink(arg), cls._const(True, t.shape, bool_, device=t.device)._pad_shrink(arg)))
     out = parts[-1][0]
-    for p, inside in reversed(parts[:-1]): out = inside.where(p, out)   # a select, not a sum: -0.0 stays -0.0
+    for p, inside in reversed(parts[:-1]): out = inside._where(p, out)   # a select, not a sum: -0.0 stays -0.0
     return out._root()
 
   @classmethod

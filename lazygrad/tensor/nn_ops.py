@@ -92,7 +92,7 @@ class NNOps:
     rows = self.arange(r, device=self.device).reshape(r, 1)
     cols = self.arange(c, device=self.device).reshape(1, c)
     keep = (cols <= rows + diagonal) if lower else (cols >= rows + diagonal)
-    return keep.where(self, self._const(0, (), self.dtype, device=self.device)).cast(self.dtype)
+    return keep._where(self, self._const(0, (), self.dtype, device=self.device)).cast(self.dtype)
 
   def tril(self, diagonal: int = 0): return self._tri(diagonal, True)
   def triu(self, diagonal: int = 0): return self._tri(diagonal, False)
@@ -195,18 +195,18 @@ class NNOps:
                        f"{op}: target {{}} is out of bounds for {c} classes")
     logp = self.permute((0,) + tuple(range(2, self.ndim)) + (1,))           # classes last
     hit = tgt.unsqueeze(-1) == self.arange(c, device=self.device)
-    w = hit.where(weight, 0.0).sum(-1) if weight is not None else None     # weight[target]
-    nll = -hit.where(logp, 0.0).sum(-1)
+    w = hit._where(weight, 0.0).sum(-1) if weight is not None else None     # weight[target]
+    nll = -hit._where(logp, 0.0).sum(-1)
     if w is not None: nll = nll * w
     if label_smoothing:
       smooth = -(logp * weight).sum(-1) / c if weight is not None else -logp.mean(-1)
       nll = (1 - label_smoothing) * nll + label_smoothing * smooth
     valid = tgt != ignore_index
-    nll = valid.where(nll, 0.0)
+    nll = valid._where(nll, 0.0)
     if one: nll = nll.reshape(())
     if reduction == "none": return nll
     if reduction == "sum": return nll.sum()
-    return nll.sum() / (valid.where(w, 0.0) if w is not None else valid.cast(float32)).sum()
+    return nll.sum() / (valid._where(w, 0.0) if w is not None else valid.cast(float32)).sum()
 
 
 def _label(label) -> str: return "..." if isinstance(label, int) else repr(label)
@@ -311,11 +311,11 @@ def _composed_attention(q, k, v, mask, dropout_p: float, is_causal: bool, scale:
   that needs its gradient."""
   L, S = q.shape[-2], k.shape[-2]
   scores = (q @ k.transpose(-2, -1)) * scale
-  if is_causal: scores = (q.arange(S, device=q.device).reshape(1, S) <= q.arange(L, device=q.device).reshape(L, 1)).where(scores, -math.inf)
-  if mask is not None: scores = mask.where(scores, -math.inf) if mask.dtype.is_bool else scores + mask
+  if is_causal: scores = (q.arange(S, device=q.device).reshape(1, S) <= q.arange(L, device=q.device).reshape(L, 1))._where(scores, -math.inf)
+  if mask is not None: scores = mask._where(scores, -math.inf) if mask.dtype.is_bool else scores + mask
   keeps = scores.max(-1, keepdim=True) > -math.inf   # a row that attends to no key gives 0, as torch's
-  probs = keeps.where(scores.softmax(-1), 0.0)
+  probs = keeps._where(scores.softmax(-1), 0.0)
   if dropout_p > 0:
     keep = type(q).rand(*probs.shape, device=q.device) >= dropout_p
-    probs = keep.where(probs * (1 / (1 - dropout_p)), 0.0) if dropout_p < 1 else probs * 0
+    probs = keep._where(probs * (1 / (1 - dropout_p)), 0.0) if dropout_p < 1 else probs * 0
   return probs.cast(v.dtype) @ v

@@ -173,7 +173,7 @@ class Reductions:
     pos = self._const((n - 1) // 2, (), int64, device=self.device)
     if self.dtype.is_float:   # a row with NaN: its first NaN, which sorts after the numbers
       nans = self.isnan().sum(d, keepdim=True) if self.ndim else self.isnan().cast(int64)
-      pos = (nans > 0).where(n - nans, pos)
+      pos = (nans > 0)._where(n - nans, pos)
     return self._pick_sorted(d, pos, keepdim)
 
   def _select_dim(self, op: str, k: int | None, dim, lo: int) -> tuple[int, int]:
@@ -194,8 +194,8 @@ class Reductions:
     if not self.ndim: return s
     n = self.shape[d]
     hit = self.arange(n, device=self.device).reshape(tuple(n if i == d else 1 for i in range(self.ndim))) == pos
-    values = hit.where(s.values, self._const(0, (), self.dtype, device=self.device)).sum(d, keepdim, self.dtype)
-    return ValuesIndices(values, hit.where(s.indices, 0).sum(d, keepdim))
+    values = hit._where(s.values, self._const(0, (), self.dtype, device=self.device)).sum(d, keepdim, self.dtype)
+    return ValuesIndices(values, hit._where(s.indices, 0).sum(d, keepdim))
 
   def _check_nonempty(self, op, dims):
     if any(self.shape[d] == 0 for d in dims):
@@ -211,7 +211,7 @@ class Reductions:
     hit = (x == m).logical_or(x.isnan()) if x.dtype.is_float else (x == m)
     n = self.shape[d]
     rev = self.arange(n, 0, -1, dtype=int64, device=self.device).reshape(tuple(n if i == d else 1 for i in range(self.ndim)))
-    first = hit.where(rev, 0).max(d, keepdim=keepdim)   # largest n-i is the first hit
+    first = hit._where(rev, 0).max(d, keepdim=keepdim)   # largest n-i is the first hit
     return n - first
 
   def argmax(self, dim=None, keepdim=False, axis=None): return self._arg_reduce("argmax", axis if dim is None else dim, keepdim, True)
@@ -233,7 +233,7 @@ class Reductions:
     x = self._float()
     if any(self.shape[d] == 0 for d in dims): return x.sum(dims, keepdim) - math.inf
     m = x.max(dims, keepdim=True).detach()   # the result does not depend on m: no gradient through the max
-    m = m.isinf().where(0.0, m)   # as torch: an infinite max is not subtracted (logsumexp([inf, 0]) is inf)
+    m = m.isinf()._where(0.0, m)   # as torch: an infinite max is not subtracted (logsumexp([inf, 0]) is inf)
     out = (x - m).exp().sum(dims, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dims)
 
