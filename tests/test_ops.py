@@ -360,6 +360,24 @@ WHERE = {  # id: (cond, x, y) inputs; x.where(cond, y) and where(cond, x, y), as
 }
 
 
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_pairs(op):
+  """torch's three forms: of everything a tensor, along one dim a (values, indices) pair (the first extreme, NaN
+  winning), with a tensor the elementwise extreme; several dims at once are amax/amin's."""
+  x = np.array([[1.0, 3.0, 3.0, -2.0], [np.nan, 0.5, 7.0, 7.0], [-1.0, -1.0, -4.0, 2.0]], np.float32)
+  y = np.flip(x, 1).copy()
+  lx, tx = Tensor(x), torch.tensor(x)
+  np.testing.assert_array_equal(getattr(lx, op)().numpy(), getattr(tx, op)().numpy())
+  for dim, keepdim in ((1, False), (0, True), (-1, True)):
+    got, ref = getattr(lx, op)(dim, keepdim=keepdim), getattr(tx, op)(dim, keepdim=keepdim)
+    values, indices = got
+    np.testing.assert_array_equal(values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), ref.indices.numpy())
+    assert got.indices.dtype == lazygrad.int64
+  np.testing.assert_array_equal(getattr(lx, op)(Tensor(y)).numpy(), getattr(tx, op)(torch.tensor(y)).numpy())
+  with pytest.raises(TypeError, match=f"{op}: dim must be an int.*amax or amin"): getattr(lx, op)((0, 1))
+
 @pytest.mark.parametrize("case", list(WHERE))
 def test_where(case):
     c, x, y = WHERE[case]
@@ -465,11 +483,11 @@ def all_dims(fn):
     return lambda x, dim=None, **kw: fn(x, dim=tuple(range(x.ndim)) if dim is None else dim, **kw)
 
 
-REDUCE = {  # name: (lazy fn(x, **kw), torch fn(x, **kw)); lazygrad max/min return values only
+REDUCE = {  # name: (lazy fn(x, **kw), torch fn(x, **kw)); max/min as amax/amin (max(dim) pairs: test_max_min_pairs)
     "sum": (lambda x, **kw: x.sum(**kw), lambda x, **kw: x.sum(**kw)),
     "mean": (lambda x, **kw: x.mean(**kw), lambda x, **kw: x.mean(**kw)),
-    "max": (lambda x, **kw: x.max(**kw), all_dims(torch.amax)),
-    "min": (lambda x, **kw: x.min(**kw), all_dims(torch.amin)),
+    "max": (lambda x, **kw: x.amax(**kw), all_dims(torch.amax)),
+    "min": (lambda x, **kw: x.amin(**kw), all_dims(torch.amin)),
     "argmax": (lambda x, **kw: x.argmax(**kw), lambda x, **kw: x.argmax(**kw)),
     "argmin": (lambda x, **kw: x.argmin(**kw), lambda x, **kw: x.argmin(**kw)),
     "var": (lambda x, **kw: x.var(**kw), lambda x, **kw: x.var(**kw)),

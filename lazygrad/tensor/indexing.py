@@ -331,7 +331,7 @@ class Indexing:
     fill = _identity(reduce, x.dtype)
     cand = hit._where(src.movedim(d, -1).unsqueeze(d), fill)
     if include_self: cand = type(self).cat([region.unsqueeze(-1)._broadcast_to(cand.shape[:-1] + (1,)), cand], -1)
-    red = cand.max(-1) if reduce == "amax" else cand.min(-1) if reduce == "amin" else cand.prod(-1)
+    red = cand.amax(-1) if reduce == "amax" else cand.amin(-1) if reduce == "amin" else cand.prod(-1)
     if not include_self: red = hit.any(-1)._where(red, region)
     return x._embed(red.cast(x.dtype)).reshape(self.shape)
 
@@ -462,7 +462,7 @@ def _last_writer(index: "Tensor", n: int) -> "Tensor":
   of several writes to one element wins: the last). One comparison of every index with every t."""
   j = index.shape[-1]
   hit = index.unsqueeze(-2) == index.arange(n, device=index.device).reshape(n, 1)
-  return hit._where(index.arange(j, device=index.device), -1).max(-1)
+  return hit._where(index.arange(j, device=index.device), -1).amax(-1)
 
 
 def _identity(reduce: str, dtype):

@@ -313,7 +313,7 @@ def _composed_attention(q, k, v, mask, dropout_p: float, is_causal: bool, scale:
   scores = (q @ k.transpose(-2, -1)) * scale
   if is_causal: scores = (q.arange(S, device=q.device).reshape(1, S) <= q.arange(L, device=q.device).reshape(L, 1))._where(scores, -math.inf)
   if mask is not None: scores = mask._where(scores, -math.inf) if mask.dtype.is_bool else scores + mask
-  keeps = scores.max(-1, keepdim=True) > -math.inf   # a row that attends to no key gives 0, as torch's
+  keeps = scores.amax(-1, keepdim=True) > -math.inf   # a row that attends to no key gives 0, as torch's
   probs = keeps._where(scores.softmax(-1), 0.0)
   if dropout_p > 0:
     keep = type(q).rand(*probs.shape, device=q.device) >= dropout_p

@@ -3,6 +3,7 @@ cumsum, cumprod, cummax, cummin, logcumsumexp; sorting and selection: sort, args
 from __future__ import annotations
 import math
 from typing import NamedTuple, TYPE_CHECKING
+import numpy as np
 from .. import dtypes
 from ..dtypes import to_dtype, float32, int64, uint8
 from ..helpers import prod
@@ -10,6 +11,7 @@ from ..ir.ops import Op
 from ..ir import build as B
 from ..runtime.device import get_device
 from .args import _err, _shape_str, _norm_dim
+from .core import TensorCore
 if TYPE_CHECKING: from . import Tensor
 
 
@@ -53,17 +55,35 @@ class Reductions:
     s = self.sum(dims, keepdim)
     return (s * (1 / n) if n else s / 0.0).cast(self.dtype)
 
-  def max(self, dim=None, keepdim=False, axis=None) -> "Tensor":
-    dims = self._reduce_dims("max", axis if dim is None else dim)
-    self._check_nonempty("max", dims)
+  def amax(self, dim=None, keepdim=False, axis=None) -> "Tensor":
+    """The largest element over `dim` (an int, a tuple, or None: every element); NaN wins, as in torch."""
+    dims = self._reduce_dims("amax", axis if dim is None else dim)
+    self._check_nonempty("amax", dims)
     return self._reduce(Op.REDUCE_MAX, dims, keepdim)
 
-  def min(self, dim=None, keepdim=False, axis=None) -> "Tensor":
-    dims = self._reduce_dims("min", axis if dim is None else dim)
-    self._check_nonempty("min", dims)
+  def amin(self, dim=None, keepdim=False, axis=None) -> "Tensor":
+    dims = self._reduce_dims("amin", axis if dim is None else dim)
+    self._check_nonempty("amin", dims)
     if self.dtype.is_float: return -((-self)._reduce(Op.REDUCE_MAX, dims, keepdim))
     return ~(~self)._reduce(Op.REDUCE_MAX, dims, keepdim)   # ~x = -x-1 reverses the order and cannot overflow
-  amax, amin = max, min
+
+  def max(self, dim=None, keepdim=False) -> "Tensor | ValuesIndices":
+    """torch.max: of every element (a tensor); along an int `dim`, the (values, indices) pair (the first largest);
+    with a tensor, the elementwise maximum."""
+    return self._extreme("max", dim, keepdim, True)
+
+  def min(self, dim=None, keepdim=False) -> "Tensor | ValuesIndices":
+    """torch.min: of every element, (values, indices) along an int `dim`, or the elementwise minimum."""
+    return self._extreme("min", dim, keepdim, False)
+
+  def _extreme(self, op: str, dim, keepdim: bool, largest: bool):
+    if isinstance(dim, TensorCore): return self.maximum(dim) if largest else self.minimum(dim)
+    if dim is None: return self.amax() if largest else self.amin()
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+      raise _err(TypeError, op, f"dim must be an int (torch.{op} gives values and indices along one dim), got "
+                 f"{dim!r}", "use amax or amin to reduce several dims at once")
+    values = self.amax(dim, keepdim) if largest else self.amin(dim, keepdim)
+    return ValuesIndices(values, self._arg_reduce(f"arg{op}", dim, keepdim, largest))
 
   def prod(self, dim=None, keepdim=False, dtype=None) -> "Tensor":
     """The product over `dim` (every element if None); integer and bool tensors multiply in int64, as torch's."""
@@ -207,11 +227,11 @@ class Reductions:
     d = _norm_dim(op, dim, self.ndim, self.shape)
     self._check_nonempty(op, (d,))
     x = self if largest else -self if self.dtype.is_float else ~self   # ~x: -x overflows at the integer minimum
-    m = x.max(d, keepdim=True)
+    m = x.amax(d, keepdim=True)
     hit = (x == m).logical_or(x.isnan()) if x.dtype.is_float else (x == m)
     n = self.shape[d]
     rev = self.arange(n, 0, -1, dtype=int64, device=self.device).reshape(tuple(n if i == d else 1 for i in range(self.ndim)))
-    first = hit._where(rev, 0).max(d, keepdim=keepdim)   # largest n-i is the first hit
+    first = hit._where(rev, 0).amax(d, keepdim=keepdim)   # largest n-i is the first hit
     return n - first
 
   def argmax(self, dim=None, keepdim=False, axis=None): return self._arg_reduce("argmax", axis if dim is None else dim, keepdim, True)
@@ -232,7 +252,7 @@ class Reductions:
     dims = self._reduce_dims("logsumexp", axis if dim is None else dim)
     x = self._float()
     if any(self.shape[d] == 0 for d in dims): return x.sum(dims, keepdim) - math.inf
-    m = x.max(dims, keepdim=True).detach()   # the result does not depend on m: no gradient through the max
+    m = x.amax(dims, keepdim=True).detach()   # the result does not depend on m: no gradient through the max
     m = m.isinf()._where(0.0, m)   # as torch: an infinite max is not subtracted (logsumexp([inf, 0]) is inf)
     out = (x - m).exp().sum(dims, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dims)
@@ -243,14 +263,14 @@ class Reductions:
     x = self._float() if dtype is None else self.cast(dtype)
     d = _norm_dim("softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
     if x.numel() == 0: return x
-    e = (x - x.max(d, keepdim=True).detach()).exp()   # shifting by the max changes nothing but the rounding
+    e = (x - x.amax(d, keepdim=True).detach()).exp()   # shifting by the max changes nothing but the rounding
     return e / e.sum(d, keepdim=True)
 
   def log_softmax(self, dim=-1, dtype=None, axis=None) -> "Tensor":
     x = self._float() if dtype is None else self.cast(dtype)
     d = _norm_dim("log_softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
     if x.numel() == 0: return x
-    shifted = x - x.max(d, keepdim=True).detach()   # as torch: an infinite max gives NaN rows (log_softmax([inf, 0]))
+    shifted = x - x.amax(d, keepdim=True).detach()   # as torch: an infinite max gives NaN rows (log_softmax([inf, 0]))
     return shifted - shifted.exp().sum(d, keepdim=True).log()
 
 
