@@ -9,6 +9,7 @@ from .autograd import no_grad
 from .jit import jit
 from .errors import JitError
 from . import dtypes, optim, runtime
+einsum = Tensor.einsum   # lazygrad.einsum, as torch.einsum
 from .runtime import triton_device   # noqa: F401  its error classes, without importing triton
 if _os.environ.get("LAZYGRAD_DUMP"):   # every realize written to files (lazygrad.debug.dump)
   from .debug.dump import install as _install_dump
@@ -17,7 +18,7 @@ if _os.environ.get("LAZYGRAD_REPORT"):   # an HTML report of the process, writte
   from .debug.report import at_exit as _report_at_exit
   _report_at_exit(_os.environ["LAZYGRAD_REPORT"])
 
-__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "where", "DType", "Context",
+__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "where", "einsum", "DType", "Context",
            "counters", "settings", "set_float32_matmul_precision", "get_float32_matmul_precision", "dtypes", "bool_",
            "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
            "float64"]

@@ -168,6 +168,12 @@ class Creation:
   def full_like(self, fill_value, dtype=None, **kw):
     return self.full(self.shape, fill_value, **self._like_kw(dtype, kw))
   def empty_like(self, dtype=None, **kw): return self.empty(self.shape, **self._like_kw(dtype, kw))
+  # torch's new_* take a size and default to self's dtype and device
+  def new_zeros(self, *size, dtype=None, **kw): return self.zeros(*size, **self._like_kw(dtype, kw))
+  def new_ones(self, *size, dtype=None, **kw): return self.ones(*size, **self._like_kw(dtype, kw))
+  def new_empty(self, *size, dtype=None, **kw): return self.empty(*size, **self._like_kw(dtype, kw))
+  def new_full(self, size, fill_value, dtype=None, **kw): return self.full(size, fill_value, **self._like_kw(dtype, kw))
+  def new_tensor(self, data, dtype=None, **kw): return type(self)(data, **self._like_kw(dtype, kw))
   def rand_like(self, dtype=None, **kw): return self.rand(self.shape, **self._like_kw(dtype, kw))
   def randn_like(self, dtype=None, **kw): return self.randn(self.shape, **self._like_kw(dtype, kw))
 

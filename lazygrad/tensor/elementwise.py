@@ -2,6 +2,7 @@
 ops, where, unary math, activations, casts and `to`, and the in-place forms (`x += y`, `x.add_(y)`)."""
 from __future__ import annotations
 import functools, math
+import ml_dtypes
 import numpy as np
 from .. import dtypes
 from ..dtypes import to_dtype, promote, promote_scalar, float32, int64, bool_
@@ -73,12 +74,16 @@ class Elementwise:
 
   # ---------------------------------------------------------------- elementwise arithmetic
   @_opmath
-  def add(self, other, reverse=False):
+  def add(self, other, reverse=False, alpha=1):
+    """self + alpha * other (torch.add)."""
+    if alpha != 1: other = other * alpha
     a, b = self._operands("add", other, reverse)
     return a._alu(Op.OR if a.dtype.is_bool else Op.ADD, b)
 
   @_opmath
-  def sub(self, other, reverse=False):
+  def sub(self, other, reverse=False, alpha=1):
+    """self - alpha * other (torch.sub)."""
+    if alpha != 1: other = other * alpha
     a, b = self._operands("sub", other, reverse)
     if a.dtype.is_bool: raise _err(TypeError, "sub", "subtraction of bool tensors is not supported", "use logical_xor or cast to int")
     return a._alu(Op.SUB, b)
@@ -414,9 +419,10 @@ class Elementwise:
     if not self.dtype.is_float: return self
     t = self.trunc()
     return (self > t)._where(t + 1, t)
-  def round(self):
-    """Round half to even, like torch.round."""
+  def round(self, decimals: int = 0):
+    """Round half to even, like torch.round; `decimals` digits after the point (before it if negative)."""
     if not self.dtype.is_float: return self
+    if decimals: return (self * 10.0 ** decimals).round() / 10.0 ** decimals
     f = self.floor()
     diff = self - f
     even = (f % 2) == 0
@@ -430,6 +436,28 @@ class Elementwise:
     s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
     return self._const(False, self.shape, bool_, device=self.device)._where(self, s) if self.requires_grad else s
+  def frac(self): return self - self.trunc()
+  def fmax(self, other):
+    """The elementwise maximum, NaN only where both are NaN (torch.fmax)."""
+    a, b = self._operands("fmax", other)
+    return a.isnan()._where(b, b.isnan()._where(a, a.maximum(b)))
+  def fmin(self, other):
+    a, b = self._operands("fmin", other)
+    return a.isnan()._where(b, b.isnan()._where(a, a.minimum(b)))
+  def hypot(self, other):
+    """sqrt(self² + other²) without overflow or underflow on the way (torch.hypot)."""
+    a, b = (t.abs() for t in self._operands("hypot", other))
+    big, small = a.maximum(b), a.minimum(b)
+    ratio = (big == 0)._where(0.0, small / big._where(big, 1.0))
+    return (big == math.inf)._where(math.inf, big * (1 + ratio * ratio).sqrt())   # hypot(inf, nan) is inf, as C's
+  def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None):
+    """NaN, +inf and -inf replaced by `nan`, `posinf` and `neginf` (default: the dtype's largest and lowest)."""
+    if not self.dtype.is_float: return self
+    info = ml_dtypes.finfo(self.dtype.np)
+    out = self.isnan()._where(nan, self)
+    out = (out == math.inf)._where(info.max if posinf is None else posinf, out)
+    return (out == -math.inf)._where(info.min if neginf is None else neginf, out).cast(self.dtype)
+  def type_as(self, other): return self.cast(other.dtype)
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def isposinf(self): return self.isinf().logical_and(self > 0)
@@ -576,6 +604,10 @@ class Elementwise:
   def int(self): return self.cast(dtypes.int32)
   def long(self): return self.cast(int64)
   def bool(self): return self.cast(bool_)
+  def double(self): return self.cast(dtypes.float64)
+  def short(self): return self.cast(dtypes.int16)
+  def char(self): return self.cast(dtypes.int8)
+  def byte(self): return self.cast(dtypes.uint8)
   def to(self, *args, dtype=None, device=None):
     """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch. A move
     to another device is lazy (a COPY in the graph) and gradients flow back through it."""

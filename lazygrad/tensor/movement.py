@@ -75,6 +75,11 @@ class Movement:
 
   @property
   def T(self) -> "Tensor": return self.permute(tuple(range(self.ndim))[::-1])
+  def t(self) -> "Tensor":
+    """torch.Tensor.t: a 2-D tensor transposed; 0-D and 1-D ones as they are."""
+    if self.ndim > 2: raise _err(ShapeError, "t", f"expects a tensor of at most 2 dims, got shape {_shape_str(self.shape)}",
+                                 "use transpose(dim0, dim1) or mT")
+    return self.T
   @property
   def mT(self) -> "Tensor": return self.transpose(-2, -1)
 
@@ -335,6 +340,22 @@ class Movement:
                    f"{_shape_str(t.shape)}", "stack needs tensors of one shape")
     d = _norm_dim("stack", dim, tensors[0].ndim + 1, tensors[0].shape)
     return cls.cat([t.unsqueeze(d) for t in tensors], d)
+
+  def unbind(self, dim: int = 0) -> tuple["Tensor", ...]:
+    """The slices along `dim`, without it (torch.unbind)."""
+    d = _norm_dim("unbind", dim, self.ndim, self.shape)
+    return tuple(part.squeeze(d) for part in self.split(1, d)) if self.shape[d] else ()
+
+  def diff(self, n: int = 1, dim: int = -1, prepend=None, append=None) -> "Tensor":
+    """The n-th forward difference along `dim`, after `prepend` and `append` join it there (torch.diff)."""
+    d = _norm_dim("diff", dim, self.ndim, self.shape)
+    x = type(self).cat([t for t in (prepend, self, append) if t is not None], d) if prepend is not None or \
+      append is not None else self
+    for _ in range(n):
+      if x.shape[d] == 0: break
+      hi, lo = x.split([1, x.shape[d] - 1], d)[1], x.split([x.shape[d] - 1, 1], d)[0]
+      x = hi.logical_xor(lo) if x.dtype.is_bool else hi - lo
+    return x
 
   def split(self, split_size_or_sections, dim: int = 0) -> tuple["Tensor", ...]:
     d = _norm_dim("split", dim, self.ndim, self.shape)

@@ -41,6 +41,20 @@ class NNOps:
     return out
   dot = matmul
 
+  def mm(self, other: "Tensor") -> "Tensor":
+    """torch.mm: a product of two 2-D tensors."""
+    if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
+      raise _err(ShapeError, "mm", f"expects two 2-D tensors, got shapes {_shape_str(self.shape)} and "
+                 f"{_shape_str(getattr(other, 'shape', ()))}", "use matmul (@) for batched or 1-D operands")
+    return self.matmul(other)
+
+  def outer(self, other: "Tensor") -> "Tensor":
+    """torch.outer: out[i, j] = self[i] * other[j] of two 1-D tensors."""
+    if self.ndim != 1 or getattr(other, "ndim", 0) != 1:
+      raise _err(ShapeError, "outer", f"expects two 1-D tensors, got shapes {_shape_str(self.shape)} and "
+                 f"{_shape_str(getattr(other, 'shape', ()))}")
+    return self.unsqueeze(1) * other.unsqueeze(0)
+
   @classmethod
   def einsum(cls, equation, *operands) -> "Tensor":
     """torch.einsum, e.g. Tensor.einsum("bij,bjk->bik", a, b): any labels (a-z, A-Z), `...` for broadcast dims,

@@ -85,6 +85,22 @@ class Reductions:
     values = self.amax(dim, keepdim) if largest else self.amin(dim, keepdim)
     return ValuesIndices(values, self._arg_reduce(f"arg{op}", dim, keepdim, largest))
 
+  def norm(self, p="fro", dim=None, keepdim=False) -> "Tensor":
+    """torch.norm of the elements over `dim` (all if None) as one vector: p = 2 ('fro'), 1, inf, -inf, 0 (nonzero
+    count) or any other number ((sum |x|^p)^(1/p))."""
+    x = self._float().abs()
+    if p in ("fro", 2): return (x * x).sum(dim, keepdim).sqrt()
+    if p == 1: return x.sum(dim, keepdim)
+    if p == math.inf: return x.amax(dim, keepdim)
+    if p == -math.inf: return x.amin(dim, keepdim)
+    if p == 0: return (x != 0).sum(dim, keepdim).cast(x.dtype)
+    if not isinstance(p, (int, float)): raise _err(ValueError, "norm", f"p must be a number or 'fro', got {p!r}")
+    return (x ** p).sum(dim, keepdim) ** (1 / p)
+
+  def count_nonzero(self, dim=None) -> "Tensor":
+    """The number of nonzero elements over `dim` (all if None), int64."""
+    return (self != 0).sum(dim)
+
   def prod(self, dim=None, keepdim=False, dtype=None) -> "Tensor":
     """The product over `dim` (every element if None); integer and bool tensors multiply in int64, as torch's."""
     return self._accumulate(Op.REDUCE_PROD, self._reduce_dims("prod", dim), keepdim, dtype)

@@ -1,0 +1,75 @@
+"""Common torch.Tensor methods a PyTorch user reaches for, against torch, forward and backward: norms, add/sub with
+alpha, round(decimals), t/mm/outer, fmax/fmin/hypot/nan_to_num/frac, unbind/diff, count_nonzero, type_as, new_*,
+lazygrad.einsum."""
+import math
+import numpy as np
+import pytest
+import torch
+import lazygrad
+from lazygrad import Tensor, ShapeError
+
+rng = np.random.default_rng(0)
+A = rng.standard_normal((3, 4)).astype(np.float32)
+B = rng.standard_normal((3, 4)).astype(np.float32)
+SPECIAL = np.array([[np.nan, 1.0, -np.inf, 3.0], [np.inf, np.nan, -2.0, 0.0], [1e30, -1e30, 1e-30, 5.0]], np.float32)
+
+CASES = {   # name: fn(x, y, lib) for lazygrad tensors (lib=lazygrad) and torch tensors (lib=torch)
+  "norm": lambda x, y, lib: x.norm(), "norm_dim": lambda x, y, lib: x.norm(dim=1),
+  "norm_1_keepdim": lambda x, y, lib: x.norm(p=1, dim=0, keepdim=True),
+  "norm_inf": lambda x, y, lib: x.norm(p=math.inf, dim=1), "norm_3": lambda x, y, lib: x.norm(p=3),
+  "add_alpha": lambda x, y, lib: x.add(y, alpha=2.5), "sub_alpha": lambda x, y, lib: x.sub(y, alpha=-0.5),
+  "round_decimals": lambda x, y, lib: (x * 10).round(decimals=1), "round_negative": lambda x, y, lib: (x * 100).round(decimals=-1),
+  "t": lambda x, y, lib: x.t() * 2, "mm": lambda x, y, lib: x.mm(y.t()), "outer": lambda x, y, lib: x[0].outer(y[1]),
+  "frac": lambda x, y, lib: (x * 3).frac(), "hypot": lambda x, y, lib: x.hypot(y),
+  "fmax": lambda x, y, lib: x.fmax(y), "fmin": lambda x, y, lib: x.fmin(y),
+  "unbind": lambda x, y, lib: x.unbind(1)[2] * 3 + x.unbind(0)[1].sum(),
+  "diff": lambda x, y, lib: x.diff(dim=1), "diff_2_prepend": lambda x, y, lib: x.diff(n=2, dim=0, prepend=y[:1]),
+  "einsum": lambda x, y, lib: lib.einsum("ij,kj->ik", x, y),
+  "type_as": lambda x, y, lib: x.type_as(y.double()) * 2,
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_torch_with_gradients(name):
+  fn = CASES[name]
+  lx, ly = Tensor(A, requires_grad=True), Tensor(B, requires_grad=True)
+  tx, ty = torch.tensor(A, requires_grad=True), torch.tensor(B, requires_grad=True)
+  got, ref = fn(lx, ly, lazygrad), fn(tx, ty, torch)
+  assert got.shape == tuple(ref.shape) and got.dtype.name == str(ref.dtype).replace("torch.", "")
+  np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+  got.float().sum().backward(); ref.float().sum().backward()
+  for l, t in ((lx, tx), (ly, ty)):
+    if t.grad is not None: np.testing.assert_allclose(l.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.nan_to_num(), lambda x: x.nan_to_num(nan=-1.0, posinf=7.0, neginf=-7.0),
+                                lambda x: x.half().nan_to_num(), lambda x: x.fmax(x.flip(0)), lambda x: x.fmin(x.flip(1)),
+                                lambda x: x.hypot(x.flip(0)), lambda x: (x != 0).count_nonzero(),
+                                lambda x: x.count_nonzero(dim=1)])
+def test_special_values_match_torch(fn):
+  np.testing.assert_array_equal(fn(Tensor(SPECIAL)).numpy(), fn(torch.tensor(SPECIAL)).numpy())
+
+
+def test_new_constructors_take_the_tensors_dtype_and_device():
+  x, tx = Tensor(np.arange(6, dtype=np.int32).reshape(2, 3)), torch.arange(6, dtype=torch.int32).reshape(2, 3)
+  for ours, theirs in ((x.new_zeros((2, 2)), tx.new_zeros((2, 2))), (x.new_ones(3), tx.new_ones(3)),
+                       (x.new_full((2,), 7), tx.new_full((2,), 7)), (x.new_tensor([1, 2]), tx.new_tensor([1, 2])),
+                       (x.new_zeros(2, dtype=lazygrad.float32), tx.new_zeros(2, dtype=torch.float32))):
+    assert ours.dtype.name == str(theirs.dtype).replace("torch.", "") and ours.device == x.device
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+  assert x.new_empty(4, 1).shape == (4, 1)
+
+
+def test_shape_errors_name_the_op():
+  with pytest.raises(ShapeError, match="mm: expects two 2-D tensors"): Tensor(A).mm(Tensor(A[0]))
+  with pytest.raises(ShapeError, match="outer: expects two 1-D tensors"): Tensor(A).outer(Tensor(A[0]))
+  with pytest.raises(ShapeError, match="t: expects a tensor of at most 2 dims"): Tensor(A[None]).t()
+  assert Tensor(A[0]).t().shape == (4,) and Tensor(A[:, :0]).unbind(1) == ()
+
+
+@pytest.mark.parametrize("method", ["float", "half", "bfloat16", "double", "int", "long", "short", "char", "byte", "bool"])
+def test_cast_shortcuts_match_torch(method):
+  x = np.array([-2.7, 0.0, 1.5, 300.2], np.float32)
+  ours, theirs = getattr(Tensor(x), method)(), getattr(torch.tensor(x), method)()
+  assert ours.dtype.name == str(theirs.dtype).replace("torch.", "")
+  np.testing.assert_array_equal(ours.float().numpy(), theirs.float().numpy())
