@@ -3,7 +3,8 @@
 Cases: a device copy (the bandwidth ceiling), a fused elementwise chain (GB/s), row sums, softmax, layernorm,
 matmuls at GPT-2 124M shapes in fp32 (tf32 on both sides) and bf16 (TFLOP/s against torch.matmul / cuBLAS), and
 causal attention at GPT-2 shapes, forward and forward + backward, against torch's SDPA (flash) and its materialized
-(math) form.
+(math) form, AdamW over GPT-2's parameters against torch's fused AdamW, and a ResNet-style 3x3 bf16 convolution,
+forward and forward + backward, against cuDNN.
 lazygrad's time is its scheduled kernels run again on the same buffers (launch included, graph building not).
 Run: python bench/gpu_kernels.py [--quick] [--only attention,matmul,...]   (see bench/NOTES.md for the recorded numbers)"""
 import argparse
@@ -28,7 +29,7 @@ def lazygrad_ms(*outs: Tensor) -> float:
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--quick", action="store_true", help="smaller sizes")
-  ap.add_argument("--only", default="copy,elementwise,sum,layernorm,matmul,attention,adamw",
+  ap.add_argument("--only", default="copy,elementwise,sum,layernorm,matmul,attention,adamw,conv",
                   help="comma-separated case groups to run")
   args = ap.parse_args()
   only = set(args.only.split(","))
@@ -42,6 +43,7 @@ def main():
   if "matmul" in only: matmuls(rows, args.quick)
   if "attention" in only: attention(rows, args.quick)
   if "adamw" in only: adamw(rows, args.quick)
+  if "conv" in only: conv(rows, args.quick)
   print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
   print(f"{'case':<44s} {'unit':>8s} {'lazygrad':>10s} {'torch':>10s} {'ratio':>7s}")
   for case, unit, lz, th, ratio in rows: print(f"{case:<44s} {unit:>8s} {lz:10.2f} {th:10.2f} {ratio:7.2f}")
@@ -151,6 +153,25 @@ def attention(rows, quick):
     flash, math_ = torch_ms(SDPBackend.FLASH_ATTENTION, backward), torch_ms(SDPBackend.MATH, backward)
     rows.append((f"attention {what} B{B} H{H} T{T} D{D} causal bf16", "ms", ms, flash, flash / ms))
     rows.append(("  (torch materialized, math backend)", "ms", ms, math_, math_ / ms))
+
+
+def conv(rows, quick):
+  """A ResNet-style 3x3 convolution (stride 1, padding 1, bf16), forward and forward + backward, against cuDNN."""
+  N, C, HW = (8 if quick else 32), 128, 56
+  x, w, g = (torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+             for shape in ((N, C, HW, HW), (C, C, 3, 3), (N, C, HW, HW)))
+  for t in (x, w): t.requires_grad_()
+  lx, lw = (Tensor.from_torch(t.detach()).requires_grad_() for t in (x, w))
+  out = lazygrad.nn.functional.conv2d(lx, lw, padding=1)
+  fwd_ms = lazygrad_ms(out)
+  out.backward(Tensor.from_torch(g))
+  both_ms = lazygrad_ms(lx.grad, lw.grad)
+  torch.backends.cudnn.benchmark = True
+  t_fwd = bench(lambda: torch.nn.functional.conv2d(x, w, padding=1))
+  t_both = triton.testing.do_bench(lambda: torch.nn.functional.conv2d(x, w, padding=1).backward(g), warmup=25,
+                                   rep=100, grad_to_none=[x, w], return_mode="median")
+  for what, ms, ref in (("forward", fwd_ms, t_fwd), ("fwd+bwd", both_ms, t_both)):
+    rows.append((f"conv2d 3x3 {what} N{N} C{C} {HW}x{HW} bf16 vs cuDNN", "ms", ms, ref, ref / ms))
 
 
 if __name__ == "__main__":
