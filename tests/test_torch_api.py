@@ -73,3 +73,36 @@ def test_cast_shortcuts_match_torch(method):
   ours, theirs = getattr(Tensor(x), method)(), getattr(torch.tensor(x), method)()
   assert ours.dtype.name == str(theirs.dtype).replace("torch.", "")
   np.testing.assert_array_equal(ours.float().numpy(), theirs.float().numpy())
+
+
+FUNCTIONAL = ["softmin", "relu6", "hardsigmoid", "hardswish", "celu", "selu", "softsign", "mish", "logsigmoid",
+              "sigmoid", "tanh", "glu"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONAL)
+def test_functional_forms_match_torch(name):
+  from lazygrad.nn import functional as F
+  lx, tx = Tensor(A * 3, requires_grad=True), torch.tensor(A * 3, requires_grad=True)
+  got, ref = getattr(F, name)(lx), getattr(torch.nn.functional, name)(tx)
+  np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+  got.sum().backward(); ref.sum().backward()
+  np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_linear_cosine_similarity_logit_isin_allclose_equal_match_torch():
+  from lazygrad.nn import functional as F
+  TF = torch.nn.functional
+  w, b = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+  np.testing.assert_allclose(F.linear(Tensor(A), Tensor(w), Tensor(b)).numpy(),
+                             TF.linear(torch.tensor(A), torch.tensor(w), torch.tensor(b)).numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(F.cosine_similarity(Tensor(A), Tensor(B[:1]), dim=1).numpy(),
+                             TF.cosine_similarity(torch.tensor(A), torch.tensor(B[:1]), dim=1).numpy(), rtol=1e-5)
+  p = np.array([0.0, 0.25, 0.5, 0.999, 1.0], np.float32)
+  np.testing.assert_allclose(Tensor(p).logit().numpy(), torch.tensor(p).logit().numpy(), rtol=1e-6)
+  np.testing.assert_allclose(Tensor(p).logit(eps=1e-3).numpy(), torch.tensor(p).logit(eps=1e-3).numpy(), rtol=1e-6)
+  x, e = np.array([[1, 5, 3], [2, 2, 9]]), np.array([2, 3, 7])
+  np.testing.assert_array_equal(Tensor(x).isin(Tensor(e)).numpy(), torch.isin(torch.tensor(x), torch.tensor(e)).numpy())
+  np.testing.assert_array_equal(Tensor(x).isin([9], invert=True).numpy(),
+                                torch.isin(torch.tensor(x), torch.tensor([9]), invert=True).numpy())
+  assert Tensor(A).allclose(Tensor(A + 1e-7)) and not Tensor(A).allclose(Tensor(A + 1e-3))
+  assert Tensor(A).equal(Tensor(A.copy())) and not Tensor(A).equal(Tensor(A[:2])) and not Tensor(A).equal(Tensor(B))

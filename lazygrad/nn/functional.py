@@ -130,6 +130,32 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor: r
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor: return x.hardtanh(min_val, max_val)
 def softmax(x: Tensor, dim: int = -1) -> Tensor: return x.softmax(dim)
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor: return x.log_softmax(dim)
+def softmin(x: Tensor, dim: int = -1) -> Tensor: return x.softmin(dim)
+def relu6(x: Tensor) -> Tensor: return x.relu6()
+def hardsigmoid(x: Tensor) -> Tensor: return x.hardsigmoid()
+def hardswish(x: Tensor) -> Tensor: return x.hardswish()
+def celu(x: Tensor, alpha: float = 1.0) -> Tensor: return x.celu(alpha)
+def selu(x: Tensor) -> Tensor: return x.selu()
+def softsign(x: Tensor) -> Tensor: return x.softsign()
+def mish(x: Tensor) -> Tensor: return x.mish()
+def logsigmoid(x: Tensor) -> Tensor: return x.logsigmoid()
+def sigmoid(x: Tensor) -> Tensor: return x.sigmoid()
+def tanh(x: Tensor) -> Tensor: return x.tanh()
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor: return x.linear(weight, bias)
+
+
+def glu(x: Tensor, dim: int = -1) -> Tensor:
+  """The first half of `dim` gated by the sigmoid of the second (torch.nn.functional.glu)."""
+  if x.shape[dim] % 2: raise ShapeError(f"glu: dim {dim} of shape {tuple(x.shape)} must have an even size")
+  a, b = x.chunk(2, dim)
+  return a * b.sigmoid()
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+  """x1·x2 / (max(||x1||, eps) · max(||x2||, eps)) along `dim`, broadcasting (torch's)."""
+  n1 = (x1 * x1).sum(dim).sqrt().maximum(eps)
+  n2 = (x2 * x2).sum(dim).sqrt().maximum(eps)
+  return (x1 * x2).sum(dim) / (n1 * n2)
 
 
 def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:

@@ -458,6 +458,21 @@ class Elementwise:
     out = (out == math.inf)._where(info.max if posinf is None else posinf, out)
     return (out == -math.inf)._where(info.min if neginf is None else neginf, out).cast(self.dtype)
   def type_as(self, other): return self.cast(other.dtype)
+  def logit(self, eps: float | None = None):
+    """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given (torch.logit)."""
+    p = self._float() if eps is None else self._float().clamp(eps, 1 - eps)
+    return (p / (1 - p)).log()
+  def isin(self, elements, invert: bool = False):
+    """Whether each element is one of `elements` (a tensor or a list), bool (torch.isin)."""
+    elements = elements if isinstance(elements, TensorCore) else type(self)(elements, device=self.device)
+    hit = (self.unsqueeze(-1) == elements.reshape(-1)).any(-1) if elements.numel() else self != self.zeros_like()
+    return hit.logical_not() if invert else hit
+  def allclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    """torch.allclose: a Python bool (reads the result on the host)."""
+    return bool(self.isclose(other, rtol, atol, equal_nan).all())
+  def equal(self, other) -> bool:
+    """torch.equal: the same shape and the same values, a Python bool."""
+    return tuple(self.shape) == tuple(other.shape) and bool((self == other).all())
   def isnan(self): return self != self
   def isinf(self): return (self == math.inf).logical_or(self == -math.inf)
   def isposinf(self): return self.isinf().logical_and(self > 0)
