@@ -106,3 +106,20 @@ def test_linear_cosine_similarity_logit_isin_allclose_equal_match_torch():
                                 torch.isin(torch.tensor(x), torch.tensor([9]), invert=True).numpy())
   assert Tensor(A).allclose(Tensor(A + 1e-7)) and not Tensor(A).allclose(Tensor(A + 1e-3))
   assert Tensor(A).equal(Tensor(A.copy())) and not Tensor(A).equal(Tensor(A[:2])) and not Tensor(A).equal(Tensor(B))
+
+
+def test_unique_and_bincount_match_torch():
+  x = np.array([[3, 1, 3], [2, 7, 1]])
+  for kw in ({}, {"return_inverse": True}, {"return_counts": True}, {"return_inverse": True, "return_counts": True}):
+    got, ref = Tensor(x).unique(**kw), torch.unique(torch.tensor(x), **kw)
+    for g, r in zip(got if isinstance(got, tuple) else (got,), ref if isinstance(ref, tuple) else (ref,)):
+      assert g.dtype.name == str(r.dtype).replace("torch.", "")
+      np.testing.assert_array_equal(g.numpy(), r.numpy())
+  b = np.array([0, 2, 2, 5])
+  for w in (None, np.array([1.0, 2, 3, 4], np.float32), np.array([1, 2, 3, 4]), np.array([1, 2, 3, 4], np.float16)):
+    got = Tensor(b).bincount(None if w is None else Tensor(w), minlength=7)
+    ref = torch.bincount(torch.tensor(b), None if w is None else torch.tensor(w), minlength=7)
+    assert got.dtype.name == str(ref.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(got.numpy(), ref.numpy())
+  assert Tensor(np.array([], np.int64)).bincount().shape == (0,)
+  with pytest.raises(ValueError, match="bincount: the values must be non-negative"): Tensor([1, -1]).bincount()

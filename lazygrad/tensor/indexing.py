@@ -10,7 +10,7 @@ cheap for the dims they are used on (classes, a few rows); each winner's value i
 from __future__ import annotations
 import math
 import numpy as np
-from ..dtypes import int32, int64, float32, bool_, float16, bfloat16
+from ..dtypes import int32, int64, float32, float64, bool_, float16, bfloat16
 from ..helpers import prod, strides_for, ShapeError
 from ..ir.node import LazyNode
 from ..ir.ops import Op
@@ -422,6 +422,32 @@ class Indexing:
     hits = np.argwhere((self != 0).numpy().reshape(self.shape if self.ndim or not as_tuple else (1,)))
     make = lambda a: type(self)(np.ascontiguousarray(a, np.int64), device=self.device)
     return tuple(make(hits[:, k]) for k in range(hits.shape[1])) if as_tuple else make(hits)
+
+  def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
+    """torch.unique of the flattened tensor (sorted; dim=None only): the distinct values, and with return_inverse
+    each element's index among them (self's shape), with return_counts how often each occurs. Their number decides
+    the shape, so self is computed and read on the host; no gradient, as in torch."""
+    if dim is not None:
+      raise _err(NotImplementedError, "unique", f"dim={dim} is not supported", "unique of the flattened tensor")
+    values, inverse, counts = np.unique(self.numpy(), return_inverse=True, return_counts=True)
+    make = lambda a, dt=None: type(self)(np.ascontiguousarray(a), dtype=dt, device=self.device)
+    out = (make(values, self.dtype),) + ((make(inverse.reshape(self.shape).astype(np.int64)),) if return_inverse
+                                         else ()) + ((make(counts.astype(np.int64)),) if return_counts else ())
+    return out[0] if len(out) == 1 else out
+
+  def bincount(self, weights: "Tensor | None" = None, minlength: int = 0) -> "Tensor":
+    """torch.bincount of a 1-d tensor of non-negative integers: how often each value occurs (or the sum of its
+    `weights`), max + 1 bins at least `minlength`. The maximum decides the shape: it is read on the host."""
+    if self.ndim != 1 or not self.dtype.is_int:
+      raise _err(ValueError, "bincount", f"expects a 1-d integer tensor, got {self.dtype.name} of shape "
+                 f"{_shape_str(self.shape)}")
+    top = int(self.max()) if self.numel() else -1
+    if self.numel() and int(self.min()) < 0: raise _err(ValueError, "bincount", "the values must be non-negative")
+    bins = max(top + 1, minlength)
+    if weights is None:
+      return self.zeros(bins, dtype=int64, device=self.device).scatter_add(0, self, self.ones_like(dtype=int64))
+    dt = weights.dtype if weights.dtype in (float32, float64) else float64   # as torch: half and int weights too
+    return self.zeros(bins, dtype=dt, device=self.device).scatter_add(0, self, weights.cast(dt))
 
   def argwhere(self) -> "Tensor":
     """torch.argwhere: nonzero()."""
