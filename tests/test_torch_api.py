@@ -123,3 +123,20 @@ def test_unique_and_bincount_match_torch():
     np.testing.assert_array_equal(got.numpy(), ref.numpy())
   assert Tensor(np.array([], np.int64)).bincount().shape == (0,)
   with pytest.raises(ValueError, match="bincount: the values must be non-negative"): Tensor([1, -1]).bincount()
+
+
+def test_in_place_forms_match_torch():
+  x, y, z = (rng.standard_normal(6).astype(np.float32) for _ in range(3))
+  for name, args, kw in (("clamp_min_", (0.1,), {}), ("clamp_max_", (-0.2,), {}), ("addcmul_", (y, z), {"value": 0.5}),
+                         ("addcdiv_", (y, z), {}), ("lerp_", (y, 0.25), {})):
+    ours, theirs = Tensor(x.copy()), torch.tensor(x.copy())
+    out = getattr(ours, name)(*(Tensor(a) if isinstance(a, np.ndarray) else a for a in args), **kw)
+    getattr(theirs, name)(*(torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args), **kw)
+    assert out is ours
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+  w = Tensor(np.zeros((200, 50), np.float32))
+  view = w[:, :10]
+  assert w.normal_(2.0, 0.5) is w and abs(w.numpy().mean() - 2.0) < 0.02 and abs(w.numpy().std() - 0.5) < 0.02
+  np.testing.assert_array_equal(view.numpy(), w.numpy()[:, :10])   # in place: views see the drawn values
+  u = Tensor(np.zeros(10000, np.float32)).uniform_(-1.0, 3.0).numpy()
+  assert u.min() >= -1.0 and u.max() < 3.0 and abs(u.mean() - 1.0) < 0.05

@@ -458,6 +458,21 @@ class Elementwise:
     out = (out == math.inf)._where(info.max if posinf is None else posinf, out)
     return (out == -math.inf)._where(info.min if neginf is None else neginf, out).cast(self.dtype)
   def type_as(self, other): return self.cast(other.dtype)
+  def clamp_min(self, min): return self.clamp(min=min)
+  def clamp_max(self, max): return self.clamp(max=max)
+  def addcmul(self, tensor1, tensor2, *, value=1):
+    """self + value * tensor1 * tensor2 (torch.addcmul)."""
+    return self + value * (tensor1 * tensor2)
+  def addcdiv(self, tensor1, tensor2, *, value=1):
+    """self + value * tensor1 / tensor2 (torch.addcdiv)."""
+    return self + value * (tensor1 / tensor2)
+  def normal_(self, mean: float = 0.0, std: float = 1.0):
+    """Fill with numbers drawn from N(mean, std²), in place (torch.Tensor.normal_)."""
+    drawn = type(self).normal(*self.shape, mean=mean, std=std, dtype=self.dtype, device=self.device)
+    return self._inplace("normal_", drawn)
+  def uniform_(self, a: float = 0.0, b: float = 1.0):
+    """Fill with numbers drawn from U(a, b), in place (torch.Tensor.uniform_)."""
+    return self._inplace("uniform_", type(self).uniform(*self.shape, low=a, high=b, dtype=self.dtype, device=self.device))
   def logit(self, eps: float | None = None):
     """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given (torch.logit)."""
     p = self._float() if eps is None else self._float().clamp(eps, 1 - eps)
@@ -664,7 +679,7 @@ def _inplace_form(name: str):
 for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "fmod", "clamp", "clip", "neg", "abs",
               "exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "relu", "floor", "ceil", "round", "trunc",
               "masked_fill", "square", "sin", "cos", "logical_not", "copysign", "bitwise_left_shift",
-              "bitwise_right_shift"):
+              "bitwise_right_shift", "clamp_min", "clamp_max", "addcmul", "addcdiv", "lerp"):
   setattr(Elementwise, _name + "_", _inplace_form(_name))
 
 
