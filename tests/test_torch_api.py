@@ -140,3 +140,51 @@ def test_in_place_forms_match_torch():
   np.testing.assert_array_equal(view.numpy(), w.numpy()[:, :10])   # in place: views see the drawn values
   u = Tensor(np.zeros(10000, np.float32)).uniform_(-1.0, 3.0).numpy()
   assert u.min() >= -1.0 and u.max() < 3.0 and abs(u.mean() - 1.0) < 0.05
+
+
+MORE = {   # name: fn(x, y, lib); x, y of shape (3, 4)
+  "less": lambda x, y, lib: x.less(y), "greater_equal": lambda x, y, lib: x.greater_equal(y),
+  "not_equal": lambda x, y, lib: x.not_equal(y), "multiply": lambda x, y, lib: x.multiply(y),
+  "subtract": lambda x, y, lib: x.subtract(y, alpha=2), "divide": lambda x, y, lib: x.divide(y),
+  "divide_floor": lambda x, y, lib: x.divide(y, rounding_mode="floor"), "true_divide": lambda x, y, lib: x.true_divide(y),
+  "bitwise": lambda x, y, lib: (x > 0).bitwise_and(y > 0).bitwise_or((x > y).bitwise_xor(y < 0)).bitwise_not(),
+  "positive_sgn_signbit": lambda x, y, lib: x.positive() + x.sgn() + x.signbit().float(),
+  "deg_rad": lambda x, y, lib: x.deg2rad() + x.rad2deg(), "xlogy": lambda x, y, lib: x.xlogy(y.abs()),
+  "float_power": lambda x, y, lib: x.abs().float_power(y), "heaviside": lambda x, y, lib: (x * 0 + x.round()).heaviside(y),
+  "swapaxes": lambda x, y, lib: x.swapaxes(0, 1) * 2, "view_as": lambda x, y, lib: x.view_as(y.T.contiguous()),
+  "fliplr_flipud": lambda x, y, lib: x.fliplr() + x.flipud(), "narrow": lambda x, y, lib: x.narrow(1, -3, 2),
+  "select": lambda x, y, lib: x.select(1, 2), "rot90": lambda x, y, lib: x.rot90(1) + y.rot90(-1),
+  "rot90_2": lambda x, y, lib: x.rot90(2, (1, 0)), "nansum": lambda x, y, lib: (x / (y > 0)).nansum(1),
+  "nanmean": lambda x, y, lib: (x.log()).nanmean(0), "trace": lambda x, y, lib: x[:, :3].trace(),
+  "tensordot": lambda x, y, lib: (torch.tensordot if lib is torch else Tensor.tensordot)(x, y, dims=([1], [1])), "kron": lambda x, y, lib: x[:2, :2].kron(y[:2]),
+  "cross": lambda x, y, lib: x[:, :3].cross(y[:, :3], dim=1),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE))
+def test_more_methods_match_torch(name):
+  fn = MORE[name]
+  lx, ly = Tensor(A, requires_grad=True), Tensor(B, requires_grad=True)
+  tx, ty = torch.tensor(A, requires_grad=True), torch.tensor(B, requires_grad=True)
+  got, ref = fn(lx, ly, lazygrad), fn(tx, ty, torch)
+  assert got.shape == tuple(ref.shape) and got.dtype.name == str(ref.dtype).replace("torch.", "")
+  np.testing.assert_allclose(got.numpy().astype(np.float64), ref.detach().numpy().astype(np.float64), rtol=1e-5,
+                             atol=1e-5, equal_nan=True)
+  if got.requires_grad and name != "heaviside":   # torch has no heaviside derivative
+    got.float().nan_to_num().sum().backward(); ref.float().nan_to_num().sum().backward()
+    for l, t in ((lx, tx), (ly, ty)):
+      if t.grad is not None: np.testing.assert_allclose(l.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_tensor_data_and_shape_helpers_follow_torch():
+  p = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+  view = p[0]
+  p.data -= 0.5 * Tensor(np.ones((2, 3), np.float32))   # in place, as torch's p.data updates
+  assert p.requires_grad and p.is_leaf and not p.data.requires_grad
+  np.testing.assert_array_equal(view.numpy(), [0.5, 0.5, 0.5])
+  assert p.dim() == p.ndimension() == 2 and p.nelement() == 6 and p.is_floating_point()
+  assert not Tensor([1, 2]).is_floating_point()
+  mn, mx = Tensor(A).aminmax(dim=1)
+  ref = torch.tensor(A).aminmax(dim=1)
+  np.testing.assert_array_equal(mn.numpy(), ref.min.numpy()); np.testing.assert_array_equal(mx.numpy(), ref.max.numpy())
+  with pytest.raises(IndexError, match="narrow: start 3 and length 2"): Tensor(A).narrow(0, 3, 2)

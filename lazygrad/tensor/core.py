@@ -193,6 +193,19 @@ class TensorCore:
   @property
   def device(self) -> str: return self._node.device
   def numel(self) -> int: return prod(self.shape)
+  nelement = numel
+  def dim(self) -> int: return len(self._node.shape)
+  ndimension = dim
+  def is_floating_point(self) -> bool: return self.dtype.is_float
+
+  @property
+  def data(self) -> "Tensor":
+    """torch's .data: this tensor's values without autograd, sharing its memory (`p.data -= lr * g` updates p)."""
+    return self.detach()
+
+  @data.setter
+  def data(self, value: "Tensor"):
+    with autograd.no_grad(): self.assign(value)
   def size(self, dim=None): return self.shape if dim is None else self.shape[_norm_dim("size", dim, self.ndim, self.shape)]
   def __len__(self):
     if not self.shape: raise _err(TypeError, "len", "len() of a 0-d tensor")

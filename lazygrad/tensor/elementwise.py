@@ -93,6 +93,11 @@ class Elementwise:
     a, b = self._operands("mul", other, reverse)
     return a._alu(Op.AND if a.dtype.is_bool else Op.MUL, b)
 
+  def multiply(self, other): return self * other
+  def divide(self, other, rounding_mode=None): return self.div(other, rounding_mode=rounding_mode)
+  def subtract(self, other, alpha=1): return self.sub(other, alpha=alpha)
+  def true_divide(self, other): return self / other
+
   @_opmath
   def div(self, other, rounding_mode=None):
     """True division (integers become float32); rounding_mode 'floor' or 'trunc' as in torch.div."""
@@ -227,6 +232,7 @@ class Elementwise:
   def __ne__(self, o): return self._cmp("ne", Op.CMPNE, o)   # type: ignore[override]
   __hash__ = object.__hash__
   lt, gt, le, ge, eq, ne = __lt__, __gt__, __le__, __ge__, __eq__, __ne__
+  less, greater, less_equal, greater_equal, not_equal = lt, gt, le, ge, ne   # torch's long names
 
   def _bitwise(self, op: str, prim: Op, other, reverse=False) -> "Tensor":
     a, b = self._operands(op, other, reverse)
@@ -240,6 +246,8 @@ class Elementwise:
   def __rand__(self, o): return self._bitwise("bitwise_and", Op.AND, o, True)
   def __ror__(self, o): return self._bitwise("bitwise_or", Op.OR, o, True)
   def __rxor__(self, o): return self._bitwise("bitwise_xor", Op.XOR, o, True)
+  bitwise_and, bitwise_or, bitwise_xor = __and__, __or__, __xor__
+  def bitwise_not(self): return ~self
   def bitwise_left_shift(self, other, reverse=False):
     """torch.bitwise_left_shift (`<<`) on integer tensors, wrapping; a shift below 0 or of the width or more
     gives 0 (as PyTorch's)."""
@@ -458,6 +466,25 @@ class Elementwise:
     out = (out == math.inf)._where(info.max if posinf is None else posinf, out)
     return (out == -math.inf)._where(info.min if neginf is None else neginf, out).cast(self.dtype)
   def type_as(self, other): return self.cast(other.dtype)
+  def positive(self): return self
+  def sgn(self): return self.sign()
+  def signbit(self):
+    """Whether the sign bit is set: true for negative numbers and -0.0 (torch.signbit)."""
+    if not self.dtype.is_float: return self < 0
+    return (self < 0).logical_or((self == 0).logical_and(1 / self < 0))
+  def deg2rad(self): return self._float() * (math.pi / 180)
+  def rad2deg(self): return self._float() * (180 / math.pi)
+  def xlogy(self, other):
+    """self * log(other), 0 where self is 0 (and other is not NaN), as torch.xlogy."""
+    x, y = (t._float() for t in self._operands("xlogy", other))
+    return (x == 0).logical_and(y == y)._where(0.0, x * y.log())
+  def float_power(self, exponent):
+    """self ** exponent in float64 (torch.float_power)."""
+    e = exponent.double() if isinstance(exponent, TensorCore) else exponent
+    return self.double() ** e
+  def heaviside(self, values):
+    """0 where self < 0, `values` where self == 0, 1 where self > 0 (torch.heaviside)."""
+    return (self == 0)._where(values, (self > 0).cast(self.dtype))
   def clamp_min(self, min): return self.clamp(min=min)
   def clamp_max(self, max): return self.clamp(max=max)
   def addcmul(self, tensor1, tensor2, *, value=1):

@@ -341,6 +341,38 @@ class Movement:
     d = _norm_dim("stack", dim, tensors[0].ndim + 1, tensors[0].shape)
     return cls.cat([t.unsqueeze(d) for t in tensors], d)
 
+  def swapaxes(self, axis0: int, axis1: int) -> "Tensor": return self.transpose(axis0, axis1)
+  swapdims = swapaxes
+  def view_as(self, other) -> "Tensor": return self.view(other.shape)
+  def reshape_as(self, other) -> "Tensor": return self.reshape(other.shape)
+  def fliplr(self) -> "Tensor": return self.flip(1)
+  def flipud(self) -> "Tensor": return self.flip(0)
+
+  def narrow(self, dim: int, start: int, length: int) -> "Tensor":
+    """The view of `length` elements from `start` along `dim` (torch.narrow; a negative start counts from the end)."""
+    d = _norm_dim("narrow", dim, self.ndim, self.shape)
+    n = self.shape[d]
+    start = start + n if start < 0 else start
+    if not 0 <= start <= n or length < 0 or start + length > n:
+      raise _err(IndexError, "narrow", f"start {start} and length {length} do not fit dim {dim} of size {n} "
+                 f"(shape {_shape_str(self.shape)})")
+    return self[(slice(None),) * d + (slice(start, start + length),)]
+
+  def select(self, dim: int, index: int) -> "Tensor":
+    """The view at `index` along `dim`, without that dim (torch.select)."""
+    d = _norm_dim("select", dim, self.ndim, self.shape)
+    return self[(slice(None),) * d + (index,)]
+
+  def rot90(self, k: int = 1, dims=(0, 1)) -> "Tensor":
+    """Rotated by 90° k times in the plane of `dims`, from the first towards the second (torch.rot90)."""
+    if len(dims) != 2: raise _err(ValueError, "rot90", f"dims must be two dims, got {dims!r}")
+    a, b = (_norm_dim("rot90", d, self.ndim, self.shape) for d in dims)
+    if a == b: raise _err(ValueError, "rot90", f"dims must differ, got {dims!r}")
+    k %= 4
+    if k == 0: return self
+    if k == 2: return self.flip((a, b))
+    return self.flip(b).transpose(a, b) if k == 1 else self.transpose(a, b).flip(b)
+
   def unbind(self, dim: int = 0) -> tuple["Tensor", ...]:
     """The slices along `dim`, without it (torch.unbind)."""
     d = _norm_dim("unbind", dim, self.ndim, self.shape)

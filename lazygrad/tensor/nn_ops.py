@@ -48,6 +48,37 @@ class NNOps:
                  f"{_shape_str(getattr(other, 'shape', ()))}", "use matmul (@) for batched or 1-D operands")
     return self.matmul(other)
 
+  def tensordot(self, other: "Tensor", dims=2) -> "Tensor":
+    """torch.tensordot: the last `dims` dims of self contracted with the first of other, or the dims of two lists."""
+    if isinstance(dims, int):
+      a_dims, b_dims = list(range(self.ndim - dims, self.ndim)), list(range(dims))
+    else: a_dims, b_dims = ([d] if isinstance(d, int) else list(d) for d in dims)
+    a_dims = [d % self.ndim for d in a_dims]
+    b_dims = [d % other.ndim for d in b_dims]
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    a_sub = list(letters[:self.ndim])
+    b_sub = list(letters[self.ndim:self.ndim + other.ndim])
+    for i, j in zip(a_dims, b_dims): b_sub[j] = a_sub[i]
+    out = [c for i, c in enumerate(a_sub) if i not in a_dims] + [c for j, c in enumerate(b_sub) if j not in b_dims]
+    return type(self).einsum(f"{''.join(a_sub)},{''.join(b_sub)}->{''.join(out)}", self, other)
+
+  def kron(self, other: "Tensor") -> "Tensor":
+    """torch.kron: the Kronecker product (the blocks self[i] * other), over max(ndim) dims."""
+    n = max(self.ndim, other.ndim)
+    a = self.reshape((1,) * (n - self.ndim) + tuple(self.shape))
+    b = other.reshape((1,) * (n - other.ndim) + tuple(other.shape))
+    inter = tuple(v for pair in zip(a.shape, (1,) * n) for v in pair)
+    prod_ = a.reshape(inter) * b.reshape(tuple(v for pair in zip((1,) * n, b.shape) for v in pair))
+    return prod_.reshape(tuple(x * y for x, y in zip(a.shape, b.shape)))
+
+  def cross(self, other: "Tensor", dim: int = -1) -> "Tensor":
+    """The cross product of 3-vectors along `dim` (torch.linalg.cross's default dim)."""
+    d = dim % self.ndim
+    if self.shape[d] != 3: raise _err(ShapeError, "cross", f"dim {dim} must have size 3, got shape {_shape_str(self.shape)}")
+    a0, a1, a2 = self.split(1, d)
+    b0, b1, b2 = other.split(1, d)
+    return type(self).cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
+
   def outer(self, other: "Tensor") -> "Tensor":
     """torch.outer: out[i, j] = self[i] * other[j] of two 1-D tensors."""
     if self.ndim != 1 or getattr(other, "ndim", 0) != 1:

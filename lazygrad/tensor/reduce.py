@@ -21,6 +21,12 @@ class ValuesIndices(NamedTuple):
   indices: "Tensor"
 
 
+class MinMax(NamedTuple):
+  """aminmax's (min, max) pair (as torch.return_types.aminmax)."""
+  min: "Tensor"
+  max: "Tensor"
+
+
 class Reductions:
   """Tensor's reductions (a mixin: see core)."""
   __slots__ = ()
@@ -96,6 +102,24 @@ class Reductions:
     if p == 0: return (x != 0).sum(dim, keepdim).cast(x.dtype)
     if not isinstance(p, (int, float)): raise _err(ValueError, "norm", f"p must be a number or 'fro', got {p!r}")
     return (x ** p).sum(dim, keepdim) ** (1 / p)
+
+  def nansum(self, dim=None, keepdim=False, dtype=None) -> "Tensor":
+    """The sum with NaN counted as 0 (torch.nansum)."""
+    return (self.isnan()._where(0, self) if self.dtype.is_float else self).sum(dim, keepdim, dtype)
+
+  def nanmean(self, dim=None, keepdim=False) -> "Tensor":
+    """The mean of the elements that are not NaN (torch.nanmean; NaN where there are none)."""
+    kept = self.isnan().logical_not()
+    return self.nansum(dim, keepdim) / kept.sum(dim, keepdim).cast(self.dtype)
+
+  def aminmax(self, dim=None, keepdim=False):
+    """(min, max) over `dim` (every element if None), as torch.aminmax."""
+    return MinMax(self.amin(dim, keepdim), self.amax(dim, keepdim))
+
+  def trace(self) -> "Tensor":
+    """The sum of the main diagonal of a 2-D tensor (torch.trace)."""
+    if self.ndim != 2: raise _err(ValueError, "trace", f"expects a 2-D tensor, got shape {_shape_str(self.shape)}")
+    return self.diagonal().sum()
 
   def count_nonzero(self, dim=None) -> "Tensor":
     """The number of nonzero elements over `dim` (all if None), int64."""
