@@ -37,9 +37,10 @@ class _Flat:
       total += -(-p.numel() // _ALIGN) * _ALIGN
     with no_grad():
       self.P, self.G = self.zeros(total), self.zeros(total)
-      for p, part in zip(params, self.views(self.P)): part.assign(p.detach())
+      parts = self.views(self.P)
+      for p, part in zip(params, parts): part.assign(p.detach())
       realize(self.P, self.G)
-      for p, part, grad in zip(params, self.views(self.P), self.views(self.G)):
+      for p, part, grad in zip(params, parts, self.views(self.G)):
         p._become_view(part)
         p._grad_into = grad
     _flat_of_grads[id(self.G)] = self
