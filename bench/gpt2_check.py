@@ -2,7 +2,7 @@
 the numpy interpreter with the same inputs, and the first kernel that differs beyond tolerance stops the run
 (`lazygrad.runtime.check`). GPU: GPT-2 124M, bf16 autocast, B=1, T=1024 (the interpreter is the slow side: ~1 min).
 CPU: the tiny config on the numpy device's twin, --device triton-interp (slow; keep it tiny).
-Run: python bench/gpt2_check.py [--device triton] [--batch 1] [--seq 1024]"""
+Run: python bench/gpt2_check.py [--device triton] [--batch 1] [--seq 1024] [--layers 12]"""
 import argparse, sys, time
 from pathlib import Path
 import numpy as np
@@ -14,6 +14,7 @@ def main():
   ap.add_argument("--device", default=None, help="lazygrad's device (default: a GPU when present)")
   ap.add_argument("--batch", type=int, default=1)
   ap.add_argument("--seq", type=int, default=None, help="default: 1024 on a GPU, the tiny block size elsewhere")
+  ap.add_argument("--layers", type=int, default=None, help="default: the config's (12 for GPT-2 124M)")
   args = ap.parse_args()
   import lazygrad
   from lazygrad import Tensor, Context, counters
@@ -23,6 +24,7 @@ def main():
   device = args.device or default_device_name()
   gpu = device == "triton"
   cfg = GPTConfig(**CONFIGS["gpt2" if gpu else "tiny"], vocab_size=50304 if gpu else 128)
+  if args.layers: cfg.n_layer = args.layers
   T = args.seq or (1024 if gpu else cfg.block_size)
   lazygrad.manual_seed(0)
   model = GPT(cfg, device=device)

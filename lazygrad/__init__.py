@@ -9,7 +9,14 @@ from .autograd import no_grad
 from .jit import jit
 from .errors import JitError
 from . import dtypes, optim, runtime
-einsum = Tensor.einsum   # lazygrad.einsum, as torch.einsum
+# the tensor constructors and joins torch offers as functions (torch.zeros, torch.cat, torch.zeros_like, ...)
+einsum, cat, stack, meshgrid = Tensor.einsum, Tensor.cat, Tensor.stack, Tensor.meshgrid
+concat = concatenate = cat
+arange, linspace, eye, full, zeros, ones, empty = (Tensor.arange, Tensor.linspace, Tensor.eye, Tensor.full, Tensor.zeros,
+                                                   Tensor.ones, Tensor.empty)
+rand, randn, randint = Tensor.rand, Tensor.randn, Tensor.randint
+zeros_like, ones_like, full_like, empty_like, rand_like, randn_like = (
+  Tensor.zeros_like, Tensor.ones_like, Tensor.full_like, Tensor.empty_like, Tensor.rand_like, Tensor.randn_like)
 from .runtime import triton_device   # noqa: F401  its error classes, without importing triton
 if _os.environ.get("LAZYGRAD_DUMP"):   # every realize written to files (lazygrad.debug.dump)
   from .debug.dump import install as _install_dump
@@ -18,7 +25,10 @@ if _os.environ.get("LAZYGRAD_REPORT"):   # an HTML report of the process, writte
   from .debug.report import at_exit as _report_at_exit
   _report_at_exit(_os.environ["LAZYGRAD_REPORT"])
 
-__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "where", "einsum", "DType", "Context",
+__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "where", "einsum", "cat", "concat",
+           "concatenate", "stack", "meshgrid", "arange", "linspace", "eye", "full", "zeros", "ones", "empty", "rand",
+           "randn", "randint", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "DType",
+           "Context",
            "counters", "settings", "set_float32_matmul_precision", "get_float32_matmul_precision", "dtypes", "bool_",
            "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
            "float64"]

@@ -37,10 +37,10 @@ class _Flat:
       total += -(-p.numel() // _ALIGN) * _ALIGN
     with no_grad():
       self.P, self.G = self.zeros(total), self.zeros(total)
-      parts = self.views(self.P)
-      for p, part in zip(params, parts): part.assign(p.detach())
       realize(self.P, self.G)
-      for p, part, grad in zip(params, parts, self.views(self.G)):
+      for p, o in zip(params, self.offsets):   # device copies: a kernel per part would compile once per offset
+        self.P.node.buffer.copy_from(p.node.buffer, o)
+      for p, part, grad in zip(params, self.views(self.P), self.views(self.G)):
         p._become_view(part)
         p._grad_into = grad
     _flat_of_grads[id(self.G)] = self

@@ -435,3 +435,52 @@ def test_a_large_float32_operand_cast_to_bfloat16_is_stored_cast_so_the_matmul_l
   assert any("narrowed" in why for it in items for why in it.reasons)
   ref = torch.tensor(a).bfloat16() @ torch.tensor(w).bfloat16().T
   np.testing.assert_allclose(out.float().numpy(), ref.float().numpy(), rtol=1e-2, atol=1e-2)
+
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.integers(0, 5), st.integers(1, 6), st.integers(-3, 3), st.booleans(), st.integers(0, 2), st.integers(1, 3))
+def test_kernel_spans_cover_every_element_read(start, length, step_sign, flip, pad, reps):
+  """`Kernel.spans` (what check mode copies) holds every element a kernel reads: a buffer of its own indices is read
+  through shrink, step, flip, pad and expand, and every value the result holds lies in the load's span."""
+  base = Tensor(np.arange(96, dtype=np.float32).reshape(8, 12)).realize()
+  step = step_sign if step_sign else 1
+  v = base[start:start + length, ::step]
+  v = (v.flip(1) if flip else v).pad((pad, pad), value=-1.0)
+  v = v.unsqueeze(0).expand(reps, *v.shape) * 1
+  items = get_schedule([v.node])
+  (item,) = [it for it in items if it.kernel is not None and base.node in it.inputs]
+  slot = item.inputs.index(base.node) + item.kernel.n_out
+  start = item.offsets[slot] if item.offsets else 0   # the kernel counts addresses from there (`kernel.rebased`)
+  lo, hi = (start + i for i in item.kernel.spans[slot])
+  read = v.numpy()[v.numpy() >= 0]
+  assert lo <= read.min() and read.max() < hi
+  assert hi - lo <= 12 * (length + 2)   # about the rows it reads (masked padding addresses may reach past them)
+
+
+def test_kernel_span_of_a_slice_is_the_slice_it_counts_from():
+  flat = Tensor(np.zeros(1000, np.float32)).realize()
+  part = flat[300:420].reshape(10, 12)
+  (item,) = [it for it in get_schedule([(part * 2).node]) if it.kernel is not None]
+  assert item.kernel.spans == ((0, 120), (0, 120)) and item.offsets == (0, 300)
+
+
+def test_kernels_of_parts_of_a_buffer_are_one_kernel():
+  """A kernel reading or writing a part of a buffer counts its addresses from that part (`kernel.rebased`): the same
+  computation on another part of the same shape is the same kernel, lowered once, and writes land where they
+  should (on the numpy device, where a store may otherwise take over the memory it writes)."""
+  flat = Tensor(np.arange(1000, dtype=np.float32)).realize()
+  a, b = (flat[o:o + 120].reshape(10, 12) * 2 for o in (300, 600))
+  ka, kb = ([it for it in get_schedule([t.node]) if it.kernel is not None][0] for t in (a, b))
+  assert ka.kernel.text == kb.kernel.text and ka.offsets == (0, 300) and kb.offsets == (0, 600)
+  before = counters.lowerings
+  np.testing.assert_array_equal(a.numpy(), np.arange(300, 420).reshape(10, 12) * 2)
+  np.testing.assert_array_equal(b.numpy(), np.arange(600, 720).reshape(10, 12) * 2)
+  assert counters.lowerings - before <= 1
+  src = Tensor(randn(10, 12))
+  flat[500:620].reshape(10, 12).assign(src + 1).realize()   # a store into a part
+  want = np.arange(1000, dtype=np.float32)
+  want[500:620] = (src.numpy() + 1).reshape(-1)
+  np.testing.assert_array_equal(flat.numpy(), want)

@@ -175,3 +175,28 @@ def test_tensor_data_and_shape_helpers_follow_torch():
   ref = torch.tensor(A).aminmax(dim=1)
   np.testing.assert_array_equal(mn.numpy(), ref.min.numpy()); np.testing.assert_array_equal(mx.numpy(), ref.max.numpy())
   with pytest.raises(IndexError, match="narrow: start 3 and length 2"): Tensor(A).narrow(0, 3, 2)
+
+
+def test_module_level_constructors_and_joins_follow_torch():
+  """torch.cat, torch.zeros, torch.zeros_like, ... as lazygrad.cat, lazygrad.zeros, lazygrad.zeros_like."""
+  a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((2, 3), np.float32)
+  calls = {
+    "cat": lambda m, x, y: m.cat([x, y], dim=1), "concat": lambda m, x, y: m.concat([x, y]),
+    "concatenate": lambda m, x, y: m.concatenate([x, y], 0), "stack": lambda m, x, y: m.stack([x, y], dim=2),
+    "meshgrid": lambda m, x, y: m.meshgrid(x[0], y[:, 0], indexing="xy")[1],
+    "einsum": lambda m, x, y: m.einsum("ij,kj->ik", x, y),
+    "arange": lambda m, x, y: m.arange(1, 7, 2), "linspace": lambda m, x, y: m.linspace(0, 1, 5),
+    "eye": lambda m, x, y: m.eye(3, 2), "full": lambda m, x, y: m.full((2, 2), 7.0),
+    "zeros": lambda m, x, y: m.zeros(2, 3), "ones": lambda m, x, y: m.ones((3,)),
+    "zeros_like": lambda m, x, y: m.zeros_like(x), "ones_like": lambda m, x, y: m.ones_like(x),
+    "full_like": lambda m, x, y: m.full_like(x, 2.5),
+  }
+  for name, call in calls.items():
+    got, want = call(lazygrad, Tensor(a), Tensor(b)), call(torch, torch.tensor(a), torch.tensor(b))
+    assert got.dtype.name == str(want.dtype).split(".")[1], name
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, err_msg=name)
+  for name in ("empty", "rand", "randn"):
+    assert getattr(lazygrad, name)(2, 3).shape == (2, 3)
+  assert lazygrad.randint(0, 5, (4,)).dtype == lazygrad.int64
+  for name in ("randn_like", "rand_like", "empty_like"):
+    assert getattr(lazygrad, name)(Tensor(a)).shape == (2, 3)

@@ -110,6 +110,27 @@ def test_check_mode_passes_on_correct_kernels(fresh_cache):
   with Context(CHECK=1): lazygrad.realize(loss, a.grad)
 
 
+def flat_optimizer_step():
+  w1 = Tensor(randn(16, 8), device="triton-interp", requires_grad=True)
+  w2 = Tensor(randn(8, 4), device="triton-interp", requires_grad=True)
+  opt = lazygrad.optim.AdamW([w1, w2], lr=1e-2)
+  ((Tensor(randn(5, 16), device="triton-interp") @ w1).relu() @ w2).square().mean().backward()
+  return opt.schedule_step()
+
+
+@needs_interp
+@pytest.mark.parametrize("renderer_bug", [False, True])
+def test_check_mode_over_a_flat_optimizer_step(fresh_cache, monkeypatch, renderer_bug):
+  """Parameters are views of the optimizer's flat buffer: a kernel reads or writes a part of it, and check mode
+  compares that part (`Kernel.spans`) — and still stops at a wrong kernel there."""
+  if not renderer_bug:
+    with Context(CHECK=1): lazygrad.realize(*flat_optimizer_step())
+    return
+  monkeypatch.setitem(triton_render._BINARY, Op.MUL, "+")
+  with Context(CHECK=1), pytest.raises(CheckError, match="differs from the numpy reference"):
+    lazygrad.realize(*flat_optimizer_step())
+
+
 def test_check_tolerance_of_a_kernel_that_rounds_to_bf16_inside():
   """An autocast matmul added to a float32 residual (GPT-2's c_proj): the product is rounded to bf16 inside the
   kernel, and another summation order may round it to the neighbouring bf16 value, so the float32 output is

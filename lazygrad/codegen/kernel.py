@@ -15,14 +15,14 @@ spans them writes every element. A LOAD with a source is a gather: its address m
 (stride, rows)); a STORE with one (its index the second source) is a scatter-add: it adds into its output, which
 starts at zero. Buffers are numbered: 0..n_out-1 are written (store i writes slot i), the rest read."""
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum, auto
 from functools import cached_property
 from typing import Any, NamedTuple
 from ..dtypes import DType
 from ..helpers import exact, InvalidIR
 from ..ir.ops import Op, REDUCE
-from ..ir.graph import ConsTable, evaluate, toposort
+from ..ir.graph import ConsTable, evaluate, rewrite, toposort
 from ..ir.symbolic import Lin, Var
 from ..ir.view import ShapeTracker
 
@@ -108,6 +108,23 @@ class Kernel:
   def scattered(self) -> tuple[int, ...]:
     """The output slots that scatter-add stores accumulate into: zeroed before the kernel runs."""
     return tuple(s.arg.slot for s in self.stores if s.arg.gather is not None)
+
+  @cached_property
+  def spans(self) -> tuple[tuple[int, int], ...]:
+    """Per buffer slot, the half-open range of elements the kernel may read or write: the bounds of its loads' and
+    stores' addresses (a superset where an index divides or wraps); (0, 0) for a slot it never touches. Check mode
+    copies and compares only these: a kernel reading one parameter of a flat buffer touches a sliver of it."""
+    lo, hi = [b.size for b in self.bufs], [0] * len(self.bufs)
+    for n in self.nodes:
+      if n.op not in (K.LOAD, K.STORE) or 0 in n.view.shape: continue
+      idx, valid = n.view.index([Lin.of(Var(i, 0, s - 1)) for i, s in enumerate(n.view.shape)])
+      if valid is None: continue
+      first, last = idx.bounds()
+      if (g := n.arg.gather) is not None:
+        first, last = first + min(0, g.stride * (g.rows - 1)), last + max(0, g.stride * (g.rows - 1))
+      s = n.arg.slot
+      lo[s], hi[s] = min(lo[s], max(first, 0)), max(hi[s], min(last + 1, self.bufs[s].size))
+    return tuple((a, b) if a < b else (0, 0) for a, b in zip(lo, hi))
 
   @property
   def reduces(self) -> list[KNode]: return [n for n in self.nodes if n.op in REDUCE or n.op is K.DOT]
@@ -202,18 +219,37 @@ def axes_of(node: KNode) -> set[int] | None:
   return None if any(n.op in REDUCE or n.op in (K.DOT, K.ATTENTION) for n in node.walk()) else varying_axes(node)
 
 
+
+def rebased(kernel: Kernel) -> tuple[Kernel, tuple[int, ...]]:
+  """The kernel with each buffer slot's addresses counted from the first element it touches and its size the span it
+  touches (`Kernel.spans`), and those first elements per slot (() where all are 0): the launch passes each buffer
+  from there. A kernel reading one parameter of a flat buffer is then the same kernel for every parameter of that
+  shape, compiled and launched for the first time once, not once per offset."""
+  spans = kernel.spans
+  starts = tuple(lo for lo, _ in spans)
+  bufs = tuple(BufSpec(b.dtype, hi - lo) if hi > lo else b for b, (lo, hi) in zip(kernel.bufs, spans))
+  if not any(starts) and bufs == kernel.bufs: return kernel, ()
+  def moved(k: KNode, srcs: tuple) -> KNode:
+    if k.op not in (K.LOAD, K.STORE) or not starts[k.arg.slot]: return KNode(k.op, k.dtype, srcs, k.arg)
+    inner, *outer = k.arg.view.views
+    view = ShapeTracker((replace(inner, offset=inner.offset - starts[k.arg.slot]), *outer))
+    return KNode(k.op, k.dtype, srcs, k.arg._replace(view=view))
+  stores = tuple(rewrite(list(kernel.stores), moved, {}))
+  return replace(kernel, bufs=bufs, stores=stores), starts if any(starts) else ()
+
 def contraction_axes(operands, shape: tuple, n_reduce: int) -> Contraction | None:
   """(m, n, k) when summing the product of `operands` over the last axis of `shape` is a matrix product laid out
-  (batch.., m, k) @ (batch.., k, n): one reduce axis, the first operand alone varies along m, the second alone
-  along n, both along k and any batch axes, which come before m and n; else None."""
+  (batch.., m, k) @ (batch.., k, n): one reduce axis, the first operand alone varies along m (its last axis the
+  other does not vary along), the second alone along n, both along k; every other axis is a batch axis, before m
+  and n, along which one operand may be broadcast (a weight shared by every image of a convolution); else None."""
   a, b = operands
   if n_reduce != 1 or not a.dtype.is_float: return None
   da, db = axes_of(a), axes_of(b)
   kk = len(shape) - 1
   if da is None or db is None or kk not in da or kk not in db: return None
   ma, nb = da - db - {kk}, db - da - {kk}
-  if len(ma) != 1 or len(nb) != 1: return None
-  m, n = ma.pop(), nb.pop()
-  batch = (da & db) - {kk}
-  if any(x > min(m, n) for x in batch) or set(range(kk)) != batch | {m, n}: return None
+  if not ma or not nb: return None
+  m, n = max(ma), max(nb)
+  batch = set(range(kk)) - {m, n}
+  if any(x > min(m, n) for x in batch): return None
   return Contraction(m, n, kk)

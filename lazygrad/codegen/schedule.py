@@ -25,7 +25,7 @@ from ..ir.node import LazyNode, toposort, grad_origin
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
 from ..ir.view import ShapeTracker, view_of
 from ..ir.graph import evaluate, rewrite, toposort as toposort_nodes
-from .kernel import K, KNode, Kernel, BufSpec, Access, Gather, contraction_axes
+from .kernel import K, KNode, Kernel, BufSpec, Access, Gather, contraction_axes, rebased
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ScheduleItem:
   scalars: list[LazyNode] = field(default_factory=list)   # the CONST nodes whose values the kernel takes as arguments
   reasons: list[str] = field(default_factory=list)        # why each output is stored (DEBUG=2)
   origins: Sequence = ()   # per node of kernel.nodes: the lazy nodes it computes (indexable, list of nodes)
+  offsets: tuple = ()      # per buffer slot, the element the kernel's addresses count from (`kernel.rebased`)
 
   def lines(self, ast_indices) -> str:
     """The user lines (file:line) that the given nodes of the kernel (indices in `kernel.nodes`) compute, in the
@@ -779,7 +780,8 @@ def build_kernel(group: Group) -> ScheduleItem:
   kernel = Kernel(name, shape, n_reduce, bufs, len(outputs), tuple(stores),
                   tuple(s.dtype for s in sc_nodes))
   origins = [list({id(o): o for o in origin.get(k, ())}.values()) for k in kernel.nodes]
-  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins)
+  kernel, offsets = rebased(kernel)   # the same nodes in the same order: origins stay valid
+  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins, offsets)
 
 
 def schedule_text(items: list[ScheduleItem], order: list[LazyNode]) -> str:

@@ -1,6 +1,8 @@
 """Check mode (LAZYGRAD_CHECK=1 or `Context(CHECK=1)`): every kernel also runs on the numpy interpreter with the same
 inputs, and the first kernel whose outputs differ beyond tolerance stops the run, naming the kernel, its source,
-the user line it came from and the largest difference."""
+the user line it came from and the largest difference. Only the part of each buffer a kernel's addresses can reach
+(`Kernel.spans`) is copied and compared, so checking a kernel that reads one parameter of a flat buffer costs that
+parameter, not the buffer."""
 from __future__ import annotations
 import numpy as np
 from ..codegen.kernel import K
@@ -25,28 +27,43 @@ def tolerance(kernel, prg) -> tuple[float, float]:
   return 1e-4, 1e-5
 
 
-def snapshot(bufs: list[Buffer]) -> list[np.ndarray]:
-  """Host copies of a kernel's buffers before it runs (an in-place kernel overwrites its inputs)."""
-  return [np.array(b.numpy(), copy=True) for b in bufs]
+def _host(buf: Buffer, span: tuple[int, int]) -> np.ndarray:
+  """A host copy of the elements [start, stop) of a buffer."""
+  start, stop = span
+  part = Buffer(buf.device, buf.dtype, stop - start, buf.ensure().data[start:stop])
+  return np.array(part.numpy(), copy=True)
+
+
+def snapshot(kernel, bufs: list[Buffer]) -> list[np.ndarray]:
+  """Host copies of the parts of a kernel's buffers it touches (`Kernel.spans`), taken before it runs: an in-place
+  kernel overwrites its inputs."""
+  return [_host(b, span) for b, span in zip(bufs, kernel.spans)]
 
 
 def compare(item, prg, bufs: list[Buffer], scalars: list, before: list[np.ndarray]):
   """Run `item`'s kernel on the numpy interpreter over `before` and compare with the device's outputs."""
   from .device import get_device
   ref_dev = get_device("numpy")
-  ref_bufs = [Buffer(ref_dev, b.dtype, b.size, arr.copy()) for b, arr in zip(bufs, before)]
+  spans = item.kernel.spans
+  ref_bufs = []
+  for b, arr, (start, stop) in zip(bufs, before, spans):
+    full = np.zeros(b.size, arr.dtype)   # untouched pages outside the span cost nothing: the kernel never reads them
+    full[start:stop] = arr
+    ref_bufs.append(Buffer(ref_dev, b.dtype, b.size, full))
   ref_dev.compile(item.kernel)(ref_bufs, scalars)
   rtol, atol = tolerance(item.kernel, prg)
   for i, (got_buf, ref_buf) in enumerate(zip(bufs[:len(item.outputs)], ref_bufs)):
-    got, ref = got_buf.numpy().astype(np.float64), ref_buf.numpy().astype(np.float64)
+    start, stop = spans[i]
+    got, ref = _host(got_buf, spans[i]).astype(np.float64), ref_buf.numpy()[start:stop].astype(np.float64)
     scale = np.nanmax(np.abs(ref[np.isfinite(ref)]), initial=1.0)
     bad = ~np.isclose(got, ref, rtol=rtol, atol=atol * scale, equal_nan=True)
     if bad.any():
       diff = np.where(bad, np.abs(got - ref), 0)
       j = int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)))
+      at = start + j
       lines = item.lines([item.kernel.nodes.index(item.kernel.stores[i])])
       source = getattr(prg, "source", None) or prg.prog.text
       raise CheckError(f"check: kernel {item.kernel.name} (from {lines}) differs from the numpy reference in "
-                       f"{int(bad.sum())} of {bad.size} elements; largest difference at flat index {j}: device "
-                       f"{got[j]!r} vs numpy {ref[j]!r} (rtol {rtol}, atol {atol * scale:.3g})\n"
+                       f"{int(bad.sum())} of {bad.size} elements it writes; largest difference at flat index {at}: "
+                       f"device {got[j]!r} vs numpy {ref[j]!r} (rtol {rtol}, atol {atol * scale:.3g})\n"
                        f"--- source ---\n{source}\n--- kernel AST ---\n{item.kernel.text}")

@@ -124,6 +124,7 @@ class NumpyDevice:
     return self.from_numpy(np.array(arr, dtype=dtype.np, order="C"))
   def to_numpy(self, buf): return buf.data
   def write(self, buf, arr: np.ndarray): buf.data[...] = arr.reshape(-1)
+  def copy(self, dst: np.ndarray, src: np.ndarray): dst[...] = src
 
   def compile(self, kernel, tiling: Tiling | None = None, precision: str = "ieee") -> "Interpreter":
     """The interpreter of `kernel` lowered with `tiling` (numpy's contractions are exact: `precision` is unused)."""

@@ -19,7 +19,7 @@ from ..codegen.schedule import schedule, schedule_text, ScheduleItem, is_paramet
 from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
-from .buffer import Buffer
+from .buffer import Buffer, Shifted, parts
 from .device import get_device
 from .memory import Lifetime, MemoryPlan, plan
 from . import disk_cache
@@ -36,6 +36,7 @@ class _Template:
   reasons: list[list[str]]
   origins: list[list[list[int]]]
   memory: "_Memory"
+  offsets: list[tuple]
 
 
 @dataclass
@@ -158,7 +159,8 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
           if it.kernel is not None: it.kernel.verify()
     tpl = _Template([it.kernel for it in items], *([[pos[id(n)] for n in getattr(it, f)] for it in items]
                                                   for f in ("outputs", "inputs", "scalars")), [it.reasons for it in items],
-                    [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items], plan_memory(items, targets))
+                    [[[pos[id(o)] for o in nodes] for nodes in it.origins] for it in items], plan_memory(items, targets),
+                    [it.offsets for it in items])
     _schedule_cache[key] = tpl
     _store_template(key, tpl)
     if observers: tell("cache", "schedule", f"graph of {len(order)} nodes", False, "a graph structure not scheduled "
@@ -167,9 +169,10 @@ def get_schedule(targets: list[LazyNode], order: list[LazyNode] | None = None) -
                        "scheduled before: its kernels are reused", hash(key))
   # the same kernels for every graph of this structure, with the nodes (and user lines) of the graph being run
   return Schedule([ScheduleItem(k, [order[i] for i in outs], [order[i] for i in ins], [order[i] for i in sc], why,
-                                _InGraph(order, origins))
-                   for k, outs, ins, sc, why, origins in zip(tpl.kernels, tpl.outputs, tpl.inputs, tpl.scalars,
-                                                             tpl.reasons, tpl.origins)], tpl.memory, new)
+                                _InGraph(order, origins), offsets)
+                   for k, outs, ins, sc, why, origins, offsets in zip(tpl.kernels, tpl.outputs, tpl.inputs,
+                                                                      tpl.scalars, tpl.reasons, tpl.origins,
+                                                                      tpl.offsets)], tpl.memory, new)
 
 
 def _template_path(key: tuple):
@@ -242,7 +245,7 @@ def copy_buffer(bufs: list[Buffer], scalars=()):
   trip), else through host memory. Called as a kernel program is, so lazygrad.jit records and replays it."""
   dst, src = bufs[0].ensure(), bufs[1]
   if getattr(dst.device, "torch_device", None) and getattr(src.device, "torch_device", None):
-    dst.data.copy_(src.ensure().data[:dst.size])
+    dst.device.copy(dst.data, src.ensure().data[:dst.size])
   else: dst.write(src.numpy()[:dst.size])
 
 
@@ -290,7 +293,9 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
     device = it.outputs[0].buffer.device
     bufs = [n.buffer for n in it.outputs] + [n.buffer for n in it.inputs]
     scalars = [n.dtype.np(n.arg).item() for n in it.scalars]   # rounded to their dtype, as a literal would be
-    if observers: tell("kernel", it, bufs, scalars)
+    sizes = [b.size for b in it.kernel.bufs]
+    seen = parts(bufs, it.offsets, sizes) if it.offsets else bufs   # what the kernel's addresses count in
+    if observers: tell("kernel", it, seen, scalars)
     prg = compile_kernel(it.kernel, device)
     if observers: tell("compiled", it, prg)
     if settings.DEBUG >= 3:
@@ -298,15 +303,16 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
     if settings.DEBUG >= 4: print(prg.prog.text)
     if settings.DEBUG >= 5 and getattr(prg, "source", None): print(it.annotated(prg.source))
     checking = settings.CHECK and device.name != "numpy"
-    if checking: before = check.snapshot(bufs)
+    if checking: before = check.snapshot(it.kernel, seen)
     if timing: device.synchronize()
     t0 = time.perf_counter()
+    if it.offsets: prg = Shifted(prg, it.offsets, sizes)
     prg(bufs, scalars)
     if timing:
       device.synchronize()
       tell("ran", it, time.perf_counter() - t0)
     if (cap := jit_capture()) is not None: cap.launched(prg, bufs, len(it.outputs), scalars)
-    if checking: check.compare(it, prg, bufs, scalars, before)
+    if checking: check.compare(it, prg, seen, scalars, before)
     _written(it.outputs)
     if settings.DEBUG >= 2:
       device.synchronize()

@@ -145,6 +145,7 @@ class TritonDevice:
     """A torch tensor's memory, shared: copied only where it is on another device or not contiguous."""
     return t.detach().to(self.torch_device).contiguous().view(-1)
   def write(self, buf, arr: np.ndarray): buf.data.copy_(_host_tensor(arr, copy=False))
+  def copy(self, dst, src): dst.copy_(src)
 
   def to_numpy(self, buf) -> np.ndarray:
     t = buf.data.detach().to("cpu")

@@ -5,7 +5,7 @@ weight in one contraction: a DOT forward and in both gradients. Resampling picks
 from __future__ import annotations
 import math
 import numpy as np
-from ..dtypes import float32, int64
+from ..dtypes import bfloat16, float16, float32, int64
 from ..helpers import prod, ShapeError
 from .args import _err, _shape_str, _norm_dim
 
@@ -130,12 +130,18 @@ class ConvOps:
     pads = _conv_pads(op, padding, k, stride, dilation)
     win = x._pad_spatial(pads)._windowed(op, k, stride, dilation)   # (N, C, *out, *k)
     n, out, g = x.shape[0], win.shape[2:2 + nd], groups
-    # columns (groups, N * positions, C / groups * taps), a copy laid out for the contraction
+    # columns (N, groups, C / groups * taps, positions), a copy laid out so that both it and the contraction's result
+    # run along the positions, as the input and the (N, O, *out) output do: no transposes, loads and stores coalesced
     cols = win.reshape((n, g, c // g) + out + k)
-    cols = cols.permute((1, 0) + tuple(range(3, 3 + nd)) + (2,) + tuple(range(3 + nd, 3 + 2 * nd))).contiguous()
-    taps = c // g * prod(k)
-    y = cols.reshape(g, n * prod(out), taps) @ weight.reshape(g, o // g, taps).transpose(1, 2)   # (G, N * L, O / G)
-    y = y.reshape((g, n) + out + (o // g,)).permute((1, 0, 2 + nd) + tuple(range(2, 2 + nd))).reshape((n, o) + out)
+    cols = cols.permute((0, 1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + tuple(range(3, 3 + nd))).contiguous()
+    taps, L = c // g * prod(k), prod(out)
+    # The contraction written out, with the summed taps between the output channels and the positions, so that the
+    # columns' gradient comes out laid out as the columns (along the positions: its col2im sum reads it coalesced).
+    # The weight is broadcast over images, then positions: its gradient sums positions in a contraction per image,
+    # then images (one reduce axis each, as a DOT takes them).
+    acc = float32 if x.dtype in (float16, bfloat16) else x.dtype
+    wk = weight.reshape(1, g, o // g, taps, 1).cast(acc).expand(n, g, o // g, taps, 1).expand(n, g, o // g, taps, L)
+    y = (wk * cols.reshape(n, g, 1, taps, L).cast(acc)).sum(-2).cast(x.dtype).reshape((n, o) + out)
     if bias is not None: y = y + bias.reshape((o,) + (1,) * nd)
     return y if self.ndim == nd + 2 else y.squeeze(0)
 
