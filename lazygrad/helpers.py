@@ -61,6 +61,7 @@ class _Settings(threading.local):
     self.CHECK = getenv("LAZYGRAD_CHECK", 0)
     self.VERIFY = getenv("LAZYGRAD_VERIFY", 0)   # check each IR's contract at every stage boundary (tests turn it on)
     self.PLAN = getenv("LAZYGRAD_PLAN", 1)       # share memory between a schedule's intermediates (runtime.memory)
+    self.AUTOTUNE = getenv("LAZYGRAD_AUTOTUNE", 1)   # time a contraction's tilings at its first launch (runtime.autotune)
     self.JIT_GRAPH = getenv("LAZYGRAD_JIT_GRAPH", -1)   # jit replays: -1 a CUDA graph where possible, 0 never, 1 static
 
 

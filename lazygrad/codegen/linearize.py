@@ -132,17 +132,42 @@ def choose_blocks(k: Kernel, opts: LoweringOptions) -> tuple:
     b = _next_pow2(k.shape[a]) if whole_red else min(_next_pow2(k.shape[a]), opts.max_reduce_block, budget)
     blocks[a], budget = b, max(1, budget // b)
   if (parts := _dot_parts_of(k, opts)) is not None and not whole_red:
-    a, _, (m, n, kk) = parts
-    bm, bn, bk = opts.dot_blocks
-    bk = max(opts.min_dot_block, bk * 2 // a.dtype.itemsize)   # 64 for 2-byte operands, 32 for 4, 16 for 8
-    for axis, want in ((m, bm), (n, bn), (kk, bk)):
-      blocks[axis] = max(opts.min_dot_block, min(want, _next_pow2(k.shape[axis])))
-    return tuple(blocks)
+    return _dot_blocks(k, opts, tuple(blocks), opts.dot_blocks)
   for a in range(n_out - 1, -1, -1):                  # output axes, innermost first
     if blocks[a] > 1: continue
     b = min(_next_pow2(k.shape[a]), budget)
     blocks[a], budget = b, max(1, budget // b)
   return tuple(blocks)
+
+
+def _dot_blocks(k: Kernel, opts: LoweringOptions, blocks: tuple, want: tuple) -> tuple:
+  """`blocks` with the contraction's (m, n, k) axes cut by `want` (its k for 2-byte operands: halved for 4-byte ones,
+  quartered for 8), clamped to the axes' sizes and to tl.dot's smallest block."""
+  a, _, axes = _dot_parts_of(k, opts)
+  out = list(blocks)
+  wm, wn, wk = want
+  wk = max(opts.min_dot_block, wk * 2 // a.dtype.itemsize)   # 64 for 2-byte operands, 32 for 4, 16 for 8
+  for axis, w in zip(axes, (wm, wn, wk)): out[axis] = max(opts.min_dot_block, min(w, _next_pow2(k.shape[axis])))
+  return tuple(out)
+
+
+# the contraction tilings a tuner tries, (m, n, k for 2-byte operands, warps, stages): the default first, then wider
+# and narrower tiles with deeper pipelines (a long k, a thin matrix, float32 operands that fill shared memory sooner)
+DOT_CANDIDATES = ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4),
+                  (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 64, 64, 4, 5))
+
+
+def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:
+  """The tilings worth timing for a contraction kernel (its default first; distinct after clamping to its shape), or
+  [] for any other kernel: what `runtime.autotune` chooses from."""
+  default = choose_tiling(k, opts)
+  if _dot_parts_of(k, opts) is None or axis_kernel(k) or default.blocks != _dot_blocks(k, opts, default.blocks,
+                                                                                       opts.dot_blocks):
+    return []
+  out = {default: None}
+  for bm, bn, bk, warps, stages in DOT_CANDIDATES:
+    out.setdefault(Tiling(_dot_blocks(k, opts, default.blocks, (bm, bn, bk)), warps, stages), None)
+  return list(out)
 
 
 def _stride1_axis(k: Kernel) -> int | None:

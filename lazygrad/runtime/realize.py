@@ -20,6 +20,7 @@ from ..codegen.kernel import Kernel
 from ..codegen.linearize import Tiling, choose_tiling
 from .. import helpers
 from .buffer import Buffer, Shifted, parts
+from . import autotune
 from .device import get_device
 from .memory import Lifetime, MemoryPlan, plan
 from . import disk_cache
@@ -208,11 +209,16 @@ def _store_template(key: tuple, tpl: _Template):
                     "anew", RuntimeWarning, stacklevel=4)
 
 
+def _precision() -> str:
+  """How float32 contractions are rendered: 'ieee' (exact) or 'tf32'."""
+  return "ieee" if get_float32_matmul_precision() == "highest" else "tf32"
+
+
 def compile_kernel(kernel: Kernel, device, tiling: Tiling | None = None):
   """The one way from a kernel AST to a program the device runs: lowered with `tiling` (default: the device's
   choice for this kernel) and the float32 contraction precision in force, cached by all of them."""
-  tiling = tiling or choose_tiling(kernel, device.lowering)
-  precision = "ieee" if get_float32_matmul_precision() == "highest" else "tf32"
+  precision = _precision()
+  tiling = tiling or autotune.chosen(kernel, device, precision) or choose_tiling(kernel, device.lowering)
   key = (device.name, device.lowering, tiling, precision, kernel.text)
   if (prg := _program_cache.get(key)) is None:
     if observers: tell("cache", "program", kernel.name, False, _program_miss(key), hash(key))
@@ -297,6 +303,8 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
     seen = parts(bufs, it.offsets, sizes) if it.offsets else bufs   # what the kernel's addresses count in
     if observers: tell("kernel", it, seen, scalars)
     prg = compile_kernel(it.kernel, device)
+    if tilings := autotune.pending(it.kernel, device, _precision()):
+      prg = _tune(it, device, bufs, scalars, tilings)
     if observers: tell("compiled", it, prg)
     if settings.DEBUG >= 3:
       print(it.kernel.text + ("\n  values: " + ", ".join(f"s{i}={v!r}" for i, v in enumerate(scalars)) if scalars else ""))
@@ -331,6 +339,21 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
           "".join(f"; {d} memory: {memory.plans[d].text()}" for d in arenas))
 
 
+def _tune(it: ScheduleItem, device, bufs: list[Buffer], scalars: list, tilings: list):
+  """The program of the tiling `autotune` chooses for the item's contraction kernel, timing the candidates on the
+  item's buffers the first time (not a kernel that reads memory it writes: a second run would change its result)."""
+  precision = _precision()
+  reads = {id(b) for b in bufs[len(it.outputs):]}
+  if it.kernel.scattered or any(id(b) in reads for b in bufs[:len(it.outputs)]):
+    autotune.untimed(it.kernel, device, precision)
+  else:
+    sizes = [b.size for b in it.kernel.bufs]
+    def launch_with(prg): (Shifted(prg, it.offsets, sizes) if it.offsets else prg)(bufs, scalars)
+    autotune.tune(it.kernel, device, precision, {t: compile_kernel(it.kernel, device, t) for t in tilings},
+                  launch_with)
+  return compile_kernel(it.kernel, device)
+
+
 def _precompile(items: list[ScheduleItem]):
   """Compile a new schedule's programs before the first runs, where a device can compile many at once."""
   per_device: dict = {}
@@ -338,7 +361,9 @@ def _precompile(items: list[ScheduleItem]):
     if it.kernel is not None and not _nothing_to_compute(it):
       dev = get_device(it.outputs[0].device)
       if not getattr(dev, "can_precompile", False): continue
-      try: per_device.setdefault(dev, []).append(compile_kernel(it.kernel, dev))
+      try:   # the tilings a tuner will time compile now too, with the rest
+        for tiling in autotune.pending(it.kernel, dev, _precision()) or [None]:
+          per_device.setdefault(dev, []).append(compile_kernel(it.kernel, dev, tiling))
       except Exception: pass   # raised again where the kernel runs, after the dumps and checks that come first
   for dev, programs in per_device.items(): dev.precompile(programs)
 

@@ -9,7 +9,7 @@ Rendered sources live in a disk cache keyed by the kernel AST and lowering optio
 the same program neither lowers nor renders again; Triton keeps its own disk cache of compiled binaries. Each file
 ends with a checksum of its source: a file cut short or altered is rendered again rather than imported."""
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, json, os, subprocess, sys, tempfile, threading, time, warnings
+import contextlib, functools, hashlib, importlib.util, json, os, subprocess, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import numpy as np
 from ..dtypes import DType, to_dtype
@@ -160,6 +160,24 @@ class TritonDevice:
 
   @property
   def can_precompile(self) -> bool: return not self.interpret
+  @property
+  def can_time(self) -> bool: return not self.interpret   # the interpreter's times say nothing of a GPU's
+
+  @functools.cached_property
+  def model(self) -> str:
+    """The GPU's name (part of a tuned choice's key), or 'interpreter'."""
+    return "interpreter" if self.interpret else _torch().cuda.get_device_name()
+
+  def time(self, fn, reps: int) -> float:
+    """Median milliseconds of `fn()` over `reps` runs (CUDA events), after one untimed run."""
+    torch = _torch()
+    fn()
+    times = []
+    for _ in range(reps):
+      start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+      start.record(); fn(); end.record(); end.synchronize()
+      times.append(start.elapsed_time(end))
+    return sorted(times)[reps // 2]
 
   def capture(self, launch):
     """A CUDA graph of the kernels `launch()` enqueues (capturing runs none of them), as the function that replays
