@@ -5,6 +5,7 @@ The learning rate and the step count live in device tensors, so a changing learn
 the graph's structure: every step after the first reuses the cached schedule and kernels."""
 from __future__ import annotations
 import collections, functools, math, weakref
+import numpy as np
 from typing import Iterable
 from .tensor import Tensor, realize
 from .autograd import no_grad
@@ -88,6 +89,10 @@ class Optimizer:
     lr = _check(type(self).__name__, "learning rate", lr, lambda v: v >= 0)
     self._lr = Tensor([lr], device=self.params[0].device).realize()
     self.flats = _flatten(self.params) if flat else []
+    # updates each parameter has had (host counts: whether a parameter has a gradient is known here); torch counts a
+    # step per parameter, so one whose gradient was None stays behind, and its bias correction (Adam) or momentum
+    # start (SGD) follows its own count
+    self._counts = [0] * len(self.params)
 
   @property
   def lr(self) -> float: return float(self._lr.numpy()[0])
@@ -116,24 +121,54 @@ class Optimizer:
     """The updates of one step, not yet realized: pass them to `lazygrad.realize` with anything else (the loss)
     to run forward, backward and update as one schedule."""
     with no_grad():
-      updates, done = [self._lr], set()
-      for f in self.flats:
-        if not f.ready(): continue   # a gradient missing or replaced: parameter by parameter below
-        updates += [f.G] + self._update(f.P, f.G, *(states[f.index[0]]._base for states in self._state_lists()))
+      groups = self._groups()
+      for idx in groups:
+        for i in idx: self._counts[i] += 1
+      updates = [self._lr] + self._count_steps([i for idx in groups for i in idx])
+      for idx in groups:
+        f = next((f for f in self.flats if f.index == idx), None)
+        if f is not None:   # the whole flat group: one kernel
+          updates += [f.G] + self._update(f.P, f.G, idx[0], *(states[idx[0]]._base for states in self._state_lists()))
+        else:
+          (i,) = idx
+          p = self.params[i]
+          updates += [p.grad] + self._update(p, p.grad.cast(p.dtype), i, *(states[i] for states in self._state_lists()))
+      return updates
+
+  def _groups(self) -> list[list[int]]:
+    """The parameters this step updates (those with a gradient), by index: a flat group as one when every gradient
+    of it is in its flat buffer and its parameters have had the same number of updates, else one by one."""
+    groups, done = [], set()
+    for f in self.flats:
+      if f.ready() and len({self._counts[i] for i in f.index}) == 1:
+        groups.append(list(f.index))
         done.update(f.index)
-      for i, p in enumerate(self.params):
-        if i in done or p.grad is None: continue
-        updates += [p.grad] + self._update(p, p.grad.cast(p.dtype), *(states[i] for states in self._state_lists()))
-      return updates + self._extra_state()
+    return groups + [[i] for i, p in enumerate(self.params) if i not in done and p.grad is not None]
+
+  def _count_steps(self, updated: list[int]) -> list[Tensor]:
+    """Count this step on the device for the `updated` parameters (a jitted step replays the count)."""
+    return []
 
   def step(self):
     realize(*self.schedule_step())
 
-  def _update(self, p: Tensor, g: Tensor, *state: Tensor) -> list[Tensor]:
-    """The in-place updates of parameter (or flat buffer) `p` with gradient `g` and its `state` tensors."""
+  def _update(self, p: Tensor, g: Tensor, i: int, *state: Tensor) -> list[Tensor]:
+    """The in-place updates of parameter (or flat buffer) `p` with gradient `g` and its `state` tensors; `i` is the
+    index of (the first of) its parameters, for their step count."""
     raise NotImplementedError
   def _state_lists(self) -> list[list[Tensor]]: return []
-  def _extra_state(self) -> list[Tensor]: return []
+
+  def _step_counter(self) -> Tensor:
+    """Updates per parameter, on the device (float32: exact to 2^24 steps)."""
+    return Tensor.zeros(len(self.params), device=self.params[0].device).clone().realize()
+
+  def _counted(self, steps: Tensor, updated: list[int]) -> list[Tensor]:
+    """`steps` counted up by one at the `updated` indices, in place."""
+    if not updated: return []
+    if len(updated) == len(self.params): return [steps.assign(steps + 1)]
+    mask = np.zeros(len(self.params), np.float32)
+    mask[updated] = 1
+    return [steps.assign(steps + Tensor(mask, device=steps.device))]
 
   def _states(self) -> list[Tensor]:
     """A zero state per parameter (a view of a flat state for a flattened one), made in one schedule. Each in memory
@@ -162,21 +197,21 @@ class SGD(Optimizer):
       raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
     self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
     self.bufs = self._states() if momentum else []
-    self.started = Tensor([0.0], device=self.params[0].device).realize()   # 0 before the first step, then 1
+    self.steps = self._step_counter()
 
   def _state_lists(self): return [self.bufs] if self.momentum else []
+  def _count_steps(self, updated): return self._counted(self.steps, updated)
 
-  def _update(self, p, g, buf=None):
+  def _update(self, p, g, i, buf=None):
     if self.weight_decay: g = g + self.weight_decay * p
     out = []
     if self.momentum:
-      # the first step starts the buffer at g (no dampening), as torch does
-      buf = buf.assign((self.started > 0)._where(self.momentum * buf + (1 - self.dampening) * g, g))
+      # a parameter's first update starts its buffer at g (no dampening), as torch does
+      first = self.steps[i:i + 1] == 1
+      buf = buf.assign(first._where(g, self.momentum * buf + (1 - self.dampening) * g))
       g = g + self.momentum * buf if self.nesterov else buf
       out.append(buf)
     return out + [p.assign(p - self._lr * g)]
-
-  def _extra_state(self): return [self.started.assign(self.started * 0 + 1)]
 
 
 class Adam(Optimizer):
@@ -193,26 +228,19 @@ class Adam(Optimizer):
     _check(name, "weight_decay value", weight_decay, lambda v: v >= 0)
     self.b1, self.b2, self.eps, self.weight_decay = betas[0], betas[1], eps, weight_decay
     self.m, self.v = self._states(), self._states()
-    self.t = Tensor([0.0], device=self.params[0].device).realize()
-
-  def schedule_step(self) -> list[Tensor]:
-    with no_grad():
-      self.t.assign(self.t + 1)
-      # per-step scalars, shared by every parameter's update
-      self.step_size = self._lr / (1 - self.b1 ** self.t)
-      self.bias2_sqrt = (1 - self.b2 ** self.t).sqrt()
-    return super().schedule_step()
+    self.steps = self._step_counter()
 
   def _state_lists(self): return [self.m, self.v]
+  def _count_steps(self, updated): return self._counted(self.steps, updated)
 
-  def _update(self, p, g, m, v):
+  def _update(self, p, g, i, m, v):
     if self.weight_decay and not self.decoupled: g = g + self.weight_decay * p
+    t = self.steps[i:i + 1]   # this parameter's updates, this one included: its bias correction
+    step_size, bias2_sqrt = self._lr / (1 - self.b1 ** t), (1 - self.b2 ** t).sqrt()
     m = m.assign(self.b1 * m + (1 - self.b1) * g)
     v = v.assign(self.b2 * v + (1 - self.b2) * (g * g))
     base = p * (1 - self._lr * self.weight_decay) if self.weight_decay and self.decoupled else p
-    return [m, v, p.assign(base - self.step_size * m / (v.sqrt() / self.bias2_sqrt + self.eps))]
-
-  def _extra_state(self): return [self.t]
+    return [m, v, p.assign(base - step_size * m / (v.sqrt() / bias2_sqrt + self.eps))]
 
 
 class AdamW(Adam):

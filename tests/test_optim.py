@@ -14,13 +14,15 @@ X = rng.standard_normal((32, 8)).astype(np.float32)
 Y = rng.integers(0, 3, 32)
 
 OPTIMIZERS = {
-  "sgd": (lambda p: lazygrad.optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
-  "sgd_momentum_wd": (lambda p: lazygrad.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
+  "sgd": (lambda p, **kw: lazygrad.optim.SGD(p, lr=0.1, **kw), lambda p: torch.optim.SGD(p, lr=0.1)),
+  "sgd_momentum_wd": (lambda p, **kw: lazygrad.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01,
+                                                         **kw),
                       lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
-  "sgd_nesterov": (lambda p: lazygrad.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+  "sgd_nesterov": (lambda p, **kw: lazygrad.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, **kw),
                    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
-  "adam": (lambda p: lazygrad.optim.Adam(p, lr=0.01, weight_decay=0.01), lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01)),
-  "adamw": (lambda p: lazygrad.optim.AdamW(p, lr=0.01, betas=(0.8, 0.99)),
+  "adam": (lambda p, **kw: lazygrad.optim.Adam(p, lr=0.01, weight_decay=0.01, **kw),
+           lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01)),
+  "adamw": (lambda p, **kw: lazygrad.optim.AdamW(p, lr=0.01, betas=(0.8, 0.99), **kw),
             lambda p: torch.optim.AdamW(p, lr=0.01, betas=(0.8, 0.99))),
 }
 
@@ -72,10 +74,10 @@ def test_graph_does_not_grow_with_training():
     loss = mlp(ps, Tensor(X), Tensor(Y))
     opt.zero_grad(); loss.backward()
     lazygrad.realize(loss, *opt.schedule_step())
-    sizes.append(graph_size(ps + opt.m + opt.v + [opt.t]))
+    sizes.append(graph_size(ps + opt.m + opt.v + [opt.steps]))
   assert sizes[0] == sizes[-1]
   # every one a buffer or a view of one (a part of a flat buffer): nothing hanging off
-  nodes = toposort([t.node for t in ps + opt.m + opt.v + [opt.t]], through_realized=True)
+  nodes = toposort([t.node for t in ps + opt.m + opt.v + [opt.steps]], through_realized=True)
   assert {n.op for n in nodes} <= {Op.BUFFER} | MOVEMENT and sum(n.op is Op.BUFFER for n in nodes) == 4
 
 
@@ -162,20 +164,25 @@ def test_flat_parameters_keep_their_identity_and_views_made_before_follow():
   np.testing.assert_array_equal(w_t.numpy(), ps[0].numpy().T)
 
 
-def test_a_parameter_without_gradient_is_left_alone_like_torch():
-  """A step where one parameter of a flat buffer gets no gradient updates the others one by one. (SGD without
-  momentum: lazygrad counts Adam's steps and starts SGD's momentum per optimizer, torch per parameter, which differ
-  for a parameter that skips a step.)"""
-  ps, opt, tps, topt = _pair(lambda ps: lazygrad.optim.SGD(ps, lr=0.1, weight_decay=0.1),
-                             lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.1))
-  for step in range(3):
-    used = 4 if step != 1 else 2   # step 1: the last layer gets no gradient
-    loss = (Tensor(X) @ ps[0] + ps[1]).relu().sum() if used == 2 else mlp(ps, Tensor(X), Tensor(Y))
-    tloss = (torch.tensor(X) @ tps[0] + tps[1]).relu().sum() if used == 2 else \
-      torch.nn.functional.cross_entropy((torch.tensor(X) @ tps[0] + tps[1]).relu() @ tps[2] + tps[3], torch.tensor(Y))
+@pytest.mark.parametrize("flat", [True, False])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_parameter_without_gradient_keeps_its_own_step_count_like_torch(name, flat):
+  """A step where some parameters get no gradient leaves them alone; each parameter counts its own updates, as torch
+  does: Adam's bias correction and SGD's momentum start follow that count (the last layer first updates at step 1
+  here, and skips step 3 again)."""
+  make_lg, make_t = OPTIMIZERS[name]
+  ps, tps = [Tensor(a, requires_grad=True) for a in INIT], [torch.tensor(a, requires_grad=True) for a in INIT]
+  opt, topt = make_lg(ps, flat=flat), make_t(tps)
+  for step in range(5):
+    if step in (0, 3):   # the last layer gets no gradient
+      loss, tloss = (Tensor(X) @ ps[0] + ps[1]).relu().sum(), (torch.tensor(X) @ tps[0] + tps[1]).relu().sum()
+    else:
+      loss = mlp(ps, Tensor(X), Tensor(Y))
+      tloss = torch.nn.functional.cross_entropy((torch.tensor(X) @ tps[0] + tps[1]).relu() @ tps[2] + tps[3],
+                                                torch.tensor(Y))
     opt.zero_grad(); loss.backward(); opt.step()
     topt.zero_grad(); tloss.backward(); topt.step()
-    _close(ps, tps)
+    for p, t in zip(ps, tps): np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("subset", [False, True])

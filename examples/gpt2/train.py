@@ -226,7 +226,7 @@ class Trainer:
     out = {f"model.{k}": v for k, v in self.model.state_dict().items() if k != "lm_head.weight"}
     for i, opt in enumerate(self.opts):
       for p, m, v in zip(opt.params, opt.m, opt.v): out[f"opt.m.{names[id(p)]}"], out[f"opt.v.{names[id(p)]}"] = m, v
-      out[f"opt{i}.t"] = opt.t
+      out[f"opt{i}.steps"] = opt.steps
     return out
 
   def save(self, path: Path):

@@ -230,7 +230,10 @@ class TritonDevice:
     jobs = [{"path": str(p.path), "name": p.kernel.name, "dtypes": [b.dtype.name for b in p.kernel.bufs],
              "scalars": len(p.kernel.scalars), "num_warps": p.tiling.num_warps, "num_stages": p.tiling.num_stages}
             for p in todo]
-    workers = max(1, min(len(jobs) // 2, os.cpu_count() or 1))
+    # a worker per core, but each makes a CUDA context on the GPU (contexts are created one at a time): at most 16,
+    # and the host's cores shared among the processes torchrun started on it
+    cores = (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    workers = max(1, min(len(jobs) // 2, cores, 16))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     with timed("triton compile"), tempfile.TemporaryDirectory() as claims:
       request = json.dumps({"jobs": jobs, "claims": claims})
