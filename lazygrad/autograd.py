@@ -155,9 +155,11 @@ def _assign_rule(n: LazyNode, g: LazyNode) -> tuple:
   return B.where(region, B.like(g, 0), g), B.apply_path(g, n.arg)
 
 
-def gradients(root: LazyNode, targets: list[list[LazyNode]], root_grad: LazyNode) -> list[LazyNode | None]:
+def gradients(root: LazyNode, targets: list[list[LazyNode]], root_grad: LazyNode,
+              ready: list[int] | None = None) -> list[LazyNode | None]:
   """d(root)/d(target) for each target, as lazy nodes (None where root does not depend on a target). A target is
-  given as every node that stands for it (Tensor._versions): its gradient is the sum over them."""
+  given as every node that stands for it (Tensor._versions): its gradient is the sum over them. `ready`, if given,
+  is filled with the targets' indices in the order the backward completes their gradients (the last layer's first)."""
   wanted = {id(n) for nodes in targets for n in nodes}
   order = toposort([root], through_realized=True)
   needs = set()
@@ -177,6 +179,10 @@ def gradients(root: LazyNode, targets: list[list[LazyNode]], root_grad: LazyNode
     found = [grads[i] for i in dict.fromkeys(id(n) for n in nodes) if i in grads]
     out.append(functools.reduce(B.add, found) if found else None)
     if found: _record(out[-1], nodes[0], known)
+  if ready is not None:   # complete once the reverse walk has passed every node of the target
+    pos = {id(n): i for i, n in enumerate(order)}
+    first = {t: min((pos[id(n)] for n in nodes if id(n) in pos), default=-1) for t, nodes in enumerate(targets)}
+    ready[:] = sorted(range(len(targets)), key=lambda t: -first[t])
   return out
 
 

@@ -95,18 +95,20 @@ class _KernelBuilder:
 
   def _top_level_reduce(self):
     """The reduction the kernel is built around, if any: the first of the root's size reachable from the root through
-    elementwise ops and reshapes (a matmul's rows seen as batch x time) — unless the root also reduces that
-    reduction's result again (a softmax of a matmul
-    reduces the matmul's output rows, which the matmul's iteration space cannot hold: the kernel is then built
-    around the softmax, and the matmul stored)."""
-    stack, seen, top = [_base(self.root)], set(), None
+    elementwise ops and movement ops that keep its elements in order (a matmul's rows seen as batch x time; a
+    weight's gradient transposed twice on its way back to the weight) — unless the root also reduces that
+    reduction's result again (a softmax of a matmul reduces the matmul's output rows, which the matmul's iteration
+    space cannot hold: the kernel is then built around the softmax, and the matmul stored)."""
+    stack, seen, top = [(_base(self.root), ())], set(), None
     while stack and top is None:
-      n = stack.pop()
-      if id(n) in seen or self._is_leaf(n): continue
-      seen.add(id(n))
+      n, path = stack.pop()
+      if (id(n), path) in seen or self._is_leaf(n): continue
+      seen.add((id(n), path))
       if n.op in REDUCE:
-        if n.numel == _base(self.root).numel: top = n
-      elif n.op in ALU or n.op in (Op.DETACH, Op.CHECK, Op.RESHAPE): stack.extend(reversed(n.srcs))
+        in_order = view_of(n.shape, ((Op.RESHAPE, n.shape),) + path) == ShapeTracker.from_shape(n.shape)
+        if n.numel == _base(self.root).numel and in_order: top = n
+      elif n.op in MOVEMENT: stack.append((n.srcs[0], path + ((n.op, n.arg),)))
+      elif n.op in ALU or n.op in (Op.DETACH, Op.CHECK): stack.extend((s, path) for s in reversed(n.srcs))
     return None if top is None or self._reduced_again(top) else top
 
   def _reduced_again(self, top: LazyNode) -> bool:

@@ -165,8 +165,11 @@ class TensorCore:
   def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
     """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (lazily: nothing runs yet)."""
     g = self._check_backward("backward", gradient)
-    leaves = list(autograd.grad_leaves)
-    for leaf, lg in zip(leaves, self._gradients([t._versions() for t in leaves], g)):
+    leaves, ready = list(autograd.grad_leaves), []
+    grads = self._gradients([t._versions() for t in leaves], g, ready)
+    # in the order the backward completes them: writes into one flat gradient buffer run in the order they are made,
+    # so a gradient finished early (the last layer's) is not held back behind one finished late (the embedding's)
+    for leaf, lg in ((leaves[i], grads[i]) for i in ready):
       if lg is None: continue
       lg = lg.cast(leaf.dtype)
       total = lg if leaf.grad is None else leaf.grad + lg
@@ -179,8 +182,8 @@ class TensorCore:
     grads = self._gradients([t._versions() for t in targets], g)
     return [t.zeros_like() if gr is None else gr.cast(t.dtype) for t, gr in zip(targets, grads)]
 
-  def _gradients(self, targets: list[list[LazyNode]], g: "Tensor") -> list["Tensor | None"]:
-    return [None if n is None else self._result(n, ()) for n in autograd.gradients(self.node, targets, g.node)]
+  def _gradients(self, targets: list[list[LazyNode]], g: "Tensor", ready: list[int] | None = None) -> list["Tensor | None"]:
+    return [None if n is None else self._result(n, ()) for n in autograd.gradients(self.node, targets, g.node, ready)]
 
   # ---------------------------------------------------------------- properties
   # (from _node: a view's shape and dtype stay what they were when it was made, so its node need not be derived)
