@@ -63,7 +63,7 @@ def test_cast_shortcuts_match_torch(method):
 
 
 FUNCTIONAL = ["softmin", "relu6", "hardsigmoid", "hardswish", "celu", "selu", "softsign", "mish", "logsigmoid",
-              "sigmoid", "tanh", "glu"]
+              "sigmoid", "tanh", "glu", "hardshrink", "softshrink", "tanhshrink"]
 
 
 @pytest.mark.parametrize("name", FUNCTIONAL)
@@ -145,6 +145,24 @@ MORE = {   # name: fn(x, y, lib); x, y of shape (3, 4)
   "nanmean": lambda x, y, lib: (x.log()).nanmean(0), "trace": lambda x, y, lib: x[:, :3].trace(),
   "tensordot": lambda x, y, lib: (torch.tensordot if lib is torch else Tensor.tensordot)(x, y, dims=([1], [1])), "kron": lambda x, y, lib: x[:2, :2].kron(y[:2]),
   "cross": lambda x, y, lib: x[:, :3].cross(y[:, :3], dim=1),
+  "arc_aliases": lambda x, y, lib: (x.tanh() * 0.9).arcsin() + (y.tanh() * 0.9).arccos() + x.arctan() +
+  x.arctan2(y) + x.arcsinh() + (x.abs() + 1.5).arccosh() + (y.tanh() * 0.9).arctanh(),
+  "absolute_fix": lambda x, y, lib: x.absolute() + (x * 3).fix(), "ravel": lambda x, y, lib: x.T.ravel() * 2,
+  "broadcast_to": lambda x, y, lib: x[0].broadcast_to((2, 4)) * 2,
+  "sum_to_size": lambda x, y, lib: x.sum_to_size(1, 4) + x.sum_to_size((3, 1)).sum(),
+  "sinc": lambda x, y, lib: (x * (x.abs() > 0.3)).sinc(), "logaddexp2": lambda x, y, lib: x.logaddexp2(y),
+  "ldexp": lambda x, y, lib: x.ldexp(y.round()), "hardshrink": lambda x, y, lib: x.hardshrink(0.7),
+  "angle": lambda x, y, lib: x.angle() + x.isreal().float(),
+  "bmm_baddbmm_addbmm": lambda x, y, lib: x.reshape(2, 2, 3).bmm(y.reshape(2, 3, 2)) +
+  x[:2, :2].baddbmm(x.reshape(2, 2, 3), y.reshape(2, 3, 2), beta=0.5, alpha=2) +
+  x[0, :2].addbmm(x.reshape(2, 2, 3)[:, :1], y.reshape(2, 3, 2), alpha=-1),
+  "mv_vdot_inner_ger": lambda x, y, lib: x.mv(y[0]) + x[0].vdot(y[1]) + x.inner(y).sum(1) + x[:, 0].ger(y[:, 1]).sum(0)[:3],
+  "addmm_addmv_addr": lambda x, y, lib: x[:, :3].addmm(x, y.T[:, :3], beta=0.5) + y[:, 0].addmv(x, y[0]).unsqueeze(1) +
+  x[:, :3].addr(x[:, 0], y[0, :3], alpha=3, beta=0),
+  "tensor_split": lambda x, y, lib: x.tensor_split(3, dim=1)[0].sum() * x.tensor_split([1, -1])[1],
+  "hsplit_vsplit": lambda x, y, lib: x.hsplit(2)[1] * 2 + x.vsplit([1])[1].sum(),
+  "take": lambda x, y, lib: x.take(lib.tensor([[0, 5], [11, 3]])) if lib is torch else x.take(Tensor([[0, 5], [11, 3]])),
+  "take_along_dim": lambda x, y, lib: x.take_along_dim(x.argsort(dim=1), dim=1) + x.take_along_dim(x.argmax(dim=0, keepdim=True), 0),
 }
 
 
@@ -171,6 +189,7 @@ def test_tensor_data_and_shape_helpers_follow_torch():
   np.testing.assert_array_equal(view.numpy(), [0.5, 0.5, 0.5])
   assert p.dim() == p.ndimension() == 2 and p.nelement() == 6 and p.is_floating_point()
   assert not Tensor([1, 2]).is_floating_point()
+  assert Tensor(A).cpu().device == "numpy" and Tensor(A, device="numpy").to("cpu").device == "numpy"
   mn, mx = Tensor(A).aminmax(dim=1)
   ref = torch.tensor(A).aminmax(dim=1)
   np.testing.assert_array_equal(mn.numpy(), ref.min.numpy()); np.testing.assert_array_equal(mx.numpy(), ref.max.numpy())

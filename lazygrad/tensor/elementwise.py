@@ -419,6 +419,8 @@ class Elementwise:
     flat = (y / steep._where(1.0, (x == 0)._where(1.0, x))).atan() + negx._where(negy._where(-math.pi, math.pi), 0.0)
     return steep._where(negy._where(-math.pi / 2, math.pi / 2) - (x / steep._where(y, 1.0)).atan(), flat)
   def trunc(self): return self._alu(Op.TRUNC) if self.dtype.is_float else self
+  fix = trunc
+  arcsin, arccos, arctan, arctan2, arcsinh, arccosh, arctanh = asin, acos, atan, atan2, asinh, acosh, atanh
   def floor(self):
     if not self.dtype.is_float: return self
     t = self.trunc()
@@ -439,7 +441,7 @@ class Elementwise:
     if self.dtype.is_bool or self.dtype.kind == "u": return self
     out = self * self.sign()   # gradient sign(x): 0 at 0, as in torch
     return out + 0.0 if self.dtype.is_float else out   # -0.0 * 0 is -0.0; abs(-0.0) is 0.0
-  __abs__ = abs   # abs(t), as torch
+  __abs__ = absolute = abs   # abs(t), as torch
   def sign(self):
     s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     # a value of self with gradient 0 (as torch's sign has), not a constant cut off from it
@@ -535,6 +537,34 @@ class Elementwise:
     close = (a == b).logical_or((a - b).abs() <= atol + rtol * b.abs())
     if equal_nan: close = close.logical_or(a.isnan().logical_and(b.isnan()))
     return close
+  def logaddexp2(self, other):
+    """log2(2**self + 2**other), as torch.logaddexp2."""
+    a, b = self._operands("logaddexp2", other)
+    return (a._f32() * math.log(2)).logaddexp(b._f32() * math.log(2)) * (1 / math.log(2))
+  def ldexp(self, other):
+    """self * 2**other, as torch.ldexp (a float result)."""
+    a, b = self._operands("ldexp", other)
+    return a._float() * (2.0 ** b._float())
+  def sinc(self):
+    """sin(pi x) / (pi x), 1 at 0 (gradient 0 there), as torch.sinc."""
+    x = self._f32()
+    zero = x == 0
+    px = zero._where(1.0, x) * math.pi
+    return self._rounded(zero._where(1.0, px.sin() / px))
+  def hardshrink(self, lambd: float = 0.5):
+    """x where |x| > lambd, else 0, as torch.nn.functional.hardshrink."""
+    return (self.abs() > lambd)._where(self, 0.0)
+  def softshrink(self, lambd: float = 0.5):
+    """x moved toward 0 by lambd, 0 within lambd of it, as torch.nn.functional.softshrink."""
+    return (self > lambd)._where(self - lambd, (self < -lambd)._where(self + lambd, 0.0))
+  def tanhshrink(self): return self - self.tanh()
+  def angle(self):
+    """The argument of a real number: 0 for x >= 0, pi for x < 0, nan for nan (gradient 0), as torch.angle."""
+    x = self._float()
+    return (x != x)._where(x.detach(), (x < 0)._where(math.pi, 0.0))
+  def isreal(self):
+    """True everywhere: lazygrad's dtypes are real."""
+    return self.zeros_like(dtype=bool_).logical_not()
   def logaddexp(self, other):
     """log(exp(self) + exp(other)) without overflow: max + log1p(exp(-|self - other|))."""
     a, b = self._operands("logaddexp", other)
@@ -665,6 +695,9 @@ class Elementwise:
   def short(self): return self.cast(dtypes.int16)
   def char(self): return self.cast(dtypes.int8)
   def byte(self): return self.cast(dtypes.uint8)
+  def cpu(self): return self.to("cpu")
+  def cuda(self, device=None): return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
   def to(self, *args, dtype=None, device=None):
     """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)` (other's device and dtype), as in torch. A move
     to another device is lazy (a COPY in the graph) and gradients flow back through it."""

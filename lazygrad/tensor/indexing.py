@@ -288,6 +288,22 @@ class Indexing:
     d, x, idx, _ = self._scatter_args("gather", dim, index)
     return x.reshape(x.numel())._gather0(x._positions(d, idx)).reshape(index.shape)
 
+  def take(self, index: "Tensor") -> "Tensor":
+    """torch.take: the elements of self, read as 1-D, at `index` (of any shape: the result's)."""
+    return self.reshape(-1)[index]
+
+  def take_along_dim(self, indices: "Tensor", dim: int | None = None) -> "Tensor":
+    """torch.take_along_dim: gather along `dim` with self and indices broadcast over the other dims; dim None reads
+    self as 1-D."""
+    if dim is None: return self.reshape(-1).gather(0, indices.reshape(-1))
+    d = _norm_dim("take_along_dim", dim, self.ndim, self.shape)
+    if indices.ndim != self.ndim:
+      raise _err(ShapeError, "take_along_dim", f"indices of shape {_shape_str(indices.shape)} and input of shape "
+                 f"{_shape_str(self.shape)} need the same number of dims")
+    shape = [max(a, b) for a, b in zip(self.shape, indices.shape)]
+    x = self.expand(*[s if i != d else self.shape[d] for i, s in enumerate(shape)])
+    return x.gather(d, indices.expand(*[s if i != d else indices.shape[d] for i, s in enumerate(shape)]))
+
   def _same_dtype(self, op: str, src: "Tensor"):
     if src.dtype != self.dtype:
       raise _err(TypeError, op, f"src is {src.dtype.name} but the input is {self.dtype.name}",

@@ -406,6 +406,45 @@ class Movement:
       start += s
     return tuple(out)
 
+  def tensor_split(self, indices_or_sections, dim: int = 0) -> tuple["Tensor", ...]:
+    """torch.tensor_split: n parts as equal as can be (the first n % size one longer), or cut before each index."""
+    d = _norm_dim("tensor_split", dim, self.ndim, self.shape)
+    n = self.shape[d]
+    if isinstance(indices_or_sections, int):
+      if indices_or_sections <= 0:
+        raise _err(ValueError, "tensor_split", f"the number of sections must be positive, got {indices_or_sections}")
+      q, r = divmod(n, indices_or_sections)
+      cuts = [i * q + min(i, r) for i in range(1, indices_or_sections)]
+    else: cuts = [int(i) for i in indices_or_sections]
+    bounds = [min(max(c if c >= 0 else c + n, 0), n) for c in cuts]
+    starts = [0] + bounds
+    ends = bounds + [n]
+    return tuple(self.shrink(tuple((a, max(a, b)) if i == d else None for i in range(self.ndim)))
+                 for a, b in zip(starts, ends))
+
+  def _split_along(self, op: str, sections, dim: int, least: int) -> tuple["Tensor", ...]:
+    if self.ndim < least: raise _err(ShapeError, op, f"needs at least {least} dims, got shape {_shape_str(self.shape)}")
+    if isinstance(sections, int) and self.shape[dim] % sections:
+      raise _err(ShapeError, op, f"dimension {dim} of shape {_shape_str(self.shape)} does not split into {sections} "
+                 "equal parts", "use tensor_split for unequal parts")
+    return self.tensor_split(sections, dim)
+  def hsplit(self, sections): return self._split_along("hsplit", sections, 1 if self.ndim > 1 else 0, 1)
+  def vsplit(self, sections): return self._split_along("vsplit", sections, 0, 2)
+  def dsplit(self, sections): return self._split_along("dsplit", sections, 2, 3)
+
+  def ravel(self) -> "Tensor": return self.reshape(-1)
+  def broadcast_to(self, *shape) -> "Tensor": return self.expand(*shape)
+
+  def sum_to_size(self, *size) -> "Tensor":
+    """The sum over the dims that `size` broadcasts to self's shape, as torch.sum_to_size (a gradient's reduction)."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    lead = self.ndim - len(size)
+    if lead < 0 or any(s not in (1, n) for s, n in zip(size, self.shape[lead:])):
+      raise _err(ShapeError, "sum_to_size", f"size {_shape_str(size)} is not expandable to shape {_shape_str(self.shape)}")
+    out = self.sum(tuple(range(lead))) if lead else self
+    dims = tuple(i for i, (s, n) in enumerate(zip(size, out.shape)) if s == 1 and n != 1)
+    return out.sum(dims, keepdim=True) if dims else out
+
   def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
     d = _norm_dim("chunk", dim, self.ndim, self.shape)
     return self.split(max(1, math.ceil(self.shape[d] / chunks)), d)

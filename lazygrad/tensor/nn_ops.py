@@ -43,10 +43,61 @@ class NNOps:
 
   def mm(self, other: "Tensor") -> "Tensor":
     """torch.mm: a product of two 2-D tensors."""
-    if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
-      raise _err(ShapeError, "mm", f"expects two 2-D tensors, got shapes {_shape_str(self.shape)} and "
-                 f"{_shape_str(getattr(other, 'shape', ()))}", "use matmul (@) for batched or 1-D operands")
+    self._check_ndim("mm", other, 2, 2)
     return self.matmul(other)
+
+  def _check_ndim(self, op: str, other, a: int, b: int):
+    if self.ndim != a or getattr(other, "ndim", -1) != b:
+      what = f"two {a}-D tensors" if a == b else f"a {a}-D and a {b}-D tensor"
+      raise _err(ShapeError, op, f"expects {what}, got shapes {_shape_str(self.shape)} and "
+                 f"{_shape_str(getattr(other, 'shape', ()))}", "use matmul (@) for other shapes")
+
+  def bmm(self, other: "Tensor") -> "Tensor":
+    """torch.bmm: a batch of matrix products of two 3-D tensors."""
+    self._check_ndim("bmm", other, 3, 3)
+    return self.matmul(other)
+
+  def mv(self, vec: "Tensor") -> "Tensor":
+    """torch.mv: a matrix times a vector."""
+    self._check_ndim("mv", vec, 2, 1)
+    return self.matmul(vec)
+
+  def vdot(self, other: "Tensor") -> "Tensor":
+    """torch.vdot of two real 1-D tensors: their dot product."""
+    self._check_ndim("vdot", other, 1, 1)
+    return self.matmul(other)
+
+  def inner(self, other: "Tensor") -> "Tensor":
+    """torch.inner: the sum over the last dims (a product for a 0-d operand)."""
+    if self.ndim == 0 or other.ndim == 0: return self * other
+    return self.tensordot(other, dims=([self.ndim - 1], [other.ndim - 1]))
+
+  def _scaled_sum(self, product: "Tensor", beta, alpha) -> "Tensor":
+    """beta * self + alpha * product; with beta 0 self is ignored (its nan and inf too), as torch's add*m ops."""
+    product = product if alpha == 1 else product * alpha
+    if beta == 0: return product   # self only broadcasts to the product's shape
+    return (self if beta == 1 else self * beta) + product
+
+  def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+    """torch.addmm: beta * self + alpha * (mat1 @ mat2)."""
+    mat1._check_ndim("addmm", mat2, 2, 2)
+    return self._scaled_sum(mat1.matmul(mat2), beta, alpha)
+
+  def addmv(self, mat: "Tensor", vec: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+    """torch.addmv: beta * self + alpha * (mat @ vec)."""
+    return self._scaled_sum(mat.mv(vec), beta, alpha)
+
+  def addr(self, vec1: "Tensor", vec2: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+    """torch.addr: beta * self + alpha * outer(vec1, vec2)."""
+    return self._scaled_sum(vec1.outer(vec2), beta, alpha)
+
+  def baddbmm(self, batch1: "Tensor", batch2: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+    """torch.baddbmm: beta * self + alpha * (batch1 @ batch2), batched."""
+    return self._scaled_sum(batch1.bmm(batch2), beta, alpha)
+
+  def addbmm(self, batch1: "Tensor", batch2: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+    """torch.addbmm: beta * self + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
+    return self._scaled_sum(batch1.bmm(batch2).sum(0), beta, alpha)
 
   def tensordot(self, other: "Tensor", dims=2) -> "Tensor":
     """torch.tensordot: the last `dims` dims of self contracted with the first of other, or the dims of two lists."""
@@ -81,10 +132,9 @@ class NNOps:
 
   def outer(self, other: "Tensor") -> "Tensor":
     """torch.outer: out[i, j] = self[i] * other[j] of two 1-D tensors."""
-    if self.ndim != 1 or getattr(other, "ndim", 0) != 1:
-      raise _err(ShapeError, "outer", f"expects two 1-D tensors, got shapes {_shape_str(self.shape)} and "
-                 f"{_shape_str(getattr(other, 'shape', ()))}")
+    self._check_ndim("outer", other, 1, 1)
     return self.unsqueeze(1) * other.unsqueeze(0)
+  ger = outer
 
   @classmethod
   def einsum(cls, equation, *operands) -> "Tensor":
