@@ -162,6 +162,12 @@ MORE = {   # name: fn(x, y, lib); x, y of shape (3, 4)
   "tensor_split": lambda x, y, lib: x.tensor_split(3, dim=1)[0].sum() * x.tensor_split([1, -1])[1],
   "hsplit_vsplit": lambda x, y, lib: x.hsplit(2)[1] * 2 + x.vsplit([1])[1].sum(),
   "take": lambda x, y, lib: x.take(lib.tensor([[0, 5], [11, 3]])) if lib is torch else x.take(Tensor([[0, 5], [11, 3]])),
+  "quantile": lambda x, y, lib: x.quantile(0.3) + x.quantile(0.75, dim=1).sum() +
+  x.quantile(lib.tensor([0.1, 0.5, 1.0]) if lib is torch else Tensor([0.1, 0.5, 1.0]), dim=0, keepdim=True).sum(0),
+  "quantile_modes": lambda x, y, lib: sum(x.quantile(0.4, dim=1, interpolation=m) for m in
+                                          ("lower", "higher", "midpoint", "nearest")),
+  "nanquantile": lambda x, y, lib: (x / (y > -0.5)).nanquantile(0.6, dim=1) + (x / (y > 0.2)).nanquantile(0.5),
+  "matrix_power": lambda x, y, lib: x[:, :3].matrix_power(3) + x[:, :3].matrix_power(0) + x[:, 1:].matrix_power(1),
   "take_along_dim": lambda x, y, lib: x.take_along_dim(x.argsort(dim=1), dim=1) + x.take_along_dim(x.argmax(dim=0, keepdim=True), 0),
 }
 
@@ -219,3 +225,21 @@ def test_module_level_constructors_and_joins_follow_torch():
   assert lazygrad.randint(0, 5, (4,)).dtype == lazygrad.int64
   for name in ("randn_like", "rand_like", "empty_like"):
     assert getattr(lazygrad, name)(Tensor(a)).shape == (2, 3)
+
+
+def test_histc_fill_diagonal_and_bernoulli_follow_torch():
+  x = rng.standard_normal(200).astype(np.float32)
+  for args in ((10,), (7, -1.0, 1.0), (5, 0.5, 0.5), (3, -10.0, 10.0)):
+    np.testing.assert_array_equal(Tensor(x).histc(*args).numpy(), torch.tensor(x).histc(*args).numpy(), err_msg=str(args))
+  np.testing.assert_array_equal(Tensor(np.full(5, 2.0, np.float32)).histc(4).numpy(), torch.full((5,), 2.0).histc(4).numpy())
+  for shape, wrap in (((4, 4), False), ((7, 3), False), ((7, 3), True), ((3, 6), True), ((3, 3, 3), False)):
+    a, t = Tensor(np.zeros(shape, np.float32)), torch.zeros(shape)
+    assert a.fill_diagonal_(5.0, wrap=wrap) is a
+    np.testing.assert_array_equal(a.numpy(), t.fill_diagonal_(5.0, wrap=wrap).numpy(), err_msg=str((shape, wrap)))
+  lazygrad.manual_seed(3)
+  p = Tensor(np.array([0.0, 1.0, 0.25] * 2000, np.float32))
+  draws = p.bernoulli().numpy().reshape(-1, 3)
+  assert set(np.unique(draws)) <= {0.0, 1.0} and draws[:, 0].sum() == 0 and draws[:, 1].all()
+  assert abs(draws[:, 2].mean() - 0.25) < 0.03
+  z = Tensor(np.zeros(4000, np.float32))
+  assert z.bernoulli_(0.7) is z and abs(z.numpy().mean() - 0.7) < 0.03

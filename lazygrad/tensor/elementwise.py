@@ -502,6 +502,13 @@ class Elementwise:
   def uniform_(self, a: float = 0.0, b: float = 1.0):
     """Fill with numbers drawn from U(a, b), in place (torch.Tensor.uniform_)."""
     return self._inplace("uniform_", type(self).uniform(*self.shape, low=a, high=b, dtype=self.dtype, device=self.device))
+  def bernoulli(self, p: float | None = None):
+    """torch.bernoulli: 1 with probability p (or self's elements as probabilities), else 0, in self's dtype."""
+    prob = self._float() if p is None else p
+    return (self.rand_like(dtype=float32) < prob).cast(self.dtype if self.dtype.is_float else float32)
+  def bernoulli_(self, p: float = 0.5):
+    """Fill with 1s drawn with probability p (a float or a tensor), else 0s, in place."""
+    return self._inplace("bernoulli_", (self.rand_like(dtype=float32) < p).cast(self.dtype))
   def logit(self, eps: float | None = None):
     """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given (torch.logit)."""
     p = self._float() if eps is None else self._float().clamp(eps, 1 - eps)

@@ -465,6 +465,36 @@ class Indexing:
     dt = weights.dtype if weights.dtype in (float32, float64) else float64   # as torch: half and int weights too
     return self.zeros(bins, dtype=dt, device=self.device).scatter_add(0, self, weights.cast(dt))
 
+  def histc(self, bins: int = 100, min: float = 0.0, max: float = 0.0) -> "Tensor":
+    """torch.histc: counts of the elements in `bins` equal bins over [min, max] (the data's own range when min equals
+    max; a single value's range widened by 1 each side), the top edge in the last bin, elements outside ignored."""
+    if not self.dtype.is_float: raise _err(TypeError, "histc", f"needs a float tensor, got {self.dtype.name}")
+    if bins <= 0: raise _err(ValueError, "histc", f"bins must be positive, got {bins}")
+    if min > max: raise _err(ValueError, "histc", f"min ({min}) must not exceed max ({max})")
+    x = self.reshape(-1)
+    if min == max and x.numel():
+      lo, hi = x.min().detach(), x.max().detach()
+    else: lo, hi = x._const(float(min), (), x.dtype, device=x.device), x._const(float(max), (), x.dtype, device=x.device)
+    same = lo == hi
+    lo, hi = same._where(lo - 1, lo), same._where(hi + 1, hi)
+    inside = (x >= lo).logical_and(x <= hi)
+    idx = ((x - lo) * bins / (hi - lo)).floor().clamp(0, bins - 1)
+    idx = inside._where(idx, 0).cast(int64)
+    return self.zeros(bins, dtype=self.dtype, device=self.device).scatter_add(0, idx, inside.cast(self.dtype))
+
+  def fill_diagonal_(self, fill_value, wrap: bool = False) -> "Tensor":
+    """torch.Tensor.fill_diagonal_: the main diagonal (every dim's index equal) set to `fill_value`, in place; a tall
+    2-D tensor's diagonal restarts below the square with wrap=True."""
+    if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
+      raise _err(ShapeError, "fill_diagonal_", f"needs a 2-D tensor or one with every dim equal, got shape "
+                 f"{_shape_str(self.shape)}")
+    step = sum(int(np.prod(self.shape[i + 1:])) for i in range(self.ndim))   # flat distance between diagonal elements
+    flat = type(self).arange(self.numel(), device=self.device)
+    n = min(self.shape)
+    on = (flat % step == 0)
+    if not (wrap and self.ndim == 2): on = on.logical_and(flat < n * step)
+    return self._inplace("fill_diagonal_", on.reshape(self.shape)._where(fill_value, self))
+
   def argwhere(self) -> "Tensor":
     """torch.argwhere: nonzero()."""
     return self.nonzero()

@@ -99,6 +99,22 @@ class NNOps:
     """torch.addbmm: beta * self + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
     return self._scaled_sum(batch1.bmm(batch2).sum(0), beta, alpha)
 
+  def matrix_power(self, n: int) -> "Tensor":
+    """torch.matrix_power for n >= 0: the (batched) square matrix multiplied by itself n times (by squaring)."""
+    if self.ndim < 2 or self.shape[-1] != self.shape[-2]:
+      raise _err(ShapeError, "matrix_power", f"needs square matrices, got shape {_shape_str(self.shape)}")
+    if not isinstance(n, int) or n < 0:
+      raise _err(ValueError, "matrix_power", f"n must be a non-negative int, got {n!r}",
+                 "a negative power needs a matrix inverse, which lazygrad does not have")
+    out, base = None, self
+    while n:
+      if n & 1: out = base if out is None else out.matmul(base)
+      n >>= 1
+      if n: base = base.matmul(base)
+    if out is not None: return out
+    eye = type(self).eye(self.shape[-1], dtype=self.dtype, device=self.device)
+    return eye.expand(*self.shape) + self * 0   # the identity, still connected to self (zero gradient)
+
   def tensordot(self, other: "Tensor", dims=2) -> "Tensor":
     """torch.tensordot: the last `dims` dims of self contracted with the first of other, or the dims of two lists."""
     if isinstance(dims, int):

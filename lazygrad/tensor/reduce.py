@@ -215,6 +215,49 @@ class Reductions:
     window = tuple((0, k) if i == d else None for i in range(self.ndim))
     return ValuesIndices(*(t.shrink(window) if self.ndim else t for t in out))
 
+  def quantile(self, q, dim=None, keepdim=False, *, interpolation: str = "linear") -> "Tensor":
+    """torch.quantile: the q-th quantiles (q a float, a list or a 1-D tensor in [0, 1]; a 1-D q puts its own dim
+    first) along `dim` (every element if None), between the two nearest order statistics by `interpolation`
+    ('linear', 'lower', 'higher', 'midpoint', 'nearest'); NaN where a row holds a NaN."""
+    return self._quantile("quantile", q, dim, keepdim, interpolation, skip_nan=False)
+
+  def nanquantile(self, q, dim=None, keepdim=False, *, interpolation: str = "linear") -> "Tensor":
+    """torch.nanquantile: quantile over each row's numbers, ignoring NaN (NaN where a row has none)."""
+    return self._quantile("nanquantile", q, dim, keepdim, interpolation, skip_nan=True)
+
+  def _quantile(self, op: str, q, dim, keepdim: bool, interpolation: str, skip_nan: bool) -> "Tensor":
+    if not self.dtype.is_float:
+      raise _err(TypeError, op, f"needs a float tensor, got {self.dtype.name}", "cast with .float() first")
+    modes = ("linear", "lower", "higher", "midpoint", "nearest")
+    if interpolation not in modes: raise _err(ValueError, op, f"interpolation must be one of {modes}, got {interpolation!r}")
+    one = not isinstance(q, (TensorCore, list, tuple))
+    qt = q.cast(self.dtype).reshape(-1) if isinstance(q, TensorCore) else \
+      type(self)(np.array(q, dtype=np.float64).reshape(-1), dtype=self.dtype, device=self.device)
+    if not isinstance(q, TensorCore) and not np.all((np.asarray(q) >= 0) & (np.asarray(q) <= 1)):
+      raise _err(ValueError, op, f"q must be in [0, 1], got {q!r}")
+    x, d = (self.reshape(-1), 0) if dim is None else (self, _norm_dim(op, dim, self.ndim, self.shape))
+    if x.ndim == 0: x, d = x.reshape(1), 0
+    n = x.shape[d]
+    if n == 0: raise _err(IndexError, op, f"cannot take a quantile of an empty dim of shape {_shape_str(self.shape)}")
+    rows = x.movedim(d, -1).sort(-1).values   # NaN sorts last
+    nans = x.isnan().sum(d).cast(self.dtype)   # per row
+    count = (n - nans) if skip_nan else x._const(float(n), (), self.dtype, device=self.device)
+    k = qt.shape[0]
+    lead = (k,) + (1,) * (rows.ndim - 1)
+    pos = qt.reshape(lead) * (count - 1).clamp(min=0).unsqueeze(0)   # (k, *rows) fractional ranks
+    lo, hi = pos.floor(), pos.ceil()
+    if interpolation == "nearest": lo = hi = pos.round()
+    def at(rank):
+      idx = rank.cast(int64).unsqueeze(-1).expand(k, *rows.shape[:-1], 1)
+      return rows.unsqueeze(0).expand(k, *rows.shape).gather(-1, idx).squeeze(-1)
+    v_lo, v_hi = at(lo), at(hi)
+    out = {"linear": v_lo + (v_hi - v_lo) * (pos - lo), "lower": v_lo, "higher": v_hi,
+           "midpoint": (v_lo + v_hi) * 0.5, "nearest": v_lo}[interpolation]
+    out = ((count == 0) if skip_nan else (nans > 0)).unsqueeze(0)._where(math.nan, out)
+    if keepdim:
+      out = out.reshape((k,) + (1,) * self.ndim) if dim is None else out.unsqueeze(d + 1)
+    return out.squeeze(0) if one else out
+
   def kthvalue(self, k: int, dim=-1, keepdim=False) -> ValuesIndices:
     """The k-th smallest value along `dim` (k from 1; NaN counts as the largest) and where it was."""
     d, n = self._select_dim("kthvalue", k, dim, 1)
