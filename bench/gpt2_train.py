@@ -50,9 +50,8 @@ def run_lazygrad(cfg, precision, device, use_jit, world):
     else: _, loss = model(xt, yt)
     for o in opts: o.zero_grad()
     loss.backward()
-    if world > 1:
-      lazygrad.realize(loss, *(p.grad for p in params))
-      dist.average_gradients(params)
+    if world > 1:   # the backward runs in there, each gradient bucket's all-reduce overlapping the rest of it
+      dist.average_gradients(params, along=(loss, *(p.grad for p in params)))
     lazygrad.optim.clip_grad_norm_(params, 1.0)
     lazygrad.realize(loss, *(t for o in opts for t in o.schedule_step()))
     return loss

@@ -8,14 +8,17 @@ in-place update of the tensor (a new version of its buffer: readers of the old v
 
 Data parallelism: `broadcast_parameters` makes every rank start from rank 0's parameters (reporting any that
 differed); after `backward`, `average_gradients` sums the gradients across ranks in a few flat buckets (one
-all-reduce per bucket, not per tensor) and leaves each parameter's `.grad` as a view of its bucket divided by the
-world size, lazily, so the division joins the optimizer's kernel. A gradient clipping after it sees the global
+all-reduce per bucket, not per tensor, each started as soon as the backward has written it) and leaves each
+parameter's `.grad` as a view of its bucket divided by the world size, lazily, so the division joins the optimizer's
+kernel. A gradient clipping after it sees the global
 norm, because every rank then holds the global average."""
 from __future__ import annotations
 import datetime, os, warnings
 from .tensor import Tensor, realize, overwrite
 from .ir.ops import Op
-from .runtime.realize import jit_capture
+from .codegen.schedule import written_buffer
+from .runtime.buffer import Shifted
+from .runtime.realize import jit_capture, launch_hooks
 
 
 class DistributedError(RuntimeError):
@@ -72,17 +75,106 @@ def is_main() -> bool:
 
 class _Collective:
   """A collective on one buffer, in place, as a program: called with the buffer (a launch a jit capture records and
-  its replays repeat on their memory; replayed from Python, not inside a CUDA graph)."""
+  its replays repeat on their memory; replayed from Python, not inside a CUDA graph). An asynchronous one returns at
+  once; its `_Wait` (another launch) makes later work wait for it."""
   graphable = False
 
-  def __init__(self, kind: str, arg): self.kind, self.arg = kind, arg
+  def __init__(self, kind: str, arg, asynchronous: bool = False):
+    self.kind, self.arg, self.asynchronous, self.work = kind, arg, asynchronous, None
 
   def __call__(self, bufs, scalars=()):
     import torch, torch.distributed as d
     buf = bufs[0].ensure()
     data = buf.data if isinstance(buf.data, torch.Tensor) else torch.from_numpy(buf.data)
     if self.kind == "broadcast": d.broadcast(data, self.arg)
-    else: d.all_reduce(data, self.arg)
+    else: self.work = d.all_reduce(data, self.arg, async_op=self.asynchronous)
+
+
+class _Wait:
+  """The end of an asynchronous collective: later work (on a GPU, the stream) waits for it here."""
+  graphable = False
+
+  def __init__(self, collective: _Collective): self.collective = collective
+
+  def __call__(self, bufs, scalars=()):
+    if self.collective.work is not None: self.collective.work.wait()
+    self.collective.work = None
+
+
+def _launch(prg, buf, start: int, stop: int):
+  """Run `prg` on elements [start, stop) of `buf`, recorded by a jit capture."""
+  run = Shifted(prg, (start,), [stop - start])
+  run([buf])
+  if (cap := jit_capture()) is not None: cap.launched(run, [buf], 1, [])
+
+
+class _Bucket:
+  """Consecutive parameters' parts [start, stop) of a flat gradient buffer, summed by one all-reduce."""
+  def __init__(self, buf, start: int, stop: int):
+    self.buf, self.start, self.stop, self.parts, self.wait = buf, start, stop, {}, None
+
+
+class _Overlap:
+  """A launch hook of the engine (`runtime.realize.launch_hooks`) while the backward that writes flat gradient buffers
+  runs: each bucket (the parts of consecutive parameters, the last parameters' first, about `bucket_bytes`) starts
+  its asynchronous all-reduce as soon as the backward has written all of it, so the sums travel while the backward's
+  later kernels run. A kernel that touches a bucket in flight, and `finish`, wait for it."""
+  def __init__(self, flats, bucket_bytes: int):
+    self.buckets: dict[int, list[_Bucket]] = {}
+    for f in flats:
+      buf = written_buffer(f.G.node)
+      row: list[_Bucket] = []
+      for p, start in sorted(zip(f.params, f.offsets), key=lambda t: -t[1]):
+        stop = start + p.numel()
+        if not row or (row[-1].stop - start) * buf.dtype.itemsize > bucket_bytes: row.append(_Bucket(buf, start, stop))
+        row[-1].start = start
+        row[-1].parts[start] = stop
+      self.buckets[id(buf)] = row
+
+  @staticmethod
+  def _span(it, j: int, buf) -> tuple[int, int]:
+    """The elements of `buf` the item's buffer slot j can reach."""
+    if it.kernel is None: return 0, buf.size
+    off = it.offsets[j] if it.offsets else 0
+    lo, hi = it.kernel.spans[j]
+    return off + lo, off + hi
+
+  def before(self, it, bufs):
+    for j, buf in enumerate(bufs):
+      for b in self.buckets.get(id(buf), ()):
+        if b.wait is not None:
+          lo, hi = self._span(it, j, buf)
+          if lo < b.stop and b.start < hi: self._finish(b)
+
+  def after(self, it, bufs):
+    for j, buf in enumerate(bufs[:len(it.outputs)]):
+      lo, hi = self._span(it, j, buf)
+      for b in self.buckets.get(id(buf), ()):
+        if not b.parts: continue
+        b.parts = {s: e for s, e in b.parts.items() if not (lo <= s and e <= hi)}
+        if not b.parts:
+          b.wait = _Wait(coll := _Collective("all_reduce", _sum(), asynchronous=True))
+          _launch(coll, b.buf, b.start, b.stop)
+
+  def _finish(self, b: _Bucket):
+    _launch(b.wait, b.buf, b.start, b.stop)
+    b.wait = None
+
+  def finish(self):
+    """Wait for the buckets in flight; all-reduce the ones the backward did not write (gradients realized before)."""
+    for row in self.buckets.values():
+      for b in row:
+        if b.wait is not None: self._finish(b)
+      if all(b.parts for b in row):   # none went during the backward: the whole buffer at once
+        _launch(_Collective("all_reduce", _sum()), row[0].buf, 0, row[0].buf.size)
+      else:
+        for b in (b for b in row if b.parts): _launch(_Collective("all_reduce", _sum()), b.buf, b.start, b.stop)
+      for b in row: b.parts = {}
+
+
+def _sum():
+  import torch.distributed as d
+  return d.ReduceOp.SUM
 
 
 def _collective(t: Tensor, prg: _Collective) -> Tensor:
@@ -135,20 +227,32 @@ def broadcast_parameters(params: list[Tensor], src: int = 0) -> list[str]:
   return differed
 
 
-def average_gradients(params: list[Tensor], bucket_bytes: int = 25 << 20):
-  """Average `.grad` over all ranks. Gradients an optimizer keeps in a flat buffer (see `optim._Flat`) are summed by
-  one all-reduce of that buffer, then divided in place. Others are packed into flat buckets of about `bucket_bytes`
-  (one per dtype and device run), each bucket is summed by one all-reduce, and each `.grad` becomes its slice of the
-  bucket divided by the world size (lazy: the division fuses into whatever reads it next, the optimizer)."""
+def average_gradients(params: list[Tensor], bucket_bytes: int = 25 << 20, along: tuple = ()):
+  """Average `.grad` over all ranks. Gradients an optimizer keeps in a flat buffer (see `optim._Flat`) are summed in
+  buckets of about `bucket_bytes` (consecutive parameters, the last first), then divided in place; called right
+  after `backward`, before anything realized the gradients, the backward runs here and each bucket's all-reduce
+  starts as soon as the backward has written it, overlapping the rest of the backward (`along`: tensors to realize
+  in the same schedule, the loss, so the forward does not run twice). Other gradients are packed into flat buckets
+  (one per dtype and device run), each summed by one all-reduce, and each `.grad` becomes its slice of the bucket
+  divided by the world size (lazy: the division fuses into whatever reads it next, the optimizer)."""
   world = world_size()
-  if world == 1: return
+  if world == 1:
+    if along: realize(*along)
+    return
   from .autograd import no_grad
   from .optim import _whole_flats
-  kept_flat = _whole_flats(params)   # gradients an optimizer keeps in one flat buffer: that buffer is their bucket
+  kept_flat = _whole_flats(params)   # gradients an optimizer keeps in flat buffers: summed there, by buckets
+  if kept_flat:
+    overlap = _Overlap(kept_flat, bucket_bytes)
+    def run():
+      launch_hooks.append(overlap)
+      try: realize(*(f.G for f in kept_flat), *along)   # the backward, if it has not run yet, with its all-reduces
+      finally: launch_hooks.remove(overlap)
+      overlap.finish()
+    overwrite([(written_buffer(f.G.node), [f.G]) for f in kept_flat], run)
+  elif along: realize(*along)
   with no_grad():
-    for f in kept_flat:
-      all_reduce(f.G, "sum")
-      f.G.assign(f.G / world)   # in place: each .grad stays its view
+    for f in kept_flat: f.G.assign(f.G / world)   # in place: each .grad stays its view
   whole = {id(p) for f in kept_flat for p in f.params}
   with_grad = [p for p in params if p.grad is not None and id(p) not in whole]
   buckets: list[list[Tensor]] = []

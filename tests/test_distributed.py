@@ -62,6 +62,14 @@ def test_two_ranks_train_to_the_same_weights_as_one_process(runs):
   np.testing.assert_allclose(r0["losses"], alone["losses"], rtol=1e-5)
 
 
+def test_gradient_buckets_are_summed_while_the_backward_runs(runs):
+  """Each step, some buckets' all-reduces start before the backward's last kernel (the first layer's gradients are
+  still being computed while the last layer's travel)."""
+  (r0, r1), alone = runs
+  assert (r0["overlapped"] > 0).all() and (r1["overlapped"] > 0).all()
+  assert (alone["overlapped"] == 0).all()   # one process: nothing to sum
+
+
 def test_without_torchrun_it_is_one_process_with_a_note(monkeypatch):
   monkeypatch.delenv("RANK", raising=False); monkeypatch.delenv("WORLD_SIZE", raising=False)
   with pytest.warns(UserWarning, match="not launched by torchrun"): assert dist.init() == 1

@@ -284,8 +284,8 @@ class Trainer:
     for opt in self.opts: opt.zero_grad()
     loss.backward()
     params = self.model.parameters()
-    lazygrad.realize(loss, *(p.grad for p in params if p.grad is not None))
-    dist.average_gradients(params)
+    # the backward runs in there, each bucket of gradients summed across the ranks as soon as it is written
+    dist.average_gradients(params, along=(loss, *(p.grad for p in params if p.grad is not None)))
     if self.args.grad_clip: clip_grad_norm_(params, self.args.grad_clip)
     lazygrad.realize(*(t for opt in self.opts for t in opt.schedule_step()))
     total = dist.all_reduce(loss.detach().reshape(1).contiguous())

@@ -273,6 +273,12 @@ def _nothing_to_compute(it: ScheduleItem) -> bool:
   return any(prod(n.shape) == 0 for n in it.outputs) or (it.kernel is not None and prod(it.kernel.shape) == 0)
 
 
+# objects told about every kernel launch, `before(item, bufs)` and `after(item, bufs)` (bufs: the item's outputs' then
+# its inputs' buffers, whole): lazygrad.distributed starts each gradient bucket's all-reduce as soon as the backward
+# has written it, while the rest of the backward runs
+launch_hooks: list = []
+
+
 def run_schedule(items: list[ScheduleItem], held=frozenset()):
   """Run the items in order, each kernel on its outputs' device, into new buffers there (an assign: its target's).
   A `Schedule`'s planned intermediates share one arena per device, except nodes whose ids are in `held` (those live
@@ -315,6 +321,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
     if timing: device.synchronize()
     t0 = time.perf_counter()
     if it.offsets: prg = Shifted(prg, it.offsets, sizes)
+    for hook in launch_hooks: hook.before(it, bufs)
     prg(bufs, scalars)
     if timing:
       device.synchronize()
@@ -322,6 +329,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
     if (cap := jit_capture()) is not None: cap.launched(prg, bufs, len(it.outputs), scalars)
     if checking: check.compare(it, prg, seen, scalars, before)
     _written(it.outputs)
+    for hook in launch_hooks: hook.after(it, bufs)
     if settings.DEBUG >= 2:
       device.synchronize()
       dt = time.perf_counter() - t0

@@ -1,5 +1,6 @@
 """One rank of the data-parallel test (tests/test_distributed.py), started with torchrun's environment variables:
-collectives, then a few AdamW steps of a small MLP on this rank's half of each batch; writes what it saw to
+collectives, then a few AdamW steps of a small MLP on this rank's half of each batch (gradient buckets all-reduced
+while the backward runs); writes what it saw to
 $OUT_DIR/rank{RANK}.npz. With WORLD_SIZE unset it trains alone on whole batches (the reference)."""
 import os, sys, warnings
 import numpy as np
@@ -27,7 +28,12 @@ def main(out_dir: str):
     params = [p for m in model for p in m.parameters()]
     seen["differed"] = np.array(len(dist.broadcast_parameters(params)))
     opt = optim.AdamW(params, lr=1e-2)
-    losses = []
+    losses, launched_at = [], []   # the kernel count at each bucket's all-reduce
+    real_launch = dist._launch
+    def launch(prg, *args):
+      if isinstance(prg, dist._Collective) and prg.asynchronous: launched_at.append(lazygrad.counters.kernels)
+      real_launch(prg, *args)
+    dist._launch = launch
     for x, y in batches(4):
       if world > 1:   # this rank's half of the global batch
         half = len(x) // world
@@ -35,11 +41,15 @@ def main(out_dir: str):
       logits = model[1](model[0](Tensor(x)).relu())
       loss = logits.cross_entropy(Tensor(y))
       opt.zero_grad(); loss.backward()
-      dist.average_gradients(params, bucket_bytes=256)   # small buckets: several all-reduces
+      before = lazygrad.counters.kernels
+      dist.average_gradients(params, bucket_bytes=256, along=(loss,))   # small buckets: several all-reduces
+      seen.setdefault("overlapped", []).append(sum(before < k < lazygrad.counters.kernels for k in launched_at))
+      launched_at.clear()
       optim.clip_grad_norm_(params, 1.0)
       opt.step()
       losses.append(dist.all_reduce(loss.detach().reshape(1).contiguous()).item() / world)
     seen["losses"] = np.array(losses)
+    seen["overlapped"] = np.array(seen["overlapped"])
     for i, p in enumerate(params): seen[f"p{i}"] = p.numpy()
   seen["warned"] = np.array(sum("differed" in str(w.message) for w in caught))
   np.savez(os.path.join(out_dir, f"rank{os.environ.get('RANK', 'alone')}.npz"), **seen)
