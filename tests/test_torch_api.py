@@ -162,6 +162,7 @@ MORE = {   # name: fn(x, y, lib); x, y of shape (3, 4)
   "tensor_split": lambda x, y, lib: x.tensor_split(3, dim=1)[0].sum() * x.tensor_split([1, -1])[1],
   "hsplit_vsplit": lambda x, y, lib: x.hsplit(2)[1] * 2 + x.vsplit([1])[1].sum(),
   "take": lambda x, y, lib: x.take(lib.tensor([[0, 5], [11, 3]])) if lib is torch else x.take(Tensor([[0, 5], [11, 3]])),
+  "erfinv": lambda x, y, lib: (x.tanh() * 0.9999).erfinv() + (y * 1e-3).erfinv(),
   "quantile": lambda x, y, lib: x.quantile(0.3) + x.quantile(0.75, dim=1).sum() +
   x.quantile(lib.tensor([0.1, 0.5, 1.0]) if lib is torch else Tensor([0.1, 0.5, 1.0]), dim=0, keepdim=True).sum(0),
   "quantile_modes": lambda x, y, lib: sum(x.quantile(0.4, dim=1, interpolation=m) for m in
@@ -225,6 +226,11 @@ def test_module_level_constructors_and_joins_follow_torch():
   assert lazygrad.randint(0, 5, (4,)).dtype == lazygrad.int64
   for name in ("randn_like", "rand_like", "empty_like"):
     assert getattr(lazygrad, name)(Tensor(a)).shape == (2, 3)
+
+
+def test_erfinv_at_the_edges_matches_torch():
+  x = np.array([-1, 1, 1.5, -2, 0, 0.9999999, -0.99999, 1e-7, 0.5], np.float32)
+  np.testing.assert_allclose(Tensor(x).erfinv().numpy(), torch.tensor(x).erfinv().numpy(), rtol=2e-6)
 
 
 def test_histc_fill_diagonal_and_bernoulli_follow_torch():

@@ -684,6 +684,23 @@ class Elementwise:
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     y = 1 - poly * (-(x * x)).exp()
     return (x < 0)._where(-y, y)
+  def erfinv(self):
+    """The inverse of erf on (-1, 1) (±inf at ±1, nan outside), by M. Giles' single-precision approximation
+    ("Approximating the erfinv function", 2010): a polynomial in w = -log(1 - x²), another in sqrt(w) in the tails."""
+    x = self._f32()
+    w = -((1 - x) * (1 + x)).log()
+    central, tail = w - 2.5, (w < 5)._where(5.0, w).sqrt() - 3   # a finite stand-in where unused: no nan gradient
+    p = 2.81022636e-08
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503, -0.00417768164,
+              0.246640727, 1.50140941):
+      p = c + p * central
+    q = -0.000200214257
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
+              1.00167406, 2.83297682):
+      q = c + q * tail
+    out = (w < 5)._where(p, q) * x
+    out = (x.abs() == 1)._where((x > 0)._where(math.inf, -math.inf), out)
+    return self._rounded((x.abs() > 1)._where(math.nan, out))
   def gelu(self, approximate: str = "none"):
     x = self._f32()
     if approximate == "tanh":   # 0.5 (1 + tanh(u)) is sigmoid(2u): one exp and one division, and no cancellation
