@@ -162,6 +162,9 @@ MORE = {   # name: fn(x, y, lib); x, y of shape (3, 4)
   "tensor_split": lambda x, y, lib: x.tensor_split(3, dim=1)[0].sum() * x.tensor_split([1, -1])[1],
   "hsplit_vsplit": lambda x, y, lib: x.hsplit(2)[1] * 2 + x.vsplit([1])[1].sum(),
   "take": lambda x, y, lib: x.take(lib.tensor([[0, 5], [11, 3]])) if lib is torch else x.take(Tensor([[0, 5], [11, 3]])),
+  "erfc": lambda x, y, lib: (x * 3).erfc() + (y * 0).erfc(),
+  "lgamma": lambda x, y, lib: (x * 4).lgamma() + (y.abs() * 20 + 0.01).lgamma(),
+  "digamma": lambda x, y, lib: (x.abs() * 5 + 0.05).digamma() + (x.sigmoid() - 3.5).digamma(),
   "erfinv": lambda x, y, lib: (x.tanh() * 0.9999).erfinv() + (y * 1e-3).erfinv(),
   "quantile": lambda x, y, lib: x.quantile(0.3) + x.quantile(0.75, dim=1).sum() +
   x.quantile(lib.tensor([0.1, 0.5, 1.0]) if lib is torch else Tensor([0.1, 0.5, 1.0]), dim=0, keepdim=True).sum(0),
@@ -228,9 +231,13 @@ def test_module_level_constructors_and_joins_follow_torch():
     assert getattr(lazygrad, name)(Tensor(a)).shape == (2, 3)
 
 
-def test_erfinv_at_the_edges_matches_torch():
+def test_special_functions_at_their_edges_match_torch():
   x = np.array([-1, 1, 1.5, -2, 0, 0.9999999, -0.99999, 1e-7, 0.5], np.float32)
   np.testing.assert_allclose(Tensor(x).erfinv().numpy(), torch.tensor(x).erfinv().numpy(), rtol=2e-6)
+  z = np.array([0, -1, -2, -7, 1, 2, 1e-4, -1e-4, 35, -6.5, -7.0008, 0.5, 1e6, 9.5, -9.5], np.float32)
+  for name in ("lgamma", "digamma", "erfc"):   # poles, zero, tails, huge values
+    np.testing.assert_allclose(getattr(Tensor(z), name)().numpy(), getattr(torch.tensor(z), name)().numpy(),
+                               rtol=2e-5, atol=1e-6, err_msg=name)
 
 
 def test_histc_fill_diagonal_and_bernoulli_follow_torch():

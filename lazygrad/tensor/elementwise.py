@@ -42,6 +42,12 @@ _TANH_POLY = {"float32": (0.6, (-0.33333295583724976, 0.13331879675388336, -0.05
               "float64": (0.05, (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925))}
 
 
+
+def _frac_from_nearest(x):
+  """x minus its nearest integer, exactly: sin(pi x) and tan(pi x) of it keep their precision far from 0 (they have
+  period 1 and pi up to sign)."""
+  return x - x.round()
+
 class Elementwise:
   """Tensor's elementwise ops (a mixin: see core)."""
   __slots__ = ()
@@ -684,6 +690,50 @@ class Elementwise:
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     y = 1 - poly * (-(x * x)).exp()
     return (x < 0)._where(-y, y)
+  def erfc(self):
+    """1 - erf(x) to full float32 relative precision in the tails (a Chebyshev fit in t = 1 / (1 + |x| / 2), fractional
+    error below 1.2e-7: Numerical Recipes' erfcc); 2 - erfc(|x|) for x < 0."""
+    x = self._f32()
+    z = (x < 0)._where(-x, x)   # |x|, with erfc's slope at 0 (abs has none there)
+    t = 1 / (1 + 0.5 * z)
+    poly = 0.17087277
+    for c in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196, 1.00002368,
+              -1.26551223):
+      poly = c + t * poly
+    r = t * (poly - z * z).exp()
+    return self._rounded((x < 0)._where(2 - r, r))
+  def lgamma(self):
+    """log |Gamma(x)|, by Lanczos' approximation (g = 7, 9 terms) for x >= 1/2 and the reflection
+    log(pi / |sin(pi x)|) - lgamma(1 - x) below; +inf at 0 and the negative integers."""
+    x = self._f32()
+    left = x < 0.5
+    y = left._where(1 - x, x) - 1   # Lanczos in y + 1 >= 1/2
+    series = 0.99999999999980993
+    for i, c in enumerate((676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61503916999185,
+                           12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7)):
+      series = series + c / (y + (i + 1))
+    t = y + 7.5
+    right = 0.5 * math.log(2 * math.pi) + (y + 0.5) * t.log() - t + series.log()
+    pole = left.logical_and(x == x.floor())
+    sin = (math.pi * _frac_from_nearest(left._where(x, 0.5))).sin().abs()   # sin(pi x) up to sign, exact argument
+    out = left._where(math.log(math.pi) - pole._where(1.0, sin).log() - right, right)
+    return self._rounded(pole._where(math.inf, out))
+  def digamma(self):
+    """d/dx lgamma(x): the recurrence psi(x) = psi(x + 6) - sum 1/(x + k) up to where the asymptotic series holds,
+    and the reflection psi(1 - x) - pi / tan(pi x) for x < 1/2; -inf at 0 and nan at the negative integers, as
+    torch."""
+    x = self._f32()
+    left = x < 0.5
+    y = left._where(1 - x, x)
+    shift = sum(1 / (y + k) for k in range(6))
+    z = y + 6
+    inv2 = 1 / (z * z)
+    psi = z.log() - 0.5 / z - inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    right = psi - shift
+    pole = left.logical_and(x == x.floor())
+    reflected = left.logical_and(pole.logical_not())._where(x, 0.5)   # finite where unused: no nan gradient
+    out = left._where(right - math.pi / (math.pi * _frac_from_nearest(reflected)).tan(), right)
+    return self._rounded(pole._where((x == 0)._where(-math.inf, math.nan), out))
   def erfinv(self):
     """The inverse of erf on (-1, 1) (±inf at ±1, nan outside), by M. Giles' single-precision approximation
     ("Approximating the erfinv function", 2010): a polynomial in w = -log(1 - x²), another in sqrt(w) in the tails."""
