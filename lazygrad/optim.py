@@ -89,10 +89,11 @@ class Optimizer:
     lr = _check(type(self).__name__, "learning rate", lr, lambda v: v >= 0)
     self._lr = Tensor([lr], device=self.params[0].device).realize()
     self.flats = _flatten(self.params) if flat else []
-    # updates each parameter has had (host counts: whether a parameter has a gradient is known here); torch counts a
-    # step per parameter, so one whose gradient was None stays behind, and its bias correction (Adam) or momentum
-    # start (SGD) follows its own count
+    # updates each parameter has had, as torch counts them: one whose gradient was None stays behind, and its bias
+    # correction (Adam) or momentum start (SGD) follows its own count. On the host (whether a parameter has a
+    # gradient is known here) and on the device (float32, exact to 2^24 steps: a jitted step replays the count)
     self._counts = [0] * len(self.params)
+    self.steps = Tensor.zeros(len(self.params), device=self.params[0].device).clone().realize()
 
   @property
   def lr(self) -> float: return float(self._lr.numpy()[0])
@@ -122,11 +123,10 @@ class Optimizer:
     to run forward, backward and update as one schedule."""
     with no_grad():
       groups = self._groups()
-      for idx in groups:
-        for i in idx: self._counts[i] += 1
-      updates = [self._lr] + self._count_steps([i for idx in groups for i in idx])
-      for idx in groups:
-        f = next((f for f in self.flats if f.index == idx), None)
+      updated = [i for _, idx in groups for i in idx]
+      for i in updated: self._counts[i] += 1
+      updates = [self._lr] + self._counted(updated)
+      for f, idx in groups:
         if f is not None:   # the whole flat group: one kernel
           updates += [f.G] + self._update(f.P, f.G, idx[0], *(states[idx[0]]._base for states in self._state_lists()))
         else:
@@ -135,19 +135,24 @@ class Optimizer:
           updates += [p.grad] + self._update(p, p.grad.cast(p.dtype), i, *(states[i] for states in self._state_lists()))
       return updates
 
-  def _groups(self) -> list[list[int]]:
-    """The parameters this step updates (those with a gradient), by index: a flat group as one when every gradient
-    of it is in its flat buffer and its parameters have had the same number of updates, else one by one."""
+  def _groups(self) -> list[tuple["_Flat | None", list[int]]]:
+    """The parameters this step updates (those with a gradient), by index: a flat group as one (with its `_Flat`)
+    when every gradient of it is in its flat buffer and its parameters have had the same number of updates, else one
+    by one."""
     groups, done = [], set()
     for f in self.flats:
       if f.ready() and len({self._counts[i] for i in f.index}) == 1:
-        groups.append(list(f.index))
+        groups.append((f, list(f.index)))
         done.update(f.index)
-    return groups + [[i] for i, p in enumerate(self.params) if i not in done and p.grad is not None]
+    return groups + [(None, [i]) for i, p in enumerate(self.params) if i not in done and p.grad is not None]
 
-  def _count_steps(self, updated: list[int]) -> list[Tensor]:
-    """Count this step on the device for the `updated` parameters (a jitted step replays the count)."""
-    return []
+  def _counted(self, updated: list[int]) -> list[Tensor]:
+    """`steps` counted up by one at the `updated` indices, in place."""
+    if not updated: return []
+    if len(updated) == len(self.params): return [self.steps.assign(self.steps + 1)]
+    mask = np.zeros(len(self.params), np.float32)
+    mask[updated] = 1
+    return [self.steps.assign(self.steps + Tensor(mask, device=self.steps.device))]
 
   def step(self):
     realize(*self.schedule_step())
@@ -157,18 +162,6 @@ class Optimizer:
     index of (the first of) its parameters, for their step count."""
     raise NotImplementedError
   def _state_lists(self) -> list[list[Tensor]]: return []
-
-  def _step_counter(self) -> Tensor:
-    """Updates per parameter, on the device (float32: exact to 2^24 steps)."""
-    return Tensor.zeros(len(self.params), device=self.params[0].device).clone().realize()
-
-  def _counted(self, steps: Tensor, updated: list[int]) -> list[Tensor]:
-    """`steps` counted up by one at the `updated` indices, in place."""
-    if not updated: return []
-    if len(updated) == len(self.params): return [steps.assign(steps + 1)]
-    mask = np.zeros(len(self.params), np.float32)
-    mask[updated] = 1
-    return [steps.assign(steps + Tensor(mask, device=steps.device))]
 
   def _states(self) -> list[Tensor]:
     """A zero state per parameter (a view of a flat state for a flattened one), made in one schedule. Each in memory
@@ -197,10 +190,8 @@ class SGD(Optimizer):
       raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
     self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
     self.bufs = self._states() if momentum else []
-    self.steps = self._step_counter()
 
   def _state_lists(self): return [self.bufs] if self.momentum else []
-  def _count_steps(self, updated): return self._counted(self.steps, updated)
 
   def _update(self, p, g, i, buf=None):
     if self.weight_decay: g = g + self.weight_decay * p
@@ -228,10 +219,8 @@ class Adam(Optimizer):
     _check(name, "weight_decay value", weight_decay, lambda v: v >= 0)
     self.b1, self.b2, self.eps, self.weight_decay = betas[0], betas[1], eps, weight_decay
     self.m, self.v = self._states(), self._states()
-    self.steps = self._step_counter()
 
   def _state_lists(self): return [self.m, self.v]
-  def _count_steps(self, updated): return self._counted(self.steps, updated)
 
   def _update(self, p, g, i, m, v):
     if self.weight_decay and not self.decoupled: g = g + self.weight_decay * p

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from ..codegen.kernel import K
 from ..ir.ops import Op
-from .buffer import Buffer
+from .buffer import Buffer, parts
 
 
 class CheckError(AssertionError):
@@ -30,7 +30,7 @@ def tolerance(kernel, prg) -> tuple[float, float]:
 def _host(buf: Buffer, span: tuple[int, int]) -> np.ndarray:
   """A host copy of the elements [start, stop) of a buffer."""
   start, stop = span
-  part = Buffer(buf.device, buf.dtype, stop - start, buf.ensure().data[start:stop])
+  (part,) = parts([buf], (start,), [stop - start])
   return np.array(part.numpy(), copy=True)
 
 
