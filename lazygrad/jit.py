@@ -50,7 +50,7 @@ import numpy as np
 from .autograd import grad_mode
 from .helpers import JitError, counters, settings, user_frame, IdWeakSet, observers, tell, timed
 from .ir.node import LazyNode, toposort
-from .nn.module import autocast_dtype
+from .amp import autocast_dtype
 from .tensor import Tensor, realize, overwrite, _hold, _roots, _assigned
 from .runtime.buffer import Buffer, serials
 from .runtime import realize as engine, memory

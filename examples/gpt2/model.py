@@ -7,7 +7,6 @@ import numpy as np
 from lazygrad import Tensor, no_grad, realize
 import lazygrad.nn as nn
 from lazygrad.nn import functional as F
-from lazygrad.nn.module import autocast_dtype
 
 
 @dataclass
@@ -43,8 +42,7 @@ class CausalSelfAttention(nn.Module):
     B, T, C = x.shape
     q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
     q, k, v = (t.reshape(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-    if (ac := autocast_dtype()) is not None: q, k, v = q.cast(ac), k.cast(ac), v.cast(ac)
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True).float()
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     y = F.dropout(y, self.dropout, self.training)
     return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 

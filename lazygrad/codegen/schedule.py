@@ -504,7 +504,8 @@ def partition(targets: list[LazyNode]) -> list[Group]:
         if owners.setdefault(id(r), id(n)) != id(n):
           extra.setdefault(id(narrowed.get(id(r), r)), "a reduction two kernels need")
     if recomputed := {i: why for i, why in _recomputed(order, builders, reasons).items() if i not in reasons}:
-      extra = recomputed   # stored first: what else must be stored is found again with these in memory
+      # stored first: what else must be stored is found again with these in memory
+      extra = {id(narrowed[i]) if i in narrowed else i: why for i, why in recomputed.items()}
     new = set(extra) - set(reasons)
     if not new: break
     for i in new: reasons[i] = extra[i]
@@ -541,19 +542,19 @@ def _recomputed(order: list[LazyNode], builders: dict, stored: dict) -> dict[int
 
 
 def _narrowing_casts(order: list[LazyNode]) -> dict[int, LazyNode]:
-  """Nodes whose every use is one cast to a narrower float (a float32 matmul result under bfloat16 autocast), maybe
-  after reshapes, mapped to that cast: where such a node must be stored, the cast is stored instead, in half the memory, with the same
-  values its readers see."""
+  """Nodes whose one use is a cast to a narrower float, maybe after reshapes and elementwise ops that are each
+  their input's one use (a float32 matmul result, plus its bias, cast to bfloat16 under autocast), mapped to that
+  cast: where such a node must be stored, the cast is stored instead (the ops between run in the producing kernel),
+  in half the memory, with the same values its readers see."""
   users: dict[int, list[LazyNode]] = {}
   for n in order:
     for s in dict.fromkeys(n.srcs, None): users.setdefault(id(s), []).append(n)
   out = {}
-  for n in order:
-    if not n.dtype.is_float: continue
-    u = n
-    while len(us := users.get(id(u), [])) == 1 and us[0].op is Op.RESHAPE: u = us[0]   # (a matmul's result is reshaped)
-    if len(us) == 1 and us[0].op is Op.CAST and us[0].dtype.is_float and us[0].dtype.itemsize < n.dtype.itemsize:
-      out[id(n)] = us[0]
+  for n in reversed(order):   # users first: a node's chain continues its one user's
+    if not n.dtype.is_float or len(us := users.get(id(n), [])) != 1: continue
+    u = us[0]
+    if u.op is Op.CAST and u.dtype.is_float and u.dtype.itemsize < n.dtype.itemsize: out[id(n)] = u
+    elif (u.op is Op.RESHAPE or (u.op in ALU and u.dtype == n.dtype)) and id(u) in out: out[id(n)] = out[id(u)]
   return out
 
 

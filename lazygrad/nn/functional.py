@@ -2,6 +2,7 @@
 from __future__ import annotations
 import math
 import ml_dtypes
+from .. import amp
 from ..autograd import no_grad
 from ..helpers import ShapeError
 from ..tensor import Tensor
@@ -319,3 +320,6 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
   x = input.float()
   out = x * ((x * x).mean(tuple(range(input.ndim - len(shape), input.ndim)), keepdim=True) + eps).rsqrt()
   return (out * weight if weight is not None else out).cast(input.dtype)
+
+
+amp.install(globals())   # the functions torch.autocast changes (lazygrad.amp)

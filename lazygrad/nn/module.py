@@ -1,35 +1,17 @@
 """Module and layers. Parameters are leaf Tensors with requires_grad; a Module finds them (and its sub-modules)
 through its attributes, in definition order, as torch.nn.Module does."""
 from __future__ import annotations
-import contextlib, math, threading
+import math
 from collections import OrderedDict
 from typing import Iterator
 import numpy as np
 from ..tensor import Tensor, realize
 from ..autograd import no_grad
-from ..dtypes import to_dtype, int64
+from ..amp import autocast, autocast_dtype   # noqa: F401  (lazygrad.nn.autocast)
+from ..dtypes import int64
 from ..helpers import ShapeError
 from ..tensor.conv import _conv_pads
 from . import functional as F, init
-
-
-class _Autocast(threading.local):
-  dtype = None
-
-
-_autocast = _Autocast()
-
-
-@contextlib.contextmanager
-def autocast(dtype="bfloat16"):
-  """Mixed precision like torch.autocast: Linear layers multiply in `dtype` (float32 accumulation); parameters
-  stay float32 (the master weights), and everything else runs in float32."""
-  prev, _autocast.dtype = _autocast.dtype, (to_dtype(dtype) if dtype is not None else None)
-  try: yield
-  finally: _autocast.dtype = prev
-
-
-def autocast_dtype(): return _autocast.dtype
 
 
 class Module:
@@ -108,10 +90,7 @@ class Linear(Module):
     self.bias = Tensor.uniform(out_features, low=-bound, high=bound, requires_grad=True, device=device) if bias else None
 
   def forward(self, x: Tensor) -> Tensor:
-    if (ac := autocast_dtype()) is not None:
-      out = (x.cast(ac) @ self.weight.cast(ac).T).float()
-    else: out = x @ self.weight.T
-    return out + self.bias if self.bias is not None else out
+    return F.linear(x, self.weight, self.bias)
 
 
 class Embedding(Module):

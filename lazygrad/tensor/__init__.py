@@ -5,6 +5,7 @@ The class is assembled here from one module per concern: core (state, autograd e
 realization), creation, elementwise, movement, indexing, reduce, nn_ops."""
 from __future__ import annotations
 from ..helpers import ShapeError
+from .. import amp
 from .core import TensorCore, realize, overwrite
 from .core import _hold, _roots, _assigned   # noqa: F401  what lazygrad.jit reads of tensor memory
 from .creation import Creation, manual_seed
@@ -28,3 +29,6 @@ class Tensor(TensorCore, Creation, Elementwise, Movement, Indexing, Reductions, 
   still waiting to read the old contents is realized, so nothing built earlier sees the new value. A graph that still
   needs an overwritten value and could not be kept (an old loss's backward) raises StaleValueError."""
   __slots__ = ()
+
+
+amp.install(Tensor)   # the ops torch.autocast changes (lazygrad.amp)

@@ -16,29 +16,35 @@ class NNOps:
 
   def matmul(self, other: "Tensor") -> "Tensor":
     """torch.matmul: 1-D, 2-D, batched and broadcast. Lowered to a DOT by the compiler."""
+    return self._product("matmul", other)
+
+  def _product(self, op: str, other, bias=None) -> "Tensor":
+    """self @ other (+ bias, added to the float32 accumulator of 16-bit operands before the one rounding, as
+    cuBLAS's epilogue does)."""
     a, b = self, other
     if not isinstance(b, TensorCore): b = type(self)(b, device=self.device)
     if a.ndim == 0 or b.ndim == 0:
-      raise _err(ShapeError, "matmul", f"both arguments need at least 1 dimension, got shapes {_shape_str(a.shape)} and "
+      raise _err(ShapeError, op, f"both arguments need at least 1 dimension, got shapes {_shape_str(a.shape)} and "
                  f"{_shape_str(b.shape)}", "use * for scalars")
     a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
     b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
     if a2.shape[-1] != b2.shape[-2]:
-      raise _err(ShapeError, "matmul", f"shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} cannot be multiplied: "
+      raise _err(ShapeError, op, f"shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} cannot be multiplied: "
                  f"inner dimensions {a2.shape[-1]} (dim -1 of the first) and {b2.shape[-2]} (dim "
                  f"{-2 if b.ndim > 1 else -1} of the second) differ", "transpose or reshape so the inner sizes match")
     if a.ndim > 2 and b.ndim == 2:   # a stack of rows times one matrix is one 2-d product (one contraction in backward)
-      return a.reshape(-1, a.shape[-1]).matmul(b).reshape(a.shape[:-1] + (b.shape[-1],))
-    batch = _broadcast_shape("matmul", a2.shape[:-2], b2.shape[:-2])
+      return a.reshape(-1, a.shape[-1])._product(op, b, bias).reshape(a.shape[:-1] + (b.shape[-1],))
+    batch = _broadcast_shape(op, a2.shape[:-2], b2.shape[:-2])
     dt = promote(a.dtype, b.dtype)
     acc = float32 if dt in (dtypes.float16, dtypes.bfloat16) else dt
     m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
     x = a2.cast(acc)._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))
     y = b2.cast(acc)._broadcast_to(batch + (k, n)).transpose(-1, -2).reshape(batch + (1, n, k))
-    out = (x * y).sum(-1).cast(dt)
+    out = (x * y).sum(-1)
     if a.ndim == 1: out = out.squeeze(-2)
     if b.ndim == 1: out = out.squeeze(-1)
-    return out
+    if bias is None: return out.cast(dt)
+    return (out + bias.cast(promote(acc, bias.dtype))).cast(promote(dt, bias.dtype))
   dot = matmul
 
   def mm(self, other: "Tensor") -> "Tensor":
@@ -194,8 +200,10 @@ class NNOps:
     return var.sqrt(), mean
 
   def linear(self, weight: "Tensor", bias: "Tensor | None" = None) -> "Tensor":
-    out = self.matmul(weight.T)
-    return out if bias is None else out + bias
+    """torch.nn.functional.linear: self @ weight.T + bias."""
+    if bias is not None and not isinstance(bias, TensorCore): bias = type(self)(bias, device=self.device)
+    if bias is not None and bias.ndim > 1: return self._product("linear", weight.T) + bias
+    return self._product("linear", weight.T, bias)
 
   def _tri(self, diagonal: int, lower: bool) -> "Tensor":
     if self.ndim < 2: raise _err(ShapeError, "tril" if lower else "triu", f"needs at least 2 dims, got shape {_shape_str(self.shape)}")
