@@ -264,10 +264,16 @@ class NNOps:
                     label_smoothing: float = 0.0) -> "Tensor":
     """torch.nn.functional.cross_entropy; classes on dim 1 (or dim 0 for 1-D input). `target` holds class indices
     (an integer tensor), or class probabilities (a float tensor of the input's shape)."""
-    logp = (self if self.ndim != 1 else self.unsqueeze(0)).log_softmax(1)
+    x = self if self.ndim != 1 else self.unsqueeze(0)
     if isinstance(target, TensorCore) and target.dtype.is_float:
-      return logp._probability_loss(target, weight, reduction, label_smoothing, self.ndim == 1)
-    return logp._class_loss("cross_entropy", target, weight, reduction, ignore_index, label_smoothing, self.ndim == 1)
+      return x.log_softmax(1)._probability_loss(target, weight, reduction, label_smoothing, self.ndim == 1)
+    # class indices: logsumexp(x) - x[target], from the logits. Its gradient, softmax - one-hot, is elementwise;
+    # through log_softmax it would also need each row's sum of the one-hot gradient (a pass over 50304-wide rows).
+    xf = x._float()
+    shifted = xf - xf.amax(1, keepdim=True).detach()
+    lse = shifted.exp().sum(1, keepdim=True).log()
+    return shifted._class_loss("cross_entropy", target, weight, reduction, ignore_index, label_smoothing,
+                               self.ndim == 1, lse)
 
   def _probability_loss(self, target: "Tensor", weight, reduction: str, label_smoothing: float, one: bool) -> "Tensor":
     """-sum_c weight[c] * p[c] * logp[c] per sample (self: log-probabilities, classes on dim 1); 'mean' divides by the
@@ -296,9 +302,10 @@ class NNOps:
                                                                        ignore_index, 0.0, self.ndim == 1)
 
   def _class_loss(self, op: str, target, weight, reduction: str, ignore_index: int, label_smoothing: float,
-                  one: bool) -> "Tensor":
-    """-weight[t] * logp[t] per sample (self: log-probabilities, classes on dim 1), ignore_index skipped; 'mean'
-    divides by the summed weights of the samples kept, as torch does."""
+                  one: bool, lse: "Tensor | None" = None) -> "Tensor":
+    """-weight[t] * logp[t] per sample (self: log-probabilities, classes on dim 1; or with `lse`, logits whose
+    log-probabilities are self - lse), ignore_index skipped; 'mean' divides by the summed weights of the samples
+    kept, as torch does."""
     if reduction not in ("mean", "sum", "none"):
       raise _err(ValueError, op, f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     tgt = target.reshape(1) if one else target
@@ -312,13 +319,17 @@ class NNOps:
       raise _err(ShapeError, op, f"weight must have one value per class ({c}), got shape {_shape_str(weight.shape)}")
     tgt = tgt._checked(tgt, ((tgt >= 0).logical_and(tgt < c)).logical_or(tgt == ignore_index),
                        f"{op}: target {{}} is out of bounds for {c} classes")
-    logp = self.permute((0,) + tuple(range(2, self.ndim)) + (1,))           # classes last
+    classes_last = (0,) + tuple(range(2, self.ndim)) + (1,)
+    logp = self.permute(classes_last)
     hit = tgt.unsqueeze(-1) == self.arange(c, device=self.device)
     w = hit._where(weight, 0.0).sum(-1) if weight is not None else None     # weight[target]
+    base = lse.permute(classes_last).squeeze(-1) if lse is not None else None   # the log-probabilities: logp - base
     nll = -hit._where(logp, 0.0).sum(-1)
+    if base is not None: nll = nll + base
     if w is not None: nll = nll * w
     if label_smoothing:
       smooth = -(logp * weight).sum(-1) / c if weight is not None else -logp.mean(-1)
+      if base is not None: smooth = smooth + (base * (weight.sum() / c) if weight is not None else base)
       nll = (1 - label_smoothing) * nll + label_smoothing * smooth
     valid = tgt != ignore_index
     nll = valid._where(nll, 0.0)
