@@ -125,7 +125,6 @@ def matmuls(rows, quick):
       flops = 2 * m * k * nn
       for what, lz, th in (("", lambda: Tensor.from_torch(A) @ Tensor.from_torch(B), lambda: A @ B),
                            (" @W.T", lambda: Tensor.from_torch(A) @ Tensor.from_torch(W).T, lambda: A @ W.T)):
-        if what and dtype != torch.bfloat16: continue
         ms, t_ms = lazygrad_ms(lz()), bench(th)
         rows.append((f"matmul {m}x{k}x{nn}{what} {'bf16' if dtype == torch.bfloat16 else 'tf32'}", "TFLOP/s",
                      flops / ms / 1e9, flops / t_ms / 1e9, t_ms / ms))

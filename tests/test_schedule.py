@@ -509,3 +509,31 @@ def test_cross_entropy_gradient_reads_each_row_once(kw):
   tl.backward()
   np.testing.assert_allclose(loss.numpy(), tl.item(), rtol=1e-5)
   np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_float32_matmul_copies_an_n_major_right_operand_k_major_for_tf32(monkeypatch):
+  """Where tf32 tensor cores read K-major operands only (Hopper), x @ W with W stored (in, out) copies W K-major
+  first (one CONTIGUOUS of W.T); nn.Linear's x @ W.T, a small W, exact float32 ('highest') and devices without the
+  need copy nothing. Values and gradients are unchanged."""
+  import dataclasses
+  from lazygrad.ir.node import toposort
+  from lazygrad.ir.ops import Op
+  dev = get_device("numpy")
+  monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, float32_k_major=True))
+  rng = np.random.default_rng(0)
+  x, w = rng.standard_normal((8, 256)).astype(np.float32), rng.standard_normal((256, 512)).astype(np.float32)
+  def copies(f, precision="high"):
+    lazygrad.set_float32_matmul_precision(precision)
+    try:
+      lw, tw = Tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+      out, want = f(Tensor(x), lw), f(torch.tensor(x), tw)
+      found = [n.shape for n in toposort([out.node]) if n.op is Op.CONTIGUOUS]
+      (out * out).sum().backward(); (want * want).sum().backward()
+      np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-3)
+      np.testing.assert_allclose(lw.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-2)
+      return found
+    finally: lazygrad.set_float32_matmul_precision("highest")
+  assert copies(lambda a, b: a @ b) == [(512, 256)]
+  assert copies(lambda a, b: a @ b, "highest") == []
+  assert copies(lambda a, b: a @ b.T.contiguous().T) == [(512, 256)]   # the user's copy: K-major, no second one
+  assert copies(lambda a, b: a[:, :16] @ b[:16, :16]) == []          # small

@@ -45,6 +45,10 @@ class LoweringOptions:
   # the longest row a program sorts (in one tile; None: any): Triton 3.6 took 19 s to compile a 4096-lane sort on an
   # H200 and over 100 s for 8192 lanes
   max_sort: int | None = 4096
+  # tf32 tensor cores read both operands K-major (Hopper's wgmma): a float32 matmul's N-major right operand is then
+  # copied K-major when the graph is built (Tensor.matmul). An H100's tf32 tiles ran at 0.25-0.45x cuBLAS from an
+  # N-major operand, 0.73-1.0x K-major (bench/NOTES.md)
+  float32_k_major: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,8 @@ def _dot_blocks(k: Kernel, opts: LoweringOptions, blocks: tuple, want: tuple) ->
 
 # the contraction tilings a tuner tries, (m, n, k for 2-byte operands, warps, stages): the default first, then wider
 # and narrower tiles with deeper pipelines (a long k, a thin matrix, float32 operands that fill shared memory sooner)
-DOT_CANDIDATES = ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4),
-                  (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 64, 64, 4, 5))
+DOT_CANDIDATES = ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3),
+                  (128, 128, 64, 4, 4), (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 64, 64, 4, 5))
 
 
 def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:

@@ -123,7 +123,8 @@ class TritonDevice:
     self.torch_device = "cpu" if interpret else "cuda"
     self.lowering = LoweringOptions(whole=False, max_tile=4096 if not interpret else 1024,
                                     max_reduce_block=1024 if not interpret else 256,
-                                    max_whole_row=8192 if not interpret else 4096, dot_float64=False)
+                                    max_whole_row=8192 if not interpret else 4096, dot_float64=False,
+                                    float32_k_major=not interpret and torch.cuda.get_device_capability()[0] >= 9)
 
   # buffers
   def alloc(self, dtype: DType, size: int):

@@ -4,7 +4,10 @@ from __future__ import annotations
 import math
 from .. import dtypes
 from ..dtypes import promote, float32
-from ..helpers import ShapeError, prod
+from ..helpers import ShapeError, prod, get_float32_matmul_precision
+from ..ir.ops import MOVEMENT
+from ..ir.view import view_of
+from ..runtime.device import get_device
 from .args import _err, _shape_str, _broadcast_shape
 from .core import TensorCore
 from ..ir import build as B
@@ -39,6 +42,8 @@ class NNOps:
     acc = float32 if dt in (dtypes.float16, dtypes.bfloat16) else dt
     m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
     x = a2.cast(acc)._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))
+    if acc == float32 and b2.dtype == float32 and _k_major_pays(b2):
+      b2 = b2.transpose(-1, -2).contiguous().transpose(-1, -2)
     y = b2.cast(acc)._broadcast_to(batch + (k, n)).transpose(-1, -2).reshape(batch + (1, n, k))
     out = (x * y).sum(-1)
     if a.ndim == 1: out = out.squeeze(-2)
@@ -337,6 +342,18 @@ class NNOps:
     if reduction == "none": return nll
     if reduction == "sum": return nll.sum()
     return nll.sum() / (valid._where(w, 0.0) if w is not None else valid.cast(float32)).sum()
+
+
+def _k_major_pays(b) -> bool:
+  """Is `b`, the (.., K, N) right operand of a float32 matmul, worth a K-major copy? Where the device's tf32 tensor
+  cores read K-major operands only (LoweringOptions.float32_k_major), tf32 is on, and b is large and N-major in the
+  memory it views (x @ W with W stored (in, out); nn.Linear's W.T is K-major already). The copy is one pass over b."""
+  if get_float32_matmul_precision() == "highest" or b.shape[-2] * b.shape[-1] < 1 << 16: return False
+  if not get_device(b.device).lowering.float32_k_major: return False
+  n, path = b.node, []
+  while n.op in MOVEMENT: path.append((n.op, n.arg)); n = n.srcs[0]
+  strides = view_of(n.shape, tuple(path)).views[-1].strides
+  return strides[-1] == 1 and strides[-2] != 1
 
 
 def _label(label) -> str: return "..." if isinstance(label, int) else repr(label)
