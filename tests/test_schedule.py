@@ -518,7 +518,8 @@ def test_float32_matmul_copies_an_n_major_right_operand_k_major_for_tf32(monkeyp
   import dataclasses
   from lazygrad.ir.node import toposort
   from lazygrad.ir.ops import Op
-  dev = get_device("numpy")
+  from lazygrad.runtime.device import canonical_name
+  dev = get_device(canonical_name(None))   # the device under test
   monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, float32_k_major=True))
   rng = np.random.default_rng(0)
   x, w = rng.standard_normal((8, 256)).astype(np.float32), rng.standard_normal((256, 512)).astype(np.float32)
