@@ -6,9 +6,10 @@ from .dtypes import DType, bool_, uint8, uint16, uint32, uint64, int8, int16, in
   float32, float64
 from .helpers import Context, counters, settings, set_float32_matmul_precision, get_float32_matmul_precision
 from .autograd import no_grad
+from .amp import autocast, is_autocast_enabled
 from .jit import jit
 from .errors import JitError
-from . import dtypes, optim, runtime
+from . import amp, dtypes, optim, runtime
 # the tensor constructors and joins torch offers as functions (torch.zeros, torch.cat, torch.zeros_like, ...)
 einsum, cat, stack, meshgrid = Tensor.einsum, Tensor.cat, Tensor.stack, Tensor.meshgrid
 concat = concatenate = cat
@@ -25,7 +26,7 @@ if _os.environ.get("LAZYGRAD_REPORT"):   # an HTML report of the process, writte
   from .debug.report import at_exit as _report_at_exit
   _report_at_exit(_os.environ["LAZYGRAD_REPORT"])
 
-__all__ = ["jit", "JitError", "no_grad", "Tensor", "ShapeError", "manual_seed", "realize", "where", "einsum", "cat", "concat",
+__all__ = ["jit", "JitError", "no_grad", "autocast", "is_autocast_enabled", "Tensor", "ShapeError", "manual_seed", "realize", "where", "einsum", "cat", "concat",
            "concatenate", "stack", "meshgrid", "arange", "linspace", "eye", "full", "zeros", "ones", "empty", "rand",
            "randn", "randint", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "DType",
            "Context",

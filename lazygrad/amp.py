@@ -32,12 +32,24 @@ class _State(threading.local):
 _state = _State()
 
 
+_UNSET = object()
+_DEVICE_TYPES = ("cuda", "cpu", "triton", "triton-interp", "numpy")
+
+
 @contextlib.contextmanager
-def autocast(dtype="bfloat16", enabled: bool = True):
-  """Mixed precision like torch.autocast: matmuls, linear layers, convolutions and attention run in `dtype`
+def autocast(device_type=_UNSET, dtype=None, enabled: bool = True, cache_enabled=None):
+  """Mixed precision like torch.autocast: matmuls, linear layers, convolutions and attention run in a 16-bit float
   (float32 accumulation) and return it; softmax, norms and losses run in float32. Parameters stay float32 (the
-  master weights) and get float32 gradients. `dtype=None` or `enabled=False` turns autocast off inside."""
-  on = to_dtype(dtype) if dtype is not None and enabled else None
+  master weights) and get float32 gradients. `autocast("bfloat16")` (lazygrad's form, bfloat16 by default) or
+  torch's `autocast("cuda", dtype=torch.bfloat16)` (float16 by default on a GPU device, as torch's);
+  `enabled=False` or `autocast(None)` turns it off inside. `cache_enabled` is accepted for torch's signature (a lazy
+  graph casts a weight once per use; nothing is cached)."""
+  if device_type is None: enabled = False
+  elif device_type is not _UNSET and dtype is None and _names_dtype(device_type): dtype = device_type
+  elif device_type is not _UNSET and device_type not in _DEVICE_TYPES:
+    raise ValueError(f"autocast: {device_type!r} is neither a dtype nor a device type ({', '.join(_DEVICE_TYPES)})")
+  elif dtype is None and device_type in ("cuda", "triton"): dtype = float16
+  on = to_dtype(dtype if dtype is not None else bfloat16) if enabled else None
   if on is not None and on not in (float16, bfloat16):
     raise TypeError(f"autocast: dtype must be float16 or bfloat16, got {on.name}")
   prev, _state.dtype = _state.dtype, on
@@ -45,9 +57,20 @@ def autocast(dtype="bfloat16", enabled: bool = True):
   finally: _state.dtype = prev
 
 
+def _names_dtype(x) -> bool:
+  try: to_dtype(x)
+  except TypeError: return False
+  return True
+
+
 def autocast_dtype():
   """The lower precision of the innermost autocast, None outside one."""
   return _state.dtype
+
+
+def is_autocast_enabled() -> bool:
+  """torch.is_autocast_enabled: inside an enabled autocast?"""
+  return _state.dtype is not None
 
 
 def _user_call(frame) -> bool:

@@ -64,9 +64,24 @@ def test_outside_autocast_nothing_changes():
   assert amp.autocast_dtype() is None
 
 
-def test_autocast_rejects_a_dtype_that_is_not_16_bit_float():
+def test_autocast_rejects_a_dtype_that_is_not_16_bit_float_and_an_unknown_name():
   with pytest.raises(TypeError, match="float16 or bfloat16"):
     with nn.autocast("float64"): pass
+  with pytest.raises(ValueError, match="neither a dtype nor a device type"):
+    with nn.autocast("bf16"): pass
+
+
+@pytest.mark.parametrize("args, kw, want", [
+  ((), {}, "bfloat16"), (("float16",), {}, "float16"), (("cuda",), {}, "float16"), (("cpu",), {}, "bfloat16"),
+  (("cuda",), {"dtype": torch.bfloat16}, "bfloat16"), ((), {"dtype": lazygrad.float16}, "float16"),
+  ((None,), {}, None), (("cuda",), {"enabled": False}, None)])
+def test_autocast_takes_torchs_signature(args, kw, want):
+  """lazygrad's autocast("bfloat16") and torch's autocast(device_type, dtype=None, enabled=True): float16 by
+  default on a GPU device type, as torch's, bfloat16 on the CPU."""
+  with lazygrad.autocast(*args, **kw):
+    assert (amp.autocast_dtype().name if want else None) == want
+    assert lazygrad.is_autocast_enabled() == (want is not None)
+  assert not lazygrad.is_autocast_enabled()
 
 
 def test_every_listed_op_that_lazygrad_has_is_wrapped():
