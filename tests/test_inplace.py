@@ -189,6 +189,8 @@ instruction = st.one_of(
 # two in-place writes of one buffer in one schedule, the later one a full overwrite that reads nothing of it
 @example(program=[("inplace", "add", 0, 0, "tensor"), ("make", "add1", 0), ("inplace", "add", 0, 0, "tensor"),
                   ("inplace", "copy", 0, 2, "tensor")])
+@example(program=[("inplace", "add", 1, 0, 0.5), ("make", "add1", 1), ("inplace", "add", 1, 0, "tensor"),
+                  ("inplace", "add", 0, 0, "tensor"), ("inplace", "add", 1, 0, "tensor")])
 def test_random_programs_with_inplace_updates_match_pytorch(program):
   rng = np.random.default_rng(0)
   start = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(2)]
@@ -263,3 +265,18 @@ def test_an_update_of_an_empty_region_changes_nothing(shape, update):
   before = x.numpy().copy()
   update(x)
   np.testing.assert_array_equal(x.numpy(), before)
+
+
+def test_a_chain_of_updates_reading_two_versions_of_another_tensor():
+  """b's first update reads a before `a += a`, its second after: the first is computed before a's update, and that
+  writes b's memory in the same schedule, so c (made from b's old value) is computed before it too (found by the
+  random programs above: a StaleValueError for c, or an IndexError in the scheduler)."""
+  rng = np.random.default_rng(0)
+  start = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(2)]
+  a, b = (Tensor(x) for x in start)
+  ta, tb = (torch.tensor(x) for x in start)
+  c, tc = b + 1, tb + 1
+  b += a; tb += ta
+  a += a; ta += ta
+  b += a; tb += ta
+  for x, y in ((a, ta), (b, tb), (c, tc)): np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-6)

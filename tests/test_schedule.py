@@ -159,6 +159,29 @@ def test_looped_softmax_has_a_loop_per_reduction_and_one_for_its_outputs(monkeyp
   assert len(stores) == 1 and stores[0] < ops.index(U.ENDRANGE, stores[0])   # stored inside the last loop
 
 
+def test_a_reduction_whose_loads_do_not_span_its_tile_loads_them_wide(monkeypatch):
+  """nll_loss(log_softmax(x)) backward sums each row of a one-hot (iota compared with a column of targets): no load
+  varies along the row, and Triton would give the tile the layout of the (rows, 1) load, computing each row many
+  times over (14.8 ms on an H100 for 16384 x 50304; 2.35 ms with wide loads). Its loads span the whole tile; a
+  column of weights, beside a load of the row itself, stays (rows, 1). Values are unchanged."""
+  monkeypatch.setattr(get_device("numpy"), "lowering", LOOPED)
+  rng = np.random.default_rng(0)
+  x, y = randn(7, 13), rng.integers(0, 13, 7)
+  lx = Tensor(x, requires_grad=True)
+  loss = lx.log_softmax(-1).nll_loss(Tensor(y))
+  loss.backward()
+  dev = get_device("numpy")
+  progs = {it.kernel.name: compile_kernel(it.kernel, dev).prog for it in get_schedule([loss.node, lx.grad.node])}
+  (grad,) = [p for name, p in progs.items() if name.endswith("grad_7x13")]
+  first_loop = grad.uops[:[u.op for u in grad.uops].index(U.ENDRANGE)]
+  assert [u.shape for u in first_loop if u.op is U.LOAD] and all(u.shape == (LOOPED.max_tile // 4, 4) for u in first_loop if u.op is U.LOAD)
+  (weighted,) = programs_for((Tensor(x) * Tensor(randn(7, 1))).sum(-1))   # the row of x anchors the tile
+  assert sorted(u.shape for u in weighted.uops if u.op is U.LOAD) == [(2, 1), (2, 4)]
+  tx = torch.tensor(x, requires_grad=True)
+  torch.nn.functional.nll_loss(tx.log_softmax(-1), torch.tensor(y)).backward()
+  np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_tiled_programs_loop_and_mask(monkeypatch):
   monkeypatch.setattr(get_device("numpy"), "lowering", TILED)
   (prog,) = programs_for(Tensor(randn(7, 13)).sum(1))

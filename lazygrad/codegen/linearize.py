@@ -230,6 +230,7 @@ class _Linearizer:
     self.axis_memo: dict = {}                  # (space, axis) -> index tile; (space, axis, 'mask') -> bounds
     self.memo: dict = {}                       # (space, KNode) -> uop
     self.ast_index = {n: i for i, n in enumerate(k.nodes)}
+    self.wide_loads = False                    # loads span the whole tile (see partial)
 
   # --- emission helpers
   def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, ast: KNode | None = None) -> UOp:
@@ -368,7 +369,8 @@ class _Linearizer:
       index = self.lin(idx)
       if gather is not None: index = self.gathered(index, srcs[0], gather, masks)
       mask = self.all_of(masks)
-      srcs = (self.params[slot], self.address(index, mask)) + ((mask,) if mask is not None else ())
+      tile = self.space_shape(self.space) if self.wide_loads else None
+      srcs = (self.params[slot], self.address(index, mask, tile=tile)) + ((mask,) if mask is not None else ())
       return self.emit(U.LOAD, n.dtype, srcs, None, None, n)
     if n.op is K.VALID:
       _, conds, _ = self.access(n.arg)
@@ -395,9 +397,10 @@ class _Linearizer:
               self.alu(Op.CMPLT, bool_, row, self.const(rows, self.idt))]
     return self.alu(Op.ADD, self.idt, index, self.alu(Op.MUL, self.idt, row, self.const(stride, self.idt)))
 
-  def address(self, index: UOp, *tiles) -> UOp:
-    """The index tile, broadcast to cover the mask (and stored value): one address per lane."""
-    full = _broadcast(index.shape, *(t.shape for t in tiles if t is not None)) or (1,) * len(self.space)
+  def address(self, index: UOp, *tiles, tile: tuple | None = None) -> UOp:
+    """The index tile, broadcast to cover the mask (and stored value, or the whole `tile`): one address per lane."""
+    full = _broadcast(index.shape, *(t.shape for t in tiles if t is not None), *([tile] if tile else [])) or \
+      (1,) * len(self.space)
     return index if index.shape == full else self.emit(U.BROADCAST, index.dtype, (index,), None, full)
 
   def reduce_axes(self): return tuple(range(self.n_out, self.rank))
@@ -436,8 +439,13 @@ class _Linearizer:
   def partial(self, r: KNode) -> UOp:
     """One tile's worth of (non-DOT) reduction `r`: the whole reduction, or one step of the loop."""
     red_axes, op = self.reduce_axes(), _reduce_op(r)
-    # a DOT this device does not lower as one (float64 on Triton) is a sum of the product
-    x = self.value(r.srcs[0]) if r.op is not K.DOT else self.alu(Op.MUL, r.dtype, *(self.value(s) for s in r.srcs))
+    # Triton gives a tile the thread layout of the loads it comes from. A reduction none of whose loads varies along
+    # the reduce axes (a row sum of a one-hot: iota compared with a column of indices) would take the layout of a
+    # (rows, 1) load, its threads spread over the few rows: each row computed many times over, each thread walking
+    # the whole row (an H100 took 9 ms for 16384 rows of 50304; bench/NOTES.md). Its loads then span the tile.
+    self.wide_loads = not self._anchored(r)
+    try: x = self.value(r.srcs[0]) if r.op is not K.DOT else self.alu(Op.MUL, r.dtype, *(self.value(s) for s in r.srcs))
+    finally: self.wide_loads = False
     if (mask := self.bounds_mask(red_axes)) is not None:
       x = self.alu(Op.WHERE, x.dtype, mask, x, self.const(scan_identity(_COMBINE[op][1], r.dtype), x.dtype))
     if op is not Op.REDUCE_MAX and (not x.shape or any(x.shape[a] < self.blocks[a] for a in red_axes)):
@@ -448,6 +456,18 @@ class _Linearizer:
     if not axes: return x
     shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
     return self.emit(U.REDUCE, r.dtype, (x,), (op, axes), shape, r)
+
+  def _anchored(self, r: KNode) -> bool:
+    """Does a load of reduction `r` (not of a reduction below it) vary along a reduce axis this tile spans?"""
+    tiled = {a for a in self.reduce_axes() if self.blocks[a] > 1}
+    seen, stack = set(), list(r.srcs)
+    while stack:
+      n = stack.pop()
+      if n in seen: continue
+      seen.add(n)
+      if n.op is K.LOAD and self.access(n.view)[2] & tiled: return True
+      if n.op not in REDUCE and n.op is not K.DOT: stack.extend(n.srcs)
+    return not tiled
 
   def loop(self, n_iter: int, body, axes=None, bounds=()):
     """Emit `body` inside a loop over the blocks of `axes` (default: the reduce axes), from block bounds[0] to

@@ -390,11 +390,12 @@ def _check_writable_view(view: TensorCore, base: TensorCore, region: tuple):
 def _before_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNode]]:
   """Tensors and nodes to realize with `targets` so that no value is lost to an in-place write: what one scan finds
   may write buffers of its own (a pending update of another tensor), so scan again until nothing is added."""
-  keep, parts = [], []
+  keep, parts = [], {}
   while True:
-    more, parts, writes_more = _scan_writes(targets + [t.node for t in keep])
+    more, found, writes_more = _scan_writes(targets + [t.node for t in keep] + list(parts.values()))
     keep += more
-    if not writes_more: return keep, parts
+    parts.update((id(p), p) for p in found)
+    if not writes_more: return keep, list(parts.values())
 
 
 def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNode], bool]:
@@ -481,7 +482,11 @@ def _scan_writes(targets: list[LazyNode]) -> tuple[list[TensorCore], list[LazyNo
       visit(n)
       if not any(k < final[b] for b, k in reads[id(n)]): continue
     keep.append(t)
-  return keep, list(parts.values()), bool(keep) and bool(other_writes)
+  # a part holding a pending update of another buffer (y's first `y += x`, computed before x's update) writes that
+  # buffer in this schedule too: its readers are found by scanning again with the part as a target
+  parts_write = any(s.op is Op.ASSIGN and not s.realized and id(s) not in rank
+                    for s in toposort(list(parts.values()))) if parts and other_writes else False
+  return keep, list(parts.values()), (bool(keep) and bool(other_writes)) or parts_write
 
 
 def realize(*tensors: TensorCore):
