@@ -18,6 +18,10 @@ class DivisionByZero(ZeroDivisionError, RuntimeError):
   """Integer division or remainder by zero (PyTorch raises too); raised like IndexOutOfBounds."""
 
 
+class InvalidValue(ValueError, RuntimeError):
+  """A value an op cannot take, found when realized (a negative probability); raised like IndexOutOfBounds."""
+
+
 class StaleValueError(RuntimeError):
   """A graph reads a value that an in-place update overwrote after the graph was built (PyTorch's 'modified by an
   inplace operation'); the message names where the value was made and where it was overwritten."""

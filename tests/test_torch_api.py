@@ -256,3 +256,54 @@ def test_histc_fill_diagonal_and_bernoulli_follow_torch():
   assert abs(draws[:, 2].mean() - 0.25) < 0.03
   z = Tensor(np.zeros(4000, np.float32))
   assert z.bernoulli_(0.7) is z and abs(z.numpy().mean() - 0.7) < 0.03
+
+
+@pytest.mark.parametrize("seq, values, kw", [
+  ([1.0, 2.0, 2.0, 3.0], [[float("nan"), 0.0, 2.0], [2.5, 3.0, 9.0]], {}),
+  ([1.0, 2.0, 2.0, 3.0], [[float("nan"), 0.0, 2.0], [2.5, 3.0, 9.0]], {"right": True}),
+  ([1.0, 2.0, 2.0, 3.0], [2.0, -1.0], {"side": "right", "out_int32": True}),
+  ([[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]], [[3.0, 0.0], [6.0, 4.5]], {}),
+  ([0, 5, 10], [5, 11, -3], {"right": True}),
+])
+def test_searchsorted_matches_torch(seq, values, kw):
+  got = lazygrad.searchsorted(Tensor(seq), Tensor(values), **kw)
+  want = torch.searchsorted(torch.tensor(seq), torch.tensor(values), **kw)
+  assert got.dtype.name == str(want.dtype).replace("torch.", "") and got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_bucketize_matches_torch(right):
+  x, b = [[0.5, 1.0], [2.0, 9.0]], [1.0, 2.0, 3.0]
+  assert lazygrad.bucketize(Tensor(x), Tensor(b), right=right).tolist() == \
+    torch.bucketize(torch.tensor(x), torch.tensor(b), right=right).tolist()
+  with pytest.raises(ShapeError, match="boundaries must be 1-D"): lazygrad.bucketize(Tensor(x), Tensor(x))
+  with pytest.raises(ShapeError, match="leading dims"): lazygrad.searchsorted(Tensor([[1.0, 2.0]]), Tensor([[1.0], [2.0]]))
+
+
+def test_multinomial_draws_by_weight():
+  """Frequencies against the weights (20,000 draws: 4 standard deviations is under 0.015); without replacement a
+  row's samples are distinct, zero weights are never drawn, and the first draw of each row follows the weights."""
+  lazygrad.manual_seed(0)
+  p = np.array([0.1, 0.0, 0.6, 0.3], np.float32)
+  with_ = Tensor(p * 7).multinomial(20000, replacement=True).numpy()
+  assert with_.dtype == np.int64 and with_.shape == (20000,)
+  np.testing.assert_allclose(np.bincount(with_, minlength=4) / 20000, p, atol=0.015)
+  rows = Tensor(np.tile(p, (5000, 1))).multinomial(3).numpy()
+  assert rows.shape == (5000, 3) and all(len(set(r)) == 3 for r in rows) and not (rows == 1).any()
+  np.testing.assert_allclose(np.bincount(rows[:, 0], minlength=4) / 5000, p, atol=0.03)
+  assert sorted(Tensor(p).multinomial(3).tolist()) == [0, 2, 3]
+
+
+@pytest.mark.parametrize("weights, k, replacement", [([0.5, -0.1, 0.6], 1, True), ([0.0, 0.0], 1, True),
+                                                       ([0.5, 0.0, 0.0], 2, False), ([[1.0, float("nan")]], 1, True)])
+def test_multinomial_refuses_an_invalid_distribution_when_realized(weights, k, replacement):
+  from lazygrad.errors import InvalidValue
+  out = Tensor(weights).multinomial(k, replacement)   # built: the weights are only known when realized
+  with pytest.raises(InvalidValue, match="multinomial: row 0 of the weights"): out.numpy()
+
+
+def test_multinomial_checks_its_arguments_when_built():
+  with pytest.raises(ShapeError, match="1-D or 2-D"): Tensor(np.ones((2, 2, 2), np.float32)).multinomial(1)
+  with pytest.raises(RuntimeError, match="without replacement from 3 categories"): Tensor([1.0, 1.0, 1.0]).multinomial(4)
+  with pytest.raises(ValueError, match="positive int"): Tensor([1.0]).multinomial(0)
+  with pytest.raises(TypeError, match="must be floats"): Tensor([1, 2]).multinomial(1)

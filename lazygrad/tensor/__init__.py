@@ -9,14 +9,14 @@ from .. import amp
 from .core import TensorCore, realize, overwrite
 from .core import _hold, _roots, _assigned   # noqa: F401  what lazygrad.jit reads of tensor memory
 from .creation import Creation, manual_seed
-from .elementwise import Elementwise, where
+from .elementwise import Elementwise, where, searchsorted, bucketize
 from .movement import Movement
 from .indexing import Indexing
 from .reduce import Reductions
 from .nn_ops import NNOps
 from .conv import ConvOps
 
-__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "overwrite", "where"]
+__all__ = ["Tensor", "ShapeError", "manual_seed", "realize", "overwrite", "where", "searchsorted", "bucketize"]
 
 
 class Tensor(TensorCore, Creation, Elementwise, Movement, Indexing, Reductions, NNOps, ConvOps):

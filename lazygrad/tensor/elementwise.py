@@ -5,7 +5,7 @@ import functools, math
 import ml_dtypes
 import numpy as np
 from .. import dtypes
-from ..dtypes import to_dtype, promote, promote_scalar, float32, int64, bool_
+from ..dtypes import to_dtype, promote, promote_scalar, float32, int32, int64, bool_
 from ..helpers import ShapeError, DivisionByZero
 from ..ir.ops import Op
 from ..ir import build as B
@@ -515,6 +515,37 @@ class Elementwise:
   def bernoulli_(self, p: float = 0.5):
     """Fill with 1s drawn with probability p (a float or a tensor), else 0s, in place."""
     return self._inplace("bernoulli_", (self.rand_like(dtype=float32) < p).cast(self.dtype))
+  def multinomial(self, num_samples: int, replacement: bool = False):
+    """torch.multinomial: `num_samples` category indices (int64) drawn from each row of non-negative weights (1-D or
+    2-D). Without replacement (the default) they are the num_samples largest of w / E, E exponential draws (an
+    exponential race: the first to finish is a draw by weight, the next a draw from the rest); with it, the number
+    of running sums of the weights at or below a uniform draw on [0, total). A row with a negative, infinite or NaN
+    weight, summing to 0, or (without replacement) with fewer non-zero weights than samples raises when realized."""
+    op = "multinomial"
+    if self.ndim not in (1, 2):
+      raise _err(ShapeError, op, f"needs a 1-D or 2-D tensor of weights, got shape {_shape_str(self.shape)}")
+    if not self.dtype.is_float: raise _err(TypeError, op, f"weights must be floats, got {self.dtype.name}")
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
+      raise _err(ValueError, op, f"num_samples must be a positive int, got {num_samples!r}")
+    w = (self if self.ndim == 2 else self.unsqueeze(0))._float()
+    rows, n = w.shape
+    if not replacement and num_samples > n:
+      raise _err(RuntimeError, op, f"cannot draw {num_samples} samples without replacement from {n} categories",
+                 "pass replacement=True, or draw fewer")
+    bad = (w < 0).logical_or(w.isinf()).logical_or(w.isnan()).any(-1).logical_or(w.sum(-1) == 0)
+    if not replacement: bad = bad.logical_or((w > 0).sum(-1) < num_samples)
+    if replacement:
+      cdf = w.cumsum(-1)
+      u = self.rand(rows, num_samples, device=self.device) * cdf[:, n - 1:]
+      idx = (cdf.unsqueeze(1) <= u.unsqueeze(-1)).sum(-1).clamp(max=n - 1)
+    else:
+      race = w / -self.rand(rows, n, device=self.device).log()
+      idx = race.topk(num_samples, -1).indices
+    rows_ = self.arange(rows, device=self.device)
+    idx = idx._checked(rows_, bad.logical_not(), f"{op}: row {{}} of the weights has a negative, infinite or NaN "
+                       "weight, sums to 0, or has fewer non-zero weights than samples drawn without replacement",
+                       "InvalidValue")
+    return idx if self.ndim == 2 else idx.squeeze(0)
   def logit(self, eps: float | None = None):
     """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given (torch.logit)."""
     p = self._float() if eps is None else self._float().clamp(eps, 1 - eps)
@@ -815,6 +846,39 @@ for _name in ("add", "sub", "mul", "div", "pow", "floor_divide", "remainder", "f
               "masked_fill", "square", "sin", "cos", "logical_not", "copysign", "bitwise_left_shift",
               "bitwise_right_shift", "clamp_min", "clamp_max", "addcmul", "addcdiv", "lerp"):
   setattr(Elementwise, _name + "_", _inplace_form(_name))
+
+
+def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool = False, side: str | None = None,
+                 sorter=None):
+  """torch.searchsorted: for each value of `input`, the index where it would go in the innermost dim of
+  `sorted_sequence` (1-D, or with `input`'s leading dims) to keep it sorted: the count of elements below it (at or
+  below it with right=True or side='right'); NaN goes last. int64 (int32 with out_int32)."""
+  op = "searchsorted"
+  if sorter is not None: raise _err(NotImplementedError, op, "sorter is not supported", "sort the sequence first")
+  if side is not None:
+    if side not in ("left", "right"): raise _err(ValueError, op, f"side must be 'left' or 'right', got {side!r}")
+    if right and side == "left": raise _err(ValueError, op, "side='left' contradicts right=True")
+    right = side == "right"
+  seq = sorted_sequence
+  if not isinstance(input, TensorCore): input = type(seq)(input, device=seq.device)
+  if seq.ndim == 0: raise _err(ShapeError, op, "the sorted sequence needs at least 1 dimension")
+  if seq.ndim > 1 and tuple(seq.shape[:-1]) != tuple(input.shape[:-1]):
+    raise _err(ShapeError, op, f"the sorted sequence's leading dims {_shape_str(seq.shape[:-1])} must be the input's "
+               f"{_shape_str(input.shape[:-1])}", "use a 1-D sequence, or match the leading dims")
+  n = seq.shape[-1]
+  s = seq.reshape((1,) * input.ndim + (n,)) if seq.ndim == 1 else seq.unsqueeze(-2)
+  v = input.unsqueeze(-1)
+  count = ((s <= v) if right else (s < v)).sum(-1)
+  if input.dtype.is_float: count = input.isnan()._where(n, count)
+  return count.cast(int32 if out_int32 else int64)
+
+
+def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False):
+  """torch.bucketize: the bucket of each element of `input` among the 1-D sorted `boundaries`: i with
+  boundaries[i-1] < x <= boundaries[i] (boundaries[i-1] <= x < boundaries[i] with right=True)."""
+  if boundaries.ndim != 1:
+    raise _err(ShapeError, "bucketize", f"boundaries must be 1-D, got shape {_shape_str(boundaries.shape)}")
+  return searchsorted(boundaries, input, out_int32=out_int32, right=right)
 
 
 def where(condition, input, other):
