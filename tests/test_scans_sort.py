@@ -366,3 +366,31 @@ def test_debug_text_and_dump(tmp_path):
   texts = {k.name: (k / "ast.txt").read_text() + (k / "uops.txt").read_text() for k in run.iterdir() if k.is_dir()}
   assert any("SORT float32 %0 (1, False, 'values')" in t and "SORT int64" in t for t in texts.values())
   assert any("SCAN float32 %0 ('sum', 1)" in t for t in texts.values())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 40), st.integers(0, 6), st.booleans(), st.booleans())
+def test_mode_matches_torch(rows, n, values, keepdim, floats):
+  """Values drawn from a few integers (many ties): the most frequent value (the smallest of equally frequent ones),
+  along either dim, as torch's; the index is its last occurrence (torch's CPU kernel gives some occurrence: its
+  docs promise none in particular)."""
+  rng = np.random.default_rng(rows * 100 + n)
+  x = rng.integers(0, values + 1, (rows, n))
+  x = x.astype(np.float32) if floats else x
+  for d in (0, 1, -1):
+    got, want = Tensor(x).mode(d, keepdim), torch.mode(torch.tensor(x), d, keepdim)
+    np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+    idx = got.indices.numpy() if keepdim else np.expand_dims(got.indices.numpy(), d)
+    picked = np.take_along_axis(x, idx, d)
+    np.testing.assert_array_equal(picked, np.expand_dims(want.values.numpy(), d) if not keepdim else want.values.numpy())
+    last = x.shape[d] - 1 - np.argmax(np.flip(x, d) == picked, axis=d)   # the last occurrence of the mode
+    np.testing.assert_array_equal(idx.squeeze(d), last)
+
+
+def test_mode_gradient_goes_to_the_last_occurrence():
+  x = Tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 0.0]], requires_grad=True)
+  tx = torch.tensor(x.numpy(), requires_grad=True)
+  (x.mode(1).values * Tensor([2.0, 3.0])).sum().backward()
+  (torch.mode(tx, 1).values * torch.tensor([2.0, 3.0])).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+  with pytest.raises(IndexError, match="cannot take the mode of an empty dim"): Tensor(np.zeros((2, 0), np.float32)).mode(1)

@@ -291,6 +291,22 @@ class Reductions:
                  f"use an int k in [{lo}, {n}]")
     return d, n
 
+  def mode(self, dim=-1, keepdim=False) -> ValuesIndices:
+    """torch.mode: the most frequent value along `dim` (the smallest of equally frequent ones; each NaN counts once,
+    sorting after every number) and where it last occurs. From the sort: each element's count within its run of equal values, then the first
+    position where that count is largest (the end of the smallest most frequent run; the sort keeps equal values in
+    order, so it is the last occurrence)."""
+    d, n = self._select_dim("mode", None, dim, 0)
+    if n == 0:
+      raise _err(IndexError, "mode", f"cannot take the mode of an empty dim {d} of shape {_shape_str(self.shape)}",
+                 "use a non-empty dim")
+    if not self.ndim: return self.sort()
+    s = self.sort(d).values
+    i = self.arange(n, device=self.device).reshape(tuple(n if k == d else 1 for k in range(self.ndim)))
+    starts = (i == 0).logical_or(s != s.roll(1, d))._where(i, 0)
+    pos = (i - starts.cummax(d).values).argmax(d, keepdim=True)
+    return self._pick_sorted(d, pos, keepdim)
+
   def _pick_sorted(self, d: int, pos: "Tensor", keepdim: bool) -> ValuesIndices:
     """The ascending sort's element at `pos` along `d` (a tensor broadcast along d)."""
     s = self.sort(d)
