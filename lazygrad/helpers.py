@@ -152,12 +152,13 @@ WRAPPER_CODES: set = set()   # code of wrappers that are not the api a user call
 def user_frame():
   """(filename, lineno, api) of the innermost stack frame outside the lazygrad package; `api` names the lazygrad
   function that frame called (`Tensor.add` for `x + y`, `AdamW.schedule_step`), or '' if none."""
-  f, called = sys._getframe(1), []   # the lazygrad frames, innermost first
-  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR): called.append(f.f_code); f = f.f_back
+  f, inner, below = sys._getframe(1), None, None   # the outermost lazygrad code, and the one it called
+  while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+    if f.f_code not in WRAPPER_CODES: inner, below = f.f_code, inner
+    f = f.f_back
   if f is None: return ("?", 0, "")
-  called = [c for c in reversed(called) if c not in WRAPPER_CODES]   # outermost first
-  if not called: return (f.f_code.co_filename, f.f_lineno, "")
-  code = called[1] if called[0].co_qualname == "Module.__call__" and len(called) > 1 else called[0]   # LayerNorm.forward
+  if inner is None: return (f.f_code.co_filename, f.f_lineno, "")
+  code = below if inner.co_qualname == "Module.__call__" and below is not None else inner   # LayerNorm.forward
   # the Tensor class is assembled from mixins: its methods are Tensor's, whichever defines them
   api = "Tensor." + code.co_name if code.co_filename.startswith(_TENSOR_DIR) else code.co_qualname
   return (f.f_code.co_filename, f.f_lineno, api)
