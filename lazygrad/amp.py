@@ -102,20 +102,15 @@ def _wrapped(fn, lower: bool):
   return op
 
 
-def install(namespace) -> list[str]:
-  """Makes the listed ops of a class (Tensor) or a module's globals (lazygrad.nn.functional) autocast; returns
-  the names it wrapped. float64 inputs are never cast, as in torch."""
-  done = []
+def install(namespace):
+  """Makes the listed ops of a class (Tensor) or a module's globals (lazygrad.nn.functional) autocast. float64
+  inputs are never cast, as in torch."""
   for names, lower in ((LOWER_PRECISION, True), (FLOAT32, False)):
     for name in names:
       if isinstance(namespace, dict):
-        if callable(fn := namespace.get(name)) and not hasattr(fn, "__autocast__"):
-          namespace[name] = _wrapped(fn, lower); done.append(name)
+        if callable(fn := namespace.get(name)) and not hasattr(fn, "__autocast__"): namespace[name] = _wrapped(fn, lower)
         continue
       fn = inspect.getattr_static(namespace, name, None)
       if fn is None or hasattr(getattr(fn, "__func__", fn), "__autocast__"): continue
       if isinstance(fn, (classmethod, staticmethod)): setattr(namespace, name, type(fn)(_wrapped(fn.__func__, lower)))
       else: setattr(namespace, name, _wrapped(fn, lower))
-      done.append(name)
-  return done
-

@@ -274,9 +274,7 @@ class NNOps:
       return x.log_softmax(1)._probability_loss(target, weight, reduction, label_smoothing, self.ndim == 1)
     # class indices: logsumexp(x) - x[target], from the logits. Its gradient, softmax - one-hot, is elementwise;
     # through log_softmax it would also need each row's sum of the one-hot gradient (a pass over 50304-wide rows).
-    xf = x._float()
-    shifted = xf - xf.amax(1, keepdim=True).detach()
-    lse = shifted.exp().sum(1, keepdim=True).log()
+    shifted, lse = x._float()._log_softmax_parts(1)
     return shifted._class_loss("cross_entropy", target, weight, reduction, ignore_index, label_smoothing,
                                self.ndim == 1, lse)
 

@@ -369,8 +369,13 @@ class Reductions:
     x = self._float() if dtype is None else self.cast(dtype)
     d = _norm_dim("log_softmax", axis if axis is not None else dim, self.ndim, self.shape) if self.ndim else ()
     if x.numel() == 0: return x
-    shifted = x - x.amax(d, keepdim=True).detach()   # as torch: an infinite max gives NaN rows (log_softmax([inf, 0]))
-    return shifted - shifted.exp().sum(d, keepdim=True).log()
+    shifted, lse = x._log_softmax_parts(d)
+    return shifted - lse
+
+  def _log_softmax_parts(self, d) -> tuple["Tensor", "Tensor"]:
+    """(self minus its max along d, the log of the sum of exp of that): log_softmax is their difference."""
+    shifted = self - self.amax(d, keepdim=True).detach()   # as torch: an infinite max gives NaN rows (log_softmax([inf, 0]))
+    return shifted, shifted.exp().sum(d, keepdim=True).log()
 
 
 _SCAN_OPS = {"cumsum": "sum", "cumprod": "prod", "cummax": "max", "logcumsumexp": "logaddexp"}
