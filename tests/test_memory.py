@@ -205,4 +205,4 @@ def test_the_backward_frees_memory_as_it_goes():
   loss.backward()
   items = engine.get_schedule([t.node for t in [loss, *opt.schedule_step()]])
   (p,) = items.memory.plans.values()
-  assert p.floor <= 0.45 * p.unplanned, p.text()   # 0.55 when weight gradients waited for the end
+  assert p.floor <= 0.47 * p.unplanned, p.text()   # 0.55 when weight gradients waited for the end

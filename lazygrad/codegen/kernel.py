@@ -13,7 +13,9 @@ the last axis, the kernel's one reduce axis; arg `ir.ops.Scan` or `ir.ops.Sort`,
 root per output. A store seen with size 1 on the reduce axes writes a per-row value after the reductions; one that
 spans them writes every element. A LOAD with a source is a gather: its address moves by `index * stride` (arg[2] =
 (stride, rows)); a STORE with one (its index the second source) is a scatter-add: it adds into its output, which
-starts at zero. Buffers are numbered: 0..n_out-1 are written (store i writes slot i), the rest read."""
+starts at zero. Buffers are numbered: 0..n_out-1 are written (store i writes slot i), the rest read. A combined
+kernel has no space of its own: its `parts` are kernels over their own spaces that share its buffers, each run on
+programs of its own by one launch."""
 from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum, auto
@@ -100,6 +102,9 @@ class Kernel:
   n_out: int
   stores: tuple           # KNode STORE roots
   scalars: tuple = ()     # dtype of each scalar argument
+  # a horizontal fusion: kernels that share no data, each over its own iteration space, with this kernel's buffers,
+  # scalars and output count, that one launch runs side by side; `stores` are theirs in order (`shape` is ())
+  parts: tuple = ()
 
   @cached_property
   def nodes(self) -> list[KNode]: return toposort(self.stores)
@@ -116,10 +121,8 @@ class Kernel:
     copies and compares only these: a kernel reading one parameter of a flat buffer touches a sliver of it."""
     lo, hi = [b.size for b in self.bufs], [0] * len(self.bufs)
     for n in self.nodes:
-      if n.op not in (K.LOAD, K.STORE) or 0 in n.view.shape: continue
-      idx, valid = n.view.index([Lin.of(Var(i, 0, s - 1)) for i, s in enumerate(n.view.shape)])
-      if valid is None: continue
-      first, last = idx.bounds()
+      if n.op not in (K.LOAD, K.STORE) or (reach := n.view.bounds()) is None: continue
+      first, last = reach
       if (g := n.arg.gather) is not None:
         first, last = first + min(0, g.stride * (g.rows - 1)), last + max(0, g.stride * (g.rows - 1))
       s = n.arg.slot
@@ -132,10 +135,13 @@ class Kernel:
   @property
   def header(self) -> list[str]:
     """The text form's first lines: name, iteration space, buffers (outputs starred), scalar arguments."""
-    lines = [f"kernel {self.name} shape={list(self.shape)} reduce_axes={self.n_reduce}",
+    lines = [f"kernel {self.name} " + (f"parts={len(self.parts)}" if self.parts else
+                                        f"shape={list(self.shape)} reduce_axes={self.n_reduce}"),
              "  bufs: " + ", ".join(f"b{i}:{b.dtype.name}[{b.size}]{'*' if i < self.n_out else ''}"
                                    for i, b in enumerate(self.bufs))]
     if self.scalars: lines.append("  scalars: " + ", ".join(f"s{i}:{d.name}" for i, d in enumerate(self.scalars)))
+    lines += [f"  part {i}: {p.name} shape={list(p.shape)} reduce_axes={p.n_reduce} stores "
+              + ", ".join(f"b{s.arg.slot}" for s in p.stores) for i, p in enumerate(self.parts)]
     return lines
 
   @cached_property
@@ -155,6 +161,16 @@ class Kernel:
     def fail(msg): raise InvalidIR(f"kernel {self.name}: {msg}\n{self.text}")
     if len(self.stores) != self.n_out or [s.arg.slot for s in self.stores] != list(range(self.n_out)):
       fail("its stores are not the buffer slots 0..n_out-1, one each")
+    if not self.parts: return self._verify_space(fail)
+    if tuple(s for p in self.parts for s in p.stores) != self.stores or self.shape or self.n_reduce:
+      fail("its stores are not its parts' stores, in order (and a combined kernel has no iteration space)")
+    for p in self.parts:
+      if p.parts or not p.stores or (p.bufs, p.n_out, p.scalars) != (self.bufs, self.n_out, self.scalars):
+        fail(f"its part {p.name} is combined, stores nothing or has buffers or scalars of its own")
+      p._verify_space(fail)
+
+  def _verify_space(self, fail):
+    """The checks of the nodes against the kernel's iteration space (a combined kernel's, against each part's)."""
     rank, reduce_axes = len(self.shape), tuple(range(len(self.shape) - self.n_reduce, len(self.shape)))
     for n in self.nodes:
       if n.op in (K.LOAD, K.STORE, K.VALID, K.INDEX):
@@ -234,8 +250,10 @@ def rebased(kernel: Kernel) -> tuple[Kernel, tuple[int, ...]]:
     inner, *outer = k.arg.view.views
     view = ShapeTracker((replace(inner, offset=inner.offset - starts[k.arg.slot]), *outer))
     return KNode(k.op, k.dtype, srcs, k.arg._replace(view=view))
-  stores = tuple(rewrite(list(kernel.stores), moved, {}))
-  return replace(kernel, bufs=bufs, stores=stores), starts if any(starts) else ()
+  memo: dict = {}
+  parts = tuple(replace(p, bufs=bufs, stores=tuple(rewrite(list(p.stores), moved, memo))) for p in kernel.parts)
+  stores = tuple(s for p in parts for s in p.stores) if parts else tuple(rewrite(list(kernel.stores), moved, memo))
+  return replace(kernel, bufs=bufs, stores=stores, parts=parts), starts if any(starts) else ()
 
 def contraction_axes(operands, shape: tuple, n_reduce: int) -> Contraction | None:
   """(m, n, k) when summing the product of `operands` over the last axis of `shape` is a matrix product laid out

@@ -62,7 +62,10 @@ class Tiling:
 
 @functools.lru_cache(maxsize=4096)   # a kernel of a cached schedule asks again at every realize
 def choose_tiling(k: Kernel, opts: LoweringOptions) -> Tiling:
-  """The default tiling: the blocks `opts` gives this kernel, warps by tile size, 3 stages when it loops."""
+  """The default tiling: the blocks `opts` gives this kernel, warps by tile size, 3 stages when it loops. A combined
+  kernel's parts keep their own blocks; it takes the most warps any part wants and no pipelining (the loop a part
+  runs in is not one to pipeline)."""
+  if k.parts: return Tiling((), max(choose_tiling(p, opts).num_warps for p in k.parts), 1)
   if (a := attention_of(k)) is not None: return _attention_tiling(k, a, opts)
   blocks = _axis_blocks(k, opts) if axis_kernel(k) else choose_blocks(k, opts)
   tile = prod(blocks)
@@ -164,6 +167,7 @@ DOT_CANDIDATES = ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 256, 64, 8, 
 def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:
   """The tilings worth timing for a contraction kernel (its default first; distinct after clamping to its shape), or
   [] for any other kernel: what `runtime.autotune` chooses from."""
+  if k.parts: return []
   default = choose_tiling(k, opts)
   if _dot_parts_of(k, opts) is None or axis_kernel(k) or default.blocks != _dot_blocks(k, opts, default.blocks,
                                                                                        opts.dot_blocks):
@@ -830,6 +834,7 @@ class _AxisLinearizer(_Linearizer):
 
 def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions(), tiling: Tiling | None = None) -> Program:
   """Lower a kernel AST to block uops, cut up by `tiling` (default: the one `opts` chooses)."""
+  if k.parts: return _combined(k, [linearize(p, opts) for p in k.parts], tiling or choose_tiling(k, opts))
   tiling = tiling or choose_tiling(k, opts)
   sizes = [b.size for b in k.bufs] + [prod(n.arg.views[0].shape) for n in k.nodes if n.op is K.INDEX]
   index_dtype = int64 if max(sizes) >= 2**31 else int32
@@ -837,5 +842,40 @@ def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions(), tiling: Tili
     _Linearizer
   uops, grid = lowering(k, tuple(tiling.blocks), index_dtype, opts).lower()
   prog = Program(k.name, uops, grid, tiling, k)
+  if settings.VERIFY: prog.verify()
+  return prog
+
+
+def _combined(k: Kernel, progs: list[Program], tiling: Tiling) -> Program:
+  """One program for a combined kernel's parts, lowered each on its own: part i owns the next `progs[i].grid`
+  programs of the launch, from `lo`; its program index is pid - lo, and it runs inside a loop from max(pid - lo, 0)
+  to min(pid - lo + 1, grid): once in the programs it owns, not at all in the others."""
+  index = {n: i for i, n in enumerate(k.nodes)}
+  uops = [UOp(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)]
+  pid = UOp(U.PROGRAM_ID, int32, (), 0, ())
+  uops.append(pid)
+  def emit(op, dtype, srcs=(), arg=None) -> UOp:
+    uops.append(u := UOp(op, dtype, tuple(srcs), arg, ()))
+    return u
+  lo = 0
+  for p in progs:
+    const = lambda v: emit(U.CONST, int32, (), v)
+    local = emit(U.ALU, int32, (pid, const(lo)), Op.SUB)
+    after = emit(U.ALU, int32, (local, const(1)), Op.ADD)
+    start = emit(U.ALU, int32, (local, const(0)), Op.MAX)
+    stop = emit(U.ALU, int32, (emit(U.ALU, bool_, (after, const(p.grid)), Op.CMPLT), after, const(p.grid)), Op.WHERE)
+    loop = emit(U.RANGE, int32, (start, stop), p.grid)
+    mapped = {id(u): uops[u.arg] for u in p.uops if u.op is U.PARAM}
+    for u in p.uops:
+      if u.op is U.PARAM: continue
+      if u.op is U.PROGRAM_ID:
+        mapped[id(u)] = local if u.dtype == int32 else emit(U.ALU, u.dtype, (local,), Op.CAST)
+        continue
+      uops.append(new := UOp(u.op, u.dtype, tuple(mapped[id(s)] for s in u.srcs), u.arg, u.shape,
+                             None if u.ast is None else index[p.kernel.nodes[u.ast]]))
+      mapped[id(u)] = new
+    emit(U.ENDRANGE, None, (loop,))
+    lo += p.grid
+  prog = Program(k.name, uops, lo, tiling, k)
   if settings.VERIFY: prog.verify()
   return prog

@@ -10,6 +10,9 @@ is used
 Groups that share an iteration space then merge into one kernel with several outputs: a producer into a consumer
 that reads it only where it is computed (layernorm storing its mean and rstd for the backward, an optimizer updating
 a parameter and its moments), and siblings that read the same input (the column sums of a backward).
+Kernels are then ordered (data and in-place dependencies; an update of a buffer waits only for the updates of it that
+may write the same elements); small kernels that share no data wait and run side by side as the parts of one
+combined kernel (the second passes of every bias gradient, the casts of every weight).
 `build_kernel(group)` builds the group's kernel AST: one store per output, loads shared, outputs that other outputs
 read used as values. A `COPY` is a boundary: its source is stored on its own device and the copy is an item of its
 own, no kernel, which the runtime runs. Every kernel's nodes are on one device. Contract (checked by
@@ -20,7 +23,7 @@ import functools, keyword, re
 from dataclasses import dataclass, field
 from typing import Sequence
 from ..dtypes import bool_, float32
-from ..helpers import prod, fmt_loc
+from ..helpers import prod, fmt_loc, strides_for
 from ..ir.node import LazyNode, toposort, grad_origin
 from ..ir.ops import Op, ALU, REDUCE, MOVEMENT
 from ..ir.view import ShapeTracker, view_of
@@ -65,6 +68,19 @@ def _gather_index_path(n: LazyNode) -> tuple:
   """Movement ops (outermost first) that show a GATHER's index tensor in the GATHER's output shape."""
   idx = n.srcs[1]
   return ((Op.EXPAND, n.shape), (Op.RESHAPE, idx.shape + (1,) * (len(n.shape) - len(idx.shape))))
+def _table_memory(x: LazyNode) -> tuple[LazyNode, tuple] | None:
+  """Where a gather reads the rows of its table `x` from: a realized node, or one `x` is a view of whose rows lie
+  in it one after another (an embedding whose weight is a part of an optimizer's flat buffer), with the movement ops
+  from it to `x` (outermost first); None where the table must be stored first."""
+  n, path = x, ()
+  while not n.realized and (n.op in MOVEMENT or n.op is Op.DETACH):
+    path, n = path + ((n.op, n.arg),), n.srcs[0]
+  if not n.realized: return None
+  view = view_of(n.shape, path).views
+  rows = len(view) == 1 and view[0].mask is None and view[0].strides == strides_for(x.shape)
+  return (n, path) if rows else None
+
+
 def _base(n: LazyNode) -> LazyNode:
   """What a materialized node's kernel computes: the value under a contiguous() or an assign()."""
   if n.realized: return n
@@ -235,7 +251,8 @@ class _KernelBuilder:
       x = n.srcs[0]
       x_path = path + ((Op.EXPAND, n.shape), (Op.RESHAPE, (1,) * len(n.srcs[1].shape) + x.shape[1:]),
                        (Op.SHRINK, ((0, 1),) + tuple((0, s) for s in x.shape[1:])))
-      out = self._load(x, x_path, Gather(prod(x.shape[1:]), x.shape[0]), srcs[0])
+      memory, to_x = (x, ()) if self._is_leaf(x) else _table_memory(x)
+      out = self._load(memory, x_path + to_x, Gather(prod(x.shape[1:]), x.shape[0]), srcs[0])
     elif is_parameter(n):
       slot, _ = self.scalars.setdefault(id(n), (len(self.scalars), n))
       out = KNode(K.SCALAR, n.dtype, (), slot)
@@ -418,6 +435,7 @@ class Group:
   builders: list[_KernelBuilder]
   _loads: dict | None = None
   _buffers: set | None = None
+  parts: list["Group"] = field(default_factory=list)   # a combined kernel's groups (`combined`); roots are theirs
 
   @property
   def full(self) -> tuple: return self.builders[0].full
@@ -456,7 +474,15 @@ class Group:
       other.builders + self.builders
     self._loads = self._buffers = None
 
+  @staticmethod
+  def combined(parts: list["Group"]) -> "Group":
+    """Groups that share no data run as the parts of one kernel, each over its own iteration space."""
+    if len(parts) == 1: return parts[0]
+    return Group([n for g in parts for n in g.roots], [w for g in parts for w in g.reasons],
+                 [b for g in parts for b in g.builders], parts=parts)
+
   def __str__(self):
+    if self.parts: return "combined: " + "; ".join(map(str, self.parts))
     outs = ", ".join(f"{n.op.name.lower()} {n.dtype.name}{list(n.shape)} ({why})" for n, why in zip(self.roots, self.reasons))
     return f"group space={list(self.full)} reduce={list(self.axes or [])}: {outs}"
 
@@ -475,7 +501,8 @@ def partition(targets: list[LazyNode]) -> list[Group]:
     if n.op is Op.ASSIGN:
       reasons.setdefault(id(n), "in-place update")
       if not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "updated in place later")
-    if n.op is Op.GATHER and not n.srcs[0].realized: reasons.setdefault(id(n.srcs[0]), "table of a gather")
+    if n.op is Op.GATHER and _table_memory(n.srcs[0]) is None:
+      reasons.setdefault(id(n.srcs[0]), "table of a gather")
     if n.op is Op.ATTENTION: reasons.setdefault(id(n), "fused attention (a kernel template)")
     if n.op is Op.SCATTER_ADD: reasons.setdefault(id(n), "a scatter-add (it adds into memory)")
     if n.op is Op.SCAN: reasons.setdefault(id(n), "a scan (its kernel walks each row in order)")
@@ -486,8 +513,9 @@ def partition(targets: list[LazyNode]) -> list[Group]:
   for n in targets:
     if not n.realized: reasons[id(n)] = "target"
   narrowed = _narrowing_casts(order)
+  stored_as = lambda r: id(narrowed.get(id(r), r))   # a value narrowed on its one way out is stored narrowed
   builders: dict[int, _KernelBuilder] = {}
-  new = set(reasons)
+  new, found, pruned = set(reasons), set(), False
   while True:   # building a kernel may find values it cannot compute inline: they are stored too, then rebuilt
     owners: dict[int, int] = {}
     extra: dict[int, str] = {}
@@ -499,18 +527,40 @@ def partition(targets: list[LazyNode]) -> list[Group]:
       if n.op is Op.ASSIGN and _reads_target_elsewhere(b, n):
         extra.setdefault(id(n.srcs[1]), "an in-place update reads its own target elsewhere")
       builders[id(n)] = b
-      for r, why in b.unfusable.items(): extra.setdefault(id(narrowed.get(id(r), r)), why)
+      for r, why in b.unfusable.items(): extra.setdefault(stored_as(r), why)
       for r in b.fused:
-        if owners.setdefault(id(r), id(n)) != id(n):
-          extra.setdefault(id(narrowed.get(id(r), r)), "a reduction two kernels need")
+        if owners.setdefault(id(r), id(n)) != id(n): extra.setdefault(stored_as(r), "a reduction two kernels need")
+    found |= set(extra)
     if recomputed := {i: why for i, why in _recomputed(order, builders, reasons).items() if i not in reasons}:
       # stored first: what else must be stored is found again with these in memory
       extra = {id(narrowed[i]) if i in narrowed else i: why for i, why in recomputed.items()}
     new = set(extra) - set(reasons)
+    if not new and not pruned:   # once: values stored for a kernel that, as it turned out, reads a value above them
+      pruned, new = True, _needless(found & set(reasons), reasons, builders, stored_as)
+      for i in new: del reasons[i]
+    elif new:
+      for i in new: reasons[i] = extra[i]
     if not new: break
-    for i in new: reasons[i] = extra[i]
   roots = sorted((order[pos[i]] for i in reasons), key=lambda n: pos[id(n)])
   return _merged([Group([n], [reasons[id(n)]], [builders[id(n)]]) for n in roots])
+
+
+def _needless(candidates: set[int], reasons: dict, builders: dict, stored_as) -> set[int]:
+  """Values stored because a kernel could not compute them inline that no kernel of the final partition needs
+  stored: every kernel that reads one would fuse it (at most one of them), none would refuse it. The kernel that
+  refused it read it on its way to a value that was stored later (a backward matmul that reads GELU's gradient, which
+  reads the matmul before it: once that gradient is stored, the matmul's product is fused into its epilogue)."""
+  out = set()
+  for i in candidates:
+    trial, fusers = set(reasons) - {i}, 0
+    for j, b in builders.items():
+      if j == i or j not in reasons or i not in b.inputs: continue
+      again = _build(b.root, trial)
+      if any(stored_as(r) == i for r in again.unfusable): break
+      fusers += any(stored_as(r) == i for r in again.fused)
+    else:
+      if fusers <= 1: out.add(i)
+  return out
 
 
 MIN_STORED_RECOMPUTE = 1 << 16   # smaller values (row statistics) cost less to recompute than a kernel launch
@@ -558,6 +608,23 @@ def _narrowing_casts(order: list[LazyNode]) -> dict[int, LazyNode]:
   return out
 
 
+def _versions_below(n: LazyNode) -> list[LazyNode]:
+  """The versions of a buffer an assign's target chain holds below `n` (not `n` itself): the assigns of this schedule
+  and the value first stored there, not yet realized."""
+  out = []
+  while n.op is Op.ASSIGN and not n.realized and not (n := n.srcs[0]).realized: out.append(n)
+  return out
+
+
+def _written_span(n: LazyNode) -> tuple[int, int] | None:
+  """The lowest and highest elements of its buffer an assign may write (None: none)."""
+  return view_of(n.shape, _region(n)).bounds()
+
+
+def _overlap(a: tuple | None, b: tuple | None) -> bool:
+  return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
+
+
 def buffer_key(n: LazyNode) -> int:
   """Nodes with the same key live in the same memory: a realized node's buffer, an assign's target buffer."""
   if n.realized: return id(n.buffer)
@@ -578,11 +645,18 @@ class _GroupGraph:
         readers.setdefault(id(n), set()).add(i)
         if n.realized: readers.setdefault(id(n.buffer), set()).add(i)
     for i, g in self.groups.items():
+      for n in g.loads().values():   # a reader of memory after the updates of it below what it reads, all of them
+        for m in _versions_below(n): self.succ[owner.get(id(m), i)].add(i)
       for n in g.roots:
-        if n.op is Op.ASSIGN:   # after every reader of the memory it overwrites, and after its target is written
-          for r in (readers.get(id(n.srcs[0]), set()) | readers.get(id(written_buffer(n)), set())) - {i}:
-            self.succ[r].add(i)
-          if owner.get(id(n.srcs[0]), i) != i: self.succ[owner[id(n.srcs[0])]].add(i)
+        if n.op is not Op.ASSIGN: continue
+        # after every reader of the memory it overwrites (any version of it), and after the writes of it below that
+        # may reach the elements it writes: updates of disjoint parts of one buffer (each parameter's gradient in an
+        # optimizer's flat buffer) need no order among them
+        for r in readers.get(id(written_buffer(n)), set()) | {r for m in _versions_below(n) for r in readers.get(id(m), ())}:
+          self.succ[r].add(i)
+        for m in _versions_below(n):
+          if m.op is not Op.ASSIGN or _overlap(_written_span(m), _written_span(n)): self.succ[owner.get(id(m), i)].add(i)
+    for i in self.groups: self.succ[i].discard(i)
     self.pred: dict[int, set[int]] = {i: set() for i in self.groups}
     for i, ss in self.succ.items():
       for j in ss: self.pred[j].add(i)
@@ -620,22 +694,73 @@ class _GroupGraph:
     def freed(i: int) -> int:
       return sum(n.numel * n.dtype.itemsize for n in self.groups[i].loads().values()
                  if not n.realized and readers[id(n)] == 1)
-    ready = {i for i, d in indeg.items() if d == 0}
-    out = []
-    while ready:
-      i = max(ready, key=lambda j: (freed(j), -j))
-      ready.remove(i)
-      out.append(self.groups[i])
+    def done(i: int):
       for n in self.groups[i].loads().values():
         if not n.realized: readers[id(n)] -= 1
       for s in self.succ[i]:
         indeg[s] -= 1
         if indeg[s] == 0: ready.add(s)
-    if len(out) < len(self.groups):
+    ready = {i for i, d in indeg.items() if d == 0}
+    out, held, emitted = [], {}, 0
+    while ready or held:
+      if not ready:   # nothing else can run: the groups held back run now, side by side
+        for pool in held.values():
+          out += [Group.combined(parts) for parts in _batches([self.groups[i] for i in pool])]
+          for i in pool: done(i)
+          emitted += len(pool)
+        held = {}
+        continue
+      i = max(ready, key=lambda j: (freed(j), -j))
+      ready.remove(i)
+      if _holdable(self.groups[i]):
+        held.setdefault(self.groups[i].roots[0].device, []).append(i)
+        continue
+      out.append(self.groups[i])
+      emitted += 1
+      done(i)
+    if emitted < len(self.groups):
       o = next(n for i in self.groups if indeg[i] for n in self.groups[i].roots if n.op is Op.ASSIGN)
       raise RuntimeError(f"assign at {fmt_loc(o.loc)}: one computation needs both the old and the new value of the "
                          "tensor updated in place there. Fix: clone() the old value before the update")
     return out
+
+
+MAX_PARTS = 16            # groups one combined kernel runs: each adds its code to one Triton function's compile
+MAX_COMBINED_BUFFERS = 48  # and the buffers it reads and writes: each is an argument of the launch
+MAX_HELD_INPUT = 1 << 20   # bytes: a group that reads no larger intermediate may wait to run with others
+
+
+def _batches(groups: list[Group]) -> list[list[Group]]:
+  """Groups cut into the parts of combined kernels of at most MAX_PARTS parts and MAX_COMBINED_BUFFERS buffers.
+  Groups whose kernels are the same code on other memory (a bias gradient's second pass in every layer) go together,
+  so that the combined kernels repeat too and compile once; the one left over of each kind, all together."""
+  kinds: dict[str, list[Group]] = {}
+  for g in groups: kinds.setdefault(build_kernel(g).kernel.text, []).append(g)
+  out, rest = [], []
+  for same in kinds.values():
+    out += _chunks(same)
+    if len(out[-1]) == 1: rest += out.pop()
+  return out + (_chunks(rest) if rest else [])
+
+
+def _chunks(groups: list[Group]) -> list[list[Group]]:
+  out, bufs = [], set()
+  for g in groups:
+    if not out or len(out[-1]) == MAX_PARTS or len(bufs | g.buffers()) > MAX_COMBINED_BUFFERS:
+      out.append([])
+      bufs = set()
+    out[-1].append(g)
+    bufs |= g.buffers()
+  return out
+
+
+def _holdable(g: Group) -> bool:
+  """May the group wait, to run as a part of a combined kernel with other groups that are ready when nothing else
+  is (a bias gradient's second pass, a weight's cast to bfloat16)? Waiting keeps its inputs in memory: only small
+  ones, or realized ones. Not a matmul (tuned on its own), a template, a scatter, a scan or a sort, or a copy."""
+  if g.copy or g.alone or g.contraction or prod(g.full) == 0: return False
+  own = {id(n) for n in g.roots}   # what one member reads of another is computed inline, not loaded
+  return all(n.realized or id(n) in own or n.numel * n.dtype.itemsize <= MAX_HELD_INPUT for n in g.loads().values())
 
 
 MIN_ROWS = 2048   # output rows a reduction needs to take in elementwise work: a few rows per program, 512+ programs
@@ -750,6 +875,28 @@ def build_kernel(group: Group) -> ScheduleItem:
   out_slot = {id(n): i for i, n in enumerate(outputs)}
   inputs: dict[int, tuple[int, LazyNode]] = {}
   scalars: dict[int, tuple[int, LazyNode]] = {}
+  origin: dict[KNode, list] = {}
+  parts = [_part_stores(g, out_slot, inputs, scalars, origin) for g in group.parts or [group]]
+  in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
+  sc_nodes = [node for _, node in sorted(scalars.values(), key=lambda t: t[0])]
+  bufs = tuple(BufSpec(n.dtype, prod(n.shape)) for n in outputs + in_nodes)
+  kernels = [Kernel(name, shape, n_reduce, bufs, len(outputs), tuple(stores), tuple(s.dtype for s in sc_nodes))
+             for name, shape, n_reduce, stores in parts]
+  if len(kernels) == 1: kernel = kernels[0]
+  else:
+    stores = tuple(st for k in kernels for st in k.stores)
+    name = f"{_kernel_name(list(stores), (), origin)}_{len(kernels)}parts"
+    kernel = Kernel(name, (), 0, bufs, len(outputs), stores, kernels[0].scalars, tuple(kernels))
+  origins = [list({id(o): o for o in origin.get(k, ())}.values()) for k in kernel.nodes]
+  kernel, offsets = rebased(kernel)   # the same nodes in the same order: origins stay valid
+  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins, offsets)
+
+
+def _part_stores(group: Group, out_slot: dict, inputs: dict, scalars: dict, origin: dict) -> tuple:
+  """(name, shape, n_reduce, stores) of a group's kernel, its buffers numbered by `out_slot` and `inputs` and its
+  scalars by `scalars` (shared by a combined kernel's parts, which add to them); `origin` receives the lazy nodes
+  each AST node computes."""
+  outputs = group.roots
   values: dict[int, KNode] = {}   # outputs rewritten so far (producers come first in a group)
   stores, renumbered_origin = [], {}
   for n, b in zip(outputs, group.builders):
@@ -758,7 +905,7 @@ def build_kernel(group: Group) -> ScheduleItem:
     def renumbered(k: KNode, srcs: tuple, n=n, slot_of=slot_of, scalar_of=scalar_of) -> KNode:
       if k.op is K.LOAD and id(node := slot_of[k.arg.slot]) in values and k.arg.gather is None:
         return values[id(node)]   # another output of this kernel, at the element it is computed
-      if k.op is K.LOAD: arg = k.arg._replace(slot=inputs.setdefault(id(node), (len(outputs) + len(inputs), node))[0])
+      if k.op is K.LOAD: arg = k.arg._replace(slot=inputs.setdefault(id(node), (len(out_slot) + len(inputs), node))[0])
       elif k.op is K.SCALAR: arg = scalars.setdefault(id(scalar_of[k.arg]), (len(scalars), scalar_of[k.arg]))[0]
       elif k.op is K.STORE: arg = k.arg._replace(slot=out_slot[id(n)])
       else: arg = k.arg
@@ -773,18 +920,12 @@ def build_kernel(group: Group) -> ScheduleItem:
   else:
     memo = {}
     stores, shape, n_reduce = _canonicalize(stores, group.full, group.axes, memo)
-  origin: dict[KNode, list] = {}
-  for k, nodes in renumbered_origin.items(): origin.setdefault(memo[id(k)], []).extend(nodes)
-  in_nodes = [node for _, node in sorted(inputs.values(), key=lambda t: t[0])]
-  sc_nodes = [node for _, node in sorted(scalars.values(), key=lambda t: t[0])]
-  bufs = tuple(BufSpec(n.dtype, prod(n.shape)) for n in outputs + in_nodes)
+  mine: dict[KNode, list] = {}
+  for k, nodes in renumbered_origin.items(): mine.setdefault(memo[id(k)], []).extend(nodes)
+  for k, nodes in mine.items(): origin.setdefault(k, []).extend(nodes)
   name = "attention_" + "_".join(n.arg.part for n in outputs) + "_" + "x".join(map(str, shape)) if group.template \
-    else _kernel_name(stores, shape, origin)
-  kernel = Kernel(name, shape, n_reduce, bufs, len(outputs), tuple(stores),
-                  tuple(s.dtype for s in sc_nodes))
-  origins = [list({id(o): o for o in origin.get(k, ())}.values()) for k in kernel.nodes]
-  kernel, offsets = rebased(kernel)   # the same nodes in the same order: origins stay valid
-  return ScheduleItem(kernel, outputs, in_nodes, sc_nodes, group.reasons, origins, offsets)
+    else _kernel_name(stores, shape, mine)
+  return name, shape, n_reduce, stores
 
 
 def schedule_text(items: list[ScheduleItem], order: list[LazyNode]) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from ..helpers import prod, strides_for
 from .ops import Op
-from .symbolic import Lin, Cond, in_range
+from .symbolic import Lin, Var, Cond, in_range
 
 
 def _canonical_strides(shape, strides): return tuple(0 if s == 1 else st for s, st in zip(shape, strides))
@@ -163,6 +163,13 @@ class ShapeTracker:
   def reshape(self, shape) -> "ShapeTracker":
     if (v := self.views[-1].reshape(tuple(shape))) is not None: return self._top(v)
     return ShapeTracker(self.views + (View.create(shape),))
+
+  def bounds(self) -> tuple[int, int] | None:
+    """The lowest and highest buffer offsets the view may reach (a superset where an index divides or wraps); None
+    where it reaches none."""
+    if 0 in self.shape: return None
+    idx, valid = self.index([Lin.of(Var(i, 0, s - 1)) for i, s in enumerate(self.shape)])
+    return None if valid is None else idx.bounds()
 
   def index(self, idxs: list[Lin]) -> tuple[Lin, list[Cond] | None]:
     """Buffer offset and validity of the element at `idxs`, through every view of the stack."""

@@ -290,7 +290,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
   arenas, planned = {}, []
   for i, it in enumerate(items):
     for j, n in enumerate(it.outputs):
-      if n.op is Op.ASSIGN: n.buffer = n.srcs[0].buffer; continue
+      if n.op is Op.ASSIGN: n.buffer = _target_buffer(n); continue
       dev = get_device(n.device)
       offset = memory.offsets[i][j] if memory is not None else None
       if offset is None or id(n) in held: n.set_buffer(Buffer(dev, n.dtype, prod(n.shape))); continue
@@ -337,6 +337,7 @@ def run_schedule(items: list[ScheduleItem], held=frozenset()):
       print(f"  kernel {counters.kernels:5d} {it.kernel.name:<32s} {dt * 1e3:9.3f} ms {nbytes / dt / 1e9:8.2f} GB/s "
             f"{flops / dt / 1e9:8.2f} GFLOP/s")
     counters.kernels += 1
+  _settle_versions(items)
   for n in planned: n.buffer = None   # its memory is reused: a later graph reading it computes it again
   if settings.DEBUG >= 1:
     copies = sum(it.kernel is None for it in items)
@@ -391,6 +392,22 @@ def _alloc_arena(dev, memory: _Memory, items: list[ScheduleItem]):
       f"{memory.plans[dev.name].text()}; its results take {sum(b for b, own, _, _ in outs if own) / 2**30:.2f} GiB "
       f"more. Largest: {largest}. {e}. Fix: a smaller batch or sequence, bfloat16 autocast, or the step in parts "
       "(gradient accumulation)") from None
+
+
+def _target_buffer(n: LazyNode):
+  """The memory an assign writes: its target's, the nearest version below it that has memory (updates of disjoint
+  parts of one buffer run in any order, so the version just below may not have run yet)."""
+  while (n := n.srcs[0]).buffer is None: pass
+  return n.buffer
+
+
+def _settle_versions(items: list[ScheduleItem]):
+  """After a schedule, the last update of each buffer holds the buffer's version (what the memory holds is its
+  value) and the updates below it hold older ones, whatever order updates of disjoint parts ran in."""
+  assigns = [n for it in items for n in it.outputs if n.op is Op.ASSIGN and n.buffer is not None]
+  below = {id(n.srcs[0]) for n in assigns}
+  for n in assigns:
+    n.version = min(n.version, n.buffer.version - 1) if id(n) in below else n.buffer.version
 
 
 def _written(outputs: list[LazyNode]):

@@ -167,8 +167,8 @@ class TensorCore:
     g = self._check_backward("backward", gradient)
     leaves, ready = list(autograd.grad_leaves), []
     grads = self._gradients([t._versions() for t in leaves], g, ready)
-    # in the order the backward completes them: writes into one flat gradient buffer run in the order they are made,
-    # so a gradient finished early (the last layer's) is not held back behind one finished late (the embedding's)
+    # in the order the backward completes them (the schedule orders writes into one flat gradient buffer only where
+    # they may overlap: each parameter's gradient is written as soon as it is computed)
     for leaf, lg in ((leaves[i], grads[i]) for i in ready):
       if lg is None: continue
       lg = lg.cast(leaf.dtype)
