@@ -48,6 +48,7 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
   if op is Op.RECIP: return (B.mul(B.mul(B.neg(g), n), n),)
   if op is Op.SQRT: return (B.div(g, B.mul(k(2), n)),)
   if op is Op.EXP: return (B.mul(g, n),)
+  if op is Op.EXP2: return (B.mul(g, B.mul(n, k(math.log(2)))),)
   if op is Op.LOG: return (B.div(g, s[0]),)
   if op is Op.SIN: return (B.mul(g, B.cos(s[0])),)
   if op is Op.TRUNC: return (B.mul(g, k(0)),)

@@ -125,6 +125,30 @@ def test_one_forward_and_two_backward_kernels_and_no_t_by_t_buffer():
   assert biggest < T * T, f"a buffer of {biggest} elements: the scores were materialized"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float32_probabilities_are_one_exp2_each_and_float64_ones_stay_exact(dtype):
+  """float32 scores are kept in base 2 (the scale carries log2 e): every probability is one EXP2, the device's fast
+  exponential, in the forward and both backward kernels; float64 scores stay in base e (EXP), exact. Values match
+  torch either way."""
+  from lazygrad.codegen.linearize import LoweringOptions, linearize
+  from lazygrad.codegen.uops import U
+  from lazygrad.ir.ops import Op
+  rng = np.random.default_rng(0)
+  arrays = [rng.standard_normal((2, 3, 40, 16)).astype(dtype) for _ in range(3)]
+  q, k, v = (Tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+  F.scaled_dot_product_attention(q, k, v, is_causal=True).square().sum().backward()
+  items = _schedule_of(q.grad, k.grad, v.grad)
+  tiled = LoweringOptions(whole=False)
+  for it in items:
+    if it.kernel is None or not it.kernel.name.startswith("attention_"): continue
+    ops = {u.arg for u in linearize(it.kernel, tiled).uops if u.op is U.ALU}
+    assert (Op.EXP2 in ops, Op.EXP in ops) == ((True, False) if dtype == "float32" else (False, True)), it.kernel.name
+  tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in arrays)
+  torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True).square().sum().backward()
+  for mine, theirs in zip((q, k, v), (tq, tk, tv)):
+    np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_dropout_composes_from_primitives_and_keeps_the_expected_value():
   q, k, v = (Tensor.ones(1, 1, 4, 8) for _ in range(3))
   out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)

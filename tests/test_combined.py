@@ -107,6 +107,35 @@ def test_a_reader_of_an_older_version_runs_before_an_update_of_another_part():
   np.testing.assert_array_equal(old.numpy(), np.arange(12, dtype=np.float32) * 10)
 
 
+def test_a_value_read_between_two_disjoint_updates_sees_the_first_only():
+  buf = Tensor(np.arange(10, dtype=np.float32)).realize()
+  a, b = realized(2, 3), realized(2, 3)
+  buf[0:3] = a.sum(0)
+  between = buf * 1
+  buf[5:8] = b.sum(0)
+  lazygrad.realize(buf, between)
+  want = np.arange(10, dtype=np.float32)
+  want[0:3] = a.numpy().sum(0)
+  np.testing.assert_allclose(between.numpy(), want, rtol=1e-6)
+  want[5:8] = b.numpy().sum(0)
+  np.testing.assert_allclose(buf.numpy(), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("first, second", [((slice(None, None, 2),), (slice(1, None, 2),)), ((0,), (1,)),
+                                           ((slice(None), 0), (slice(None), 1)), ((slice(1, 3),), (slice(2, 4),))])
+def test_updates_of_parts_of_a_matrix_in_any_layout_give_torchs_result(first, second):
+  """Interleaved columns, rows, overlapping row ranges: whatever the scheduler may run in either order, the result is
+  the one the program order gives (as torch's)."""
+  torch = pytest.importorskip("torch")
+  start, x, y = randn(4, 6), realized(3, 24), realized(3, 24)
+  lz, th = Tensor(start).realize(), torch.tensor(start)
+  for index, m in ((first, x), (second, y)):   # each value a reduction: a kernel of its own, ready at the start
+    shape = th[index].shape
+    th[index] = torch.tensor(m.numpy()).sum(0)[:shape.numel()].reshape(shape)
+    lz[index] = m.sum(0)[:shape.numel()].reshape(tuple(shape))
+  np.testing.assert_allclose(lz.numpy(), th.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_bias_gradients_of_a_model_finish_in_combined_kernels():
   """The second passes of the split column sums (bias and layernorm gradients) wait and run together, after the
   matmuls that write the weights' gradients into the same flat buffer; every gradient is right."""

@@ -396,6 +396,11 @@ def test_a_long_sum_with_few_results_is_split_in_two():
   def sums(out): return sum(n.op is Op.REDUCE_SUM for n in toposort([out.node]))
   assert sums(cols) == 2 and sums(total) == 2 and sums(rows) == 1
   assert sums(Tensor(randn(4, 8192)) @ Tensor(randn(8192, 3))) == 1   # a DOT
+  big = randn(1 << 20)
+  total_big = Tensor(big).sum()
+  (partials,) = [n.shape for n in toposort([total_big.node]) if n.op is Op.REDUCE_SUM and n.shape[0] > 1]
+  assert partials == (4096, 1)   # a total over many chunks, each a short walk (not 256 long ones)
+  np.testing.assert_allclose(total_big.numpy(), big.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
   np.testing.assert_allclose(cols.numpy(), x.astype(np.float64).sum((0, 1)), rtol=1e-5, atol=1e-3)
   np.testing.assert_allclose(total.numpy(), x.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
   (cols * Tensor(np.arange(48, dtype=np.float32))).sum().backward()

@@ -24,6 +24,9 @@ from .kernel import K, KNode, Kernel, axis_vars
 from .uops import U, UOp, Program
 
 
+LOG2E = 1 / math.log(2)
+
+
 @dataclass(frozen=True)
 class LoweringOptions:
   """How a device wants kernels tiled. `whole`: one tile spans the iteration space (numpy), unless it holds more
@@ -562,12 +565,14 @@ def _attention_tiling(k: Kernel, a, opts: LoweringOptions) -> Tiling:
     return Tiling(tuple(blocks))
   fit = lambda x, want: max(opts.min_dot_block, min(want, _next_pow2(x)))
   wide = k.bufs[-1].dtype.itemsize > 2 or k.stores[0].srcs[0].srcs[0].dtype.itemsize > 2   # float32 tiles: halve
-  want_own, want_other = (128, 64) if a.part in ("out", "lse") else (128, 32) if a.query_major else (128, 32)
+  # swept on an H100 at GPT-2's shapes (B16 H12 T1024 D64 causal bf16, bench/NOTES.md): 64 queries a program in
+  # the forward and dq, 128 keys in dk/dv, 3 pipeline stages
+  want_own, want_other = (64, 64) if a.part in ("out", "lse") else (64, 32) if a.query_major else (128, 32)
   if wide: want_other //= 2
   blocks = [1, 0, 0, fit(d, 1 << 30), fit(e, 1 << 30)]
   blocks[own], blocks[other] = fit(k.shape[own], want_own), fit(k.shape[other], want_other)
   warps = 8 if blocks[own] * max(blocks[3], blocks[4]) >= 128 * 128 else 4
-  return Tiling(tuple(blocks), warps, 3 if a.part in ("out", "lse") else 2)
+  return Tiling(tuple(blocks), warps, 3)
 
 
 class _AttentionLinearizer(_Linearizer):
@@ -577,8 +582,9 @@ class _AttentionLinearizer(_Linearizer):
   2-d space (3-d with the batch axis, where its block is > 1): scores in (i, j) (their transpose, (j, i), in the
   key-major kernel), operands in (i, d), (d, j), (j, e) and so on, the layouts DOT takes. The forward keeps a running
   max m, sum l and output per query row (online softmax: each key block rescales them by exp(m_old - m_new)); the
-  backward recomputes each probability tile from the scores and the rows' log-sum-exp. A causal kernel loops only
-  over the blocks that hold an unmasked element."""
+  backward recomputes each probability tile from the scores and the rows' log-sum-exp. float32 scores are kept in
+  base 2 (the scale carries log2(e)), so each probability is one EXP2, the device's fast exponential, as flash
+  attention does. A causal kernel loops only over the blocks that hold an unmasked element."""
   N, I, J, D, E = range(5)
 
   def lower(self) -> tuple[list[UOp], int]:
@@ -593,6 +599,8 @@ class _AttentionLinearizer(_Linearizer):
     self.define_axes([D, E], None)
     self.bat = (N,) if self.blocks[N] > 1 else ()
     self.acc_dtype = float64 if node.srcs[0].dtype == float64 else float32
+    # float32 scores in base 2 (exp2 is the fast exponential); float64 ones stay in base e, exact
+    self.unit, self.exp = (LOG2E, Op.EXP2) if self.acc_dtype == float32 else (1.0, Op.EXP)
     n_iter = math.ceil(k.shape[other] / self.blocks[other])
     parts = {st.srcs[0].arg.part: st for st in k.stores}
     # the program's own side is loaded once, before the loop (the loop finds these tiles by the values' memo)
@@ -655,15 +663,15 @@ class _AttentionLinearizer(_Linearizer):
     return self.alu(Op.MUL, p.dtype, p, self.alu(Op.SUB, p.dtype, dp, self.row("delta", space)))
 
   def scores(self, space: tuple, masked: bool) -> UOp:
-    """q k^T * scale (+ a float mask) as a tile of `space` ((i, j) or (j, i)); if `masked`, -inf where a query
-    does not attend to a key (masked, causal, or outside the iteration space)."""
+    """(q k^T * scale (+ a float mask)) * unit, the scores in the kernel's base, as a tile of `space` ((i, j) or
+    (j, i)); if `masked`, -inf where a query does not attend to a key (masked, causal, or outside the iteration space)."""
     I, J, D = self.I, self.J, self.D
     transposed = space[-2] == J
     def build():
       if transposed: s = self.matmul(self.tile("k", self.sp(J, D)), self.tile("q", self.sp(D, I)))
       else: s = self.matmul(self.tile("q", self.sp(I, D)), self.tile("k", self.sp(D, J)))
       dt = s.dtype
-      s = self.alu(Op.MUL, dt, s, self.const(self.attn.scale, dt))
+      s = self.alu(Op.MUL, dt, s, self.const(self.attn.scale * self.unit, dt))
       if not masked: return s
       valid = [self.bounds_mask([I, J])]
       if self.attn.causal:   # key j <= query i
@@ -672,7 +680,8 @@ class _AttentionLinearizer(_Linearizer):
       if (m := self.src("mask")) is not None:
         mv = self.value(m)
         if m.dtype.is_bool: valid.append(mv)
-        else: s = self.alu(Op.ADD, dt, s, mv if mv.dtype == dt else self.alu(Op.CAST, dt, mv))
+        else: s = self.alu(Op.ADD, dt, s, self.alu(Op.MUL, dt, mv if mv.dtype == dt else self.alu(Op.CAST, dt, mv),
+                                                   self.const(self.unit, dt)))
       if (ok := self.all_of(valid)) is not None: s = self.alu(Op.WHERE, dt, ok, s, self.const(-math.inf, dt))
       return s
     return self.in_space(space, build)
@@ -720,8 +729,8 @@ class _AttentionLinearizer(_Linearizer):
       m_new = self.alu(Op.MAX, f, m, self.emit(U.REDUCE, f, (s,), (Op.REDUCE_MAX, (last,)), rows, self.at))
       # a row with no key yet keeps m = -inf; shifting by 0 instead gives p = 0 there, not exp(-inf + inf) = nan
       shift = self.alu(Op.WHERE, f, self.alu(Op.CMPEQ, bool_, m_new, self.const(-math.inf, f)), self.const(0, f), m_new)
-      p = self.alu(Op.EXP, f, self.alu(Op.SUB, f, s, shift))
-      alpha = self.alu(Op.EXP, f, self.alu(Op.SUB, f, m, shift))
+      p = self.alu(self.exp, f, self.alu(Op.SUB, f, s, shift))
+      alpha = self.alu(self.exp, f, self.alu(Op.SUB, f, m, shift))
       self.emit(U.ACC_UPDATE, f, (l, self.alu(Op.ADD, f, self.alu(Op.MUL, f, l, alpha),
                                               self.emit(U.REDUCE, f, (p,), (Op.REDUCE_SUM, (last,)), rows, self.at))),
                 None, rows)
@@ -732,8 +741,8 @@ class _AttentionLinearizer(_Linearizer):
       self.emit(U.ACC_UPDATE, f, (m, m_new), None, rows)
     self.walk(n_iter, body)
     empty = self.alu(Op.CMPEQ, bool_, l, self.const(0, f))
-    out = {"lse": (self.sp(I, J), self.alu(Op.WHERE, f, empty, self.const(math.inf, f),
-                                            self.alu(Op.ADD, f, m, self.alu(Op.LOG, f, l))))}
+    lse = self.alu(Op.ADD, f, self.alu(Op.MUL, f, m, self.const(1 / self.unit, f)), self.alu(Op.LOG, f, l))   # base e
+    out = {"lse": (self.sp(I, J), self.alu(Op.WHERE, f, empty, self.const(math.inf, f), lse))}
     if o is not None:
       out["out"] = (self.sp(I, E), self.alu(Op.WHERE, f, empty, self.const(0, f), self.alu(Op.DIV, f, o, l)))
     return out
@@ -741,8 +750,8 @@ class _AttentionLinearizer(_Linearizer):
   def probabilities(self, space: tuple, masked: bool) -> UOp:
     """The probability tile exp(score - lse) of `space` ((i, j), or (j, i) transposed); 0 where not attended."""
     s = self.scores(space, masked)
-    lse = self.row("lse", space)
-    return self.alu(Op.EXP, s.dtype, self.alu(Op.SUB, s.dtype, s, lse))
+    lse = self.alu(Op.MUL, s.dtype, self.row("lse", space), self.const(self.unit, s.dtype))   # in the base of s
+    return self.alu(self.exp, s.dtype, self.alu(Op.SUB, s.dtype, s, lse))
 
   def grad_q(self, n_iter: int) -> dict:
     I, J, D, E = self.I, self.J, self.D, self.E

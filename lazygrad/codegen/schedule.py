@@ -652,9 +652,10 @@ class _GroupGraph:
         # after every reader of the memory it overwrites (any version of it), and after the writes of it below that
         # may reach the elements it writes: updates of disjoint parts of one buffer (each parameter's gradient in an
         # optimizer's flat buffer) need no order among them
-        for r in readers.get(id(written_buffer(n)), set()) | {r for m in _versions_below(n) for r in readers.get(id(m), ())}:
+        below = _versions_below(n)
+        for r in readers.get(id(written_buffer(n)), set()).union(*(readers.get(id(m), ()) for m in below)):
           self.succ[r].add(i)
-        for m in _versions_below(n):
+        for m in below:
           if m.op is not Op.ASSIGN or _overlap(_written_span(m), _written_span(n)): self.succ[owner.get(id(m), i)].add(i)
     for i in self.groups: self.succ[i].discard(i)
     self.pred: dict[int, set[int]] = {i: set() for i in self.groups}

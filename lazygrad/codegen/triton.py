@@ -20,8 +20,8 @@ def tl_dtype(dt: DType) -> str:
 
 _BINARY = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/", Op.IDIV: "//", Op.MOD: "%", Op.CMPLT: "<",
            Op.CMPEQ: "==", Op.CMPNE: "!=", Op.AND: "&", Op.OR: "|", Op.XOR: "^"}
-_UNARY = {Op.EXP: "tl.exp({})", Op.LOG: "tl.log({})", Op.SIN: "tl.sin({})", Op.SQRT: "tl.sqrt_rn({})",
-          Op.NEG: "-{}", Op.RECIP: "1.0 / {}", Op.NOT: "{} == 0",
+_UNARY = {Op.EXP: "tl.exp({})", Op.EXP2: "tl.math.exp2({})", Op.LOG: "tl.log({})", Op.SIN: "tl.sin({})",
+          Op.SQRT: "tl.sqrt_rn({})", Op.NEG: "-{}", Op.RECIP: "1.0 / {}", Op.NOT: "{} == 0",
           Op.TRUNC: "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))"}
 
 PRELUDE = '''import triton

@@ -12,7 +12,8 @@ _LOW_PRECISION = (np.dtype(float16.np), np.dtype(bfloat16.np))
 _UFUNCS = {
   Op.ADD: np.add, Op.SUB: np.subtract, Op.MUL: np.multiply, Op.DIV: np.divide, Op.MAX: np.maximum,
   Op.CMPLT: np.less, Op.CMPEQ: np.equal, Op.CMPNE: np.not_equal, Op.NEG: np.negative, Op.SQRT: np.sqrt,
-  Op.EXP: np.exp, Op.LOG: np.log, Op.SIN: np.sin, Op.TRUNC: np.trunc, Op.NOT: np.logical_not, Op.MOD: np.fmod,
+  Op.EXP: np.exp, Op.EXP2: np.exp2, Op.LOG: np.log, Op.SIN: np.sin, Op.TRUNC: np.trunc, Op.NOT: np.logical_not,
+  Op.MOD: np.fmod,
 }
 
 

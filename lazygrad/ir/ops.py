@@ -10,6 +10,7 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   BUFFER = auto(); CONST = auto(); IOTA = auto()
   # unary ALU
   NEG = auto(); RECIP = auto(); SQRT = auto(); EXP = auto(); LOG = auto(); SIN = auto(); TRUNC = auto(); NOT = auto()
+  EXP2 = auto()   # 2**x, the device's fast approximation where it has one (flash attention's softmax, in base 2)
   # binary ALU
   ADD = auto(); SUB = auto(); MUL = auto(); DIV = auto(); IDIV = auto(); MOD = auto(); MAX = auto(); POW = auto()
   CMPLT = auto(); CMPEQ = auto(); CMPNE = auto(); AND = auto(); OR = auto(); XOR = auto()
@@ -45,7 +46,7 @@ class Op(IntEnum):   # an int enum: hashing is C-speed (the scheduler hashes ops
   def __repr__(self): return self.name
 
 
-UNARY = {Op.NEG, Op.RECIP, Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.TRUNC, Op.NOT}
+UNARY = {Op.NEG, Op.RECIP, Op.SQRT, Op.EXP, Op.EXP2, Op.LOG, Op.SIN, Op.TRUNC, Op.NOT}
 BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAX, Op.POW, Op.CMPLT, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR,
           Op.XOR}
 ALU = UNARY | BINARY | {Op.WHERE, Op.CAST}
