@@ -1,4 +1,5 @@
 """Scheduler, fusion, views, caching and tiling: kernel counts and lowered programs, checked against numpy."""
+import dataclasses
 import numpy as np
 import torch
 import pytest
@@ -472,6 +473,33 @@ def test_grouped_program_order_covers_every_block_of_a_matmul_once(m, n, monkeyp
   assert prog.grid == -(-m // 16) * -(-n // 16)
   assert any(u.op is U.CONST and u.arg == 8 * -(-n // 16) for u in prog.uops)   # pid // (8 x column blocks): a group
   np.testing.assert_allclose(lazy.numpy(), a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("programs", [1, 7, 64])
+def test_a_persistent_matmul_computes_every_tile_once_with_its_epilogue(programs, monkeypatch):
+  """On a device that asks for persistent matmuls (`persistent_programs`, a GPU's SM count), a matmul of more tiles
+  runs on that many programs, each looping over tiles pid, pid + programs, ... in grouped order; the bias and relu
+  of its epilogue run per tile. Elementwise kernels keep a program per tile."""
+  from lazygrad.codegen import triton as triton_render
+  monkeypatch.setattr(get_device("numpy"), "lowering", LoweringOptions(whole=False, dot_blocks=(16, 16, 16),
+                                                                       persistent_programs=programs))
+  a, b, c = randn(5 * 16 + 3, 40), randn(40, 9 * 16 + 1), randn(9 * 16 + 1)
+  lazy = (Tensor(a, device="numpy") @ Tensor(b, device="numpy") + Tensor(c, device="numpy")).relu()
+  (prog,) = programs_for(lazy)
+  tiles = -(-a.shape[0] // 16) * -(-b.shape[1] // 16)
+  assert prog.grid == min(programs, tiles)
+  stepped = [u for u in prog.uops if u.op is U.RANGE and len(u.srcs) == 3]
+  assert len(stepped) == (programs < tiles) and all(u.srcs[2].arg == programs for u in stepped)
+  if stepped: assert "tl.range(" in triton_render.render(prog) and "flatten=True" in triton_render.render(prog)
+  np.testing.assert_allclose(lazy.numpy(), np.maximum(a @ b + c, 0), rtol=1e-5, atol=1e-4)
+  (elementwise,) = programs_for(Tensor(a, device="numpy") * 2)
+  assert not any(u.op is U.RANGE and len(u.srcs) == 3 for u in elementwise.uops)
+  dev = get_device()
+  if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
+    monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, dot_blocks=(16, 16, 16),
+                                                             persistent_programs=programs))
+    out = (Tensor(a) @ Tensor(b) + Tensor(c)).relu()
+    np.testing.assert_allclose(out.numpy(), np.maximum(a @ b + c, 0), rtol=1e-5, atol=1e-4)
 
 
 def test_a_large_float32_operand_cast_to_bfloat16_is_stored_cast_so_the_matmul_loads_half_the_bytes():

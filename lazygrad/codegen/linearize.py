@@ -20,7 +20,7 @@ from ..ir.ops import Op, REDUCE, scan_identity
 from ..ir.symbolic import Lin, Var, Div, Cond
 from ..ir.view import ShapeTracker
 from ..ir.graph import evaluate, toposort
-from .kernel import K, KNode, Kernel, axis_vars
+from .kernel import K, KNode, Kernel, axis_vars, varying_axes
 from .uops import U, UOp, Program
 
 
@@ -52,6 +52,10 @@ class LoweringOptions:
   # copied K-major when the graph is built (Tensor.matmul). An H100's tf32 tiles ran at 0.25-0.45x cuBLAS from an
   # N-major operand, 0.73-1.0x K-major (bench/NOTES.md)
   float32_k_major: bool = False
+  # a matmul of more output tiles than this runs on this many programs (the device's SMs), each looping over tiles: a
+  # persistent kernel, whose loads pipeline across tiles. A minimal Triton matmul on an H100 at GPT-2's shapes went
+  # from 0.76-0.83x cuBLAS to 0.87-0.92x (bench/NOTES.md). None: a program per tile
+  persistent_programs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,19 @@ def _dot_parts_of(k: Kernel, opts: LoweringOptions):
   """The contraction of a kernel whose only reduction is one."""
   parts = [_dot_parts(r, opts) for r in k.reduces]
   return parts[0] if len(parts) == 1 else None
+
+
+PERSISTENT_MAX_K = 4096
+
+
+def _persistent_pays(k: Kernel, opts: LoweringOptions) -> bool:
+  """Does a matmul gain from a persistent loop over its tiles? It overlaps one tile's epilogue and the next one's
+  first loads, which matters where the sum is short (K up to PERSISTENT_MAX_K); on an H100 it lost where the epilogue
+  loads a tile of the output's size (a residual to add, GELU's input for its gradient: 271 -> 381 us), which then
+  competes with the operands' pipeline, and gained nothing on K = 16384 or 50304 (bench/NOTES.md)."""
+  if (parts := _dot_parts_of(k, opts)) is None or k.shape[parts[2].k] > PERSISTENT_MAX_K: return False
+  m, n, kk = parts[2]
+  return not any(x.op is K.LOAD and {m, n} <= (axes := varying_axes(x)) and kk not in axes for x in k.nodes)
 
 
 def _reduce_op(r: KNode) -> Op: return Op.REDUCE_SUM if r.op is K.DOT else r.op
@@ -528,6 +545,12 @@ class _Linearizer:
     out_axes = list(range(self.n_out))
     n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
     pid = self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None
+    programs, tiles = n_prog, None
+    if (p := self.opts.persistent_programs) is not None and n_prog > p and _persistent_pays(k, self.opts):
+      # persistent: program pid takes tiles pid, pid + p, ... (a loop the renderer asks Triton to flatten with the
+      # loops inside it, so one tile's loads start while the last one's products finish)
+      programs = p
+      tiles = pid = self.emit(U.RANGE, self.idt, (pid, self.const(n_prog, self.idt), self.const(p, self.idt)), n_prog)
     if not self.define_grouped(out_axes, pid): self.define_axes(out_axes, pid)
     n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in self.reduce_axes())
     if n_iter > 1:
@@ -538,7 +561,8 @@ class _Linearizer:
     else:
       self.define_axes(list(self.reduce_axes()), None)
       self.store(list(k.stores))
-    return _dead_code_eliminated(self.uops), n_prog
+    if tiles is not None: self.emit(U.ENDRANGE, None, (tiles,))
+    return _dead_code_eliminated(self.uops), programs
 
 
 def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:

@@ -236,7 +236,10 @@ class _Renderer:
     elif u.op is U.ACC: self.emit(u, f"acc{i}", f"tl.full({list(u.shape)}, {_literal(u.arg, u.dtype)}, {idt})")
     elif u.op is U.ACC_UPDATE: self.lines.append("  " * self.indent + f"{s[0]} = {s[1]}")
     elif u.op is U.RANGE:
-      self.emit(u, None, f"for r{i} in range({s[0]}, {s[1]}):" if s else f"for r{i} in range(0, {u.arg}):")
+      # a stepped loop is a persistent kernel's over its tiles: flattened with the loops inside, Triton pipelines the
+      # next tile's loads under this one's products
+      self.emit(u, None, f"for r{i} in tl.range({s[0]}, {s[1]}, {s[2]}, flatten=True):" if len(s) == 3 else
+                f"for r{i} in range({s[0]}, {s[1]}):" if s else f"for r{i} in range(0, {u.arg}):")
       self.names[id(u)] = f"r{i}"
       self.indent += 1
     elif u.op is U.ENDRANGE: self.indent -= 1

@@ -20,7 +20,8 @@ class U(Enum):
   ARANGE = auto()       # tile 0..block-1 along one axis, arg: axis
   LOAD = auto()         # srcs: param, index[, mask]
   STORE = auto()        # srcs: param, index, value[, mask]; arg "add": add into memory (atomically: lanes may collide)
-  RANGE = auto()        # loop start: scalar counter 0..arg-1, or lo..hi-1 given srcs (lo, hi) with 0 <= lo, hi <= arg
+  RANGE = auto()        # loop start: scalar counter 0..arg-1, or lo..hi-1 given srcs (lo, hi) with 0 <= lo, hi <= arg,
+                        # in steps of srcs[2] given (lo, hi, step): a persistent kernel's loop over its output tiles
   ENDRANGE = auto()     # srcs: range
   ACC = auto()          # accumulator tile, arg: initial value
   ACC_UPDATE = auto()   # srcs: acc, new value (assigns; later uses of acc see it)

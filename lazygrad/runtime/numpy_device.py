@@ -239,10 +239,10 @@ class Interpreter:
       elif op is U.RANGE:
         lo, hi = (int(s[0]), int(s[1])) if s else (0, u.arg)
         if lo >= hi: pc = self.loop_end[pc] + 1; continue
-        loops.append((pc, hi)); vals[pc] = lo
+        loops.append((pc, hi, int(s[2]) if len(s) == 3 else 1)); vals[pc] = lo
       elif op is U.ENDRANGE:
-        start, hi = loops[-1]
-        vals[start] += 1
+        start, hi, step = loops[-1]
+        vals[start] += step
         if vals[start] < hi: pc = start + 1; continue
         loops.pop()
       pc += 1

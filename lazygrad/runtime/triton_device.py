@@ -121,10 +121,12 @@ class TritonDevice:
                               "or unset TRITON_INTERPRET for the GPU")
     import triton  # noqa: F401
     self.torch_device = "cpu" if interpret else "cuda"
+    hopper = not interpret and torch.cuda.get_device_capability()[0] >= 9
     self.lowering = LoweringOptions(whole=False, max_tile=4096 if not interpret else 1024,
                                     max_reduce_block=1024 if not interpret else 256,
                                     max_whole_row=8192 if not interpret else 4096, dot_float64=False,
-                                    float32_k_major=not interpret and torch.cuda.get_device_capability()[0] >= 9)
+                                    float32_k_major=hopper, persistent_programs=torch.cuda.get_device_properties(
+                                      torch.cuda.current_device()).multi_processor_count if hopper else None)
 
   # buffers
   def alloc(self, dtype: DType, size: int):
