@@ -171,3 +171,12 @@ def test_a_combined_kernel_checks_its_contract():
   with pytest.raises(InvalidIR, match="buffers or scalars of its own"):
     replace(k, parts=(replace(k.parts[0], bufs=k.parts[0].bufs[:-1]),) + k.parts[1:]).verify()
   assert "parts=4" in k.text and all(f"part {i}: " in k.text for i in range(4))
+
+
+def test_a_combined_kernels_cost_is_its_parts_work_and_its_buffers_once():
+  from lazygrad.runtime.realize import kernel_cost
+  outs, _ = four_independent_results()
+  (k,) = kernels(*outs)
+  nbytes, flops = kernel_cost(k)
+  assert nbytes == sum(b.size * b.dtype.itemsize for b in k.bufs)
+  assert flops == sum(kernel_cost(p)[1] for p in k.parts) and flops >= 9 * 5 + 4 * 7 * 2

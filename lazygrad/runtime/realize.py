@@ -237,8 +237,10 @@ def _program_miss(key: tuple) -> str:
 
 
 def kernel_cost(k: Kernel) -> tuple[int, int]:
-  """(bytes moved, flops) estimates for DEBUG=2: every buffer once; per ALU op one flop per element of its space."""
+  """(bytes moved, flops) estimates for DEBUG=2: every buffer once; per ALU op one flop per element of its space (a
+  combined kernel's: its parts')."""
   nbytes = sum(b.size * b.dtype.itemsize for b in k.bufs)
+  if k.parts: return nbytes, sum(kernel_cost(p)[1] for p in k.parts)
   out_elems = prod(k.shape[:len(k.shape) - k.n_reduce])
   flops = 0
   for r in k.reduces: flops += prod(k.shape) * (1 + sum(1 for n in r.srcs[0].walk() if isinstance(n.op, Op)))
