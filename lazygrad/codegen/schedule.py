@@ -716,9 +716,17 @@ class _GroupGraph:
       if _holdable(self.groups[i]):
         held.setdefault(self.groups[i].roots[0].device, []).append(i)
         continue
-      out.append(self.groups[i])
-      emitted += 1
+      g = self.groups[i]
+      # ready groups of the same iteration space run in its kernel: a LayerNorm's weight-gradient partial sums and
+      # the next bias gradient's, each over the rows of a gradient the same LayerNorm backward made
+      alongside = [j for j in sorted(ready) if not _holdable(self.groups[j]) and _side_by_side(g, self.groups[j])]
+      out.append(g)
+      emitted += 1 + len(alongside)
       done(i)
+      for j in alongside:
+        ready.remove(j)
+        done(j)
+        g.absorb(self.groups[j])
     if emitted < len(self.groups):
       o = next(n for i in self.groups if indeg[i] for n in self.groups[i].roots if n.op is Op.ASSIGN)
       raise RuntimeError(f"assign at {fmt_loc(o.loc)}: one computation needs both the old and the new value of the "
@@ -850,11 +858,15 @@ def _merged(groups: list[Group]) -> list[Group]:
 
 
 def _siblings(graph: _GroupGraph, a: int, b: int) -> bool:
-  """May two groups reading the same input become one kernel? Both reduce the same axes (or neither does), and
-  neither needs the other."""
-  ga, gb = graph.groups[a], graph.groups[b]
-  return (ga.axes is None) == (gb.axes is None) and _same_space(ga, gb) and _small_enough(ga, gb) and \
-    _in_place_safe([ga, gb]) and not graph.reaches(a, b, False) and not graph.reaches(b, a, False)
+  """May two groups reading the same input become one kernel? See `_side_by_side`; and neither needs the other."""
+  return _side_by_side(graph.groups[a], graph.groups[b]) and not graph.reaches(a, b, False) and \
+    not graph.reaches(b, a, False)
+
+
+def _side_by_side(a: Group, b: Group) -> bool:
+  """May two groups that do not need each other be one kernel? Both reduce the same axes (or neither does) of one
+  iteration space, and together they are small enough."""
+  return (a.axes is None) == (b.axes is None) and _same_space(a, b) and _small_enough(a, b) and _in_place_safe([a, b])
 
 
 MAX_BUFFERS, MAX_OUTPUTS = 12, 8
