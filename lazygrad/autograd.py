@@ -132,7 +132,8 @@ def _scan_rule(n: LazyNode, g: LazyNode) -> LazyNode | None:
 
 def _attention_rule(n: LazyNode, g: LazyNode) -> tuple:
   """Fused attention's backward, as the flash-attention papers give it: the probabilities are recomputed tile by
-  tile from q, k and the rows' log-sum-exp; delta = rowsum(dO * out) stands for rowsum(dP * P). The mask gets no
+  tile from q, k and the rows' log-sum-exp; delta = rowsum(dO * out) stands for rowsum(dP * P), computed by the dq
+  kernel for its rows (from dO and out, which it loads) and stored for the dk, dv kernel. The mask gets no
   gradient (the Tensor API composes attention from primitives when it needs one); lse and the gradient parts are
   internal values, not differentiated again."""
   a = n.arg
@@ -140,10 +141,9 @@ def _attention_rule(n: LazyNode, g: LazyNode) -> tuple:
   q, k, v = n.srcs[:3]
   mask = n.srcs[3] if a.masked else None
   lse = B.attention("lse", q, k, v, a.scale, a.causal, mask)
-  delta = B.reduce(Op.REDUCE_SUM, B.mul(B.cast(g, float32), B.cast(n, float32)), (len(n.shape) - 1,))
-  grads = (g, lse, B.reshape(delta, lse.shape))
-  return tuple(B.attention(p, q, k, v, a.scale, a.causal, mask, grads) for p in ("dq", "dk", "dv")) + \
-    ((None,) if a.masked else ())
+  dq, delta = (B.attention(p, q, k, v, a.scale, a.causal, mask, (g, lse, n)) for p in ("dq", "delta"))
+  dk, dv = (B.attention(p, q, k, v, a.scale, a.causal, mask, (g, lse, delta)) for p in ("dk", "dv"))
+  return (dq, dk, dv) + ((None,) if a.masked else ())
 
 
 def _assign_rule(n: LazyNode, g: LazyNode) -> tuple:

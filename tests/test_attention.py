@@ -114,13 +114,16 @@ def _schedule_of(*tensors):
 
 
 def test_one_forward_and_two_backward_kernels_and_no_t_by_t_buffer():
+  """The forward stores out and lse; the query-major backward kernel computes delta = rowsum(dO * out) for its rows
+  and stores it with dq, for the key-major one (dk, dv): no kernel of its own."""
   T = 96
   q, k, v = (Tensor.randn(2, 2, T, 16, requires_grad=True) for _ in range(3))
   F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
   items = _schedule_of(q.grad, k.grad, v.grad)
   names = [it.kernel.name for it in items if it.kernel is not None]
-  assert sum(n.startswith("attention_") for n in names) == 3, names
-  assert any(n.startswith("attention_lse_out") for n in names) and any(n.startswith("attention_dk_dv") for n in names)
+  assert len(names) == 3 and all(n.startswith("attention_") for n in names), names
+  assert names[0].startswith("attention_lse_out") and names[1].startswith("attention_dq_delta") and \
+    names[2].startswith("attention_dk_dv"), names
   biggest = max(math.prod(o.shape) for it in items for o in it.outputs)
   assert biggest < T * T, f"a buffer of {biggest} elements: the scores were materialized"
 

@@ -70,6 +70,18 @@ def test_a_kernel_reading_a_large_intermediate_does_not_wait_to_be_combined():
   assert sum(len(it.kernel.parts) for it in items) == 2   # the two that read realized inputs ran together
 
 
+def test_ready_reductions_of_one_space_reading_different_buffers_run_in_one_kernel():
+  """Not parts of a combined kernel: one kernel over their one iteration space, storing both (a LayerNorm's
+  weight-gradient partial sums and the next bias gradient's, in GPT-2's backward)."""
+  x = realized(512, 600)
+  a, b = x.exp().contiguous(), (x * 3).contiguous()
+  outs = [a.sum(1), b.amax(1)]
+  ks = kernels(*outs)
+  assert len(ks) == 2 and not ks[1].parts and ks[1].n_out == 2 and len(ks[1].reduces) == 2, [k.name for k in ks]
+  np.testing.assert_allclose(outs[0].numpy(), np.exp(x.numpy()).sum(1), rtol=1e-5)
+  np.testing.assert_allclose(outs[1].numpy(), (x.numpy() * 3).max(1), rtol=1e-6)
+
+
 def test_disjoint_in_place_updates_of_one_buffer_run_together_and_a_reader_sees_them_all():
   buf = Tensor.zeros(20).contiguous().realize()
   a, b, c = realized(8, 3), realized(5, 4), realized(2, 2)

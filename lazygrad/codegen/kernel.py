@@ -36,7 +36,8 @@ class K(Enum):
 
 
 # the axes of an attention kernel's space (batch, query, key, q/k feature, v feature) each part's value varies along
-ATTENTION_AXES = {"out": {0, 1, 4}, "lse": {0, 1}, "dq": {0, 1, 3}, "dk": {0, 2, 3}, "dv": {0, 2, 4}}
+ATTENTION_AXES = {"out": {0, 1, 4}, "lse": {0, 1}, "dq": {0, 1, 3}, "delta": {0, 1}, "dk": {0, 2, 3},
+                  "dv": {0, 2, 4}}
 
 
 class Gather(NamedTuple):

@@ -629,12 +629,13 @@ class _AttentionLinearizer(_Linearizer):
     parts = {st.srcs[0].arg.part: st for st in k.stores}
     # the program's own side is loaded once, before the loop (the loop finds these tiles by the values' memo)
     hoisted = {"out": [("q", (I, D))], "lse": [("q", (I, D))], "dq": [("q", (I, D)), ("do", (I, E))],
-               "dk": [("k", (J, D)), ("v", (J, E))], "dv": [("k", (J, D)), ("v", (J, E))]}[a.part]
+               "delta": [("q", (I, D)), ("do", (I, E))], "dk": [("k", (J, D)), ("v", (J, E))],
+               "dv": [("k", (J, D)), ("v", (J, E))]}[a.part]
     for name, axes in hoisted: self.tile(name, self.sp(*axes))
-    if a.part == "dq":
-      for name in ("lse", "delta"): self.row(name, self.sp(I, J))
+    if a.backward and a.query_major: self.row("lse", self.sp(I, J))
+    self.delta = None
     if a.part in ("out", "lse"): values = self.forward(n_iter, parts)
-    elif a.query_major: values = self.grad_q(n_iter)
+    elif a.query_major: values = self.grad_q(n_iter, parts)
     else: values = self.grad_kv(n_iter, parts)
     for part, (space, value) in values.items():
       if part in parts:
@@ -648,7 +649,7 @@ class _AttentionLinearizer(_Linearizer):
 
   def src(self, name: str) -> KNode | None:
     s, a = self.at.srcs, self.attn
-    at = {"q": 0, "k": 1, "v": 2, "do": 3, "lse": 4, "delta": 5}
+    at = {"q": 0, "k": 1, "v": 2, "do": 3, "lse": 4, "out": 5, "delta": 5}
     if name == "mask": return s[-1] if a.masked else None
     return s[at[name]]
 
@@ -683,8 +684,10 @@ class _AttentionLinearizer(_Linearizer):
     self.emit(U.ACC_UPDATE, acc.dtype, (acc, self.matmul(x, y, acc)), None, acc.shape)
 
   def softmax_grad(self, p: UOp, dp: UOp, space: tuple) -> UOp:
-    """dS = P * (dP - delta): the scores' gradient from the probabilities' (delta = rowsum(dO * out))."""
-    return self.alu(Op.MUL, p.dtype, p, self.alu(Op.SUB, p.dtype, dp, self.row("delta", space)))
+    """dS = P * (dP - delta): the scores' gradient from the probabilities' (delta = rowsum(dO * out): the query-major
+    kernel's own, the key-major kernel's loaded)."""
+    delta = self.delta if self.delta is not None else self.row("delta", space)
+    return self.alu(Op.MUL, p.dtype, p, self.alu(Op.SUB, p.dtype, dp, delta))
 
   def scores(self, space: tuple, masked: bool) -> UOp:
     """(q k^T * scale (+ a float mask)) * unit, the scores in the kernel's base, as a tile of `space` ((i, j) or
@@ -777,16 +780,23 @@ class _AttentionLinearizer(_Linearizer):
     lse = self.alu(Op.MUL, s.dtype, self.row("lse", space), self.const(self.unit, s.dtype))   # in the base of s
     return self.alu(self.exp, s.dtype, self.alu(Op.SUB, s.dtype, s, lse))
 
-  def grad_q(self, n_iter: int) -> dict:
+  def grad_q(self, n_iter: int, parts: dict) -> dict:
     I, J, D, E = self.I, self.J, self.D, self.E
     f = self.acc_dtype
+    # delta = rowsum(dO * out) for the program's rows, from tiles it loads once: a (.., i, 1) tile, as a row is
+    up = lambda x: x if x.dtype == f else self.alu(Op.CAST, f, x)
+    prod_ = self.alu(Op.MUL, f, up(self.tile("do", self.sp(I, E))), up(self.tile("out", self.sp(I, E))))
+    last = len(prod_.shape) - 1
+    self.delta = self.emit(U.REDUCE, f, (prod_,), (Op.REDUCE_SUM, (last,)), prod_.shape[:-1] + (1,), self.at)
+    out = {"delta": (self.sp(I, J), self.delta)}
+    if "dq" not in parts: return out
     dq = self.emit(U.ACC, f, (), 0, self.space_shape(self.sp(I, D)))
     def body(masked):
       p = self.probabilities(self.sp(I, J), masked)
       dp = self.matmul(self.tile("do", self.sp(I, E)), self.tile("v", self.sp(E, J)))
       self.add_product(dq, self.softmax_grad(p, dp, self.sp(I, J)), self.tile("k", self.sp(J, D)))
     self.walk(n_iter, body)
-    return {"dq": (self.sp(I, D), self.alu(Op.MUL, f, dq, self.const(self.attn.scale, f)))}
+    return {**out, "dq": (self.sp(I, D), self.alu(Op.MUL, f, dq, self.const(self.attn.scale, f)))}
 
   def grad_kv(self, n_iter: int, parts: dict) -> dict:
     I, J, D, E = self.I, self.J, self.D, self.E

@@ -277,7 +277,8 @@ class _AttentionBuilder(_KernelBuilder):
   (n, i, j, d, e): the leading dims flattened, query, key, q/k feature, v feature. Each source is loaded into it
   through a view, with the elementwise work above its stored inputs fused as in any kernel (the casts of q, k, v
   under autocast); a reduction below a source is stored."""
-  ROLES = {"q": (1, 3), "k": (2, 3), "v": (2, 4), "do": (1, 4), "lse": (1,), "delta": (1,), "mask": (1, 2)}
+  ROLES = {"q": (1, 3), "k": (2, 3), "v": (2, 4), "do": (1, 4), "lse": (1,), "out": (1, 4), "delta": (1,),
+           "mask": (1, 2)}
 
   def _space(self) -> tuple:
     q, v = self.root.srcs[0], self.root.srcs[2]
@@ -294,13 +295,14 @@ class _AttentionBuilder(_KernelBuilder):
 
   def build(self) -> tuple[KNode, tuple]:
     a = self.root.arg
-    names = ["q", "k", "v"] + (["do", "lse", "delta"] if a.backward else []) + (["mask"] if a.masked else [])
+    names = ["q", "k", "v"] + (["do", "lse", "out" if a.query_major else "delta"] if a.backward else []) + \
+      (["mask"] if a.masked else [])
     values, visited = [], set()
     for name, src in zip(names, self.root.srcs):
       values.append(self._visit(src, self._embedding(src.shape, self.ROLES[name]), "F"))
       visited |= self.visited
     self.visited = visited
-    part_axes = {"out": (1, 4), "lse": (1,), "dq": (1, 3), "dk": (2, 3), "dv": (2, 4)}[a.part]
+    part_axes = {"out": (1, 4), "lse": (1,), "dq": (1, 3), "delta": (1,), "dk": (2, 3), "dv": (2, 4)}[a.part]
     store_st = view_of(self.root.shape, self._embedding(self.root.shape, part_axes)[1:])
     value = self._note(KNode(K.ATTENTION, self.root.dtype, tuple(values), a), self.root)
     return self._note(KNode(K.STORE, self.root.dtype, (value,), Access(0, store_st)), self.root), store_st

@@ -214,10 +214,10 @@ def scatter_add(index: LazyNode, value: LazyNode, rows: int) -> LazyNode:
 
 def attention(part: str, q: LazyNode, k: LazyNode, v: LazyNode, scale: float, causal: bool,
               mask: LazyNode | None = None, grads: tuple = ()) -> LazyNode:
-  """One part of fused attention (see `ops.Attention`); `grads` = (dO, lse, delta) for a gradient part."""
+  """One part of fused attention (see `ops.Attention`); `grads` = (dO, lse, out or delta) for a gradient part."""
   lead, tq, dv = q.shape[:-2], q.shape[-2], v.shape[-1]
   shape, dtype = {"out": (lead + (tq, dv), q.dtype), "lse": (lead + (tq,), float32), "dq": (q.shape, q.dtype),
-                  "dk": (k.shape, k.dtype), "dv": (v.shape, v.dtype)}[part]
+                  "delta": (lead + (tq,), float32), "dk": (k.shape, k.dtype), "dv": (v.shape, v.dtype)}[part]
   srcs = (q, k, v) + tuple(grads) + ((mask,) if mask is not None else ())
   return LazyNode(Op.ATTENTION, dtype, shape, srcs, Attention(part, float(scale), bool(causal), mask is not None))
 

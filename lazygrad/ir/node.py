@@ -80,12 +80,13 @@ def _attention_contract(n: LazyNode) -> str | None:
   q, k, v = s[:3]
   lead, (tq, d), (tk, dv) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
   want = [lead + (tq, d), lead + (tk, d), lead + (tk, dv)]
-  if a.backward: want += [lead + (tq, dv), lead + (tq,), lead + (tq,)]
+  if a.backward: want += [lead + (tq, dv), lead + (tq,), lead + (tq, dv) if a.query_major else lead + (tq,)]
   if a.masked: want.append(lead + (tq, tk))
   if [x.shape for x in s] != want: return f"attention sources of shapes {[x.shape for x in s]}, want {want}"
   if not (q.dtype.is_float and q.dtype == k.dtype == v.dtype): return "attention's q, k, v share one float dtype"
   if a.masked and not (s[-1].dtype.is_bool or s[-1].dtype.is_float): return "an attention mask is bool or float"
-  shape = {"out": lead + (tq, dv), "lse": lead + (tq,), "dq": q.shape, "dk": k.shape, "dv": v.shape}[a.part]
+  shape = {"out": lead + (tq, dv), "lse": lead + (tq,), "dq": q.shape, "delta": lead + (tq,), "dk": k.shape,
+           "dv": v.shape}[a.part]
   return None if n.shape == shape else f"attention part {a.part!r} of shape {n.shape}, want {shape}"
 
 

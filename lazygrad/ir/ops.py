@@ -55,27 +55,31 @@ REDUCE = {Op.REDUCE_SUM, Op.REDUCE_MAX, Op.REDUCE_PROD}
 MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SHRINK, Op.FLIP}
 
 
-ATTENTION_PARTS = ("out", "lse", "dq", "dk", "dv")
+ATTENTION_PARTS = ("out", "lse", "dq", "delta", "dk", "dv")
 
 
 class Attention(NamedTuple):
   """What one ATTENTION node is. Its sources are q [*, Tq, D], k [*, Tk, D], v [*, Tk, Dv] (one leading shape `*`),
-  then for a gradient part dO [*, Tq, Dv] (the gradient of `out`), lse [*, Tq] and delta [*, Tq] (rowsum(dO * out),
-  float32), then, if `masked`, the mask [*, Tq, Tk] (bool: True keeps; float: added to the scores).
+  then for a gradient part dO [*, Tq, Dv] (the gradient of `out`), lse [*, Tq] and, for 'dq' and 'delta', `out`
+  [*, Tq, Dv] itself, for 'dk' and 'dv' delta [*, Tq], then, if `masked`, the mask [*, Tq, Tk] (bool: True keeps;
+  float: added to the scores).
   `part`: 'out' = softmax(q k^T scale + mask) v, zero on a row that keeps no key (as torch's); 'lse' = the rows'
   log-sum-exp of those scores (float32; +inf on a row that keeps no key, so exp(score - lse) is 0 there); 'dq',
-  'dk', 'dv' = the gradients of `out`. `causal`: query i keeps keys j <= i (top-left aligned, as torch's)."""
+  'dk', 'dv' = the gradients of `out`; 'delta' = rowsum(dO * out) (float32), which the dq kernel computes for its
+  own rows anyway and stores for the key-major kernel. `causal`: query i keeps keys j <= i (top-left aligned, as
+  torch's)."""
   part: str
   scale: float
   causal: bool
   masked: bool
 
   @property
-  def backward(self) -> bool: return self.part in ("dq", "dk", "dv")
+  def backward(self) -> bool: return self.part in ("dq", "delta", "dk", "dv")
   @property
   def query_major(self) -> bool:
-    """Its kernel walks the keys for a block of queries ('out', 'lse', 'dq'), not the queries for a block of keys."""
-    return self.part in ("out", "lse", "dq")
+    """Its kernel walks the keys for a block of queries ('out', 'lse', 'dq', 'delta'), not the queries for a block of
+    keys."""
+    return self.part in ("out", "lse", "dq", "delta")
 
 
 # each scan op and its identity, what it combines with any value to give that value back (None: the dtype's smallest)
