@@ -11,6 +11,7 @@ import argparse
 import torch
 import triton.testing
 import lazygrad
+import lazygrad.nn.functional
 from lazygrad import Tensor
 from lazygrad.runtime import realize as engine
 
