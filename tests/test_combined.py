@@ -82,6 +82,19 @@ def test_ready_reductions_of_one_space_reading_different_buffers_run_in_one_kern
   np.testing.assert_allclose(outs[1].numpy(), (x.numpy() * 3).max(1), rtol=1e-6)
 
 
+def test_a_ready_kernel_with_a_small_result_runs_beside_the_kernel_chosen_next():
+  """Both read large intermediates (so neither waits to be combined), over different iteration spaces: the one that
+  stores little (a bias gradient's partial sums in GPT-2) runs as a part of the other's kernel."""
+  x = realized(256, 2048)
+  a, b = (x * 2).contiguous(), (x + 1).contiguous()
+  outs = [a.T.softmax(-1), b.T.sum(0)]
+  ks = kernels(*outs)
+  assert len(ks) == 2 and [len(p.stores) for p in ks[1].parts] == [1, 1], [k.name for k in ks]
+  e = np.exp(2 * x.numpy().T - (2 * x.numpy().T).max(-1, keepdims=True))
+  np.testing.assert_allclose(outs[0].numpy(), e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(outs[1].numpy(), (x.numpy() + 1).sum(1), rtol=1e-5)
+
+
 def test_disjoint_in_place_updates_of_one_buffer_run_together_and_a_reader_sees_them_all():
   buf = Tensor.zeros(20).contiguous().realize()
   a, b, c = realized(8, 3), realized(5, 4), realized(2, 2)

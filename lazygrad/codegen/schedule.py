@@ -719,16 +719,19 @@ class _GroupGraph:
         held.setdefault(self.groups[i].roots[0].device, []).append(i)
         continue
       g = self.groups[i]
-      # ready groups of the same iteration space run in its kernel: a LayerNorm's weight-gradient partial sums and
-      # the next bias gradient's, each over the rows of a gradient the same LayerNorm backward made
+      # ready groups of the same iteration space run in its kernel (a LayerNorm's weight-gradient partial sums and
+      # the next bias gradient's, each over the rows of a gradient the same LayerNorm backward made); ready groups
+      # with small results run beside it, as the parts of one kernel (a bias gradient's partial sums beside a
+      # LayerNorm backward): they would run next to it anyway, and they hold no memory longer
       alongside = [j for j in sorted(ready) if not _holdable(self.groups[j]) and _side_by_side(g, self.groups[j])]
-      out.append(g)
-      emitted += 1 + len(alongside)
+      beside = [j for j in sorted(ready) if j not in alongside and _beside(g, self.groups[j])]
+      emitted += 1 + len(alongside) + len(beside)
       done(i)
-      for j in alongside:
+      for j in alongside + beside:
         ready.remove(j)
         done(j)
-        g.absorb(self.groups[j])
+      for j in alongside: g.absorb(self.groups[j])
+      out += [Group.combined(parts) for parts in _chunks([g] + [self.groups[j] for j in beside])]
     if emitted < len(self.groups):
       o = next(n for i in self.groups if indeg[i] for n in self.groups[i].roots if n.op is Op.ASSIGN)
       raise RuntimeError(f"assign at {fmt_loc(o.loc)}: one computation needs both the old and the new value of the "
@@ -763,6 +766,15 @@ def _chunks(groups: list[Group]) -> list[list[Group]]:
     out[-1].append(g)
     bufs |= g.buffers()
   return out
+
+
+def _beside(g: Group, other: Group) -> bool:
+  """May `other`, ready when `g` runs, run beside it as a part of its kernel? Neither is a matmul (tuned on its own),
+  a template, a scatter, a scan, a sort or a copy; `other` stores little (partial sums), and is not waiting to be
+  combined with other small kernels."""
+  plain = lambda x: not (x.copy or x.alone or x.contraction) and prod(x.full) > 0
+  small = sum(n.numel * n.dtype.itemsize for n in other.roots) <= MAX_HELD_INPUT
+  return plain(g) and plain(other) and small and not _holdable(other) and not g.parts
 
 
 def _holdable(g: Group) -> bool:
