@@ -13,7 +13,7 @@ from . import disk_cache
 
 _chosen: dict[str, Tiling] = {}
 _of_kernel: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # kernel -> {(device, precision): Tiling}
-REPS = 5   # timed runs per candidate (after one untimed: its first launch loads the program)
+REPS = 10   # timed runs per candidate, back to back (after one untimed: its first launch loads the program)
 
 
 def _key(kernel, device, precision: str) -> str:

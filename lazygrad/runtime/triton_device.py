@@ -172,15 +172,16 @@ class TritonDevice:
     return "interpreter" if self.interpret else _torch().cuda.get_device_name()
 
   def time(self, fn, reps: int) -> float:
-    """Median milliseconds of `fn()` over `reps` runs (CUDA events), after one untimed run."""
+    """Milliseconds per run of `fn()`: `reps` runs back to back between two CUDA events, after one untimed run. Not
+    one run between its own events: the GPU then idles while the host launches it (tens of microseconds, as long as
+    a small matmul), and that wait, not the kernel, decided between tilings."""
     torch = _torch()
     fn()
-    times = []
-    for _ in range(reps):
-      start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-      start.record(); fn(); end.record(); end.synchronize()
-      times.append(start.elapsed_time(end))
-    return sorted(times)[reps // 2]
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps): fn()
+    end.record(); end.synchronize()
+    return start.elapsed_time(end) / reps
 
   def capture(self, launch):
     """A CUDA graph of the kernels `launch()` enqueues (capturing runs none of them), as the function that replays
