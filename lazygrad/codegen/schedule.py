@@ -719,12 +719,13 @@ class _GroupGraph:
         held.setdefault(self.groups[i].roots[0].device, []).append(i)
         continue
       g = self.groups[i]
-      # ready groups of the same iteration space run in its kernel (a LayerNorm's weight-gradient partial sums and
-      # the next bias gradient's, each over the rows of a gradient the same LayerNorm backward made); ready groups
-      # with small results run beside it, as the parts of one kernel (a bias gradient's partial sums beside a
-      # LayerNorm backward): they would run next to it anyway, and they hold no memory longer
-      alongside = [j for j in sorted(ready) if not _holdable(self.groups[j]) and _side_by_side(g, self.groups[j])]
-      beside = [j for j in sorted(ready) if j not in alongside and _beside(g, self.groups[j])]
+      # ready groups with small results come with it: of the same iteration space, in its kernel (a LayerNorm's
+      # weight-gradient partial sums and the next bias gradient's, over the rows of gradients the same LayerNorm
+      # backward made); else beside it, as the parts of one kernel (a bias gradient's partial sums beside a LayerNorm
+      # backward). Moved earlier, a small result holds little memory longer, and its inputs are freed sooner
+      came = [j for j in sorted(ready) if _small_result(self.groups[j]) and not _holdable(self.groups[j])]
+      alongside = [j for j in came if _side_by_side(g, self.groups[j])]
+      beside = [j for j in came if j not in alongside and _beside(g, self.groups[j])]
       emitted += 1 + len(alongside) + len(beside)
       done(i)
       for j in alongside + beside:
@@ -768,13 +769,14 @@ def _chunks(groups: list[Group]) -> list[list[Group]]:
   return out
 
 
+def _small_result(g: Group) -> bool: return sum(n.numel * n.dtype.itemsize for n in g.roots) <= MAX_HELD_INPUT
+
+
 def _beside(g: Group, other: Group) -> bool:
   """May `other`, ready when `g` runs, run beside it as a part of its kernel? Neither is a matmul (tuned on its own),
-  a template, a scatter, a scan, a sort or a copy; `other` stores little (partial sums), and is not waiting to be
-  combined with other small kernels."""
+  a template, a scatter, a scan, a sort or a copy."""
   plain = lambda x: not (x.copy or x.alone or x.contraction) and prod(x.full) > 0
-  small = sum(n.numel * n.dtype.itemsize for n in other.roots) <= MAX_HELD_INPUT
-  return plain(g) and plain(other) and small and not _holdable(other) and not g.parts
+  return plain(g) and plain(other) and not g.parts
 
 
 def _holdable(g: Group) -> bool:
