@@ -80,6 +80,9 @@ def test_ready_reductions_of_one_space_reading_different_buffers_run_in_one_kern
   assert len(ks) == 2 and not ks[1].parts and ks[1].n_out == 2 and len(ks[1].reduces) == 2, [k.name for k in ks]
   np.testing.assert_allclose(outs[0].numpy(), np.exp(x.numpy()).sum(1), rtol=1e-5)
   np.testing.assert_allclose(outs[1].numpy(), (x.numpy() * 3).max(1), rtol=1e-6)
+  # large results stay where the order puts them: moved earlier, one would hold its memory longer
+  c, d = (x * 2).contiguous(), (x + 1).contiguous()
+  assert len(kernels(c.T.exp(), d.T.sin())) == 3
 
 
 def test_a_ready_kernel_with_a_small_result_runs_beside_the_kernel_chosen_next():
