@@ -174,7 +174,7 @@ class TritonDevice:
   def time(self, fn, reps: int) -> float:
     """Milliseconds per run of `fn()`: `reps` runs back to back between two CUDA events, after one untimed run. Not
     one run between its own events: the GPU then idles while the host launches it (tens of microseconds, as long as
-    a small matmul), and that wait, not the kernel, decided between tilings."""
+    a small matmul), and that wait is timed with the kernel."""
     torch = _torch()
     fn()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
