@@ -1,7 +1,7 @@
 """Indexing, scatter/gather, movement features, einsum and small elementwise/reduction ops, forward and backward
 against PyTorch: x[idx] with negative steps, lists and masks, x[idx] = value, gather, scatter, scatter_add,
 scatter_reduce, index_select/add/copy/fill/put, masked_select, nonzero, roll, diag, diagonal, diag_embed,
-repeat_interleave, meshgrid, tile, movedim, pad modes, copysign, fmod, shifts, isposinf/isneginf, var_mean,
+repeat_interleave, meshgrid, tile, movedim, pad modes, copysign, fmod, gcd, lcm, shifts, isposinf/isneginf, var_mean,
 std_mean, sum(dtype=), einsum; zero-size and 0-d inputs, int/bool dtypes, and the errors users meet."""
 import numpy as np
 import pytest
@@ -614,6 +614,31 @@ def test_fmod_remainder_signs():
   compare(lambda x, y: x % y, a, b)
   compare(lambda x, y: x.fmod(y), randn(3, 4) * 5, np.array([1.5, -1.5, 2.0, -0.75], np.float32))
   compare(lambda x: x.fmod(-2), ints(-9, 10, 5, dtype=np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8, np.uint8])
+def test_gcd_lcm(dtype):
+  """Over each dtype's whole range: signs, zeros, the extremes (whose |x| wraps), consecutive Fibonacci numbers (the
+  most steps Euclid's algorithm needs), and lcm's overflow, which wraps as torch's does."""
+  info = np.iinfo(dtype)
+  a = RNG.integers(info.min, info.max, 16, endpoint=True).astype(dtype)
+  b = RNG.integers(info.min, info.max, 16, endpoint=True).astype(dtype)
+  fib = [1, 2]
+  while fib[-1] + fib[-2] <= info.max: fib.append(fib[-1] + fib[-2])
+  a[:8] = [0, 0, 12, info.max, 1, fib[-1], info.min, 5 if info.min == 0 else -6]
+  b[:8] = [0, 7, 18, info.max - 1, info.max, fib[-2], info.min, 4]
+  compare(lambda x, y: x.gcd(y), a, b, grad=False)
+  compare(lambda x, y: x.lcm(y), a, b, grad=False)
+  compare(lambda x: x.gcd(6), a.reshape(4, 4), th=lambda x: x.gcd(torch.tensor(6, dtype=x.dtype)), grad=False)
+  compare(lambda x, y: x.lcm(y), a.reshape(4, 4), b[:4], grad=False)
+
+
+def test_gcd_in_place_and_errors():
+  x, t = Tensor([12, -18, 0]), torch.tensor([12, -18, 0])
+  x.gcd_(Tensor([8, 4, -5])); t.gcd_(torch.tensor([8, 4, -5]))
+  assert_same(x, t)
+  with pytest.raises(TypeError, match="gcd: needs integer tensors, got float32"): Tensor([1.5]).gcd(Tensor([2.0]))
+  with pytest.raises(TypeError, match="lcm: needs integer tensors, got bool"): Tensor([True]).lcm(Tensor([False]))
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8])
