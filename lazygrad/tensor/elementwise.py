@@ -166,14 +166,15 @@ class Elementwise:
     as torch's does: |a / gcd * b| in int32 for narrower types (C's integer promotion), then cast back."""
     a, b = self._integer_operands("lcm", other)
     g = a.gcd(b)
-    wide = int32 if a.dtype.itemsize < 4 else a.dtype
-    multiple = (a._alu(Op.IDIV, (g == 0)._where(1, g)).cast(wide) * b.cast(wide)).abs().cast(a.dtype)
-    return (g == 0)._where(0, multiple)
+    zero, wide = g == 0, int32 if a.dtype.itemsize < 4 else a.dtype
+    multiple = (a._alu(Op.IDIV, zero._where(1, g)).cast(wide) * b.cast(wide)).abs().cast(a.dtype)
+    return zero._where(0, multiple)
 
-  def _integer_operands(self, op: str, other) -> tuple["Tensor", "Tensor"]:
-    a, b = self._operands(op, other)
+  def _integer_operands(self, op: str, other, reverse: bool = False, need: str = "needs") -> tuple["Tensor", "Tensor"]:
+    """`_operands`, refused unless they are integers: `need` says who needs them ("shifts need")."""
+    a, b = self._operands(op, other, reverse)
     if not a.dtype.is_int:
-      raise _err(TypeError, op, f"needs integer tensors, got {a.dtype.name}", "cast to an integer dtype first")
+      raise _err(TypeError, op, f"{need} integer tensors, got {a.dtype.name}", "cast to an integer dtype first")
     return a, b
 
   def pow(self, other, reverse=False):
@@ -282,25 +283,19 @@ class Elementwise:
   def bitwise_left_shift(self, other, reverse=False):
     """torch.bitwise_left_shift (`<<`) on integer tensors, wrapping; a shift below 0 or of the width or more
     gives 0 (as PyTorch's)."""
-    a, b = self._shift_operands("bitwise_left_shift", other, reverse)
+    a, b = self._integer_operands("bitwise_left_shift", other, reverse, "shifts need")
     fits = (b >= 0).logical_and(b < 8 * a.dtype.itemsize)
     return fits._where(a * _pow2(fits._where(b, 0)).cast(a.dtype), 0)
 
   def bitwise_right_shift(self, other, reverse=False):
     """torch.bitwise_right_shift (`>>`) on integer tensors: arithmetic (the sign fills in); a shift below 0 or of
     the width or more gives the sign fill, -1 or 0 (as PyTorch's)."""
-    a, b = self._shift_operands("bitwise_right_shift", other, reverse)
+    a, b = self._integer_operands("bitwise_right_shift", other, reverse, "shifts need")
     fits = (b >= 0).logical_and(b < min(8 * a.dtype.itemsize, 63))   # 2 ** 63 is no int64: its shift is a sign fill
     x, p = a.cast(int64), _pow2(fits._where(b, 0))
     q = x._alu(Op.IDIV, p)   # truncates: step down where an inexact quotient is negative
     q = (x._alu(Op.MOD, p) != 0).logical_and(x < 0)._where(q - 1, q)
     return fits._where(q, (a < 0)._where(-1, 0)).cast(a.dtype)
-
-  def _shift_operands(self, op: str, other, reverse: bool) -> tuple["Tensor", "Tensor"]:
-    a, b = self._operands(op, other, reverse)
-    if not a.dtype.is_int:
-      raise _err(TypeError, op, f"shifts need integer tensors, got {a.dtype.name}", "cast to an integer dtype first")
-    return a, b
 
   __lshift__ = bitwise_left_shift
   __rshift__ = bitwise_right_shift
