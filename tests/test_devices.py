@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import lazygrad
+import lazygrad.nn
 from lazygrad import Tensor, counters
 from lazygrad.dtypes import float32
 from lazygrad.helpers import InvalidIR

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import lazygrad
+import lazygrad.nn.functional
 from lazygrad import Tensor
 from lazygrad.codegen.kernel import K
 from lazygrad.errors import IndexOutOfBounds
