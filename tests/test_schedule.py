@@ -7,6 +7,7 @@ import lazygrad
 from lazygrad import Tensor, counters
 from lazygrad.codegen.linearize import LoweringOptions
 from lazygrad.codegen.uops import U
+from lazygrad.helpers import InvalidIR
 from lazygrad.codegen.kernel import K
 from lazygrad.runtime.device import get_device
 from lazygrad.runtime.realize import compile_kernel, get_schedule
@@ -500,6 +501,38 @@ def test_a_persistent_matmul_computes_every_tile_once_with_its_epilogue(programs
                                                              persistent_programs=programs))
     out = (Tensor(a) @ Tensor(b) + Tensor(c)).relu()
     np.testing.assert_allclose(out.numpy(), np.maximum(a @ b + c, 0), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("columns, stores", [(None, 1), (64, 1), (32, 2), (16, 4)])
+@pytest.mark.parametrize("programs", [None, 5])
+def test_a_matmul_epilogue_runs_on_column_sub_tiles_of_the_accumulator(columns, stores, programs, monkeypatch):
+  """Where a device asks for it (`epilogue_columns`), what follows a matmul's K loop (bias, relu, scale, cast, store)
+  runs once per sub-tile of that many columns, each on its SPLIT half (of a half ...) of the accumulator; the last
+  column block overhangs the output and stays masked in every sub-tile."""
+  from lazygrad.codegen import triton as triton_render
+  lowering = LoweringOptions(whole=False, dot_blocks=(16, 64, 16), persistent_programs=programs,
+                             epilogue_columns=columns)
+  monkeypatch.setattr(get_device("numpy"), "lowering", lowering)
+  a, b, c = randn(3 * 16 + 5, 40), randn(40, 2 * 64 + 16), randn(2 * 64 + 16)   # whole sub-tiles past the end
+  build = lambda t: ((t(a) @ t(b) + t(c)).relu() * 3).cast("float16")
+  want = (np.maximum(a @ b + c, 0) * 3).astype(np.float16)
+  lazy = build(lambda x: Tensor(x, device="numpy"))
+  (prog,) = programs_for(lazy)
+  assert sum(u.op is U.STORE for u in prog.uops) == stores
+  assert sum(u.op is U.SPLIT for u in prog.uops) == 2 * stores - 2
+  if stores > 1:
+    assert "tl.split(" in triton_render.render(prog)
+    half = next(u for u in prog.uops if u.op is U.SPLIT)
+    half.shape, shape = half.srcs[0].shape, half.shape   # a "half" as wide as its tile: the contract catches it
+    try:
+      with pytest.raises(InvalidIR, match="is no half of a tile"): prog.verify()
+    finally: half.shape = shape
+  np.testing.assert_allclose(lazy.numpy(), want, rtol=1e-3, atol=1e-3)
+  dev = get_device()
+  if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
+    monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, dot_blocks=(16, 64, 16),
+                                                             persistent_programs=programs, epilogue_columns=columns))
+    np.testing.assert_allclose(build(Tensor).numpy(), want, rtol=1e-3, atol=1e-3)
 
 
 def test_a_large_float32_operand_cast_to_bfloat16_is_stored_cast_so_the_matmul_loads_half_the_bytes():

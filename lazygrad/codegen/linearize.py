@@ -56,6 +56,11 @@ class LoweringOptions:
   # persistent kernel, whose loads pipeline across tiles. A minimal Triton matmul on an H100 at GPT-2's shapes went
   # from 0.76-0.83x cuBLAS to 0.87-0.92x (bench/NOTES.md). None: a program per tile
   persistent_programs: int | None = None
+  # a contraction's epilogue (what follows its K loop: casts, bias, activation, stores) runs on sub-tiles of at most
+  # this many output columns, halves of the accumulator (None: on the whole tile). Its store converts the MMA layout
+  # of the accumulator through shared memory, a smaller one per sub-tile: an H100's 128 x 256 tiles of GPT-2's
+  # matmuls ran 1-6% faster with 128 (bench/NOTES.md)
+  epilogue_columns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,8 @@ class _Linearizer:
 
   def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType, opts: LoweringOptions):
     self.k, self.blocks, self.idt, self.opts = k, blocks, index_dtype, opts
+    self.grid_blocks = blocks                  # the tiling's blocks (`blocks` is the current tile: an epilogue's
+                                               # sub-tile is narrower)
     self.rank, self.n_out = len(k.shape), len(k.shape) - k.n_reduce
     self.full = tuple(range(self.rank))
     self.space = self.full
@@ -263,7 +270,7 @@ class _Linearizer:
       return self.const(np.asarray(value).item(), dtype)
     if shape is None: shape = _broadcast(*(s.shape for s in srcs))
     pure = op in (U.CONST, U.SCALAR, U.ARANGE, U.ALU, U.PARAM, U.PROGRAM_ID, U.LOAD, U.REDUCE, U.DOT, U.BROADCAST,
-                  U.RESHAPE, U.SORT)
+                  U.RESHAPE, U.SPLIT, U.SORT)
     key = (op, dtype, tuple(id(s) for s in srcs), exact(arg), shape)
     if pure:
       for scope in reversed(self.scopes):
@@ -366,7 +373,7 @@ class _Linearizer:
     """Lanes inside the iteration space, for the axes whose blocks overhang it."""
     masks = []
     for a in sorted(axes):
-      if self.blocks[a] * math.ceil(self.k.shape[a] / self.blocks[a]) > self.k.shape[a]:
+      if self.grid_blocks[a] * math.ceil(self.k.shape[a] / self.grid_blocks[a]) > self.k.shape[a]:
         masks.append(self.alu(Op.CMPLT, bool_, self.axis_index(a), self.const(self.k.shape[a], self.idt)))
     return self.all_of(masks)
 
@@ -523,6 +530,33 @@ class _Linearizer:
     self.loop(n_iter, body)
     for r, acc in accs.items():
       self.memo[(self.full, r)] = self.to_full(acc, r) if self.dot_parts(r) is not None else acc
+    return accs
+
+  def in_column_chunks(self, acc: UOp, r: KNode, emit):
+    """`emit` the epilogue of contraction `r` (accumulated in `acc`) once per sub-tile of at most
+    `epilogue_columns` of its output columns (the DOT's last axis), each seeing its SPLIT half of the accumulator
+    and its columns' indices; on the whole tile where there is no such limit, the tile is no wider, or a store does
+    not vary along the columns (it would store once per sub-tile)."""
+    col, limit = self.dot_space(r)[-1], self.opts.epilogue_columns
+    if limit is None or self.blocks[col] <= limit or \
+       any(col not in self.access(st.view)[2] or st.arg.gather is not None for st in self.k.stores):
+      return emit()
+    memo, axis_memo, blocks, base = self.memo, self.axis_memo, self.blocks, self.base[col]
+    def chunk(part: UOp, start: UOp | None, width: int):
+      if width > limit:
+        for half in (0, 1):
+          offset = self.const(half * width // 2, self.idt)
+          chunk(self.emit(U.SPLIT, part.dtype, (part,), (len(part.shape) - 1, half),
+                          part.shape[:-1] + (width // 2,)),
+                offset if start is None else self.alu(Op.ADD, self.idt, start, offset) if half else start, width // 2)
+        return
+      self.blocks = tuple(width if a == col else b for a, b in enumerate(blocks))
+      self.base[col] = start
+      self.axis_memo = {key: v for key, v in axis_memo.items() if key[1] != col}
+      self.memo = {**memo, (self.full, r): self.to_full(part, r)}
+      emit()
+    chunk(acc, base, blocks[col])
+    self.memo, self.axis_memo, self.blocks, self.base[col] = memo, axis_memo, blocks, base
 
   def store(self, stores: list[KNode], values: list[UOp] | None = None, covered=None):
     """Every value first, then the stores: an in-place output never changes memory another output still reads.
@@ -554,10 +588,15 @@ class _Linearizer:
     if not self.define_grouped(out_axes, pid): self.define_axes(out_axes, pid)
     n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in self.reduce_axes())
     if n_iter > 1:
-      for level in reduction_levels(k): self.accumulate(level, n_iter)
+      accs = {}
+      for level in reduction_levels(k): accs.update(self.accumulate(level, n_iter))
       elements = element_stores(k)
       if elements: self.loop(n_iter, lambda: self.store(elements))
-      self.store([st for st in k.stores if st not in elements])
+      epilogue = lambda: self.store([st for st in k.stores if st not in elements])
+      if _dot_parts_of(k, self.opts) is not None and not elements:   # one reduction, the DOT
+        ((r, acc),) = accs.items()
+        self.in_column_chunks(acc, r, epilogue)
+      else: epilogue()
     else:
       self.define_axes(list(self.reduce_axes()), None)
       self.store(list(k.stores))

@@ -233,6 +233,13 @@ class _Renderer:
     elif u.op is U.SORT: self.emit(u, f"x{i}", self.sort(u, s[0]))
     elif u.op is U.DOT: self.emit(u, f"x{i}", self.dot(u, s))
     elif u.op is U.RESHAPE: self.emit(u, f"x{i}", f"tl.reshape({s[0]}, {list(u.shape)})")
+    elif u.op is U.SPLIT:
+      # tl.split halves a last axis of size 2: the halves along `axis` become that axis
+      axis, part = u.arg
+      shape = list(u.srcs[0].shape)
+      pairs = shape[:axis] + [2, shape[axis] // 2] + shape[axis + 1:]
+      order = [d for d in range(len(pairs)) if d != axis] + [axis]
+      self.emit(u, f"x{i}", f"tl.split(tl.permute(tl.reshape({s[0]}, {pairs}), {order}))[{part}]")
     elif u.op is U.ACC: self.emit(u, f"acc{i}", f"tl.full({list(u.shape)}, {_literal(u.arg, u.dtype)}, {idt})")
     elif u.op is U.ACC_UPDATE: self.lines.append("  " * self.indent + f"{s[0]} = {s[1]}")
     elif u.op is U.RANGE:

@@ -33,6 +33,7 @@ class U(Enum):
   BROADCAST = auto()    # tile broadcast to `shape`
   DOT = auto()          # srcs: a (.., i, k), b (.., k, j)[, acc (.., i, j)]: matrix product (+ acc), batched
   RESHAPE = auto()      # the same elements as a tile of `shape`
+  SPLIT = auto()        # srcs: x; arg: (axis, part): x's first (part 0) or second (part 1) half along axis (tl.split)
   ALU = auto()          # arg: Op (ADD, MUL, CMPLT, WHERE, CAST, ...)
 
   def __repr__(self): return self.name
@@ -74,6 +75,9 @@ class Program:
       if u.op is U.ENDRANGE and (not loops or loops.pop() is not u.srcs[0]): fail(i, "closes a loop that is not open")
       if u.op is U.ACC_UPDATE and u.srcs[0].op is not U.ACC: fail(i, "updates something that is not an accumulator")
       if u.op in (U.LOAD, U.STORE) and u.srcs[0].op is not U.PARAM: fail(i, "accesses memory not through a parameter")
+      if u.op is U.SPLIT and (u.srcs[0].shape[u.arg[0]] % 2 or
+                              u.shape != tuple(x // 2 if d == u.arg[0] else x for d, x in enumerate(u.srcs[0].shape))):
+        fail(i, f"is no half of a tile {u.srcs[0].shape} along axis {u.arg[0]}")
       if u.op is U.ALU and any(s.shape and len(s.shape) != len(u.shape) or
                                any(a not in (1, b) for a, b in zip(s.shape, u.shape)) for s in u.srcs):
         fail(i, f"tiles {[s.shape for s in u.srcs]} do not broadcast to {u.shape}")

@@ -232,6 +232,7 @@ class Interpreter:
       elif op is U.SORT: vals[pc] = _sort(u, _dense(s[0]))
       elif op is U.DOT: vals[pc] = _dot(_dense(s[0]), _dense(s[1]), s[2] if len(s) > 2 else None, u.dtype, u.shape)
       elif op is U.RESHAPE: vals[pc] = np.reshape(s[0], u.shape)
+      elif op is U.SPLIT: vals[pc] = np.split(_dense(s[0]), 2, axis=u.arg[0])[u.arg[1]]
       elif op is U.STORE: self._store(bufs[u.srcs[0].arg], u, s, adopt=self.src_dies(pc, 2))
       elif op is U.ACC: vals[pc] = np.full(u.shape, u.arg, dtype=u.dtype.np)
       elif op is U.ACC_UPDATE: vals[srcidx[pc][0]] = np.broadcast_to(s[1], u.shape)
