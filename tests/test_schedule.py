@@ -5,7 +5,7 @@ import torch
 import pytest
 import lazygrad
 from lazygrad import Tensor, counters
-from lazygrad.codegen.linearize import LoweringOptions
+from lazygrad.codegen.linearize import LoweringOptions, choose_tiling, dot_tilings
 from lazygrad.codegen.uops import U
 from lazygrad.helpers import InvalidIR
 from lazygrad.codegen.kernel import K
@@ -533,6 +533,68 @@ def test_a_matmul_epilogue_runs_on_column_sub_tiles_of_the_accumulator(columns, 
     monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, dot_blocks=(16, 64, 16),
                                                              persistent_programs=programs, epilogue_columns=columns))
     np.testing.assert_allclose(build(Tensor).numpy(), want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("layout", ["x @ w", "x @ w.T", "x.T @ w"])
+@pytest.mark.parametrize("k", [40, 41])
+def test_a_persistent_matmul_reads_aligned_operands_through_tensor_descriptors(layout, k, monkeypatch):
+  """Where the device takes tensor descriptors (TMA, Hopper) and the tiling asks for them (a tuner's choice), a
+  persistent matmul reads each operand tile as one block of a strided matrix (TILE_LOAD), zero past its edges, in
+  either layout (a transposed block for an operand whose axes run the other way in memory); an operand whose rows
+  are not 16-byte aligned (41 float32s) is read element by element. The numpy interpreter runs the same uops, and
+  Triton's (in CI) the rendered descriptors."""
+  from lazygrad.codegen import triton as triton_render
+  from lazygrad.runtime import autotune
+  opts = dict(dot_blocks=(16, 16, 16), persistent_programs=7, tensor_descriptors=True)
+  monkeypatch.setattr(get_device("numpy"), "lowering", LoweringOptions(whole=False, **opts))
+  described = lambda kern, dev: dataclasses.replace(choose_tiling(kern, dev.lowering), descriptors=True)
+  monkeypatch.setattr(autotune, "chosen", lambda kern, dev, precision: described(kern, dev) if any(
+    n.op is K.DOT for n in kern.nodes) else None)
+  assert any(t.descriptors for t in dot_tilings(get_schedule([(Tensor(randn(300, 40)) @ Tensor(randn(40, 300))).node])
+                                                [0].kernel, get_device("numpy").lowering))
+  m, n = 5 * 16 + 4, 9 * 16 + 4   # rows of 84 and 148 float32s: aligned, and blocks that overhang the edges
+  a = randn(k, m) if layout.startswith("x.T") else randn(m, k)
+  b = randn(n, k) if layout.endswith("w.T") else randn(k, n)
+  run = lambda x, w: eval(layout, {"x": x, "w": w})
+  lazy = run(Tensor(a, device="numpy"), Tensor(b, device="numpy"))
+  (prog,) = programs_for(lazy)
+  tiles = [u for u in prog.uops if u.op is U.TILE_LOAD]
+  aligned = {"x @ w": 2 if k == 40 else 1, "x @ w.T": 2 if k == 40 else 0, "x.T @ w": 2}[layout]
+  assert len(tiles) == aligned, [u.arg for u in tiles]
+  assert sum(u.arg.transposed for u in tiles) == (0 if layout == "x @ w" else 1 if aligned == 2 else 0)
+  if tiles: assert "tl.make_tensor_descriptor(" in triton_render.render(prog)
+  np.testing.assert_allclose(lazy.numpy(), run(a, b), rtol=1e-5, atol=1e-4)
+  dev = get_device()
+  if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
+    monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, **opts))
+    np.testing.assert_allclose(run(Tensor(a), Tensor(b)).numpy(), run(a, b), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("n, columns, tile_stores", [(9 * 16 + 4, None, 1), (9 * 16 + 4, 16, 2), (9 * 16 + 3, 16, 0)])
+def test_a_persistent_matmul_stores_its_output_tiles_through_a_tensor_descriptor(n, columns, tile_stores, monkeypatch):
+  """With tensor descriptors, a persistent matmul's epilogue (bias, relu) stores each output tile (or each column
+  sub-tile) as one block (TILE_STORE), what lies past the output's edges dropped; output rows that are not 16-byte
+  aligned (147 float32s) are stored element by element."""
+  from lazygrad.codegen import triton as triton_render
+  from lazygrad.runtime import autotune
+  opts = dict(dot_blocks=(16, 32, 16), persistent_programs=7, tensor_descriptors=True, epilogue_columns=columns)
+  monkeypatch.setattr(get_device("numpy"), "lowering", LoweringOptions(whole=False, **opts))
+  described = lambda kern, dev: dataclasses.replace(choose_tiling(kern, dev.lowering), descriptors=True)
+  monkeypatch.setattr(autotune, "chosen", lambda kern, dev, precision: described(kern, dev) if any(
+    n.op is K.DOT for n in kern.nodes) else None)
+  a, b, c = randn(5 * 16 + 4, 40), randn(40, n), randn(n)
+  run = lambda t: (t(a) @ t(b) + t(c)).relu()
+  want = np.maximum(a @ b + c, 0)
+  lazy = run(lambda x: Tensor(x, device="numpy"))
+  (prog,) = programs_for(lazy)
+  assert sum(u.op is U.TILE_STORE for u in prog.uops) == tile_stores
+  assert sum(u.op is U.STORE for u in prog.uops) == (0 if tile_stores else 1 if columns is None else 2)
+  if tile_stores: assert ".store([" in triton_render.render(prog)
+  np.testing.assert_allclose(lazy.numpy(), want, rtol=1e-5, atol=1e-4)
+  dev = get_device()
+  if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
+    monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, **opts))
+    np.testing.assert_allclose(run(Tensor).numpy(), want, rtol=1e-5, atol=1e-4)
 
 
 def test_a_large_float32_operand_cast_to_bfloat16_is_stored_cast_so_the_matmul_loads_half_the_bytes():

@@ -21,7 +21,7 @@ from ..ir.symbolic import Lin, Var, Div, Cond
 from ..ir.view import ShapeTracker
 from ..ir.graph import evaluate, toposort
 from .kernel import K, KNode, Kernel, axis_vars, varying_axes
-from .uops import U, UOp, Program
+from .uops import U, UOp, Program, TileDesc
 
 
 LOG2E = 1 / math.log(2)
@@ -61,6 +61,9 @@ class LoweringOptions:
   # of the accumulator through shared memory, a smaller one per sub-tile: an H100's 128 x 256 tiles of GPT-2's
   # matmuls ran 1-6% faster with 128 (bench/NOTES.md)
   epilogue_columns: int | None = None
+  # the device reads tiles through tensor descriptors (TMA: one instruction a tile, no address arithmetic, lanes past
+  # the edges filled with zeros by the copy engine), where a tiling asks for them (`Tiling.descriptors`)
+  tensor_descriptors: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class Tiling:
   blocks: tuple
   num_warps: int = 1
   num_stages: int = 1
+  # a persistent matmul's operand tiles read through tensor descriptors, where the device takes them: a minimal
+  # kernel on an H100 went from 0.87-0.92x cuBLAS to 0.91-0.98x, but lazygrad's own tiles gained at some shapes and
+  # lost at others (bench/NOTES.md), so it is a tuner's choice. Only persistent: a descriptor is made once a program
+  descriptors: bool = False
 
 
 @functools.lru_cache(maxsize=4096)   # a kernel of a cached schedule asks again at every realize
@@ -176,6 +183,9 @@ DOT_CANDIDATES = ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 256, 64, 8, 
                   (128, 128, 64, 4, 4), (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 64, 64, 4, 5))
 
 
+DESCRIBED_CANDIDATES = 4   # of those, the first ones are tried again with tensor descriptors (on a device with them)
+
+
 def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:
   """The tilings worth timing for a contraction kernel (its default first; distinct after clamping to its shape), or
   [] for any other kernel: what `runtime.autotune` chooses from."""
@@ -187,6 +197,9 @@ def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:
   out = {default: None}
   for bm, bn, bk, warps, stages in DOT_CANDIDATES:
     out.setdefault(Tiling(_dot_blocks(k, opts, default.blocks, (bm, bn, bk)), warps, stages), None)
+  if opts.tensor_descriptors and _persistent_pays(k, opts):
+    for bm, bn, bk, warps, stages in DOT_CANDIDATES[:DESCRIBED_CANDIDATES]:
+      out.setdefault(Tiling(_dot_blocks(k, opts, default.blocks, (bm, bn, bk)), warps, stages, True), None)
   return list(out)
 
 
@@ -248,10 +261,11 @@ class _Linearizer:
   kernel is in the full space (every axis, size 1 where a value does not vary); the operands of a DOT are built
   in their own 2-d spaces, (m, k) and (k, n), which is the layout tl.dot and np.matmul take."""
 
-  def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType, opts: LoweringOptions):
+  def __init__(self, k: Kernel, blocks: tuple, index_dtype: DType, opts: LoweringOptions, descriptors: bool = False):
     self.k, self.blocks, self.idt, self.opts = k, blocks, index_dtype, opts
     self.grid_blocks = blocks                  # the tiling's blocks (`blocks` is the current tile: an epilogue's
                                                # sub-tile is narrower)
+    self.descriptors = descriptors and opts.tensor_descriptors   # DOT operand tiles through tensor descriptors
     self.rank, self.n_out = len(k.shape), len(k.shape) - k.n_reduce
     self.full = tuple(range(self.rank))
     self.space = self.full
@@ -262,6 +276,7 @@ class _Linearizer:
     self.memo: dict = {}                       # (space, KNode) -> uop
     self.ast_index = {n: i for i, n in enumerate(k.nodes)}
     self.wide_loads = False                    # loads span the whole tile (see partial)
+    self.persistent = False                    # programs loop over output tiles (see lower)
 
   # --- emission helpers
   def emit(self, op: U, dtype, srcs=(), arg=None, shape=None, ast: KNode | None = None) -> UOp:
@@ -452,6 +467,7 @@ class _Linearizer:
     left_space, right_space = tuple(batch + [i, kk]), tuple(batch + [kk, j])
     def operand(node, sp):
       def build():
+        if (t := self.described(node, sp)) is not None: return t
         v = self.value(node)
         if (mask := self.bounds_mask([kk])) is not None:   # lanes past the end of k contribute nothing
           v = self.alu(Op.WHERE, v.dtype, mask, v, self.const(0, v.dtype))
@@ -460,6 +476,45 @@ class _Linearizer:
       return self.in_space(sp, build)
     srcs = (operand(x, left_space), operand(y, right_space)) + ((acc,) if acc is not None else ())
     return self.emit(U.DOT, r.dtype, srcs, None, self.space_shape(space), r)
+
+  def block_of(self, view: ShapeTracker, dtype: DType, sp: tuple) -> tuple[TileDesc, list[UOp]] | None:
+    """The tile of the two kernel axes `sp` as one block of a tensor descriptor (TMA), with the block's (row, col)
+    start, where the tiling asks for descriptors and the program loops over output tiles, and `view` is one strided
+    matrix over those axes (broadcast along the others), contiguous along one, its rows and first element 16-byte
+    aligned (buffers start aligned: `kernel.rebased`). None: accessed element by element."""
+    if not (self.descriptors and self.persistent) or len(sp) != 2 or self.idt.itemsize != 4 or len(view.views) != 1:
+      return None
+    v, size = view.views[0], dtype.itemsize
+    if v.mask is not None or any(s and n > 1 for a, (s, n) in enumerate(zip(v.strides, v.shape)) if a not in sp):
+      return None
+    rows, cols = sp
+    outer, inner = (rows, cols) if v.strides[cols] == 1 else (cols, rows) if v.strides[rows] == 1 else (None, None)
+    if outer is None or v.strides[outer] <= 0 or (v.strides[outer] * size) % 16 or (v.offset * size) % 16 or \
+       self.blocks[inner] * size < 16 or max(self.blocks[outer], self.blocks[inner]) > 256:
+      return None
+    desc = TileDesc((self.k.shape[outer], self.k.shape[inner]), v.strides[outer], v.offset,
+                    (self.blocks[outer], self.blocks[inner]), inner == rows)
+    return desc, [self.base[a] if self.base[a] is not None else self.const(0, self.idt) for a in (outer, inner)]
+
+  def described(self, node: KNode, sp: tuple) -> UOp | None:
+    """A DOT operand's tile read as one block of a tensor descriptor (`block_of`), else None."""
+    if node.op is not K.LOAD or node.arg.gather is not None: return None
+    if (found := self.block_of(node.view, node.dtype, sp)) is None: return None
+    desc, at = found
+    return self.emit(U.TILE_LOAD, node.dtype, (self.params[node.arg.slot], *at), desc, self.space_shape(sp), node)
+
+  def store_described(self, store: KNode, value: UOp) -> bool:
+    """Store a contraction's output tile (the epilogue's value, after its K loop) as one block of a tensor descriptor
+    (`block_of`): one copy a tile, what lies past the edges dropped by the copy engine. False: not such a block."""
+    parts = _dot_parts_of(self.k, self.opts)
+    if parts is None or store.arg.gather is not None or self.space != self.full: return False
+    sp = tuple(sorted(parts[2][:2]))
+    if value.shape != tuple(self.blocks[a] if a in sp else 1 for a in self.full): return False   # not one per lane
+    if (found := self.block_of(store.view, value.dtype, sp)) is None: return False
+    desc, at = found
+    tile = self.emit(U.RESHAPE, value.dtype, (value,), None, self.space_shape(sp))
+    self.emit(U.TILE_STORE, None, (self.params[store.arg.slot], *at, tile), desc, None, store)
+    return True
 
   def to_full(self, v: UOp, r: KNode) -> UOp:
     """A DOT result (or accumulator) in the full space: the same elements, size 1 on the other axes."""
@@ -564,6 +619,7 @@ class _Linearizer:
     out_axes = set(range(self.n_out)) if covered is None else covered
     values = values or [self.value(st.srcs[0]) for st in stores]
     for store, value in zip(stores, values):
+      if self.store_described(store, value): continue
       slot, st, gather = store.arg.slot, store.view, store.arg.gather
       idx, conds, used = self.access(st)
       masks = [self.bounds_mask(used | out_axes)] + [self.cond(c) for c in conds or []]
@@ -583,7 +639,7 @@ class _Linearizer:
     if (p := self.opts.persistent_programs) is not None and n_prog > p and _persistent_pays(k, self.opts):
       # persistent: program pid takes tiles pid, pid + p, ... (a loop the renderer asks Triton to flatten with the
       # loops inside it, so one tile's loads start while the last one's products finish)
-      programs = p
+      programs, self.persistent = p, True
       tiles = pid = self.emit(U.RANGE, self.idt, (pid, self.const(n_prog, self.idt), self.const(p, self.idt)), n_prog)
     if not self.define_grouped(out_axes, pid): self.define_axes(out_axes, pid)
     n_iter = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in self.reduce_axes())
@@ -606,7 +662,8 @@ class _Linearizer:
 
 def _dead_code_eliminated(uops: list[UOp]) -> list[UOp]:
   """The uops that stores, loops and accumulator updates need, in their order."""
-  live = {id(u) for u in toposort([u for u in uops if u.op in (U.STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE, U.PARAM)])}
+  live = {id(u) for u in toposort([u for u in uops if u.op in (U.STORE, U.TILE_STORE, U.ACC_UPDATE, U.RANGE, U.ENDRANGE,
+                                                                   U.PARAM)])}
   return [u for u in uops if id(u) in live]
 
 
@@ -922,7 +979,7 @@ def linearize(k: Kernel, opts: LoweringOptions = LoweringOptions(), tiling: Tili
   index_dtype = int64 if max(sizes) >= 2**31 else int32
   lowering = _AttentionLinearizer if attention_of(k) is not None else _AxisLinearizer if axis_kernel(k) else \
     _Linearizer
-  uops, grid = lowering(k, tuple(tiling.blocks), index_dtype, opts).lower()
+  uops, grid = lowering(k, tuple(tiling.blocks), index_dtype, opts, tiling.descriptors).lower()
   prog = Program(k.name, uops, grid, tiling, k)
   if settings.VERIFY: prog.verify()
   return prog

@@ -153,6 +153,7 @@ class _Renderer:
     self.names: dict[int, str] = {}
     self.lines: list[str] = []
     self.helpers: dict[str, None] = {}   # prelude snippets the kernel uses, in first-use order
+    self.descriptors: dict[tuple, str] = {}   # (slot, TileDesc) -> the name of its tensor descriptor
     self.indent = 1
 
   def name(self, u: UOp) -> str: return self.names[id(u)]
@@ -172,6 +173,10 @@ class _Renderer:
     args = [self.names[id(u)] for u in params] + [f"s{i}" for i in range(len(p.kernel.scalars) if p.kernel else 0)]
     head = f"@triton.jit\ndef {p.name}({', '.join(args)}):"
     for i, u in enumerate(p.uops): self.uop(i, u)
+    # made once, before any loop: making one writes it to global scratch memory (see TritonDevice)
+    made = [f"  {name} = tl.make_tensor_descriptor(b{slot} + {d.offset}, shape={list(d.shape)}, strides=[{d.stride}, "
+            f"1], block_shape={list(d.block)})" for (slot, d), name in self.descriptors.items()]
+    self.lines = made + self.lines
     meta = f"\nGRID = {p.grid}\nNUM_WARPS = {p.tiling.num_warps}\nNUM_STAGES = {p.tiling.num_stages}\n"
     helpers = sorted(self.helpers, key=lambda h: not h.startswith("from"))   # imports first (a stable sort)
     return PRELUDE + "".join(helpers) + "\n\n" + head + "\n" + "\n".join(self.lines) + "\n" + meta
@@ -203,6 +208,11 @@ class _Renderer:
       mask = f", mask={s[2]}, other={'False' if u.dtype.is_bool else '0.0' if u.dtype.is_float else '0'}" \
         if len(s) > 2 else ""
       self.emit(u, f"x{i}", f"tl.load({s[0]} + {s[1]}{mask})")
+    elif u.op in (U.TILE_LOAD, U.TILE_STORE):
+      d = self.descriptors.setdefault((u.srcs[0].arg, u.arg), f"desc{len(self.descriptors)}")
+      t = ".T" if u.arg.transposed else ""
+      if u.op is U.TILE_LOAD: self.emit(u, f"x{i}", f"{d}.load([{s[1]}, {s[2]}]){t}")
+      else: self.emit(u, None, f"{d}.store([{s[1]}, {s[2]}], {s[3]}{t})")
     elif u.op is U.STORE:
       mask = f", mask={s[3]}" if len(s) > 3 else ""
       if u.arg == "add": self.emit(u, None, f"tl.atomic_add({s[0]} + {s[1]}, {s[2]}{mask}, sem='relaxed')")

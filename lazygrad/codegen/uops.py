@@ -6,7 +6,7 @@ accumulators are updated in place, memory is reached only through parameters, AL
 from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import Any
+from typing import Any, NamedTuple
 from ..dtypes import DType
 from ..helpers import InvalidIR
 from ..ir.ops import Op
@@ -19,7 +19,11 @@ class U(Enum):
   CONST = auto()        # scalar, arg: value
   ARANGE = auto()       # tile 0..block-1 along one axis, arg: axis
   LOAD = auto()         # srcs: param, index[, mask]
+  TILE_LOAD = auto()    # srcs: param, row, col (scalars): the block of a strided matrix at (row, col), zero past its
+                        # edges; arg: TileDesc (a TMA load through a tensor descriptor on Hopper)
   STORE = auto()        # srcs: param, index, value[, mask]; arg "add": add into memory (atomically: lanes may collide)
+  TILE_STORE = auto()   # srcs: param, row, col (scalars), value: the value as the block of a strided matrix at (row,
+                        # col), what lies past its edges dropped; arg: TileDesc (a TMA store on Hopper)
   RANGE = auto()        # loop start: scalar counter 0..arg-1, or lo..hi-1 given srcs (lo, hi) with 0 <= lo, hi <= arg,
                         # in steps of srcs[2] given (lo, hi, step): a persistent kernel's loop over its output tiles
   ENDRANGE = auto()     # srcs: range
@@ -37,6 +41,17 @@ class U(Enum):
   ALU = auto()          # arg: Op (ADD, MUL, CMPLT, WHERE, CAST, ...)
 
   def __repr__(self): return self.name
+
+
+class TileDesc(NamedTuple):
+  """A strided matrix in a buffer, read in blocks: `shape` (rows, cols), row stride `stride` (columns are
+  contiguous), from element `offset`, in blocks of `block` (rows, cols); `transposed`: the tile is the block's
+  transpose (the operand's axes run the other way round in memory)."""
+  shape: tuple
+  stride: int
+  offset: int
+  block: tuple
+  transposed: bool
 
 
 @dataclass(eq=False)
@@ -74,7 +89,8 @@ class Program:
       if u.op is U.RANGE: loops.append(u)
       if u.op is U.ENDRANGE and (not loops or loops.pop() is not u.srcs[0]): fail(i, "closes a loop that is not open")
       if u.op is U.ACC_UPDATE and u.srcs[0].op is not U.ACC: fail(i, "updates something that is not an accumulator")
-      if u.op in (U.LOAD, U.STORE) and u.srcs[0].op is not U.PARAM: fail(i, "accesses memory not through a parameter")
+      if u.op in (U.LOAD, U.TILE_LOAD, U.STORE, U.TILE_STORE) and u.srcs[0].op is not U.PARAM:
+        fail(i, "accesses memory not through a parameter")
       if u.op is U.SPLIT and (u.srcs[0].shape[u.arg[0]] % 2 or
                               u.shape != tuple(x // 2 if d == u.arg[0] else x for d, x in enumerate(u.srcs[0].shape))):
         fail(i, f"is no half of a tile {u.srcs[0].shape} along axis {u.arg[0]}")

@@ -43,7 +43,8 @@ def chosen(kernel, device, precision: str) -> Tiling | None:
   if (hit := _chosen.get(key)) is None:
     try:
       saved = json.loads(disk_cache.read(_path(key)))
-      hit = _chosen[key] = Tiling(tuple(saved["blocks"]), saved["num_warps"], saved["num_stages"])
+      hit = _chosen[key] = Tiling(tuple(saved["blocks"]), saved["num_warps"], saved["num_stages"],
+                                  saved.get("descriptors", False))
     except (OSError, ValueError, KeyError, TypeError): return None   # none yet, or an entry cut short: tune again
   memo[at] = hit
   return hit
@@ -66,13 +67,14 @@ def tune(kernel, device, precision: str, programs: dict, launch_with) -> Tiling:
   best = min(times, key=times.get)
   _keep(kernel, device, precision, best)
   record = {"kernel": kernel.name, "blocks": list(best.blocks), "num_warps": best.num_warps,
-            "num_stages": best.num_stages, "ms": {str(t): ms for t, ms in times.items()}}
+            "num_stages": best.num_stages, "descriptors": best.descriptors, "ms": {str(t): ms for t, ms in times.items()}}
   try: disk_cache.write(_path(_key(kernel, device, precision)), json.dumps(record).encode())
   except OSError: pass   # an unwritable cache: the next process tunes again (realize warns about the cache once)
   if settings.DEBUG >= 1:
     default = next(iter(programs))
     print(f"autotune {kernel.name}: {len(times)} tilings, best {best.blocks} warps {best.num_warps} stages "
-          f"{best.num_stages} {times[best]:.3f} ms (default {times[default]:.3f} ms)")
+          f"{best.num_stages}{' descriptors' if best.descriptors else ''} {times[best]:.3f} ms (default "
+          f"{times[default]:.3f} ms)")
   return best
 
 

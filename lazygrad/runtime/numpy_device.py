@@ -221,6 +221,8 @@ class Interpreter:
       elif op is U.LOAD:
         vals[pc] = self._load(bufs[u.srcs[0].arg].data, u, s)
         if u.srcs[0].arg in copied: vals[pc] = np.array(vals[pc])
+      elif op is U.TILE_LOAD: vals[pc] = self._tile_load(bufs[u.srcs[0].arg].data, u.arg, int(s[1]), int(s[2]))
+      elif op is U.TILE_STORE: self._tile_store(bufs[u.srcs[0].arg].data, u.arg, int(s[1]), int(s[2]), _dense(s[3]))
       elif op is U.ARANGE: vals[pc] = Affine(0, tuple(1 if d == u.arg else 0 for d in range(len(u.shape))), u.shape)
       elif op is U.CONST: vals[pc] = u.dtype.np(u.arg)
       elif op is U.PARAM: vals[pc] = u.arg
@@ -263,6 +265,23 @@ class Interpreter:
     idx = np.broadcast_to(idx, mask.shape)
     if data.size == 0: return np.zeros(mask.shape, data.dtype)
     return np.where(mask, data[np.where(mask, idx, 0)], data.dtype.type(0))
+
+  @staticmethod
+  def _tile_load(data: np.ndarray, d, row: int, col: int) -> np.ndarray:
+    """The block of the matrix `d` (a TileDesc) at (row, col), zero past its edges (as a TMA copy fills them)."""
+    r, c = np.arange(row, row + d.block[0])[:, None], np.arange(col, col + d.block[1])[None, :]
+    inside = (r < d.shape[0]) & (c < d.shape[1])
+    tile = np.where(inside, data[np.where(inside, d.offset + r * d.stride + c, 0)], data.dtype.type(0))
+    return tile.T if d.transposed else tile
+
+  @staticmethod
+  def _tile_store(data: np.ndarray, d, row: int, col: int, tile: np.ndarray):
+    """Write `tile` as the block of the matrix `d` (a TileDesc) at (row, col), but what lies past its edges."""
+    tile = tile.T if d.transposed else tile
+    rows, cols = min(d.block[0], d.shape[0] - row), min(d.block[1], d.shape[1] - col)
+    if rows > 0 and cols > 0:
+      data[d.offset + np.arange(row, row + rows)[:, None] * d.stride + np.arange(col, col + cols)[None, :]] = \
+        tile[:rows, :cols]
 
   def src_dies(self, pc: int, k: int) -> bool:
     """Is source k of uop pc a temporary used for the last time there?"""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from ..dtypes import DType, to_dtype
 from ..helpers import counters, settings, timed, observers, tell, OutOfDeviceMemory
+from ..codegen.kernel import ALIGNED_BYTES
 from ..codegen.linearize import LoweringOptions, Tiling, linearize
 from ..codegen.renderer import get_renderer
 from ..codegen import triton as _triton_renderer   # noqa: F401  registers the Triton renderers
@@ -68,6 +69,7 @@ class TritonKernel:
     self.lowering, self.tiling, self.precision = lowering, tiling, precision
     self.launch_lock = _INTERPRETER_LOCK if interpret else contextlib.nullcontext()
     self.compiled = interpret   # on a GPU, Triton compiles the source at its first launch
+    self.scratch = "tl.make_tensor_descriptor" in source   # a descriptor made on the device lives in scratch memory
 
   @property
   def prog(self):
@@ -76,6 +78,7 @@ class TritonKernel:
 
   def __call__(self, bufs, scalars=()):
     args = [b.ensure().data for b in bufs]
+    if self.scratch: _scratch_allocator(args[0].device)
     for i in self.kernel.scattered: args[i].zero_()   # scatter-adds accumulate from zero (a memset in a CUDA graph)
     try:
       # the interpreter computes masked-off lanes too (x/0 there is harmless)
@@ -86,6 +89,15 @@ class TritonKernel:
       self.compiled = True
     except Exception as e:   # a compile error in generated code: report the kernel, not a bare Triton traceback
       raise _compile_error(self.kernel, self.source, e) from None
+
+
+def _scratch_allocator(device):
+  """Give Triton an allocator for the scratch memory of tensor descriptors made on the device (torch's: in a CUDA
+  graph capture, from the graph's pool), unless this thread has one already (the caller's own)."""
+  import triton
+  from triton.runtime import _allocation
+  if isinstance(_allocation._allocator.get(), _allocation.NullAllocator):
+    triton.set_allocator(lambda size, align, stream: _torch().empty(size, dtype=_torch().int8, device=device))
 
 
 def _gib(nbytes: int) -> str: return f"{nbytes / 2**30:.2f} GiB"
@@ -127,7 +139,7 @@ class TritonDevice:
                                     max_whole_row=8192 if not interpret else 4096, dot_float64=False,
                                     float32_k_major=hopper, persistent_programs=torch.cuda.get_device_properties(
                                       torch.cuda.current_device()).multi_processor_count if hopper else None,
-                                    epilogue_columns=128)
+                                    epilogue_columns=128, tensor_descriptors=hopper)
 
   # buffers
   def alloc(self, dtype: DType, size: int):
@@ -146,8 +158,10 @@ class TritonDevice:
   def from_numpy(self, arr: np.ndarray):
     return _host_tensor(arr, copy=self.interpret).to(self.torch_device)   # to a GPU copies anyway
   def from_torch(self, t, dtype: DType):
-    """A torch tensor's memory, shared: copied only where it is on another device or not contiguous."""
-    return t.detach().to(self.torch_device).contiguous().view(-1)
+    """A torch tensor's memory, shared: copied only where it is on another device, not contiguous, or does not
+    start 16-byte aligned (as every buffer a kernel is passed does: `kernel.rebased`)."""
+    t = t.detach().to(self.torch_device).contiguous().view(-1)
+    return t if t.data_ptr() % ALIGNED_BYTES == 0 else t.clone()
   def write(self, buf, arr: np.ndarray): buf.data.copy_(_host_tensor(arr, copy=False))
   def copy(self, dst, src): dst.copy_(src)
 
