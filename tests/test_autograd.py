@@ -91,6 +91,8 @@ GRAD_CASES = {
     "mul_bcast_3d": case(lambda a, b: a * b, R(2, 3, 4), R(3, 1)),
     "div": case(lambda a, b: a / b, R(3, 4), NZ(3, 4)),
     "div_bcast": case(lambda a, b: a / b, R(4), NZ(3, 1)),
+    # divisors whose square overflows float32 while the gradient -a / b^2 does not
+    "div_huge_divisor": case(lambda a, b: a / b, A([[3e38, 1.0, -2.0]]), A([[1e20, 2.0, -1e19]])),
     # -- with python scalars, both sides
     "add_scalar": case(lambda x: x + 1.5, R(3, 4)),
     "radd_scalar": case(lambda x: 1.5 + x, R(3, 4)),
@@ -123,6 +125,7 @@ GRAD_CASES = {
     "cos": case(lambda x: x.cos(), R(3, 4)),
     "tanh": case(lambda x: x.tanh(), R(3, 4)),
     "sigmoid": case(lambda x: x.sigmoid(), R(3, 4)),
+    "sigmoid_tails": case(lambda x: x.sigmoid(), A([[-100.0, -30.0, -1e-3, 0.0, 1e-3, 30.0, 100.0]])),
     "relu": case(lambda x: x.relu(), R(2, 3, 4)),
     "relu_at_zero": case(lambda x: x.relu(), WITH_ZEROS),
     "gelu": case(lambda x: x.gelu(), R(3, 4), th=lambda x: F.gelu(x)),

@@ -670,7 +670,10 @@ class Elementwise:
     x = self._f32()
     neg = x < 0
     z = neg._where(x, -x).exp()
-    return self._rounded(neg._where(z, 1.0) / (1 + z))
+    # z / (1 + z) as z * (1 / (1 + z)): the gradient through a reciprocal is products of it, with no division of
+    # its own (GELU's backward in a matmul's epilogue had three)
+    r = (1 + z).reciprocal()
+    return self._rounded(neg._where(z * r, r))
   def tanh(self):
     x = self._f32()
     neg = x < 0
