@@ -711,3 +711,34 @@ def test_float32_matmul_copies_an_n_major_right_operand_k_major_for_tf32(monkeyp
   assert copies(lambda a, b: a @ b, "highest") == []
   assert copies(lambda a, b: a @ b.T.contiguous().T) == [(512, 256)]   # the user's copy: K-major, no second one
   assert copies(lambda a, b: a[:, :16] @ b[:16, :16]) == []          # small
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 70), st.integers(1, 70), st.sampled_from(["x @ w", "x @ w.T", "x.T @ w"]),
+       st.sampled_from([(16, 16, 16), (16, 64, 16), (32, 32, 16)]), st.sampled_from([None, 8, 16]),
+       st.sampled_from([None, 3]), st.booleans(), st.booleans())
+def test_tiled_matmuls_with_epilogues_match_numpy(m, n, k, layout, blocks, columns, programs, descriptors, bias):
+  """A matmul (+ bias, relu, float16 cast) under any of the GPU's ways of cutting it up — blocks that overhang each
+  edge, persistent programs, column sub-tiles of the epilogue, tensor-descriptor loads and stores (where the views
+  allow them) — computes what numpy does. The numpy interpreter runs the uops the Triton renderer would render."""
+  from lazygrad.runtime import autotune
+  lowering = LoweringOptions(whole=False, dot_blocks=blocks, persistent_programs=programs, epilogue_columns=columns,
+                             tensor_descriptors=descriptors)
+  dev = get_device("numpy")
+  rng = np.random.default_rng(m * 10000 + n * 100 + k)
+  x = rng.standard_normal((k, m) if layout.startswith("x.T") else (m, k)).astype(np.float32)
+  w = rng.standard_normal((n, k) if layout.endswith("w.T") else (k, n)).astype(np.float32)
+  c = rng.standard_normal(n).astype(np.float32)
+  run = lambda a, b: eval(layout, {"x": a, "w": b})
+  want = run(x, w) + (c if bias else 0)
+  want = np.maximum(want, 0).astype(np.float16)
+  orig_lowering, orig_chosen = dev.lowering, autotune.chosen
+  try:
+    dev.lowering = lowering
+    autotune.chosen = lambda kern, d, precision: dataclasses.replace(choose_tiling(kern, d.lowering),
+                                                                     descriptors=descriptors)
+    t = lambda v: Tensor(v, device="numpy")
+    out = run(t(x), t(w)) + (t(c) if bias else 0)
+    got = out.relu().cast("float16").numpy()
+  finally: dev.lowering, autotune.chosen = orig_lowering, orig_chosen
+  np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=2e-3)
