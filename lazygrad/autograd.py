@@ -35,9 +35,8 @@ def _rule(n: LazyNode, g: LazyNode) -> tuple:
   if op is Op.ADD: return g, g
   if op is Op.SUB: return g, B.neg(g)
   if op is Op.MUL: return B.mul(g, s[1]), B.mul(g, s[0])
-  if op is Op.DIV:   # d(a/b)/db = -(a/b)/b: the quotient n is the forward's, so one division serves both
-    da = B.div(g, s[1])
-    return da, B.neg(B.mul(da, n))
+  if op is Op.DIV:   # torch's -g * ((a/b)/b), from the forward's quotient n: no b*b to overflow
+    return B.div(g, s[1]), B.neg(B.mul(g, B.div(n, s[1])))
   if op is Op.POW:   # PyTorch's formulas, so zeros, infinities and NaNs come out as there
     x, y = s
     dx = B.where(B.alu(Op.CMPEQ, y, k(0)), k(0), B.mul(y, B.alu(Op.POW, x, B.sub(y, k(1)))))

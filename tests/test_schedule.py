@@ -570,11 +570,15 @@ def test_a_persistent_matmul_reads_aligned_operands_through_tensor_descriptors(l
     np.testing.assert_allclose(run(Tensor(a), Tensor(b)).numpy(), run(a, b), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("n, columns, tile_stores", [(9 * 16 + 4, None, 1), (9 * 16 + 4, 16, 2), (9 * 16 + 3, 16, 0)])
-def test_a_persistent_matmul_stores_its_output_tiles_through_a_tensor_descriptor(n, columns, tile_stores, monkeypatch):
+@pytest.mark.parametrize("case, n, columns, tile_stores", [
+  ("relu", 9 * 16 + 4, None, 1), ("relu", 9 * 16 + 4, 16, 2), ("relu", 9 * 16 + 3, 16, 0), ("bool", 10 * 16, 16, 0),
+  ("transposed", 9 * 16 + 4, 16, 2)])
+def test_a_persistent_matmul_stores_its_output_tiles_through_a_tensor_descriptor(case, n, columns, tile_stores,
+                                                                                 monkeypatch):
   """With tensor descriptors, a persistent matmul's epilogue (bias, relu) stores each output tile (or each column
-  sub-tile) as one block (TILE_STORE), what lies past the output's edges dropped; output rows that are not 16-byte
-  aligned (147 float32s) are stored element by element."""
+  sub-tile) as one block (TILE_STORE), what lies past the output's edges dropped, into a transposed view as the
+  block's transpose; output rows that are not 16-byte aligned (147 float32s) and bool outputs (Triton's bool pointers
+  have no byte size) are stored element by element."""
   from lazygrad.codegen import triton as triton_render
   from lazygrad.runtime import autotune
   opts = dict(dot_blocks=(16, 32, 16), persistent_programs=7, tensor_descriptors=True, epilogue_columns=columns)
@@ -582,19 +586,57 @@ def test_a_persistent_matmul_stores_its_output_tiles_through_a_tensor_descriptor
   described = lambda kern, dev: dataclasses.replace(choose_tiling(kern, dev.lowering), descriptors=True)
   monkeypatch.setattr(autotune, "chosen", lambda kern, dev, precision: described(kern, dev) if any(
     n.op is K.DOT for n in kern.nodes) else None)
-  a, b, c = randn(5 * 16 + 4, 40), randn(40, n), randn(n)
-  run = lambda t: (t(a) @ t(b) + t(c)).relu()
-  want = np.maximum(a @ b + c, 0)
+  m = 5 * 16 + 4 if case != "transposed" else 5 * 16 + 12   # (a transposed output's rows are 96 float32s)
+  a, b, c = randn(m, 40), randn(40, n), randn(n)
+  def run(t):
+    y = t(a) @ t(b)
+    if case == "bool": return y > 0
+    if case == "relu": return (y + t(c)).relu()
+    out = t(np.zeros((n, m), np.float32)).realize()
+    out.T[:, :] = y
+    return out
+  want = {"bool": a @ b > 0, "relu": np.maximum(a @ b + c, 0), "transposed": (a @ b).T}[case]
   lazy = run(lambda x: Tensor(x, device="numpy"))
-  (prog,) = programs_for(lazy)
+  (prog,) = [p for p in programs_for(lazy) if any(u.op is U.DOT for u in p.uops)]
   assert sum(u.op is U.TILE_STORE for u in prog.uops) == tile_stores
+  assert all(u.arg.transposed == (case == "transposed") for u in prog.uops if u.op is U.TILE_STORE)
   assert sum(u.op is U.STORE for u in prog.uops) == (0 if tile_stores else 1 if columns is None else 2)
-  if tile_stores: assert ".store([" in triton_render.render(prog)
+  if tile_stores:
+    assert ".store([" in triton_render.render(prog)
+    tile = next(u for u in prog.uops if u.op is U.TILE_STORE)
+    tile.arg, block = tile.arg._replace(block=(2 * tile.arg.block[0], tile.arg.block[1])), tile.arg   # another shape
+    try:
+      with pytest.raises(InvalidIR, match="is no block"): prog.verify()
+    finally: tile.arg = block
   np.testing.assert_allclose(lazy.numpy(), want, rtol=1e-5, atol=1e-4)
   dev = get_device()
   if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
     monkeypatch.setattr(dev, "lowering", dataclasses.replace(dev.lowering, **opts))
     np.testing.assert_allclose(run(Tensor).numpy(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_only_tilings_whose_programs_loop_over_tiles_are_offered_with_descriptors():
+  """Descriptors are made by persistent programs only: a tiling with no more tiles than programs (a small matmul,
+  or a large block) is not offered again with descriptors, where it would be the same program."""
+  opts = LoweringOptions(whole=False, persistent_programs=3, tensor_descriptors=True)
+  def offered(m, n):
+    (item,) = [it for it in get_schedule([(Tensor(randn(m, 64)) @ Tensor(randn(64, n))).node]) if it.kernel]
+    return {t.blocks[:2] for t in dot_tilings(item.kernel, opts) if t.descriptors}
+  assert offered(256, 256) == {(128, 128)}   # 2 tiles of 128 x 256 or 256 x 128 (not more than 3 programs), 4 of these
+  assert offered(128, 128) == set()
+  assert offered(1024, 1024) == {(128, 128), (128, 256), (256, 128)}
+
+
+def test_an_epilogue_sub_tile_of_an_odd_width_is_not_halved_again():
+  """Sub-tiles halve the accumulator while they are wider than `epilogue_columns` and even: blocks of 20 columns with a
+  limit of 4 stop at 5."""
+  lowering = LoweringOptions(whole=False, dot_blocks=(16, 20, 16), epilogue_columns=4)
+  a, b = randn(20, 40), randn(40, 30)
+  (item,) = [it for it in get_schedule([(Tensor(a) @ Tensor(b)).node]) if it.kernel]
+  from lazygrad.codegen.linearize import linearize
+  prog = linearize(item.kernel, lowering)
+  assert {u.shape[1] for u in prog.uops if u.op is U.SPLIT} == {10, 5}
+  assert sum(u.op is U.STORE for u in prog.uops) == 4
 
 
 def test_a_large_float32_operand_cast_to_bfloat16_is_stored_cast_so_the_matmul_loads_half_the_bytes():

@@ -241,13 +241,16 @@ ALIGNED_BYTES = 16   # every buffer a kernel is passed starts at a multiple of t
 
 
 def rebased(kernel: Kernel) -> tuple[Kernel, tuple[int, ...]]:
-  """The kernel with each buffer slot's addresses counted from the first element it touches and its size the span it
-  touches (`Kernel.spans`), and those first elements per slot (() where all are 0): the launch passes each buffer
-  from there. A kernel reading one parameter of a flat buffer is then the same kernel for every parameter of that
-  shape, compiled and launched for the first time once, not once per offset."""
+  """The kernel with each buffer slot's addresses counted from the 16-byte boundary at or before the first element it
+  touches and its size the span from there (`Kernel.spans`), and those starts per slot (() where all are 0): the
+  launch passes each buffer from there. A kernel reading one parameter of a flat buffer is then the same kernel for
+  every parameter of that shape and alignment, compiled and launched for the first time once, not once per offset."""
   spans = kernel.spans
-  # from a 16-byte boundary, so a slot starts as aligned as its buffer (what a tensor descriptor needs)
-  starts = tuple(lo - lo % max(1, ALIGNED_BYTES // b.dtype.itemsize) for b, (lo, _) in zip(kernel.bufs, spans))
+  # from a 16-byte boundary, so a slot starts as aligned as its buffer (what a tensor descriptor needs); a scattered
+  # slot from its first element, since the launch zeroes the whole slot first
+  scattered = set(kernel.scattered)
+  starts = tuple(lo if i in scattered else lo - lo % max(1, ALIGNED_BYTES // b.dtype.itemsize)
+                 for i, (b, (lo, _)) in enumerate(zip(kernel.bufs, spans)))
   bufs = tuple(BufSpec(b.dtype, hi - start) if hi > lo else b for b, start, (lo, hi) in zip(kernel.bufs, starts, spans))
   if not any(starts) and bufs == kernel.bufs: return kernel, ()
   def moved(k: KNode, srcs: tuple) -> KNode:

@@ -197,9 +197,12 @@ def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:
   out = {default: None}
   for bm, bn, bk, warps, stages in DOT_CANDIDATES:
     out.setdefault(Tiling(_dot_blocks(k, opts, default.blocks, (bm, bn, bk)), warps, stages), None)
-  if opts.tensor_descriptors and _persistent_pays(k, opts):
+  if opts.tensor_descriptors and _persistent_pays(k, opts):   # only a persistent program makes descriptors
     for bm, bn, bk, warps, stages in DOT_CANDIDATES[:DESCRIBED_CANDIDATES]:
-      out.setdefault(Tiling(_dot_blocks(k, opts, default.blocks, (bm, bn, bk)), warps, stages, True), None)
+      blocks = _dot_blocks(k, opts, default.blocks, (bm, bn, bk))
+      if prod(math.ceil(k.shape[a] / b) for a, b in enumerate(blocks[:len(k.shape) - k.n_reduce])) > \
+         opts.persistent_programs:
+        out.setdefault(Tiling(blocks, warps, stages, True), None)
   return list(out)
 
 
@@ -482,7 +485,8 @@ class _Linearizer:
     start, where the tiling asks for descriptors and the program loops over output tiles, and `view` is one strided
     matrix over those axes (broadcast along the others), contiguous along one, its rows and first element 16-byte
     aligned (buffers start aligned: `kernel.rebased`). None: accessed element by element."""
-    if not (self.descriptors and self.persistent) or len(sp) != 2 or self.idt.itemsize != 4 or len(view.views) != 1:
+    if not (self.descriptors and self.persistent) or len(sp) != 2 or self.idt.itemsize != 4 or len(view.views) != 1 \
+       or dtype.is_bool:   # Triton's bool pointers have no byte size to describe
       return None
     v, size = view.views[0], dtype.itemsize
     if v.mask is not None or any(s and n > 1 for a, (s, n) in enumerate(zip(v.strides, v.shape)) if a not in sp):
@@ -598,7 +602,7 @@ class _Linearizer:
       return emit()
     memo, axis_memo, blocks, base = self.memo, self.axis_memo, self.blocks, self.base[col]
     def chunk(part: UOp, start: UOp | None, width: int):
-      if width > limit:
+      if width > limit and width % 2 == 0:
         for half in (0, 1):
           offset = self.const(half * width // 2, self.idt)
           chunk(self.emit(U.SPLIT, part.dtype, (part,), (len(part.shape) - 1, half),

@@ -139,7 +139,7 @@ class TritonDevice:
                                     max_whole_row=8192 if not interpret else 4096, dot_float64=False,
                                     float32_k_major=hopper, persistent_programs=torch.cuda.get_device_properties(
                                       torch.cuda.current_device()).multi_processor_count if hopper else None,
-                                    epilogue_columns=128, tensor_descriptors=hopper)
+                                    epilogue_columns=128 if hopper else None, tensor_descriptors=hopper)
 
   # buffers
   def alloc(self, dtype: DType, size: int):

@@ -158,7 +158,9 @@ class Creation:
 
   @classmethod
   def from_torch(cls, t, device: str | None = None) -> "Tensor":
-    """A tensor with a torch tensor's values; a CUDA tensor's memory is shared with device 'triton', not copied."""
+    """A tensor with a torch tensor's values; a CUDA tensor's memory is shared with device 'triton', not copied,
+    unless it does not start at a 16-byte boundary (a slice at an odd offset): kernels take every buffer aligned so
+    (tensor descriptors need it), so that one is copied and writes do not reach it."""
     return cls(_engine.from_torch(t, to_dtype(t.dtype), canonical_name(device or ("triton" if t.is_cuda else None))))
 
   # on an instance the constructors (classmethods) still make a Tensor, by default of self's dtype and device
