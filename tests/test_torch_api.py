@@ -112,6 +112,23 @@ def test_unique_and_bincount_match_torch():
   with pytest.raises(ValueError, match="bincount: the values must be non-negative"): Tensor([1, -1]).bincount()
 
 
+def test_unique_along_a_dim_matches_torch():
+  """unique(dim=d): the distinct slices along d in lexicographic order, each slice's index among them, their counts."""
+  x = np.array([[1, 0, 1, 2], [3, 3, 3, 1], [1, 0, 1, 2], [0, 5, 0, 9]])   # rows 0 and 2, columns 0 and 2 repeat
+  cube = np.random.default_rng(3).integers(0, 2, (4, 3, 2)).astype(np.float32)
+  for arr, dim in ((x, 0), (x, 1), (x, -1), (cube, 0), (cube, 1), (cube, 2), (np.zeros((0, 3), np.float32), 0)):
+    for kw in ({}, {"return_inverse": True, "return_counts": True}):
+      got, ref = Tensor(arr).unique(dim=dim, **kw), torch.unique(torch.tensor(arr), dim=dim, **kw)
+      for g, r in zip(got if isinstance(got, tuple) else (got,), ref if isinstance(ref, tuple) else (ref,)):
+        assert g.shape == tuple(r.shape) and g.dtype.name == str(r.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(g.numpy(), r.numpy())
+  assert Tensor(x).unique(dim=0).shape == (3, 4)
+  with pytest.raises(ValueError, match="unique: slices along dim 0 of shape \\(2, 0\\) are empty"):
+    Tensor(np.ones((2, 0))).unique(dim=0)
+  with pytest.raises(IndexError, match="unique: dim 0 is out of range for a 0-d tensor"): Tensor(5).unique(dim=0)
+  with pytest.raises(IndexError, match="unique: dim 2 is out of range"): Tensor(x).unique(dim=2)
+
+
 def test_in_place_forms_match_torch():
   x, y, z = (rng.standard_normal(6).astype(np.float32) for _ in range(3))
   for name, args, kw in (("clamp_min_", (0.1,), {}), ("clamp_max_", (-0.2,), {}), ("addcmul_", (y, z), {"value": 0.5}),

@@ -440,15 +440,27 @@ class Indexing:
     return tuple(make(hits[:, k]) for k in range(hits.shape[1])) if as_tuple else make(hits)
 
   def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
-    """torch.unique of the flattened tensor (sorted; dim=None only): the distinct values, and with return_inverse
-    each element's index among them (self's shape), with return_counts how often each occurs. Their number decides
-    the shape, so self is computed and read on the host; no gradient, as in torch."""
-    if dim is not None:
-      raise _err(NotImplementedError, "unique", f"dim={dim} is not supported", "unique of the flattened tensor")
-    values, inverse, counts = np.unique(self.numpy(), return_inverse=True, return_counts=True)
+    """torch.unique, sorted: the distinct values of the flattened tensor (dim=None), or the distinct slices along
+    `dim` in lexicographic order; with return_inverse each element's (each slice's) index among them, with
+    return_counts how often each occurs. Their number decides the shape, so self is computed and read on the host;
+    no gradient, as in torch."""
+    data = self.numpy()
+    if dim is None:
+      values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True)
+      inverse = inverse.reshape(self.shape)
+    else:
+      d = _norm_dim("unique", dim, self.ndim, self.shape)
+      if self.ndim == 0:
+        raise _err(IndexError, "unique", f"dim {dim} is out of range for a 0-d tensor", "use dim=None")
+      if any(n == 0 for a, n in enumerate(self.shape) if a != d):
+        raise _err(ValueError, "unique", f"slices along dim {d} of shape {_shape_str(self.shape)} are empty, so they "
+                   "cannot be compared", f"unique along a dim of size 0 ({d} is not), or over dim=None")
+      if self.shape[d] == 0: values, inverse, counts = data, np.zeros(0, np.int64), np.zeros(0, np.int64)
+      else: values, inverse, counts = np.unique(data, axis=d, return_inverse=True, return_counts=True)
+      inverse = inverse.reshape(-1)
     make = lambda a, dt=None: type(self)(np.ascontiguousarray(a), dtype=dt, device=self.device)
-    out = (make(values, self.dtype),) + ((make(inverse.reshape(self.shape).astype(np.int64)),) if return_inverse
-                                         else ()) + ((make(counts.astype(np.int64)),) if return_counts else ())
+    out = (make(values, self.dtype),) + ((make(inverse.astype(np.int64)),) if return_inverse else ()) + \
+          ((make(counts.astype(np.int64)),) if return_counts else ())
     return out[0] if len(out) == 1 else out
 
   def bincount(self, weights: "Tensor | None" = None, minlength: int = 0) -> "Tensor":
