@@ -503,6 +503,15 @@ def test_a_persistent_matmul_computes_every_tile_once_with_its_epilogue(programs
     np.testing.assert_allclose(out.numpy(), np.maximum(a @ b + c, 0), rtol=1e-5, atol=1e-4)
 
 
+def assert_contract_catches(prog, u, field: str, value, match: str):
+  """`prog.verify()` raises InvalidIR (matching `match`) while uop `u`'s `field` is `value`; restored after."""
+  old = getattr(u, field)
+  setattr(u, field, value)
+  try:
+    with pytest.raises(InvalidIR, match=match): prog.verify()
+  finally: setattr(u, field, old)
+
+
 @pytest.mark.parametrize("columns, stores", [(None, 1), (64, 1), (32, 2), (16, 4)])
 @pytest.mark.parametrize("programs", [None, 5])
 def test_a_matmul_epilogue_runs_on_column_sub_tiles_of_the_accumulator(columns, stores, programs, monkeypatch):
@@ -523,10 +532,7 @@ def test_a_matmul_epilogue_runs_on_column_sub_tiles_of_the_accumulator(columns, 
   if stores > 1:
     assert "tl.split(" in triton_render.render(prog)
     half = next(u for u in prog.uops if u.op is U.SPLIT)
-    half.shape, shape = half.srcs[0].shape, half.shape   # a "half" as wide as its tile: the contract catches it
-    try:
-      with pytest.raises(InvalidIR, match="is no half of a tile"): prog.verify()
-    finally: half.shape = shape
+    assert_contract_catches(prog, half, "shape", half.srcs[0].shape, "is no half of a tile")   # as wide as its tile
   np.testing.assert_allclose(lazy.numpy(), want, rtol=1e-3, atol=1e-3)
   dev = get_device()
   if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
@@ -604,10 +610,8 @@ def test_a_persistent_matmul_stores_its_output_tiles_through_a_tensor_descriptor
   if tile_stores:
     assert ".store([" in triton_render.render(prog)
     tile = next(u for u in prog.uops if u.op is U.TILE_STORE)
-    tile.arg, block = tile.arg._replace(block=(2 * tile.arg.block[0], tile.arg.block[1])), tile.arg   # another shape
-    try:
-      with pytest.raises(InvalidIR, match="is no block"): prog.verify()
-    finally: tile.arg = block
+    assert_contract_catches(prog, tile, "arg", tile.arg._replace(block=(2 * tile.arg.block[0], tile.arg.block[1])),
+                            "is no block")   # a block of another shape than the tile's
   np.testing.assert_allclose(lazy.numpy(), want, rtol=1e-5, atol=1e-4)
   dev = get_device()
   if dev.name != "numpy":   # the same program rendered for Triton (its interpreter in CI)
