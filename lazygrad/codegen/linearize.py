@@ -58,11 +58,11 @@ class LoweringOptions:
   persistent_programs: int | None = None
   # a contraction's epilogue (what follows its K loop: casts, bias, activation, stores) runs on sub-tiles of at most
   # this many output columns, halves of the accumulator (None: on the whole tile). Its store converts the MMA layout
-  # of the accumulator through shared memory, a smaller one per sub-tile: an H100's 128 x 256 tiles of GPT-2's
+  # of the accumulator through shared memory, a smaller one per sub-tile: an H200's 128 x 256 tiles of GPT-2's
   # matmuls ran 1-6% faster with 128 (bench/NOTES.md)
   epilogue_columns: int | None = None
-  # the device reads tiles through tensor descriptors (TMA: one instruction a tile, no address arithmetic, lanes past
-  # the edges filled with zeros by the copy engine), where a tiling asks for them (`Tiling.descriptors`)
+  # the device reads and writes tiles through tensor descriptors (TMA: one instruction a tile, no address arithmetic,
+  # lanes past the edges zero-filled or dropped by the copy engine), where a tiling asks for them (`Tiling.descriptors`)
   tensor_descriptors: bool = False
 
 
@@ -73,9 +73,9 @@ class Tiling:
   blocks: tuple
   num_warps: int = 1
   num_stages: int = 1
-  # a persistent matmul's operand tiles read through tensor descriptors, where the device takes them: a minimal
-  # kernel on an H100 went from 0.87-0.92x cuBLAS to 0.91-0.98x, but lazygrad's own tiles gained at some shapes and
-  # lost at others (bench/NOTES.md), so it is a tuner's choice. Only persistent: a descriptor is made once a program
+  # a persistent matmul's operand and output tiles read and written through tensor descriptors, where the device
+  # takes them: on an H100 the LM head went from 0.89x cuBLAS to 1.02x, other shapes gained or lost a few percent
+  # (bench/NOTES.md), so it is a tuner's choice. Only persistent: a descriptor is made once a program
   descriptors: bool = False
 
 
@@ -268,7 +268,7 @@ class _Linearizer:
     self.k, self.blocks, self.idt, self.opts = k, blocks, index_dtype, opts
     self.grid_blocks = blocks                  # the tiling's blocks (`blocks` is the current tile: an epilogue's
                                                # sub-tile is narrower)
-    self.descriptors = descriptors and opts.tensor_descriptors   # DOT operand tiles through tensor descriptors
+    self.descriptors = descriptors and opts.tensor_descriptors   # matmul tiles through tensor descriptors
     self.rank, self.n_out = len(k.shape), len(k.shape) - k.n_reduce
     self.full = tuple(range(self.rank))
     self.space = self.full

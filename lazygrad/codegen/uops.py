@@ -44,7 +44,7 @@ class U(Enum):
 
 
 class TileDesc(NamedTuple):
-  """A strided matrix in a buffer, read in blocks: `shape` (rows, cols), row stride `stride` (columns are
+  """A strided matrix in a buffer, read or written in blocks: `shape` (rows, cols), row stride `stride` (columns are
   contiguous), from element `offset`, in blocks of `block` (rows, cols); `transposed`: the tile is the block's
   transpose (the operand's axes run the other way round in memory)."""
   shape: tuple
@@ -91,10 +91,10 @@ class Program:
       if u.op is U.ACC_UPDATE and u.srcs[0].op is not U.ACC: fail(i, "updates something that is not an accumulator")
       if u.op in (U.LOAD, U.TILE_LOAD, U.STORE, U.TILE_STORE) and u.srcs[0].op is not U.PARAM:
         fail(i, "accesses memory not through a parameter")
-      if u.op in (U.TILE_LOAD, U.TILE_STORE) and \
-         (u.shape if u.op is U.TILE_LOAD else u.srcs[3].shape) != (u.arg.block[::-1] if u.arg.transposed else u.arg.block):
-        fail(i, f"a tile of {u.shape if u.op is U.TILE_LOAD else u.srcs[3].shape} is no block {u.arg.block} "
-                f"{'(transposed) ' if u.arg.transposed else ''}of its descriptor")
+      tile = u.shape if u.op is U.TILE_LOAD else u.srcs[3].shape if u.op is U.TILE_STORE else None
+      if tile is not None and tile != (u.arg.block[::-1] if u.arg.transposed else u.arg.block):
+        fail(i, f"a tile of {tile} is no block {u.arg.block} {'(transposed) ' if u.arg.transposed else ''}of its "
+                "descriptor")
       if u.op is U.SPLIT and (u.srcs[0].shape[u.arg[0]] % 2 or
                               u.shape != tuple(x // 2 if d == u.arg[0] else x for d, x in enumerate(u.srcs[0].shape))):
         fail(i, f"is no half of a tile {u.srcs[0].shape} along axis {u.arg[0]}")
