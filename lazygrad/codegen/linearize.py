@@ -197,12 +197,10 @@ def dot_tilings(k: Kernel, opts: LoweringOptions) -> list[Tiling]:
   out = {default: None}
   for bm, bn, bk, warps, stages in DOT_CANDIDATES:
     out.setdefault(Tiling(_dot_blocks(k, opts, default.blocks, (bm, bn, bk)), warps, stages), None)
-  if opts.tensor_descriptors and _persistent_pays(k, opts):   # only a persistent program makes descriptors
+  if opts.tensor_descriptors:
     for bm, bn, bk, warps, stages in DOT_CANDIDATES[:DESCRIBED_CANDIDATES]:
       blocks = _dot_blocks(k, opts, default.blocks, (bm, bn, bk))
-      if prod(math.ceil(k.shape[a] / b) for a, b in enumerate(blocks[:len(k.shape) - k.n_reduce])) > \
-         opts.persistent_programs:
-        out.setdefault(Tiling(blocks, warps, stages, True), None)
+      if _persistent(k, opts, blocks): out.setdefault(Tiling(blocks, warps, stages, True), None)   # (see Tiling)
   return list(out)
 
 
@@ -234,6 +232,18 @@ def _dot_parts_of(k: Kernel, opts: LoweringOptions):
 
 
 PERSISTENT_MAX_K = 4096
+
+
+def output_tiles(k: Kernel, blocks: tuple) -> int:
+  """How many blocks of `blocks` cover the kernel's output axes: its programs, one a tile (unless persistent)."""
+  return math.prod(math.ceil(k.shape[a] / blocks[a]) for a in range(len(k.shape) - k.n_reduce))
+
+
+def _persistent(k: Kernel, opts: LoweringOptions, blocks: tuple) -> bool:
+  """Do the programs of this tiling loop over output tiles? Where the device asks for it, the tiles outnumber its
+  programs and the loop pays."""
+  p = opts.persistent_programs
+  return p is not None and output_tiles(k, blocks) > p and _persistent_pays(k, opts)
 
 
 def _persistent_pays(k: Kernel, opts: LoweringOptions) -> bool:
@@ -637,10 +647,11 @@ class _Linearizer:
     k = self.k
     self.params = {i: self.emit(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)}
     out_axes = list(range(self.n_out))
-    n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
+    n_prog = output_tiles(k, self.blocks)
     pid = self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None
     programs, tiles = n_prog, None
-    if (p := self.opts.persistent_programs) is not None and n_prog > p and _persistent_pays(k, self.opts):
+    if _persistent(k, self.opts, self.blocks):
+      p = self.opts.persistent_programs
       # persistent: program pid takes tiles pid, pid + p, ... (a loop the renderer asks Triton to flatten with the
       # loops inside it, so one tile's loads start while the last one's products finish)
       programs, self.persistent = p, True
@@ -927,7 +938,7 @@ class _AxisLinearizer(_Linearizer):
     k, last = self.k, self.rank - 1
     self.params = {i: self.emit(U.PARAM, b.dtype, (), i, ()) for i, b in enumerate(k.bufs)}
     out_axes = list(range(self.n_out))
-    n_prog = math.prod(math.ceil(k.shape[a] / self.blocks[a]) for a in out_axes)
+    n_prog = output_tiles(k, self.blocks)
     self.define_axes(out_axes, self.emit(U.PROGRAM_ID, self.idt, (), 0, ()) if n_prog > 1 else None)
     n_iter = math.ceil(k.shape[last] / self.blocks[last])
     self.carry: dict[KNode, UOp] = {}
